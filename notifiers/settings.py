@@ -1,0 +1,59 @@
+"""The `notifiers:` section of the configuration.
+
+Secrets are never in the file: the file names the environment variables that hold them
+(`*_env`), so the YAML can be committed and reviewed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_E164 = r"^\+[1-9]\d{6,14}$"
+
+
+class _Strict(BaseModel):
+    # A misspelt key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TwilioSettings(_Strict):
+    account_sid_env: str = "TWILIO_ACCOUNT_SID"
+    auth_token_env: str = "TWILIO_AUTH_TOKEN"
+    from_number: str | None = Field(None, pattern=_E164)
+    messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    base_url: str | None = None  # e.g. http://127.0.0.1:PORT for the fake server (tests, demo)
+    timeout_s: float = Field(10, gt=0)
+    # Twilio drops a message still queued after this long: a stale reminder is worse than none.
+    # 1..36000 is Twilio's documented range; None leaves Twilio's default (4 hours).
+    validity_period_s: int | None = Field(3600, ge=1, le=36000)
+    status_callback_url: str | None = None  # public URL of our /twilio/status webhook
+    voice_language: str = "zh-CN"
+
+    @model_validator(mode="after")
+    def _needs_a_sender(self) -> TwilioSettings:
+        if self.from_number is None and self.messaging_service_sid is None:
+            raise ValueError("twilio needs from_number or messaging_service_sid")
+        return self
+
+
+class WeComSettings(_Strict):
+    webhook_url_env: str = "WECOM_WEBHOOK_URL"
+    timeout_s: float = Field(10, gt=0)
+
+
+class DingTalkSettings(_Strict):
+    webhook_url_env: str = "DINGTALK_WEBHOOK_URL"
+    # Named -> signed mode, and the variable must then be set (a signed robot rejects unsigned
+    # posts, so silently sending unsigned would only fail later). None -> unsigned mode.
+    secret_env: str | None = None
+    timeout_s: float = Field(10, gt=0)
+
+
+class ConsoleSettings(_Strict):
+    pass
+
+
+class NotifierSettings(_Strict):
+    twilio: TwilioSettings | None = None  # absent: sms and voice go to the console
+    wecom: WeComSettings | None = None  # absent: wecom goes to the console
+    dingtalk: DingTalkSettings | None = None  # absent: dingtalk goes to the console
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)

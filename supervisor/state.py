@@ -1,0 +1,219 @@
+"""Ticket state is a fold over its events ordered by `at`, then by arrival.
+
+The fold knows the lifecycle, not the office's policy: computed deadlines (the rules' defaults)
+are worked out later, in deadlines.py, so that a rules edit never needs a re-fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+from .events import Event
+
+OPEN_STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened")
+
+
+@dataclass(frozen=True)
+class TicketState:
+    ticket: str
+    status: str = "new"
+    created_at: datetime | None = None
+    channel: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    urgent: bool = False
+    caller_hash: str | None = None
+    caller_masked: str | None = None
+    address: str | None = None
+    grid: str | None = None
+    summary: str | None = None
+    unit: str | None = None
+    co_units: tuple[str, ...] = ()
+    signed_units: tuple[str, ...] = ()
+    returned_units: tuple[str, ...] = ()
+    dispatch_count: int = 0
+    return_count: int = 0
+    dispatched_at: datetime | None = None
+    signed_at: datetime | None = None
+    returned_at: datetime | None = None
+    platform_sign_by: datetime | None = None
+    platform_reply_by: datetime | None = None
+    extension_requested_at: datetime | None = None
+    extension_requested_until: datetime | None = None
+    extension_count: int = 0
+    extension_until: datetime | None = None
+    commitment_due: str | None = None  # a date or a timestamp, as sent
+    commitment_at: datetime | None = None
+    contacted_before: bool = False
+    contacted_after: bool = False
+    replied_at: datetime | None = None
+    visited_at: datetime | None = None
+    satisfaction: str | None = None
+    resolved: bool | None = None
+    dissatisfied_count: int = 0
+    reopened_count: int = 0
+    reopened_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_event_at: datetime | None = None
+    event_count: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.status != "closed"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TicketState:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if value is not None and f.type in ("datetime | None",):
+                value = datetime.fromisoformat(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
+    return seq if item is None or item in seq else (*seq, item)
+
+
+def apply(state: TicketState, event: Event) -> TicketState:
+    """One step of the fold. Unknown combinations (a reply before dispatch, say) are recorded as
+    they come: the hotline platform is the source of truth, we only watch it."""
+    d = event.data
+    at = event.at
+    s = replace(state, last_event_at=at, event_count=state.event_count + 1)
+    t = event.type
+    if t == "created":
+        return replace(
+            s,
+            created_at=at,
+            channel=d.get("channel"),
+            category=d.get("category"),
+            kind=d.get("kind"),
+            urgent=bool(d.get("urgent", False)),
+            caller_hash=d.get("caller_hash"),
+            caller_masked=d.get("caller_masked"),
+            address=d.get("address"),
+            grid=d.get("grid"),
+            summary=d.get("summary"),
+        )
+    if t == "dispatched":
+        return replace(
+            s,
+            status="dispatched",
+            unit=d["unit"],
+            co_units=tuple(d.get("co_units", ())),
+            signed_units=(),
+            dispatch_count=s.dispatch_count + 1,
+            dispatched_at=at,
+            signed_at=None,
+            platform_sign_by=_ts(d.get("sign_by")),
+            platform_reply_by=_ts(d.get("reply_by")),
+            extension_until=None,
+        )
+    if t == "signed":
+        unit = d["unit"]
+        signed = _add(s.signed_units, unit)
+        if unit == s.unit and s.status in ("dispatched", "new"):
+            return replace(s, status="signed", signed_units=signed, signed_at=at)
+        return replace(s, signed_units=signed)
+    if t == "returned":
+        unit = d["unit"]
+        returned = _add(s.returned_units, unit)
+        if unit == s.unit:
+            return replace(s, status="returned", returned_units=returned, return_count=s.return_count + 1, returned_at=at)
+        # a co-handling unit leaving the ticket
+        return replace(
+            s,
+            co_units=tuple(u for u in s.co_units if u != unit),
+            returned_units=returned,
+            return_count=s.return_count + 1,
+            returned_at=at,
+        )
+    if t == "extension_requested":
+        return replace(s, extension_requested_at=at, extension_requested_until=_ts(d["until"]))
+    if t == "extension_decided":
+        if d["approved"]:
+            until = _ts(d.get("until")) or s.extension_requested_until
+            return replace(s, extension_until=until, extension_count=s.extension_count + 1)
+        return s
+    if t == "commitment_made":
+        return replace(s, commitment_due=d["due"], commitment_at=at)
+    if t == "contacted":
+        if d.get("phase") == "after":
+            return replace(s, contacted_after=True)
+        return replace(s, contacted_before=True)
+    if t == "replied":
+        return replace(s, status="replied", replied_at=at)
+    if t == "visited":
+        dissatisfied = d["satisfaction"] == "dissatisfied"
+        return replace(
+            s,
+            status="visited",
+            visited_at=at,
+            satisfaction=d["satisfaction"],
+            resolved=d.get("resolved"),
+            dissatisfied_count=s.dissatisfied_count + (1 if dissatisfied else 0),
+        )
+    if t == "reopened":
+        return replace(
+            s,
+            status="reopened",
+            reopened_count=s.reopened_count + 1,
+            reopened_at=at,
+            replied_at=None,
+            visited_at=None,
+            contacted_before=False,
+            contacted_after=False,
+            platform_reply_by=_ts(d.get("reply_by")),
+            extension_until=None,
+        )
+    if t == "closed":
+        return replace(s, status="closed", closed_at=at)
+    raise ValueError(f"unknown event type {t!r}")
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def order(events: Iterable[Event]) -> list[Event]:
+    """Events sorted by `at`; Python's sort is stable, so ties keep arrival order."""
+    return sorted(events, key=lambda e: e.at)
+
+
+def fold(ticket: str, events: Iterable[Event]) -> TicketState:
+    state = TicketState(ticket=ticket)
+    for event in order(events):
+        state = apply(state, event)
+    return state
+
+
+def history(ticket: str, events: Iterable[Event]) -> list[tuple[Event, TicketState]]:
+    """Each event with the state right after it, in fold order (for event-triggered rules)."""
+    out = []
+    state = TicketState(ticket=ticket)
+    for event in order(events):
+        state = apply(state, event)
+        out.append((event, state))
+    return out
+
+
+__all__ = ["TicketState", "apply", "fold", "history", "order", "OPEN_STATUSES", "field"]
