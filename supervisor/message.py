@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .deadlines import Deadlines
-from .events import Event
-from .state import TicketState
-from .workcal import WorkCalendar
+if TYPE_CHECKING:
+    from .deadlines import Deadlines
+    from .events import Event
+    from .state import TicketState
+    from .workcal import WorkCalendar
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,9 @@ def plan(
 
     # Walk the fold. Event-triggered rules look at every event from the first new one on
     # (a late event changes the states after it); the last message also serves state rules.
-    first_new = None
+    first_new = None  # None: every event is new; len(ordered): none is (a replan)
     if new_event_ids is not None:
-        for i, ev in enumerate(ordered):
-            if ev.id in new_event_ids:
-                first_new = i
-                break
+        first_new = next((i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered))
     state = TicketState(ticket=ticket)
     msg: dict[str, Any] = {}
     deadlines = dl.Deadlines()
@@ -157,6 +154,11 @@ def plan(
     if not ordered:
         return Plan(state, deadlines, (), (), ())
 
+    known = {r.id for r in rules}
+    for rule_id, lads in list(by_rule.items()):
+        if rule_id not in known:  # a rules edit removed or disabled it
+            for lad in [x for x in lads if x.status == ACTIVE]:
+                stop(lad, "rule removed")
     for rule in rules:
         active = [lad for lad in by_rule.get(rule.id, []) if lad.status == ACTIVE]
         if rule.event_triggered:
