@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from .conditions import ALWAYS, Compiled, compile_condition, evaluate
 from .durations import Duration, parse_duration
@@ -34,7 +34,14 @@ def _duration(value: Any) -> Duration:
     return parse_duration(value)
 
 
-DurationField = Annotated[Duration, BeforeValidator(_duration)]
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[+-]?\s*\d+\s*(m|h|d|minutes?|hours?|days?|working (minutes?|hours?|days?)|个?工作(分钟|小时|日))$"},
+        {"type": "integer", "const": 0},
+    ],
+    "description": "30m, 24h, 2d (natural time) or 2 working hours, -30 working minutes, 3 working days",
+}
+DurationField = Annotated[Duration, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Role = Literal["liaison", "head", "supervisor", "leader", "grid"]
 ChannelName = Literal["sms", "voice", "wecom", "dingtalk", "console"]

@@ -36,6 +36,17 @@ class Runtime:
     catch_up_grace: timedelta = timedelta(minutes=5)
 
 
+def runtime_from(loaded: Any, key: bytes) -> Runtime:
+    """A Runtime from config.load_all's result."""
+    return Runtime(
+        policy=loaded.policy,
+        directory=loaded.directory,
+        templates=loaded.templates,
+        caller_key=key,
+        catch_up_grace=timedelta(seconds=loaded.settings.scheduler.catch_up_grace_s),
+    )
+
+
 @dataclass
 class BatchRejected(Exception):
     problems: list[tuple[int, FieldProblem]] = field(default_factory=list)

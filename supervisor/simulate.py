@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import reports
 from .clock import VirtualClock
 from .events import Event
 from .memstore import MemoryStore
@@ -61,8 +62,21 @@ class Simulation:
         self.notifications: list[Notification] = []
 
     async def advance(self, until: datetime) -> None:
+        """Fire every timer and periodic report due by `until`, in time order."""
+        rt = self.supervisor.runtime
+        runs = sorted(
+            (at, i, report)
+            for i, report in enumerate(rt.policy.reports)
+            for at in reports.occurrences(report, self.clock.now(), until, rt.policy.calendar)
+        )
         while True:
             due = await self.store.next_due()
+            report_at = runs[0][0] if runs else None
+            if report_at is not None and (due is None or report_at < due) and report_at <= until:
+                at, _, report = runs.pop(0)
+                self.clock.set(at)
+                self.notifications.extend(reports.build(report, at, self.store.states.values(), rt))
+                continue
             if due is None or due > until:
                 break
             self.clock.set(due)

@@ -355,3 +355,23 @@ class PgStore:
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
+
+
+REPORT_STATES = """
+SELECT state FROM tickets WHERE status <> 'closed' OR updated_at > $1
+"""
+
+
+async def run_report(store: PgStore, report_id: str, period: int, now: datetime, build: Callable[[list[TicketState]], list[Notification]]) -> list[Notification] | None:
+    """Run one period of a report once across all daemons: the report_runs key decides who."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        won = await conn.fetchval(
+            "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1", report_id, str(period)
+        )
+        if not won:
+            return None
+        states = [TicketState.from_json(r["state"]) for r in await conn.fetch(REPORT_STATES, now - timedelta(days=8))]
+        notes = build([s for s in states if s.event_count])
+        if notes:
+            await store._insert_outbox(conn, notes)
+        return notes

@@ -72,6 +72,8 @@ def segments(text: str) -> int:
 
 
 def _local(value: datetime) -> datetime:
+    if not isinstance(value, datetime):  # e.g. None: a rule fired without the time it names
+        raise ValueError(f"expected a date and time, got {value!r}")
     # naive datetimes are taken as already in Shanghai time
     return value.astimezone(ZONE) if value.tzinfo else value
 
@@ -84,7 +86,7 @@ def hm(value: datetime) -> str:
 
 def day(value: date) -> str:
     """ "11月25日" (a date, or a datetime in Shanghai time)."""
-    v = _local(value) if isinstance(value, datetime) else value
+    v = value if isinstance(value, date) and not isinstance(value, datetime) else _local(value)
     return f"{v.month}月{v.day}日"
 
 
@@ -243,7 +245,9 @@ class Templates:
                 errors.append(self._error(name, "template could expose a phone number"))
                 continue
             except RenderError as exc:
-                errors.append(self._error(name, str(exc.__cause__ or exc)))
+                errors.append(
+                    self._error(name, f"cannot render the sample: {exc.__cause__ or exc}")
+                )
                 continue
             n = segments(text)
             if n > item.limit:
@@ -268,9 +272,14 @@ def load_templates(path: Path | str, text: str | None = None) -> Templates:
 def sample_context() -> dict[str, Any]:
     """A representative context: the contract between the callers and the templates.
 
-    `ticket` is the ticket the message is about; `tickets` lists tickets for grouped, digest,
-    look-back and repeat-caller messages (same keys, plus `deadline`, `overdue_by` and `text`, the
-    one-line reminder for that ticket). Times are aware datetimes; `overdue_by` is already in words.
+    Every message: `ticket` (the ticket's facts, see notify.ticket_context), `deadline` (the
+    rule's anchor time), `overdue_by` (time past it, in words; "" before), `rule`,
+    `rule_description`, `step`, `recipient_name`, `target_unit` and `target_unit_name` (the unit
+    the message is about: the co-handling unit for co-unit reminders).
+    Reports and grouped messages add `tickets` (ticket dicts plus `deadline`, `overdue_by` and
+    `text`, the one-line reminder for that ticket), `count` and, for the digest, `counts`
+    (awaiting_sign, due_today, overdue). A template that may also be used without them must
+    test `is defined`, as repeat_caller does. Times are aware datetimes.
     """
     deadline = datetime(2026, 11, 25, 14, 30, tzinfo=ZONE)
 
@@ -280,40 +289,30 @@ def sample_context() -> dict[str, Any]:
             "unit": "城管执法中队", "unit_name": "城管执法中队", "status": "dispatched",
             "summary": "幸福小区东门夜间占道经营烧烤，油烟和噪音扰民，多次反映未解决",
             "address": "幸福路88号幸福小区东门", "grid": "G01",
+            "dispatch_count": 3, "returned_units": ["市场监管所", "物业管理办公室"],
+            "commitment_due": datetime(2026, 12, 4, 17, 30, tzinfo=ZONE),
+            "satisfaction": "dissatisfied", "dissatisfied_count": 2,
+            "sign_by": datetime(2026, 11, 25, 11, 0, tzinfo=ZONE), "reply_by": deadline,
         }  # fmt: skip
         return base | over
 
     tickets = [
-        ticket("2026112500123")
-        | {"deadline": deadline, "overdue_by": "", "text": "请于11月25日 14:30前签收"},
-        ticket("2026112400087", status="signed")
-        | {"deadline": deadline, "overdue_by": "", "text": "今日14:30到期"},
-        ticket(
-            "2026111800342",
-            status="reopened",
-            category="物业管理",
-            unit="物业管理办公室",
-            unit_name="物业管理办公室",
-        )
-        | {
-            "deadline": datetime(2026, 11, 24, 17, 30, tzinfo=ZONE),
-            "overdue_by": "3个工作小时",
-            "text": "已超期3个工作小时",
-        },
-    ]
+        ticket("2026112500123") | {"deadline": deadline, "overdue_by": "", "text": "请于11月25日 14:30前签收"},
+        ticket("2026112400087", status="signed") | {"deadline": deadline, "overdue_by": "", "text": "今日14:30到期"},
+        ticket("2026111800342", status="reopened", category="物业管理", unit="物业管理办公室", unit_name="物业管理办公室")
+        | {"deadline": datetime(2026, 11, 24, 17, 30, tzinfo=ZONE), "overdue_by": "3小时", "text": "已超期3小时"},
+    ]  # fmt: skip
     return {
         "ticket": ticket("2026112500123"),
         "deadline": deadline,
-        "overdue_by": "1个工作小时",
+        "overdue_by": "1小时",
         "rule": "sign-off",
+        "rule_description": "签收时限：到期前提醒联络员，到期催办负责人，逾期报热线专员",
         "step": 0,
+        "recipient_name": "王强",
+        "target_unit": "市场监管所",
+        "target_unit_name": "市场监管所",
         "tickets": tickets,
         "count": len(tickets),
-        "counts": {"awaiting_sign": 1, "due_today": 1, "overdue": 1},  # digest
-        "dispatch_count": 3,
-        "returned_units": ["市场监管所", "物业管理办公室"],
-        "commitment_due": date(2026, 12, 4),
-        "satisfaction": "dissatisfied",
-        "dissatisfied_count": 2,
-        "recipient_name": "王强",
+        "counts": {"awaiting_sign": 1, "due_today": 1, "overdue": 1},
     }

@@ -151,3 +151,20 @@ def test_long_digit_runs_are_not_phone_numbers():
 def test_unknown_template():
     with pytest.raises(RenderError, match="unknown template"):
         make("x").render("nope", {})
+
+
+def test_repeat_caller_renders_without_the_linked_tickets():
+    ctx = sample_context()
+    del ctx["tickets"], ctx["count"]
+    text = load_templates(CONFIG).render("repeat_caller", ctx)
+    assert "多次" in text and ctx["ticket"]["id"] in text
+
+
+def test_a_missing_time_is_a_render_error():
+    with pytest.raises(RenderError, match="expected a date and time"):
+        make("{{ t | hm }}").render("t", {"t": None})
+
+
+def test_labels_and_short():
+    t = make("{{ k | zh }} {{ s | short(5) }}")
+    assert t.render("t", {"k": "complaint", "s": "一二三四五六七"}) == "投诉 一二三四…"
