@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
-from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -51,10 +50,10 @@ _GROUP = "coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WH
 RECORD_STATUS = f"""
 UPDATE outbox SET
     delivery_status = CASE WHEN delivery_status = ANY($4::text[]) THEN delivery_status ELSE $2 END,
-    delivered_at = CASE WHEN $2 = ANY($5::text[]) THEN coalesce(delivered_at, $6) ELSE delivered_at END,
-    status = CASE WHEN status = 'sending' AND NOT ($2 = ANY($7::text[])) THEN 'sent' ELSE status END,
-    provider_id = coalesce(provider_id, $3),
-    sent_at = CASE WHEN status = 'sending' THEN $6 ELSE sent_at END
+    delivered_at = CASE WHEN $2 = ANY($5::text[]) THEN coalesce(delivered_at, now()) ELSE delivered_at END,
+    status = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN 'sent' ELSE status END,
+    sent_at = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN now() ELSE sent_at END,
+    provider_id = coalesce(provider_id, $3)
 WHERE {_GROUP}
 """
 MARK_FAILED = f"""
@@ -88,15 +87,15 @@ def setup_twilio_hooks(
     validator = RequestValidator(auth_token)
     ack_words = {w.strip(_PUNCTUATION).casefold() for w in settings.ack_words}
 
-    async def verified_form(request: web.Request) -> MultiDictProxy[str] | None:
+    async def verified_form(request: web.Request) -> dict[str, str] | None:
         form = await request.post()
         base = public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
         signature = request.headers.get("X-Twilio-Signature", "")
-        params = MultiDictProxy({k: v for k, v in form.items() if isinstance(v, str)})  # type: ignore[arg-type]
+        # The multidict itself is validated: a repeated field is signed with all its values.
         if not signature or not validator.validate(base + request.raw_path, form, signature):
             log.warning("twilio webhook with a bad signature", extra={"path": request.path})
             return None
-        return params
+        return {k: v for k, v in form.items() if isinstance(v, str)}
 
     async def status(request: web.Request) -> web.Response:
         form = await verified_form(request)
@@ -109,11 +108,9 @@ def setup_twilio_hooks(
             if row_id is None or not state:
                 log.warning("status callback for no known message", extra={"status": state})
                 return web.Response(status=204)
-            now = await conn.fetchval("SELECT now()")
             await conn.execute(
-                RECORD_STATUS, row_id, state, sid, list(FINAL), list(DELIVERED), now,
-                list(NOT_DELIVERED),
-            )  # fmt: skip
+                RECORD_STATUS, row_id, state, sid, list(FINAL), list(DELIVERED), list(NOT_DELIVERED)
+            )
         if state in NOT_DELIVERED:
             code = form.get("ErrorCode")
             reason = f"twilio {state}" + (f" (error {code})" if code else "")

@@ -1,0 +1,94 @@
+"""Timers in PostgreSQL: exactly-once firing across daemons, moves on events, catch-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+from supervisor.clock import VirtualClock
+from supervisor.db import create_pool
+from supervisor.service import Supervisor
+from supervisor.store import PgStore
+from tests.helpers import ev, runtime, sh
+
+
+def ticket_events(n: int, start) -> list[dict]:
+    out = []
+    for i in range(n):
+        t = f"T{i:05d}"
+        out.append(ev(t, 1, "created", start, kind="complaint", category="市容环境", grid="G01"))
+        out.append(ev(t, 2, "dispatched", start, unit="城管执法中队"))
+    return out
+
+
+async def test_two_daemons_fire_each_due_step_exactly_once(pg_url):
+    pools = [await create_pool(pg_url, max_size=3) for _ in range(2)]
+    try:
+        start = sh(2026, 11, 23, 9, 0)  # Monday
+        rt = runtime()
+        sups = [Supervisor(PgStore(p), rt, VirtualClock(start)) for p in pools]
+        await sups[0].ingest(ticket_events(300, start))
+        # 09:00 + 2 working hours: sign_by 11:00; steps at 10:30, 11:00, 12:00 (lunch: 13:30+...)
+        now = sh(2026, 11, 23, 10, 31)
+
+        async def worker(sup: Supervisor) -> int:
+            fired = 0
+            while True:
+                out = await sup.fire_due(limit=25, now=now)
+                fired += out.fired
+                if not (out.fired or out.cancelled or out.superseded):
+                    return fired
+                await asyncio.sleep(0)
+
+        done = await asyncio.gather(worker(sups[0]), worker(sups[1]))
+        assert sum(done) == 300 and all(d > 0 for d in done), done
+        async with pools[0].acquire() as conn:
+            rows = await conn.fetch("SELECT ticket, rule, step, recipient, channel FROM outbox")
+            fired = await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'fired'")
+        assert fired == 300
+        keys = Counter((r["ticket"], r["rule"], r["step"], r["recipient"], r["channel"]) for r in rows)
+        assert len(keys) == 300 and max(keys.values()) == 1
+        assert {r["rule"] for r in rows} == {"sign-off"} and {r["step"] for r in rows} == {0}
+    finally:
+        for p in pools:
+            await p.close()
+
+
+async def test_signing_cancels_and_extension_moves_only_the_affected_rows(pool):
+    start = sh(2026, 11, 23, 9, 0)
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(start))
+    await sup.ingest([
+        ev("T1", 1, "created", start, kind="complaint", category="市容环境"),
+        ev("T1", 2, "dispatched", start, unit="城管执法中队"),
+        ev("T1", 3, "commitment_made", start + timedelta(minutes=5), due="2026-12-10"),
+    ])  # fmt: skip
+    async with pool.acquire() as conn:
+        before = {(r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"]) for r in await conn.fetch("SELECT * FROM timers WHERE status='pending'")}
+    assert {k[0] for k in before} == {"sign-off", "reply-deadline", "commitment"}
+    await sup.ingest([ev("T1", 4, "signed", start + timedelta(minutes=20), unit="城管执法中队")])
+    await sup.ingest([
+        ev("T1", 5, "extension_requested", start + timedelta(hours=1), until=sh(2026, 12, 7, 17, 0).isoformat()),
+        ev("T1", 6, "extension_decided", start + timedelta(hours=2), approved=True),
+    ])  # fmt: skip
+    async with pool.acquire() as conn:
+        after = {(r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"], r["status"]) for r in await conn.fetch("SELECT * FROM timers")}
+    assert all(after[k][2] == "cancelled" for k in after if k[0] == "sign-off")
+    assert all(after[k][2] == "cancelled" for k in after if k[0] == "reply-deadline" and k[1] == 1)
+    moved = {k: v for k, v in after.items() if k[0] == "reply-deadline" and k[1] == 2}
+    assert moved[("reply-deadline", 2, 2)][1] == sh(2026, 12, 7, 17, 0)
+    assert moved[("reply-deadline", 2, 0)][1] == sh(2026, 12, 4, 17, 0)
+    # the commitment ladder's rows are untouched: same ids, same times, still pending
+    for k, (tid, due) in before.items():
+        if k[0] == "commitment":
+            assert after[k] == (tid, due, "pending")
+
+
+async def test_after_downtime_only_the_latest_overdue_step_fires(pool):
+    start = sh(2026, 11, 23, 9, 0)
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(start))
+    await sup.ingest(ticket_events(1, start))
+    out = await sup.fire_due(now=sh(2026, 11, 23, 14, 0))  # down from 09:00 to 14:00
+    assert out.fired == 1 and out.superseded == 2
+    assert {(n.rule, n.step) for n in out.notifications} == {("sign-off", 2)}
+    assert all(lag > 3600 for lag in out.lags_s)
