@@ -51,7 +51,12 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver  # imported here: only the embedded mode needs it
+        import warnings
+
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI) and falls back to /tmp
+            warnings.simplefilter("ignore")
+            import pgserver  # imported here: only the embedded mode needs it
 
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(str(self.datadir), cleanup_mode="stop")

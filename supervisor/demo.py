@@ -6,9 +6,12 @@ once, as it would after an outage (only the latest overdue step of each ladder i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from .clock import SHANGHAI
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -67,5 +70,15 @@ async def run_demo(daemon: Daemon) -> None:
             f"demo: ticket {ticket}: {s.status}, unit {s.unit}, "
             f"sign_by {deadlines.sign_by:%m-%d %H:%M} reply_by {deadlines.reply_by:%m-%d %H:%M}" if deadlines.sign_by and deadlines.reply_by else f"demo: ticket {ticket}: {s.status}",
         )
+    await asyncio.sleep(3)  # let the scheduler and the dispatcher do their work
+    async with daemon.pool.acquire() as conn:
+        held = await conn.fetch(
+            "SELECT recipient, channel, text, not_before FROM outbox WHERE status = 'pending' AND not_before > $1 ORDER BY id",
+            daemon.clock.now(),
+        )
+        sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
+    log.info(f"demo: {sent} messages sent; {len(held)} held by quiet hours or grouping:")
+    for row in held:
+        log.info(f"demo:   [{row['channel']} → {row['recipient']}, goes at {row['not_before'].astimezone(SHANGHAI):%m-%d %H:%M}] {row['text']}")
     port = daemon.port
     log.info(f"demo: the daemon keeps running: GET http://127.0.0.1:{port}/healthz, /metrics, /api/v1/tickets/<id> (with a token). Ctrl-C stops it.")

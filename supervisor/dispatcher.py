@@ -151,7 +151,7 @@ INSERT_FALLBACK = """
 INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text,
                     urgent, note, not_before, created_at)
 SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, o.recipient, o.name, o.address, $2, o.text,
-       o.urgent, $3, CASE WHEN o.urgent THEN $4 ELSE $5 END, $4
+       o.urgent, $3, CASE WHEN o.urgent THEN $4::timestamptz ELSE $5::timestamptz END, $4
 FROM outbox o
 WHERE o.id = ANY($1::bigint[])
   AND NOT EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = o.ticket AND l.rule = o.rule

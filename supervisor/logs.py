@@ -46,3 +46,4 @@ def setup(fmt: str = "json", level: int = logging.INFO, stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every pg_ctl call

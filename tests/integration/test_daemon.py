@@ -1,0 +1,120 @@
+"""The whole daemon: HTTP server, loops, shutdown, restart; on the machine's PostgreSQL and once
+on the embedded one."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import aiohttp
+
+from supervisor.daemon import Daemon
+from supervisor.clock import VirtualClock
+from tests.helpers import every_type, loaded, sh
+
+TOKEN = "daemon-test-token"
+
+
+def make_loaded(tmp_path, **settings_update):
+    base = loaded()
+    s = base.settings
+    s = s.model_copy(update={
+        "http": s.http.model_copy(update={"port": 0}),
+        "database": s.database.model_copy(update={"embedded_dir": str(tmp_path / "pgdata")}),
+        "privacy": s.privacy.model_copy(update={"caller_key_file": str(tmp_path / "caller.key")}),
+        **settings_update,
+    })  # fmt: skip
+    return replace(base, settings=s)
+
+
+async def _post(port: int, events) -> dict:
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"http://127.0.0.1:{port}/api/v1/events", json=events, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def _get(port: int, path: str, auth: bool = True):
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
+        resp = await http.get(f"http://127.0.0.1:{port}{path}", headers=headers)
+        return resp.status, (await resp.json() if resp.content_type == "application/json" else await resp.text())
+
+
+async def _restart_keeps_state(tmp_path, env) -> None:
+    first = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    await first.start()
+    try:
+        assert (await _post(first.port, every_type()[:9]))["accepted"] == 9
+        status, before = await _get(first.port, "/api/v1/tickets/T1")
+        assert status == 200
+        status, health = await _get(first.port, "/healthz", auth=False)
+        assert status == 200 and health["database"] == "ok"
+    finally:
+        await first.stop()
+    second = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    await second.start()
+    try:
+        status, after = await _get(second.port, "/api/v1/tickets/T1")
+        assert status == 200
+        assert after["state"] == before["state"] and after["timeline"] == before["timeline"]
+        assert [(t["rule"], t["step"], t["due_at"]) for t in after["timers"]] == [(t["rule"], t["step"], t["due_at"]) for t in before["timers"]]
+        # a duplicate after the restart is still a duplicate
+        assert (await _post(second.port, every_type()[:9]))["duplicates"] == 9
+    finally:
+        await second.stop()
+
+
+async def test_state_survives_a_restart(tmp_path, pg_url):
+    await _restart_keeps_state(tmp_path, {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN})
+
+
+async def test_state_survives_a_restart_on_the_embedded_postgres(tmp_path):
+    await _restart_keeps_state(tmp_path, {"HOTLINE_API_TOKENS": TOKEN})
+    assert (tmp_path / "pgdata" / "PG_VERSION").exists()
+
+
+async def test_reload_refuses_an_invalid_edit_and_keeps_the_rules(tmp_path, pg_url):
+    import shutil
+
+    cfg = tmp_path / "config"
+    shutil.copytree(loaded().config_dir, cfg)
+    rules = tmp_path / "rules"
+    shutil.copytree(loaded().config_dir.parent / "rules", rules, ignore=shutil.ignore_patterns("tests"))
+    text = (cfg / "settings.yaml").read_text(encoding="utf-8").replace("rules_dir: ../rules", f"rules_dir: {rules}")
+    (cfg / "settings.yaml").write_text(text, encoding="utf-8")
+    from supervisor.config import load_all
+
+    base = load_all(cfg, env={})
+    lo = replace(make_loaded(tmp_path), policy=base.policy, config_dir=cfg)
+    daemon = Daemon(lo, env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN}, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    await daemon.start()
+    try:
+        await _post(daemon.port, every_type()[:2])
+        sign = rules / "sign-off.yaml"
+        good = sign.read_text(encoding="utf-8")
+        sign.write_text(good.replace("template: sign_reminder", "template: no_such_template", 1), encoding="utf-8")
+        assert await daemon.reload("test") is False
+        assert daemon.supervisor.runtime.policy.rules_by_id["sign-off"].steps[0].template == "sign_reminder"
+        # a valid edit: the liaison reminder now comes 60 working minutes before; pending rows move
+        sign.write_text(good.replace("at: -30 working minutes", "at: -60 working minutes", 1), encoding="utf-8")
+        assert await daemon.reload("test") is True
+        async with daemon.pool.acquire() as conn:
+            due = await conn.fetchval("SELECT due_at FROM timers WHERE ticket='T1' AND rule='sign-off' AND step=0 AND status='pending'")
+        assert due == sh(2026, 11, 23, 10, 5)  # dispatched 09:05, sign_by 11:05, minus 60 working minutes
+    finally:
+        await daemon.stop()
+
+
+def test_structured_log_lines_carry_no_phone_numbers():
+    import json
+    import logging
+
+    from supervisor import logs
+
+    stream = io.StringIO()
+    logs.setup("json", stream=stream)
+    logging.getLogger("hotline.test").info("sent", extra={"recipient": "wang-qiang", "channel": "sms"})
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["msg"] == "sent" and line["recipient"] == "wang-qiang" and line["level"] == "info"
+    logging.getLogger().handlers.clear()
