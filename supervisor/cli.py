@@ -102,7 +102,7 @@ def cmd_simulate(args) -> int:
             return 1
     notes = asyncio.run(simulate(events, runtime, until))
     if args.deliveries:
-        from .delivery import plan_deliveries
+        from .simulate import plan_deliveries
 
         for item in plan_deliveries(notes, loaded.settings.delivery, runtime.templates):
             print(json.dumps(item, ensure_ascii=False))

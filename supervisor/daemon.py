@@ -72,7 +72,7 @@ class Daemon:
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
             self.pool, self._notifiers, settings.delivery, self.clock,
-            render_group=self._render_group, worker_id=self.worker_id,
+            worker_id=self.worker_id,
         )  # fmt: skip
         app = make_app(
             self.supervisor,
@@ -145,10 +145,6 @@ class Daemon:
 
     def _not_before(self, note) -> datetime:
         return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
-
-    def _render_group(self, items: list[dict]) -> str:
-        first = items[0]
-        return self.supervisor.runtime.templates.render("grouped", {"recipient_name": first.get("name") or "", "tickets": items, "count": len(items)})
 
     async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())

@@ -211,7 +211,12 @@ class _Batch:
         return max(int(r["attempts"]) for r in self.rows)
 
     def log_extra(self, **more: object) -> dict[str, object]:
-        return {"outbox": self.ids, "recipient": self.first["recipient"], "channel": self.channel, **more}
+        return {
+            "outbox": self.ids,
+            "recipient": self.first["recipient"],
+            "channel": self.channel,
+            **more,
+        }
 
 
 class _TokenBucket:
@@ -291,7 +296,9 @@ class Dispatcher:
         """When run_once next has something to do: the earliest pending row, or the earliest
         'sending' row becoming stale."""
         async with self.pool.acquire() as conn:
-            return await conn.fetchval(NEXT_READY, timedelta(seconds=self.settings.reconcile_after_s))
+            return await conn.fetchval(
+                NEXT_READY, timedelta(seconds=self.settings.reconcile_after_s)
+            )
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """The daemon loop: run_once while there is work, then sleep until the next ready row,
@@ -447,7 +454,9 @@ class Dispatcher:
             return False
         return True
 
-    async def _record(self, b: _Batch, result: SendResult, attempts: int, stats: DispatchStats) -> None:
+    async def _record(
+        self, b: _Batch, result: SendResult, attempts: int, stats: DispatchStats
+    ) -> None:
         now = self.clock.now()
         if result.outcome == "sent":
             async with self.pool.acquire() as conn:
@@ -460,12 +469,19 @@ class Dispatcher:
             await self._give_up(b, result.error or "failed", stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
             async with self.pool.acquire() as conn:
-                await conn.execute(RECORD_UNKNOWN, b.lead, result.error or "unknown", self.worker_id)
+                await conn.execute(
+                    RECORD_UNKNOWN, b.lead, result.error or "unknown", self.worker_id
+                )
             stats.unknown += 1
             log.warning("send outcome unknown", extra=b.log_extra(error=result.error))
 
     async def _retry(
-        self, b: _Batch, error: str, retry_after_s: float | None, attempts: int, stats: DispatchStats
+        self,
+        b: _Batch,
+        error: str,
+        retry_after_s: float | None,
+        attempts: int,
+        stats: DispatchStats,
     ) -> None:
         if attempts >= self.settings.max_attempts:
             await self._give_up(b, f"gave up after {attempts} attempts: {error}", stats)
@@ -490,7 +506,9 @@ class Dispatcher:
         Returns the number of fallback rows created; idempotent (callbacks are retried)."""
         return await self._fail_and_fall_back(outbox_id, reason, ("sending", "sent"))
 
-    async def _fail_and_fall_back(self, outbox_id: int, reason: str, statuses: tuple[str, ...]) -> int:
+    async def _fail_and_fall_back(
+        self, outbox_id: int, reason: str, statuses: tuple[str, ...]
+    ) -> int:
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             failed = await conn.fetch(FAIL_GROUP, outbox_id, reason, list(statuses))
@@ -506,7 +524,9 @@ class Dispatcher:
                     INSERT_FALLBACK, [r["id"] for r in failed], target, note, now, held
                 )
         extra = {"outbox": [r["id"] for r in failed], "channel": channel, "reason": reason}
-        log.warning("delivery failed", extra={**extra, "fallback": target, "fallback_rows": len(created)})
+        log.warning(
+            "delivery failed", extra={**extra, "fallback": target, "fallback_rows": len(created)}
+        )
         return len(created)
 
     def _bucket(self, channel: str) -> _TokenBucket:

@@ -104,3 +104,45 @@ async def simulate(events: Iterable[Event], runtime: Runtime, until: datetime | 
     last = max(e.at for e in events)
     await sim.advance(until or last + timedelta(days=30))
     return sorted(sim.notifications, key=lambda n: n.at)
+
+
+def plan_deliveries(notes: Sequence[Notification], settings: Any, templates: Any) -> list[dict[str, Any]]:
+    """What would actually go out: quiet hours hold non-urgent messages, and messages for one
+    person and channel released together go as one (delivery.py's policy, as the dispatcher
+    applies it)."""
+    from . import delivery
+    from .clock import SHANGHAI
+
+    window = timedelta(seconds=settings.group_window_s)
+    pending = sorted(
+        ((delivery.not_before(n.at, n.urgent, settings), i, n) for i, n in enumerate(notes)),
+        key=lambda x: (x[0], x[1]),
+    )
+    taken: set[int] = set()
+    out: list[dict[str, Any]] = []
+
+    for when, i, n in pending:
+        if i in taken:
+            continue
+        taken.add(i)
+        group = [n]
+        if not n.urgent and settings.group_window_s > 0:
+            for when2, j, m in pending:
+                if j in taken or m.urgent or (m.to, m.channel) != (n.to, n.channel):
+                    continue
+                if m.at <= when and when2 <= when + window:
+                    group.append(m)
+                    taken.add(j)
+        rows = [{"ticket": g.ticket, "text": g.text, "name": g.name} for g in group]
+        for part in delivery.split_groups(rows, settings.group_max_segments, None):
+            out.append({
+                "at": when.astimezone(SHANGHAI).isoformat(),
+                "to": n.to,
+                "channel": n.channel,
+                "urgent": n.urgent,
+                "tickets": [r["ticket"] for r in part],
+                "rules": sorted({g.rule for g in group if g.ticket in {r["ticket"] for r in part}}),
+                "held": when != n.at,
+                "text": delivery.compose_group(part, None),
+            })  # fmt: skip
+    return sorted(out, key=lambda d: d["at"])

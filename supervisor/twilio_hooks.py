@@ -136,7 +136,12 @@ def setup_twilio_hooks(
         acked = await ack(row["ticket"], row["rule"], row["recipient"], "sms")
         log.info(
             "acknowledged by SMS",
-            extra={"ticket": row["ticket"], "rule": row["rule"], "recipient": row["recipient"], "ladders": acked},
+            extra={
+                "ticket": row["ticket"],
+                "rule": row["rule"],
+                "recipient": row["recipient"],
+                "ladders": acked,
+            },
         )
         if not acked:
             return _twiml(NOTHING_TO_ACK)

@@ -155,7 +155,12 @@ async def test_a_rejected_number_falls_back_to_a_call(pool, fake, notifiers, clo
     r = await row(pool, oid)
     assert r["status"] == "failed" and "HTTP 400" in r["last_error"]
     fb = await pool.fetchrow("SELECT * FROM outbox WHERE channel = 'voice'")
-    assert (fb["ticket"], fb["rule"], fb["step"], fb["recipient"]) == (r["ticket"], r["rule"], 0, "liaison-a")
+    assert (fb["ticket"], fb["rule"], fb["step"], fb["recipient"]) == (
+        r["ticket"],
+        r["rule"],
+        0,
+        "liaison-a",
+    )
     assert fb["status"] == "pending" and fb["text"] == r["text"]
     assert fb["note"].startswith("fallback from sms: twilio HTTP 400")
     assert PHONE not in fb["note"]  # the provider's message quoted the number: redacted
@@ -193,7 +198,9 @@ async def test_repeated_500s_fall_back_after_max_attempts(pool, fake, notifiers,
 # -- ambiguous sends and crashes ------------------------------------------------------------------
 
 
-async def test_an_ambiguous_send_is_reconciled_without_a_second_post(pool, fake, notifiers, clock) -> None:
+async def test_an_ambiguous_send_is_reconciled_without_a_second_post(
+    pool, fake, notifiers, clock
+) -> None:
     fake.script("500-after-accept")
     oid = await insert(pool, urgent=True)
     d = make(pool, notifiers, clock)
@@ -213,12 +220,18 @@ async def test_an_ambiguous_send_is_reconciled_without_a_second_post(pool, fake,
 
 
 async def test_a_new_worker_reconciles_a_crashed_workers_rows(pool, fake, notifiers, clock) -> None:
-    accepted = await insert(pool, ticket="20261125001", recipient="a", address="+8613800000001", urgent=True)
-    lost = await insert(pool, ticket="20261125002", recipient="b", address="+8613800000002", urgent=True)
+    accepted = await insert(
+        pool, ticket="20261125001", recipient="a", address="+8613800000001", urgent=True
+    )
+    lost = await insert(
+        pool, ticket="20261125002", recipient="b", address="+8613800000002", urgent=True
+    )
     # The crashed worker had sent the first (Twilio accepted it) and died before recording it,
     # and had claimed the second but died before sending it.
     text = (await row(pool, accepted))["text"]
-    first = await notifiers["sms"].send(Outgoing(f"outbox:{accepted}", "sms", "+8613800000001", text))
+    first = await notifiers["sms"].send(
+        Outgoing(f"outbox:{accepted}", "sms", "+8613800000001", text)
+    )
     assert first.outcome == "sent"
     await pool.execute(
         """UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = 'dead', group_id = id,
@@ -242,7 +255,13 @@ async def test_a_new_worker_reconciles_a_crashed_workers_rows(pool, fake, notifi
 
 async def test_two_dispatchers_at_once_send_each_message_once(pool, fake, notifiers, clock) -> None:
     ids = [
-        await insert(pool, ticket=f"2026112500{i}", recipient=f"p{i}", address=f"+86138000000{i:02d}", urgent=True)
+        await insert(
+            pool,
+            ticket=f"2026112500{i}",
+            recipient=f"p{i}",
+            address=f"+86138000000{i:02d}",
+            urgent=True,
+        )
         for i in range(8)
     ]
     d1 = make(pool, notifiers, clock, worker="w1", rate_per_s={"sms": 100})
@@ -265,7 +284,9 @@ async def test_quiet_hours_hold_non_urgent_until_morning(pool, fake, notifiers, 
     night = datetime(2026, 11, 25, 23, 0, tzinfo=SH)
     clock.set(night)
     policy = DeliverySettings()
-    calm = await insert(pool, ticket="20261125001", at=night, ready=not_before(night, False, policy))
+    calm = await insert(
+        pool, ticket="20261125001", at=night, ready=not_before(night, False, policy)
+    )
     urgent = await insert(pool, ticket="20261125002", recipient="b", address="+8613800000002",
                           urgent=True, at=night, ready=not_before(night, True, policy))  # fmt: skip
     d = make(pool, notifiers, clock)
@@ -284,7 +305,9 @@ async def test_quiet_hours_hold_non_urgent_until_morning(pool, fake, notifiers, 
     assert len(fake.messages) == 2
 
 
-async def test_reminders_to_one_person_within_the_window_go_as_one_sms(pool, fake, notifiers, clock) -> None:
+async def test_reminders_to_one_person_within_the_window_go_as_one_sms(
+    pool, fake, notifiers, clock
+) -> None:
     policy = DeliverySettings()
     ids = []
     for i, offset in enumerate((0, 10, 20), 1):
@@ -308,23 +331,36 @@ async def test_reminders_to_one_person_within_the_window_go_as_one_sms(pool, fak
     for i in (1, 2, 3):
         assert f"2026112500{i}" in body
     rows = await pool.fetch("SELECT * FROM outbox WHERE id = ANY($1::bigint[])", ids)
-    assert {(r["status"], r["provider_id"], r["group_id"]) for r in rows} == {("sent", mine[0]["sid"], ids[0])}
+    assert {(r["status"], r["provider_id"], r["group_id"]) for r in rows} == {
+        ("sent", mine[0]["sid"], ids[0])
+    }
     assert (await row(pool, other))["group_id"] == other
 
 
 async def test_sms_are_spaced_at_the_channel_rate(pool, fake, notifiers, clock) -> None:
     for i in range(3):
-        await insert(pool, ticket=f"2026112500{i}", recipient=f"p{i}", address=f"+86138000000{i:02d}", urgent=True)
+        await insert(
+            pool,
+            ticket=f"2026112500{i}",
+            recipient=f"p{i}",
+            address=f"+86138000000{i:02d}",
+            urgent=True,
+        )
     d = make(pool, notifiers, clock, rate_per_s={"sms": 0.5})
 
     await d.run_once()
 
     sent = sorted(r["sent_at"] for r in await pool.fetch("SELECT sent_at FROM outbox"))
-    assert [(b - a).total_seconds() >= 2 for a, b in zip(sent, sent[1:], strict=False)] == [True, True]
+    assert [(b - a).total_seconds() >= 2 for a, b in zip(sent, sent[1:], strict=False)] == [
+        True,
+        True,
+    ]
     assert clock.now() >= T0 + timedelta(seconds=4)  # the virtual clock moved; nothing slept
 
 
-async def test_messages_of_an_acknowledged_ladder_are_not_sent(pool, fake, notifiers, clock) -> None:
+async def test_messages_of_an_acknowledged_ladder_are_not_sent(
+    pool, fake, notifiers, clock
+) -> None:
     await pool.execute(
         "INSERT INTO ladders (ticket, rule, cycle, anchor_at, status) VALUES ('20261125001', 'sign_off', 1, $1, 'acked')",
         T0,
@@ -338,7 +374,9 @@ async def test_messages_of_an_acknowledged_ladder_are_not_sent(pool, fake, notif
     assert r["status"] == "cancelled" and r["last_error"] == "ladder acked"
 
 
-async def test_a_row_without_a_phone_number_fails_without_a_request(pool, fake, notifiers, clock) -> None:
+async def test_a_row_without_a_phone_number_fails_without_a_request(
+    pool, fake, notifiers, clock
+) -> None:
     oid = await insert(pool, address=None, urgent=True)
 
     stats = await make(pool, notifiers, clock).run_once()

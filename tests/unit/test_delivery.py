@@ -125,7 +125,11 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
 
 def row(i: int, text: str | None = None) -> dict:
     ticket = f"2026112500{i:02d}"
-    return {"id": i, "ticket": ticket, "text": text or f"【12345催办】工单{ticket}（市容）请于11月25日 14:30前签收。"}
+    return {
+        "id": i,
+        "ticket": ticket,
+        "text": text or f"【12345催办】工单{ticket}（市容）请于11月25日 14:30前签收。",
+    }
 
 
 def test_one_row_goes_as_written() -> None:
