@@ -48,8 +48,8 @@ def cmd_check(args) -> int:
 
 def cmd_test_rules(args) -> int:
     from .config import load_all
-    from .service import runtime_from
     from .ruletest import run_files
+    from .service import runtime_from
 
     try:
         loaded = load_all(Path(args.config))
@@ -77,8 +77,8 @@ def cmd_test_rules(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .service import runtime_from
     from .events import _parse_timestamp
+    from .service import runtime_from
     from .simulate import JsonlError, read_jsonl, simulate, validate_lines
 
     try:
@@ -115,9 +115,8 @@ def cmd_simulate(args) -> int:
 def cmd_ingest(args) -> int:
     from .clock import SystemClock
     from .config import caller_key
-    from .service import runtime_from
     from .db import database
-    from .service import Supervisor
+    from .service import Supervisor, runtime_from
     from .simulate import JsonlError, read_jsonl, validate_lines
     from .store import PgStore
 

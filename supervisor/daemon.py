@@ -228,7 +228,7 @@ class Daemon:
                 if not runs:
                     continue
                 at = runs[-1]
-                notes = await run_report(self.store, report.id, reports.period(at), now, lambda states, r=report: reports.build(r, now, states, rt))
+                notes = await run_report(self.store, report.id, reports.period(at), now, partial(reports.build, report, now, runtime=rt))
                 if notes:
                     log.info("report sent", extra={"report": report.id, "messages": len(notes)})
                     self.wake_dispatcher.set()

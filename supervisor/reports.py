@@ -52,7 +52,7 @@ def _deadlines(state: TicketState, runtime) -> dl.Deadlines:
     return dl.compute(state, runtime.policy.deadlines, runtime.policy.calendar, state_fields(state))
 
 
-def build(report: Report, at: datetime, states: Iterable[TicketState], runtime) -> list[Notification]:
+def build(report: Report, at: datetime, states: Iterable[TicketState] = (), *, runtime) -> list[Notification]:
     states = list(states)
     if report.kind == "look_back":
         return _look_back(report, at, states, runtime)

@@ -75,7 +75,7 @@ class Simulation:
             if report_at is not None and (due is None or report_at < due) and report_at <= until:
                 at, _, report = runs.pop(0)
                 self.clock.set(at)
-                self.notifications.extend(reports.build(report, at, self.store.states.values(), rt))
+                self.notifications.extend(reports.build(report, at, self.store.states.values(), runtime=rt))
                 continue
             if due is None or due > until:
                 break

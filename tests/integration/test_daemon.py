@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import aiohttp
 
-from supervisor.daemon import Daemon
 from supervisor.clock import VirtualClock
+from supervisor.daemon import Daemon
 from tests.helpers import every_type, loaded, sh
 
 TOKEN = "daemon-test-token"

@@ -2,6 +2,7 @@
 engine's known sharp edges stay out of our way."""
 
 import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
