@@ -184,6 +184,9 @@ def apply(state: TicketState, event: Event) -> TicketState:
             contacted_after=False,
             platform_reply_by=_ts(d.get("reply_by")),
             extension_until=None,
+            # the promise belonged to the handling that was replied; re-handling makes its own
+            commitment_due=None,
+            commitment_at=None,
         )
     if t == "closed":
         return replace(s, status="closed", closed_at=at)

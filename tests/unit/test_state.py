@@ -20,7 +20,7 @@ def test_fold_follows_the_lifecycle():
     assert state.signed_units == ("城管执法中队",)
     assert state.returned_units == ("市场监管所",) and state.co_units == ()
     assert state.dissatisfied_count == 1 and state.reopened_count == 1
-    assert state.commitment_due == "2026-12-03"
+    assert state.commitment_due is None  # re-opened: the promise belonged to the replied handling
     assert state.contacted_after and not state.contacted_before  # re-opening resets the contacts
     assert state.caller_masked == "138****5678"
 
