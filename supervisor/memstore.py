@@ -58,6 +58,15 @@ class MemoryStore:
             out.plans[ticket] = p
         return out
 
+    def _linked(self, ticket: str) -> list[tuple[str, datetime]]:
+        me = self.states.get(ticket)
+        if me is None or not me.caller_hash:
+            return []
+        return sorted(
+            ((t, st.created_at) for t, st in self.states.items() if st.caller_hash == me.caller_hash and st.category == me.category and st.created_at),
+            key=lambda x: (x[1], x[0]),
+        )
+
     def _repeats(self, ev: Event, minutes: int) -> int:
         lo = ev.at - timedelta(minutes=minutes)
         n = 0
@@ -129,7 +138,7 @@ class MemoryStore:
                 timer.status = "fired"
                 out.fired += 1
                 out.lags_s.append((now - s.due_at).total_seconds())
-                for n in fire_fn(due_timer, lad, self.states.get(s.ticket)):
+                for n in fire_fn(due_timer, lad, self.states.get(s.ticket), self._linked(s.ticket)):
                     key = (n.ticket, n.rule, n.cycle, n.step, n.rep, n.to or "-", n.channel)
                     if key not in self.outbox:
                         self.outbox[key] = n

@@ -116,10 +116,10 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
     except BatchRejected as exc:
         result.failures += [f"events[{i}].{p.field}: {p.message}" for i, p in exc.problems]
         return result
-    known = {r.id for r in runtime.policy.rules}
+    known = {r.id for r in runtime.policy.rules} | {r.id for r in runtime.policy.reports}
     for rid in test.rules or []:
         if rid not in known:
-            result.failures.append(f"rules: unknown rule '{rid}'")
+            result.failures.append(f"rules: unknown rule or report '{rid}'")
     if result.failures:
         return result
     sim = Simulation(runtime, min(e.at for e in events))

@@ -104,11 +104,19 @@ class Supervisor:
     def _fire_fn(self, rt: Runtime, now: datetime):
         rules = rt.policy.rules_by_id
 
-        def fire_fn(timer: DueTimer, ladder: Ladder | None, state: TicketState | None) -> list[Notification]:
+        window = timedelta(minutes=max(rt.policy.windows, default=0))
+
+        def fire_fn(timer: DueTimer, ladder: Ladder | None, state: TicketState | None, linked: list[tuple[str, datetime]]) -> list[Notification]:
             rule = rules.get(timer.rule)
             if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
                 return []
             deadlines = dl.compute(state, rt.policy.deadlines, rt.policy.calendar, state_fields(state))
+            extra = None
+            if state.created_at is not None and window:
+                # repeat callers: the same caller's tickets in the same category within the window
+                recent = [t for t, created in linked if state.created_at - window < created <= state.created_at]
+                if len(recent) > 1:
+                    extra = {"tickets": [{"id": t} for t in recent], "count": len(recent)}
             return fire_step(
                 rule=rule,
                 step=rule.steps[timer.step],
@@ -120,6 +128,7 @@ class Supervisor:
                 directory=rt.directory,
                 templates=rt.templates,
                 at=now,
+                extra=extra,
             )
 
         return fire_fn

@@ -37,7 +37,8 @@ class DueTimer:
     superseded: bool  # a later step of the same ladder is due too and this one is late
 
 
-FireFn = Callable[[DueTimer, Ladder | None, TicketState | None], list[Notification]]
+# (timer, its ladder, the ticket's state, the tickets linked to it: same caller, same category)
+FireFn = Callable[[DueTimer, Ladder | None, TicketState | None, list[tuple[str, datetime]]], list[Notification]]
 
 
 @dataclass
@@ -82,7 +83,11 @@ WHERE ticket = ANY($1::text[]) ORDER BY ticket, rule, cycle
 """
 COUNT_REPEATS = """
 SELECT count(*) FROM tickets
-WHERE caller_hash = $1 AND category = $2 AND ticket <> $3 AND created_at > $4 AND created_at <= $5
+WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND ticket <> $3 AND created_at > $4 AND created_at <= $5
+"""
+LINKED = """
+SELECT ticket, created_at FROM tickets
+WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND created_at IS NOT NULL ORDER BY created_at, ticket
 """
 UPDATE_TICKETS = """
 UPDATE tickets AS t SET state = v.state::jsonb, status = v.status, unit = v.unit, caller_hash = v.caller_hash,
@@ -243,6 +248,7 @@ class PgStore:
             tickets = sorted({r["ticket"] for r in rows})
             states = {r["ticket"]: TicketState.from_json(r["state"]) for r in await conn.fetch(LOAD_STATES, tickets)}
             ladders = {(r["ticket"], r["rule"], r["cycle"]): _ladder(r) for r in await conn.fetch(LOAD_LADDERS, tickets)}
+            linked: dict[str, list[tuple[str, datetime]]] = {}
             ids, statuses, lates = [], [], []
             notes: list[Notification] = []
             for r in rows:
@@ -256,7 +262,10 @@ class PgStore:
                     status = "superseded"
                     out.superseded += 1
                 else:
-                    produced = fire_fn(timer, lad, states.get(timer.ticket))
+                    state = states.get(timer.ticket)
+                    if state is not None and state.caller_hash and timer.ticket not in linked:
+                        linked[timer.ticket] = [(r["ticket"], r["created_at"]) for r in await conn.fetch(LINKED, state.caller_hash, state.category)]
+                    produced = fire_fn(timer, lad, state, linked.get(timer.ticket, []))
                     notes.extend(produced)
                     status = "fired"
                     out.fired += 1

@@ -92,3 +92,19 @@ async def test_after_downtime_only_the_latest_overdue_step_fires(pool):
     assert out.fired == 1 and out.superseded == 2
     assert {(n.rule, n.step) for n in out.notifications} == {("sign-off", 2)}
     assert all(lag > 3600 for lag in out.lags_s)
+
+
+async def test_repeat_caller_links_the_tickets_on_postgres(pool):
+    start = sh(2026, 11, 2, 9, 0)
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(start))
+    for i, day in enumerate((2, 10, 20)):
+        await sup.ingest([ev(f"R{i}", 1, "created", sh(2026, 11, day, 9, 0), kind="complaint", category="市容环境", grid="G01", caller="138 1234 5678")])
+    # a different category from the same caller does not count
+    await sup.ingest([ev("R9", 1, "created", sh(2026, 11, 21, 9, 0), kind="complaint", category="物业管理", caller="13812345678")])
+    out = await sup.fire_due(now=sh(2026, 11, 21, 9, 1))
+    texts = {(n.rule, n.role): n.text for n in out.notifications}
+    assert set(texts) == {("repeat-caller", "supervisor"), ("repeat-caller", "grid")}
+    assert "R0、R1、R2" in texts[("repeat-caller", "supervisor")] and "3次" in texts[("repeat-caller", "supervisor")]
+    assert "13812345678" not in str(texts) and "5678" not in str(texts)
+    view = await sup.store.ticket_view("R2")
+    assert view["linked"] == ["R0", "R1"]
