@@ -96,13 +96,16 @@ def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
 def apply(state: TicketState, event: Event) -> TicketState:
     """One step of the fold. Unknown combinations (a reply before dispatch, say) are recorded as
     they come: the hotline platform is the source of truth, we only watch it."""
+    # One dataclasses.replace per event: it is the fold's main cost.
+    return replace(state, last_event_at=event.at, event_count=state.event_count + 1, **_changes(state, event))
+
+
+def _changes(s: TicketState, event: Event) -> dict:
     d = event.data
     at = event.at
-    s = replace(state, last_event_at=at, event_count=state.event_count + 1)
     t = event.type
     if t == "created":
-        return replace(
-            s,
+        return dict(
             created_at=at,
             channel=d.get("channel"),
             category=d.get("category"),
@@ -115,8 +118,7 @@ def apply(state: TicketState, event: Event) -> TicketState:
             summary=d.get("summary"),
         )
     if t == "dispatched":
-        return replace(
-            s,
+        return dict(
             status="dispatched",
             unit=d["unit"],
             co_units=tuple(d.get("co_units", ())),
@@ -132,40 +134,38 @@ def apply(state: TicketState, event: Event) -> TicketState:
         unit = d["unit"]
         signed = _add(s.signed_units, unit)
         if unit == s.unit and s.status in ("dispatched", "new"):
-            return replace(s, status="signed", signed_units=signed, signed_at=at)
-        return replace(s, signed_units=signed)
+            return dict(status="signed", signed_units=signed, signed_at=at)
+        return dict(signed_units=signed)
     if t == "returned":
         unit = d["unit"]
         returned = _add(s.returned_units, unit)
         if unit == s.unit:
-            return replace(s, status="returned", returned_units=returned, return_count=s.return_count + 1, returned_at=at)
+            return dict(status="returned", returned_units=returned, return_count=s.return_count + 1, returned_at=at)
         # a co-handling unit leaving the ticket
-        return replace(
-            s,
+        return dict(
             co_units=tuple(u for u in s.co_units if u != unit),
             returned_units=returned,
             return_count=s.return_count + 1,
             returned_at=at,
         )
     if t == "extension_requested":
-        return replace(s, extension_requested_at=at, extension_requested_until=_ts(d["until"]))
+        return dict(extension_requested_at=at, extension_requested_until=_ts(d["until"]))
     if t == "extension_decided":
         if d["approved"]:
             until = _ts(d.get("until")) or s.extension_requested_until
-            return replace(s, extension_until=until, extension_count=s.extension_count + 1)
-        return s
+            return dict(extension_until=until, extension_count=s.extension_count + 1)
+        return {}
     if t == "commitment_made":
-        return replace(s, commitment_due=d["due"], commitment_at=at)
+        return dict(commitment_due=d["due"], commitment_at=at)
     if t == "contacted":
         if d.get("phase") == "after":
-            return replace(s, contacted_after=True)
-        return replace(s, contacted_before=True)
+            return dict(contacted_after=True)
+        return dict(contacted_before=True)
     if t == "replied":
-        return replace(s, status="replied", replied_at=at)
+        return dict(status="replied", replied_at=at)
     if t == "visited":
         dissatisfied = d["satisfaction"] == "dissatisfied"
-        return replace(
-            s,
+        return dict(
             status="visited",
             visited_at=at,
             satisfaction=d["satisfaction"],
@@ -173,8 +173,7 @@ def apply(state: TicketState, event: Event) -> TicketState:
             dissatisfied_count=s.dissatisfied_count + (1 if dissatisfied else 0),
         )
     if t == "reopened":
-        return replace(
-            s,
+        return dict(
             status="reopened",
             reopened_count=s.reopened_count + 1,
             reopened_at=at,
@@ -189,7 +188,7 @@ def apply(state: TicketState, event: Event) -> TicketState:
             commitment_at=None,
         )
     if t == "closed":
-        return replace(s, status="closed", closed_at=at)
+        return dict(status="closed", closed_at=at)
     raise ValueError(f"unknown event type {t!r}")
 
 
