@@ -215,7 +215,7 @@ class Daemon:
                 await self._sleep(delay, self.wake_scheduler)
 
     async def _dispatcher_loop(self) -> None:
-        await self.dispatcher.run(self.stop_event, self.wake_dispatcher)
+        await self.dispatcher.run(self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch)
 
     async def _reports_loop(self) -> None:
         while not self.stop_event.is_set():

@@ -48,7 +48,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -300,14 +300,18 @@ class Dispatcher:
                 NEXT_READY, timedelta(seconds=self.settings.reconcile_after_s)
             )
 
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event, on_stats: Callable[[DispatchStats], None] | None = None) -> None:
         """The daemon loop: run_once while there is work, then sleep until the next ready row,
-        `wake` (new rows were queued) or `stop`, at most MAX_SLEEP."""
+        `wake` (new rows were queued) or `stop`, at most MAX_SLEEP. `on_stats` sees each pass's
+        figures (the daemon's metrics)."""
         while not stop.is_set():
             busy = False
             ready: datetime | None = None
             try:
-                busy = (await self.run_once()).claimed > 0
+                stats = await self.run_once()
+                if on_stats is not None:
+                    on_stats(stats)
+                busy = stats.claimed > 0
                 if not busy:
                     ready = await self.next_ready()
             except Exception:

@@ -24,4 +24,11 @@ class Metrics:
         self.notifications = Counter("hotline_notifications_total", "Messages written to the outbox", ["channel"], registry=r)
         self.reloads = Counter("hotline_reloads_total", "Configuration reloads", ["result"], registry=r)
         self.loop_errors = Counter("hotline_loop_errors_total", "Failed iterations of a background loop", ["loop"], registry=r)
+        self.deliveries = Counter("hotline_deliveries_total", "Dispatcher outcomes (a grouped message counts once)", ["outcome"], registry=r)
         self.calendar_gap = Gauge("hotline_calendar_gap_years", "Years ahead without official holiday data", registry=r)
+
+    def record_dispatch(self, stats) -> None:
+        for outcome in ("sent", "reconciled", "retried", "unknown", "failed", "fallbacks", "skipped"):
+            value = getattr(stats, outcome)
+            if value:
+                self.deliveries.labels(outcome).inc(value)
