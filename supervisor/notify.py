@@ -14,6 +14,8 @@ from .rulebook import Rule, Step
 from .state import TicketState
 from .templates import Templates
 
+ROLE_ZH = {"liaison": "联络员", "head": "负责人", "supervisor": "热线专员", "leader": "分管领导", "grid": "网格员"}
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -139,5 +141,9 @@ def fire_step(
                         **(extra or {}),
                     }
                     text = templates.render(step.template, context)  # a call speaks the same text
+                    if rec.fallback_reason and rec.role != "supervisor":
+                        # the supervisor stands in for a missing contact: say so in the text
+                        who = context["target_unit_name"] or "该工单"
+                        text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
                     out.append(Notification(at, state.ticket, rule.id, cycle, step.index, rep, role, rec.person, rec.name, rec.phone, ch, text, urgent, rec.fallback_reason))
     return out

@@ -1,0 +1,55 @@
+"""Firing a step: recipients, fallback to the supervisor, and no personal data in the text."""
+
+from dataclasses import replace
+
+from supervisor import deadlines as dl
+from supervisor.contacts import load_directory
+from supervisor.events import parse_event
+from supervisor.message import state_fields
+from supervisor.notify import fire_step
+from supervisor.privacy import redact
+from supervisor.state import fold
+from tests.helpers import CONFIG, ev, runtime, sh
+
+CONTACTS_WITHOUT_LIAISON = (CONFIG / "contacts.yaml").read_text(encoding="utf-8")
+
+
+def _state(unit: str = "城管执法中队"):
+    raws = [
+        ev("T1", 1, "created", sh(2026, 11, 23, 9), kind="complaint", category="市容环境", caller="13812345678", grid="G01", summary="来电人13812345678反映占道"),
+        ev("T1", 2, "dispatched", sh(2026, 11, 23, 9), unit=unit),
+    ]
+    return fold("T1", [redact(parse_event(r), b"k") for r in raws])
+
+
+def _fire(rt, state, rule_id="sign-off", step=0):
+    rule = rt.policy.rule(rule_id)
+    d = dl.compute(state, rt.policy.deadlines, rt.policy.calendar, state_fields(state))
+    return fire_step(rule=rule, step=rule.steps[step], rep=0, cycle=1, anchor_at=d.sign_by, state=state, deadlines=d,
+                     directory=rt.directory, templates=rt.templates, at=sh(2026, 11, 23, 10, 30))  # fmt: skip
+
+
+def test_the_liaison_gets_the_reminder():
+    notes = _fire(runtime(), _state())
+    assert [(n.role, n.to, n.channel) for n in notes] == [("liaison", "wang-qiang", "sms")]
+    assert notes[0].address.startswith("+86") and notes[0].note is None
+
+
+def test_a_missing_contact_goes_to_the_supervisor_with_a_warning(tmp_path):
+    text = CONTACTS_WITHOUT_LIAISON.replace("liaison: [wang-qiang]", "liaison: []", 1)
+    assert text != CONTACTS_WITHOUT_LIAISON
+    path = tmp_path / "contacts.yaml"
+    path.write_text(text, encoding="utf-8")
+    directory = load_directory(path)
+    assert any("城管执法中队" in gap and "liaison" in gap for gap in directory.gaps())
+    rt = replace(runtime(), directory=directory)
+    notes = _fire(rt, _state())
+    assert [(n.role, n.to) for n in notes] == [("liaison", "zhang-min")]
+    assert notes[0].note and "liaison" in notes[0].note
+    assert notes[0].text.startswith("（城管执法中队未配置联络员，转您处理）")
+
+
+def test_no_phone_number_reaches_a_message():
+    for rule_id, step in (("sign-off", 0), ("sign-off", 1), ("sign-off", 2)):
+        for n in _fire(runtime(), _state(), rule_id, step):
+            assert "13812345678" not in n.text and "5678" not in n.text
