@@ -21,8 +21,8 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)
 TOKENS = web.AppKey("tokens", list)
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
-HEALTH = web.AppKey("health", Callable)
-ON_INGEST = web.AppKey("on_ingest", Callable)
+HEALTH: web.AppKey[Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]] = web.AppKey("health")
+ON_INGEST: web.AppKey[Callable[[], None]] = web.AppKey("on_ingest")
 
 OPEN_PATHS = ("/healthz", "/metrics")
 

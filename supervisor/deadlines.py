@@ -39,7 +39,10 @@ def compute(
     calendar: WorkCalendar,
     state_message: dict[str, Any],
 ) -> Deadlines:
-    sign_by, sign_src = state.platform_sign_by, "platform"
+    sign_by: datetime | None = state.platform_sign_by
+    sign_src: str | None = "platform"
+    reply_by: datetime | None
+    reply_src: str | None
     if state.dispatched_at is None:
         sign_by, sign_src = None, None
     elif sign_by is None:

@@ -237,7 +237,7 @@ def parse_event(raw: Any) -> Event:
     if problems:
         raise EventInvalid(problems)
     assert at is not None
-    return Event(id=raw["id"], ticket=raw["ticket"], type=etype, at=at, data=data)
+    return Event(id=raw["id"], ticket=raw["ticket"], type=str(etype), at=at, data=data)
 
 
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:

@@ -279,9 +279,9 @@ def load_policy(
             if rp.enabled:
                 reports.append(Report(rp.id, rp.description, rp.kind, rp.schedule.days, rp.schedule.at, tuple(rp.to), tuple(rp.channels), rp.template, rp.window))
 
-    for target in DEADLINE_NAMES:
-        if target not in deadlines and paths:
-            errors.append(ConfigError(str(paths[0].parent), None, f"deadlines.{target}", f"no rule file sets the default '{target}'"))
+    for name in DEADLINE_NAMES:
+        if name not in deadlines and paths:
+            errors.append(ConfigError(str(paths[0].parent), None, f"deadlines.{name}", f"no rule file sets the default '{name}'"))
     if errors:
         raise ConfigInvalid(errors)
     return Policy(

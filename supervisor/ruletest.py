@@ -124,11 +124,11 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
         return result
     sim = Simulation(runtime, min(e.at for e in events))
     pending = sorted(((_parse_timestamp(a.at), a) for a in test.acks), key=lambda x: x[0])
-    for ev in events:
-        while pending and pending[0][0] <= ev.at:
+    for event in events:
+        while pending and pending[0][0] <= event.at:
             at, ack = pending.pop(0)
             await sim.ack(ack.ticket or test.ticket, ack.rule, ack.by, at)
-        await sim.arrive(ev)
+        await sim.arrive(event)
     for at, ack in pending:
         await sim.ack(ack.ticket or test.ticket, ack.rule, ack.by, at)
     until = _parse_timestamp(test.until) if test.until else max(e.at for e in events) + timedelta(days=30)
