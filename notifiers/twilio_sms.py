@@ -38,7 +38,10 @@ class TwilioSmsNotifier:
     def __init__(self, client: TwilioClient, settings: TwilioSettings) -> None:
         self._client = client
         self._settings = settings
-        self.required_settings: tuple[str, ...] = (settings.account_sid_env, settings.auth_token_env)
+        self.required_settings: tuple[str, ...] = (
+            settings.account_sid_env,
+            settings.auth_token_env,
+        )
 
     async def send(self, msg: Outgoing) -> SendResult:
         s = self._settings

@@ -29,7 +29,10 @@ class TwilioVoiceNotifier:
             raise ValueError("twilio voice needs from_number")
         self._client = client
         self._settings = settings
-        self.required_settings: tuple[str, ...] = (settings.account_sid_env, settings.auth_token_env)
+        self.required_settings: tuple[str, ...] = (
+            settings.account_sid_env,
+            settings.auth_token_env,
+        )
 
     async def send(self, msg: Outgoing) -> SendResult:
         s = self._settings

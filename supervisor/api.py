@@ -28,7 +28,11 @@ OPEN_PATHS = ("/healthz", "/metrics")
 
 
 def _problem(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response(
+        {"error": message, **extra},
+        status=status,
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )
 
 
 def _authorised(request: web.Request) -> bool:
@@ -44,18 +48,34 @@ def _authorised(request: web.Request) -> bool:
 
 
 @web.middleware
-async def _middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
     try:
         if request.path.startswith("/api/") and not _authorised(request):
-            return _problem(401, "missing or invalid bearer token", )
+            return _problem(
+                401,
+                "missing or invalid bearer token",
+            )
         return await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:
         request.app[METRICS].events_rejected.labels("too_large").inc()
-        return _problem(413, f"body too large (limit {exc.max_size} bytes)" if hasattr(exc, "max_size") else "body too large")
+        return _problem(
+            413,
+            f"body too large (limit {exc.max_size} bytes)"
+            if hasattr(exc, "max_size")
+            else "body too large",
+        )
     finally:
-        request.app[METRICS].request_latency.labels(route, request.method).observe(time.perf_counter() - started)
+        request.app[METRICS].request_latency.labels(route, request.method).observe(
+            time.perf_counter() - started
+        )
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -71,7 +91,9 @@ async def post_events(request: web.Request) -> web.Response:
         return _problem(400, "empty batch: send one event object or a non-empty array")
     if len(raws) > request.app[MAX_BATCH]:
         metrics.events_rejected.labels("batch_too_large").inc(len(raws))
-        return _problem(413, f"batch of {len(raws)} events is over the limit of {request.app[MAX_BATCH]}")
+        return _problem(
+            413, f"batch of {len(raws)} events is over the limit of {request.app[MAX_BATCH]}"
+        )
     supervisor = request.app[SUPERVISOR]
     try:
         outcome = await supervisor.ingest(raws)
@@ -88,8 +110,17 @@ async def post_events(request: web.Request) -> web.Response:
     metrics.events_duplicate.inc(len(outcome.duplicates))
     request.app[ON_INGEST]()
     dup = set(outcome.duplicates)
-    results = [{"id": r.get("id"), "status": "duplicate" if r.get("id") in dup else "accepted"} for r in raws]
-    return web.json_response({"accepted": len(outcome.accepted), "duplicates": len(outcome.duplicates), "results": results})
+    results = [
+        {"id": r.get("id"), "status": "duplicate" if r.get("id") in dup else "accepted"}
+        for r in raws
+    ]
+    return web.json_response(
+        {
+            "accepted": len(outcome.accepted),
+            "duplicates": len(outcome.duplicates),
+            "results": results,
+        }
+    )
 
 
 async def get_ticket(request: web.Request) -> web.Response:
@@ -111,14 +142,20 @@ async def post_ack(request: web.Request) -> web.Response:
         return _problem(422, "rule: must be a rule id")
     unknown = set(body) - {"by", "rule"}
     if unknown:
-        return _problem(422, f"{sorted(unknown)[0]}: not a field of an acknowledgement (fields: by, rule)")
+        return _problem(
+            422, f"{sorted(unknown)[0]}: not a field of an acknowledgement (fields: by, rule)"
+        )
     n = await request.app[SUPERVISOR].ack(request.match_info["ticket"], rule, body["by"], "api")
     return web.json_response({"acknowledged": n})
 
 
 async def healthz(request: web.Request) -> web.Response:
     ok, info = await request.app[HEALTH]()
-    return web.json_response({"status": "ok" if ok else "unavailable", **info}, status=200 if ok else 503, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", **info},
+        status=200 if ok else 503,
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )
 
 
 async def metrics_view(request: web.Request) -> web.Response:

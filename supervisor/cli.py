@@ -1,11 +1,11 @@
 """hotline-supervisor: the command line. Thin: arguments, configuration, asyncio.run.
 
-  run [--demo]                 the daemon (HTTP API + scheduler + dispatcher)
-  check                        validate config/ and rules/, list every problem (exit 1 if any)
-  test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
-  simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
-  ingest EVENTS.jsonl          store a file of events through the same path as the API
-  schema                       print the JSON Schema of rule files
+run [--demo]                 the daemon (HTTP API + scheduler + dispatcher)
+check                        validate config/ and rules/, list every problem (exit 1 if any)
+test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
+simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
+ingest EVENTS.jsonl          store a file of events through the same path as the API
+schema                       print the JSON Schema of rule files
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from .yamlconf import ConfigInvalid
@@ -42,7 +41,9 @@ def cmd_check(args) -> int:
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     p = loaded.policy
-    print(f"ok: {len(p.rules)} rules, {len(p.reports)} reports, {len(loaded.templates.names)} templates, matcher {p.matcher.name}")
+    print(
+        f"ok: {len(p.rules)} rules, {len(p.reports)} reports, {len(loaded.templates.names)} templates, matcher {p.matcher.name}"
+    )
     return 0
 
 
@@ -57,7 +58,9 @@ def cmd_test_rules(args) -> int:
         print(exc, file=sys.stderr)
         return 1
     runtime = runtime_from(loaded, b"rule-tests")
-    paths = [Path(f) for f in args.files] or sorted(Path(loaded.policy.files[0]).parent.glob("tests/*.yaml"))
+    paths = [Path(f) for f in args.files] or sorted(
+        Path(loaded.policy.files[0]).parent.glob("tests/*.yaml")
+    )
     try:
         results = asyncio.run(run_files(paths, runtime))
     except ConfigInvalid as exc:
@@ -135,7 +138,9 @@ def cmd_ingest(args) -> int:
 
     async def go() -> tuple[int, int]:
         s = loaded.settings
-        async with database(os.environ.get(s.database.url_env) or None, Path(s.database.embedded_dir)) as pool:
+        async with database(
+            os.environ.get(s.database.url_env) or None, Path(s.database.embedded_dir)
+        ) as pool:
             sup = Supervisor(PgStore(pool), runtime_from(loaded, key), SystemClock())
             accepted = dups = 0
             for i in range(0, len(events), 1000):
@@ -183,11 +188,22 @@ def cmd_schema(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline-supervisor", description="Supervises 12345 hotline work orders against YAML rules.")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="the configuration folder (default: ./config, or $HOTLINE_CONFIG)")
+    parser = argparse.ArgumentParser(
+        prog="hotline-supervisor",
+        description="Supervises 12345 hotline work orders against YAML rules.",
+    )
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="the configuration folder (default: ./config, or $HOTLINE_CONFIG)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the daemon")
-    p.add_argument("--demo", action="store_true", help="also feed a short demo stream of events, to see messages go out")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="also feed a short demo stream of events, to see messages go out",
+    )
     p.set_defaults(func=cmd_run)
     sub.add_parser("check", help="validate configuration and rules").set_defaults(func=cmd_check)
     p = sub.add_parser("test-rules", help="run rule unit tests")
@@ -195,13 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_test_rules)
     p = sub.add_parser("simulate", help="replay events on a virtual clock")
     p.add_argument("events", help="a JSON-lines file of events")
-    p.add_argument("--until", help="RFC 3339 time to run the clock to (default: 30 days after the last event)")
-    p.add_argument("--deliveries", action="store_true", help="print the messages as they would go out (grouping, quiet hours)")
+    p.add_argument(
+        "--until", help="RFC 3339 time to run the clock to (default: 30 days after the last event)"
+    )
+    p.add_argument(
+        "--deliveries",
+        action="store_true",
+        help="print the messages as they would go out (grouping, quiet hours)",
+    )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("ingest", help="store a JSON-lines file of events")
     p.add_argument("events")
     p.set_defaults(func=cmd_ingest)
-    sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(func=cmd_schema)
+    sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(
+        func=cmd_schema
+    )
     return parser
 
 
@@ -212,5 +236,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["main", "datetime"]

@@ -27,7 +27,16 @@ Compiled = dict[str, Any]
 
 OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte")
 _DR_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
-_NEGATE = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "gt": "lte", "lte": "gt", "in": "not_in", "not_in": "in"}
+_NEGATE = {
+    "eq": "ne",
+    "ne": "eq",
+    "lt": "gte",
+    "gte": "lt",
+    "gt": "lte",
+    "lte": "gt",
+    "in": "not_in",
+    "not_in": "in",
+}
 ALWAYS: Compiled = {"_": 1}  # every message carries `_: 1`
 
 
@@ -66,7 +75,12 @@ def _compile(raw: Any, path: Path, negate: bool, res: CompileResult, mpd: int) -
         elif key in FIELDS:
             parts.append(_compile_field(key, value, p, negate, res, mpd))
         else:
-            res.errors.append((p, f"unknown field '{key}' (fields: {', '.join(sorted(FIELDS))}; or all, any, not)"))
+            res.errors.append(
+                (
+                    p,
+                    f"unknown field '{key}' (fields: {', '.join(sorted(FIELDS))}; or all, any, not)",
+                )
+            )
     return _join("$or" if negate else "$and", parts)
 
 
@@ -79,7 +93,9 @@ def _join(op: str, parts: list[Compiled]) -> Compiled:
     return {op: parts}
 
 
-def _compile_field(name: str, value: Any, path: Path, negate: bool, res: CompileResult, mpd: int) -> Compiled:
+def _compile_field(
+    name: str, value: Any, path: Path, negate: bool, res: CompileResult, mpd: int
+) -> Compiled:
     spec = FIELDS[name]
     res.fields.add(name)
     ops: dict[str, Any]
@@ -99,7 +115,9 @@ def _compile_field(name: str, value: Any, path: Path, negate: bool, res: Compile
             res.errors.append(((*path, "within"), str(exc)))
             return ALWAYS
         if d.working or d.total_minutes(mpd) <= 0:
-            res.errors.append(((*path, "within"), "must be a positive natural duration such as 30d"))
+            res.errors.append(
+                ((*path, "within"), "must be a positive natural duration such as 30d")
+            )
             return ALWAYS
         minutes = d.total_minutes(mpd)
         res.windows.add(minutes)
@@ -121,12 +139,25 @@ def _compile_field(name: str, value: Any, path: Path, negate: bool, res: Compile
     return _join("$or" if negate else "$and", parts)
 
 
-def _leaf(name: str, key: str, ftype: str, values: tuple[str, ...], op: str, operand: Any, path: Path, res: CompileResult, mpd: int) -> Compiled | None:
+def _leaf(
+    name: str,
+    key: str,
+    ftype: str,
+    values: tuple[str, ...],
+    op: str,
+    operand: Any,
+    path: Path,
+    res: CompileResult,
+    mpd: int,
+) -> Compiled | None:
     if op in ("in", "not_in"):
         if not isinstance(operand, list) or not operand:
             res.errors.append((path, f"'{op}' takes a non-empty list"))
             return None
-        leaves = [_leaf(name, key, ftype, values, "eq" if op == "in" else "ne", v, (*path, i), res, mpd) for i, v in enumerate(operand)]
+        leaves = [
+            _leaf(name, key, ftype, values, "eq" if op == "in" else "ne", v, (*path, i), res, mpd)
+            for i, v in enumerate(operand)
+        ]
         return _join("$or" if op == "in" else "$and", [leaf for leaf in leaves if leaf])
     if ftype == "duration":
         try:
@@ -152,7 +183,12 @@ def _leaf(name: str, key: str, ftype: str, values: tuple[str, ...], op: str, ope
             res.errors.append((path, f"'{name}' is text; quote {operand!r}"))
             return None
         if values and operand not in values:
-            res.errors.append((path, f"'{operand}' is not a value of '{name}' (one of: {', '.join(v for v in values if v)})"))
+            res.errors.append(
+                (
+                    path,
+                    f"'{operand}' is not a value of '{name}' (one of: {', '.join(v for v in values if v)})",
+                )
+            )
             return None
         if op not in ("eq", "ne"):
             res.errors.append((path, f"'{name}' is text: only eq, ne, in, not_in apply"))
@@ -164,15 +200,16 @@ def _leaf(name: str, key: str, ftype: str, values: tuple[str, ...], op: str, ope
 
 # --- the pure-Python evaluator of the compiled form -------------------------------------------
 
+
 def evaluate(cond: Compiled, msg: dict[str, Any]) -> bool:
     """Evaluate a compiled condition the way durable_rules does, for a total message."""
-    (key, value), = cond.items()
+    ((key, value),) = cond.items()
     if key == "$and":
         return all(evaluate(c, msg) for c in value)
     if key == "$or":
         return any(evaluate(c, msg) for c in value)
     if key in ("$neq", "$lt", "$lte", "$gt", "$gte"):
-        (fname, operand), = value.items()
+        ((fname, operand),) = value.items()
         actual = msg[fname]
         if key == "$neq":
             return actual != operand

@@ -74,7 +74,10 @@ class Settings(_Model):
 
 
 class CalendarFile(_Model):
-    office_hours: Annotated[list[tuple[HHMM, HHMM]], Field(min_length=1)] = [("09:00", "12:00"), ("13:30", "17:30")]
+    office_hours: Annotated[list[tuple[HHMM, HHMM]], Field(min_length=1)] = [
+        ("09:00", "12:00"),
+        ("13:30", "17:30"),
+    ]
     # A year chinese-calendar has no data for: "error" refuses to compute deadlines in it;
     # "weekdays" counts Monday-Friday and says so loudly (check, start-up, /healthz).
     missing_year: Literal["error", "weekdays"] = "weekdays"
@@ -84,7 +87,9 @@ class CalendarFile(_Model):
 
     def to_config(self) -> CalendarConfig:
         return CalendarConfig(
-            office_hours=tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in self.office_hours),
+            office_hours=tuple(
+                (time.fromisoformat(a), time.fromisoformat(b)) for a, b in self.office_hours
+            ),
             extra_workdays=frozenset(self.extra_workdays),
             extra_holidays=frozenset(self.extra_holidays),
             covered_years=frozenset(self.covered_years),
@@ -103,13 +108,20 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_all(config_dir: Path, *, env: Mapping[str, str] | None = None, years: range | None = None) -> Loaded:
+def load_all(
+    config_dir: Path, *, env: Mapping[str, str] | None = None, years: range | None = None
+) -> Loaded:
     """Load and check everything; raises ConfigInvalid with every error found."""
     env = os.environ if env is None else env
     errors: list[ConfigError] = []
     warnings: list[str] = []
-    settings = _collect(errors, lambda: load_model(Settings, config_dir / "settings.yaml")) or Settings()
-    cal_file = _collect(errors, lambda: load_model(CalendarFile, config_dir / "calendar.yaml")) or CalendarFile()
+    settings = (
+        _collect(errors, lambda: load_model(Settings, config_dir / "settings.yaml")) or Settings()
+    )
+    cal_file = (
+        _collect(errors, lambda: load_model(CalendarFile, config_dir / "calendar.yaml"))
+        or CalendarFile()
+    )
     calendar = None
     try:
         calendar = WorkCalendar(cal_file.to_config())
@@ -121,7 +133,12 @@ def load_all(config_dir: Path, *, env: Mapping[str, str] | None = None, years: r
     if templates is not None:
         errors.extend(templates.check())
     rules_dir = (config_dir / settings.rules_dir).resolve()
-    policy = _collect(errors, lambda: load_policy(rule_files(rules_dir), calendar, templates=templates, matcher=settings.matcher))
+    policy = _collect(
+        errors,
+        lambda: load_policy(
+            rule_files(rules_dir), calendar, templates=templates, matcher=settings.matcher
+        ),
+    )
     if directory is not None:
         warnings.extend(f"contacts: {gap}" for gap in directory.gaps())
     for problem in missing_settings(settings.notifiers, env):
@@ -132,7 +149,9 @@ def load_all(config_dir: Path, *, env: Mapping[str, str] | None = None, years: r
             f"add {year}'s holidays and 调休 days to calendar.yaml and list {year} in covered_years"
         )
         if cal_file.missing_year == "error":
-            warnings.append(msg + "; deadlines in that year cannot be computed (missing_year: error)")
+            warnings.append(
+                msg + "; deadlines in that year cannot be computed (missing_year: error)"
+            )
         else:
             warnings.append(msg + "; until then Monday-Friday is assumed (missing_year: weekdays)")
     if errors:
@@ -175,4 +194,12 @@ def api_tokens(settings: Settings, env: Mapping[str, str] | None = None) -> list
     return [t.strip() for t in env.get(settings.http.tokens_env, "").split(",") if t.strip()]
 
 
-__all__ = ["Settings", "CalendarFile", "Loaded", "load_all", "caller_key", "api_tokens", "ConfigInvalid"]
+__all__ = [
+    "Settings",
+    "CalendarFile",
+    "Loaded",
+    "load_all",
+    "caller_key",
+    "api_tokens",
+    "ConfigInvalid",
+]

@@ -44,7 +44,14 @@ log = logging.getLogger("hotline.daemon")
 
 
 class Daemon:
-    def __init__(self, loaded: Loaded, *, env: dict[str, str] | None = None, clock: Clock | None = None, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        loaded: Loaded,
+        *,
+        env: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+    ) -> None:
         self.loaded = loaded
         self.env = dict(os.environ if env is None else env)
         self.clock = clock or SystemClock()
@@ -65,10 +72,14 @@ class Daemon:
     async def start(self) -> None:
         settings = self.loaded.settings
         dsn = self.env.get(settings.database.url_env) or None
-        self._db_cm = database(dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size)
+        self._db_cm = database(
+            dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
+        )
         self.pool: asyncpg.Pool = await self._db_cm.__aenter__()
         self.store = PgStore(self.pool, not_before=partial(self._not_before))
-        self.supervisor = Supervisor(self.store, runtime_from(self.loaded, caller_key(settings, self.env)), self.clock)
+        self.supervisor = Supervisor(
+            self.store, runtime_from(self.loaded, caller_key(settings, self.env)), self.clock
+        )
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
             self.pool, self._notifiers, settings.delivery, self.clock,
@@ -105,9 +116,19 @@ class Daemon:
             self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
         for warning in self.loaded.warnings:
             log.warning(warning)
-        if self.loaded.calendar.uncovered_years(range(self.clock.now().year, self.clock.now().year + 2)):
+        if self.loaded.calendar.uncovered_years(
+            range(self.clock.now().year, self.clock.now().year + 2)
+        ):
             self.metrics.calendar_gap.set(1)
-        log.info("daemon started", extra={"worker": self.worker_id, "port": self.port, "matcher": self.loaded.policy.matcher.name, "rules": len(self.loaded.policy.rules)})
+        log.info(
+            "daemon started",
+            extra={
+                "worker": self.worker_id,
+                "port": self.port,
+                "matcher": self.loaded.policy.matcher.name,
+                "rules": len(self.loaded.policy.rules),
+            },
+        )
 
     async def stop(self) -> None:
         """Finish in-flight work, then close: HTTP first (no new events), then the loops, the
@@ -128,7 +149,9 @@ class Daemon:
             await self._db_cm.__aexit__(None, None, None)
         log.info("daemon stopped", extra={"worker": self.worker_id})
 
-    async def run_forever(self, on_started: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+    async def run_forever(
+        self, on_started: Callable[[], Coroutine[Any, Any, None]] | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
@@ -150,7 +173,10 @@ class Daemon:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        info: dict[str, Any] = {"worker": self.worker_id, "matcher": self.supervisor.runtime.policy.matcher.name}
+        info: dict[str, Any] = {
+            "worker": self.worker_id,
+            "matcher": self.supervisor.runtime.policy.matcher.name,
+        }
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
         try:
@@ -181,7 +207,9 @@ class Daemon:
         if wake is not None:
             waiters.append(asyncio.ensure_future(wake.wait()))
         try:
-            await asyncio.wait(waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for w in waiters:
                 w.cancel()
@@ -215,7 +243,9 @@ class Daemon:
                 await self._sleep(delay, self.wake_scheduler)
 
     async def _dispatcher_loop(self) -> None:
-        await self.dispatcher.run(self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch)
+        await self.dispatcher.run(
+            self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch
+        )
 
     async def _reports_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -224,11 +254,19 @@ class Daemon:
             for report in rt.policy.reports:
                 # the latest run time in the last 12 hours: a daemon down at 08:30 still sends
                 # the morning digest when it comes back before evening, once
-                runs = reports.occurrences(report, now - timedelta(hours=12), now, rt.policy.calendar)
+                runs = reports.occurrences(
+                    report, now - timedelta(hours=12), now, rt.policy.calendar
+                )
                 if not runs:
                     continue
                 at = runs[-1]
-                notes = await run_report(self.store, report.id, reports.period(at), now, partial(reports.build, report, now, runtime=rt))
+                notes = await run_report(
+                    self.store,
+                    report.id,
+                    reports.period(at),
+                    now,
+                    partial(reports.build, report, now, runtime=rt),
+                )
                 if notes:
                     log.info("report sent", extra={"report": report.id, "messages": len(notes)})
                     self.wake_dispatcher.set()
@@ -274,15 +312,24 @@ class Daemon:
             loaded = load_all(self.loaded.config_dir, env=self.env)
         except ConfigInvalid as exc:
             self.metrics.reloads.labels("refused").inc()
-            log.error("configuration edit refused; the running rules stay", extra={"why": why, "errors": [str(e) for e in exc.errors]})
+            log.error(
+                "configuration edit refused; the running rules stay",
+                extra={"why": why, "errors": [str(e) for e in exc.errors]},
+            )
             return False
         if loaded.settings != self.loaded.settings:
-            log.warning("settings changed: rules, contacts and templates reload now; restart for the rest", extra={"why": why})
+            log.warning(
+                "settings changed: rules, contacts and templates reload now; restart for the rest",
+                extra={"why": why},
+            )
             loaded = replace(loaded, settings=self.loaded.settings)
         self.loaded = loaded
         self.supervisor.runtime = runtime_from(loaded, self.supervisor.runtime.caller_key)
         replanned = await self.supervisor.replan()
         self.wake_scheduler.set()
         self.metrics.reloads.labels("applied").inc()
-        log.info("configuration reloaded", extra={"why": why, "rules": len(loaded.policy.rules), "tickets_replanned": replanned})
+        log.info(
+            "configuration reloaded",
+            extra={"why": why, "rules": len(loaded.policy.rules), "tickets_replanned": replanned},
+        )
         return True

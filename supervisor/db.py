@@ -21,7 +21,9 @@ def migrations() -> list[tuple[int, str, str]]:
     out = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql"):
-            out.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text(encoding="utf-8")))
+            out.append(
+                (int(entry.name.split("_", 1)[0]), entry.name, entry.read_text(encoding="utf-8"))
+            )
     return out
 
 
@@ -38,7 +40,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
             if version in done:
                 continue
             await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+            )
             applied.append(name)
     return applied
 
@@ -90,7 +94,9 @@ def _loads(text: str) -> Any:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
     assert pool is not None
     return pool
 

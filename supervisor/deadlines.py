@@ -46,13 +46,19 @@ def compute(
     if state.dispatched_at is None:
         sign_by, sign_src = None, None
     elif sign_by is None:
-        sign_by, sign_src = _default(state, defaults.get("sign_by", ()), calendar, state_message), "default"
+        sign_by, sign_src = (
+            _default(state, defaults.get("sign_by", ()), calendar, state_message),
+            "default",
+        )
     if state.extension_until is not None:
         reply_by, reply_src = state.extension_until, "extension"
     elif state.platform_reply_by is not None:
         reply_by, reply_src = state.platform_reply_by, "platform"
     elif state.dispatched_at is not None:
-        reply_by, reply_src = _default(state, defaults.get("reply_by", ()), calendar, state_message), "default"
+        reply_by, reply_src = (
+            _default(state, defaults.get("reply_by", ()), calendar, state_message),
+            "default",
+        )
     else:
         reply_by, reply_src = None, None
     return Deadlines(
@@ -64,7 +70,12 @@ def compute(
     )
 
 
-def _default(state: TicketState, entries: Sequence[DeadlineDefault], calendar: WorkCalendar, msg: dict[str, Any]) -> datetime | None:
+def _default(
+    state: TicketState,
+    entries: Sequence[DeadlineDefault],
+    calendar: WorkCalendar,
+    msg: dict[str, Any],
+) -> datetime | None:
     message = {**msg, "_": 1}
     for entry in entries:
         start = getattr(state, entry.start)

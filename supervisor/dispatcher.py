@@ -300,7 +300,12 @@ class Dispatcher:
                 NEXT_READY, timedelta(seconds=self.settings.reconcile_after_s)
             )
 
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event, on_stats: Callable[[DispatchStats], None] | None = None) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        on_stats: Callable[[DispatchStats], None] | None = None,
+    ) -> None:
         """The daemon loop: run_once while there is work, then sleep until the next ready row,
         `wake` (new rows were queued) or `stop`, at most MAX_SLEEP. `on_stats` sees each pass's
         figures (the daemon's metrics)."""

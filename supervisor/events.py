@@ -168,7 +168,13 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "ticket": self.ticket, "type": self.type, "at": self.at.isoformat(), **self.data}
+        return {
+            "id": self.id,
+            "ticket": self.ticket,
+            "type": self.type,
+            "at": self.at.isoformat(),
+            **self.data,
+        }
 
 
 @dataclass(frozen=True)
@@ -205,11 +211,15 @@ def parse_event(raw: Any) -> Event:
     for name in ("id", "ticket", "type"):
         value = raw.get(name)
         if name in raw and (not isinstance(value, str) or not value.strip() or len(value) > 200):
-            problems.append(FieldProblem(name, "must be a non-empty string of at most 200 characters"))
+            problems.append(
+                FieldProblem(name, "must be a non-empty string of at most 200 characters")
+            )
     etype = raw.get("type")
     body_model = BODIES.get(etype) if isinstance(etype, str) else None
     if isinstance(etype, str) and body_model is None:
-        problems.append(FieldProblem("type", f"unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})"))
+        problems.append(
+            FieldProblem("type", f"unknown type {etype!r} (one of: {', '.join(EVENT_TYPES)})")
+        )
     at: datetime | None = None
     if "at" in raw:
         try:

@@ -35,7 +35,9 @@ class MemoryStore:
         self._ids = 0
         self.not_before = not_before or (lambda n: n.at)
 
-    async def ingest(self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]) -> IngestOutcome:
+    async def ingest(
+        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+    ) -> IngestOutcome:
         out = IngestOutcome()
         new: list[Event] = []
         for ev in events:
@@ -63,7 +65,11 @@ class MemoryStore:
         if me is None or not me.caller_hash:
             return []
         return sorted(
-            ((t, st.created_at) for t, st in self.states.items() if st.caller_hash == me.caller_hash and st.category == me.category and st.created_at),
+            (
+                (t, st.created_at)
+                for t, st in self.states.items()
+                if st.caller_hash == me.caller_hash and st.category == me.category and st.created_at
+            ),
             key=lambda x: (x[1], x[0]),
         )
 
@@ -71,7 +77,11 @@ class MemoryStore:
         lo = ev.at - timedelta(minutes=minutes)
         n = 0
         for ticket, st in self.states.items():
-            if ticket != ev.ticket and st.caller_hash == ev.data["caller_hash"] and st.category == ev.data.get("category"):
+            if (
+                ticket != ev.ticket
+                and st.caller_hash == ev.data["caller_hash"]
+                and st.category == ev.data.get("category")
+            ):
                 if st.created_at is not None and lo < st.created_at <= ev.at:
                     n += 1
         return n
@@ -111,7 +121,9 @@ class MemoryStore:
             heapq.heappop(self._heap)
         return None
 
-    async def fire_due(self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta) -> FireOutcome:
+    async def fire_due(
+        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+    ) -> FireOutcome:
         out = FireOutcome()
         claimed: list[_Timer] = []
         while self._heap and len(claimed) < limit:
@@ -122,11 +134,20 @@ class MemoryStore:
             claimed.append(self.timers[key])
         for timer in claimed:
             s = timer.spec
-            later_due = any(
-                t.status == "pending" and k[:3] == (s.ticket, s.rule, s.cycle) and (k[3], k[4]) > (s.step, s.rep) and t.spec.due_at <= now
-                for k, t in self.timers.items()
-            ) if now - s.due_at > grace else False
-            due_timer = DueTimer(timer.id, s.ticket, s.rule, s.cycle, s.step, s.rep, s.due_at, later_due)
+            later_due = (
+                any(
+                    t.status == "pending"
+                    and k[:3] == (s.ticket, s.rule, s.cycle)
+                    and (k[3], k[4]) > (s.step, s.rep)
+                    and t.spec.due_at <= now
+                    for k, t in self.timers.items()
+                )
+                if now - s.due_at > grace
+                else False
+            )
+            due_timer = DueTimer(
+                timer.id, s.ticket, s.rule, s.cycle, s.step, s.rep, s.due_at, later_due
+            )
             lad = self.ladders.get((s.ticket, s.rule, s.cycle))
             if lad is None or lad.status != "active":
                 timer.status = "cancelled"

@@ -91,7 +91,11 @@ def build_message(
 ) -> dict[str, Any]:
     """The flat message for one (state after the event, event). `windows` holds the counts the
     shell looked up for window fields (key from window_key)."""
-    return {**state_fields(state), **event_fields(state, event, deadlines, calendar), **(windows or {})}
+    return {
+        **state_fields(state),
+        **event_fields(state, event, deadlines, calendar),
+        **(windows or {}),
+    }
 
 
 def state_fields(state: TicketState) -> dict[str, Any]:
@@ -119,7 +123,9 @@ def state_fields(state: TicketState) -> dict[str, Any]:
     }
 
 
-def event_fields(state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar) -> dict[str, Any]:
+def event_fields(
+    state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar
+) -> dict[str, Any]:
     d = event.data
     since_wm = since_m = NO_DURATION
     if state.dispatched_at is not None and event.at >= state.dispatched_at:

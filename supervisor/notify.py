@@ -14,7 +14,13 @@ from .rulebook import Rule, Step
 from .state import TicketState
 from .templates import Templates
 
-ROLE_ZH = {"liaison": "联络员", "head": "负责人", "supervisor": "热线专员", "leader": "分管领导", "grid": "网格员"}
+ROLE_ZH = {
+    "liaison": "联络员",
+    "head": "负责人",
+    "supervisor": "热线专员",
+    "leader": "分管领导",
+    "grid": "网格员",
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,9 @@ class Notification:
         return out
 
 
-def ticket_context(state: TicketState, deadlines: Deadlines, directory: Directory) -> dict[str, Any]:
+def ticket_context(
+    state: TicketState, deadlines: Deadlines, directory: Directory
+) -> dict[str, Any]:
     """What templates may see of a ticket. The caller's number is not in it, masked or not."""
     return {
         "id": state.ticket,
@@ -86,7 +94,11 @@ def _overdue(at: datetime, deadline: datetime | None) -> str:
     minutes = int((at - deadline).total_seconds() // 60)
     days, rem = divmod(minutes, 1440)
     hours, mins = divmod(rem, 60)
-    parts = [f"{days}天" if days else "", f"{hours}小时" if hours else "", f"{mins}分钟" if mins and not days else ""]
+    parts = [
+        f"{days}天" if days else "",
+        f"{hours}小时" if hours else "",
+        f"{mins}分钟" if mins and not days else "",
+    ]
     return "".join(parts) or "0分钟"
 
 
@@ -120,10 +132,23 @@ def fire_step(
             recipients: list[Recipient] = directory.resolve(role, unit=unit, grid=state.grid)
             if not recipients:
                 # Nobody at all, not even a supervisor: still produce a visible notification.
-                recipients = [Recipient(None, "(无联系人)", role, None, ("console",), f"no contact for {role} and no supervisor")]
+                recipients = [
+                    Recipient(
+                        None,
+                        "(无联系人)",
+                        role,
+                        None,
+                        ("console",),
+                        f"no contact for {role} and no supervisor",
+                    )
+                ]
             for rec in recipients:
                 for channel in step.channels:
-                    ch = channel if channel in rec.channels else (rec.channels[0] if rec.channels else channel)
+                    ch = (
+                        channel
+                        if channel in rec.channels
+                        else (rec.channels[0] if rec.channels else channel)
+                    )
                     key = (rec.person, ch, unit)
                     if key in seen:
                         continue
@@ -145,5 +170,22 @@ def fire_step(
                         # the supervisor stands in for a missing contact: say so in the text
                         who = context["target_unit_name"] or "该工单"
                         text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
-                    out.append(Notification(at, state.ticket, rule.id, cycle, step.index, rep, role, rec.person, rec.name, rec.phone, ch, text, urgent, rec.fallback_reason))
+                    out.append(
+                        Notification(
+                            at,
+                            state.ticket,
+                            rule.id,
+                            cycle,
+                            step.index,
+                            rep,
+                            role,
+                            rec.person,
+                            rec.name,
+                            rec.phone,
+                            ch,
+                            text,
+                            urgent,
+                            rec.fallback_reason,
+                        )
+                    )
     return out

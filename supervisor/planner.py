@@ -53,14 +53,18 @@ class Plan:
     deadlines: dl.Deadlines
     opened: tuple[Ladder, ...]
     stopped: tuple[Ladder, ...]  # with status and reason set
-    timers: tuple[TimerSpec, ...]  # every step of the opened ladders (and of all active ones when replanning)
+    timers: tuple[
+        TimerSpec, ...
+    ]  # every step of the opened ladders (and of all active ones when replanning)
 
     @property
     def changed(self) -> bool:
         return bool(self.opened or self.stopped or self.timers)
 
 
-def step_times(rule: Rule, anchor: datetime, policy: Policy, ticket: str, cycle: int) -> list[TimerSpec]:
+def step_times(
+    rule: Rule, anchor: datetime, policy: Policy, ticket: str, cycle: int
+) -> list[TimerSpec]:
     cal = policy.calendar
     out = []
     for step in rule.steps:
@@ -73,7 +77,9 @@ def step_times(rule: Rule, anchor: datetime, policy: Policy, ticket: str, cycle:
     return out
 
 
-def message_for(state: TicketState, event: Event, policy: Policy, windows: Mapping[str, int] | None) -> tuple[dict[str, Any], dl.Deadlines]:
+def message_for(
+    state: TicketState, event: Event, policy: Policy, windows: Mapping[str, int] | None
+) -> tuple[dict[str, Any], dl.Deadlines]:
     sf = state_fields(state)
     deadlines = dl.compute(state, policy.deadlines, policy.calendar, sf)
     msg = {**sf, **event_fields(state, event, deadlines, policy.calendar)}
@@ -126,7 +132,9 @@ def plan(
     # (a late event changes the states after it); the last message also serves state rules.
     first_new = None  # None: every event is new; len(ordered): none is (a replan)
     if new_event_ids is not None:
-        first_new = next((i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered))
+        first_new = next(
+            (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
+        )
     state = TicketState(ticket=ticket)
     msg: dict[str, Any] = {}
     deadlines = dl.Deadlines()
@@ -134,7 +142,9 @@ def plan(
     event_rules = [r for r in rules if r.event_triggered]
     for i, ev in enumerate(ordered):
         state = apply(state, ev)
-        evaluate_here = i == len(ordered) - 1 or (event_rules and (first_new is None or i >= first_new))
+        evaluate_here = i == len(ordered) - 1 or (
+            event_rules and (first_new is None or i >= first_new)
+        )
         if not evaluate_here:
             continue
         msg, deadlines = message_for(state, ev, policy, (windows or {}).get(ev.id))
@@ -166,7 +176,9 @@ def plan(
                 for lad in active:
                     stop(lad, "stop condition holds")
             continue
-        holds = f"rule:{rule.id}" in matched and (rule.stop_when is None or f"stop:{rule.id}" not in matched)
+        holds = f"rule:{rule.id}" in matched and (
+            rule.stop_when is None or f"stop:{rule.id}" not in matched
+        )
         anchor = _anchor(rule.anchor, state, deadlines)
         current = active[-1] if active else None
         if current is not None:
@@ -190,11 +202,23 @@ def plan(
 
     rules_by_id = policy.rules_by_id
     stopped_keys = {(s.rule, s.cycle) for s in stopped}
-    timer_ladders = opened if not replan else [
-        lad for lads in by_rule.values() for lad in lads
-        if lad.status == ACTIVE and (lad.rule, lad.cycle) not in stopped_keys and lad.rule in rules_by_id
+    timer_ladders = (
+        opened
+        if not replan
+        else [
+            lad
+            for lads in by_rule.values()
+            for lad in lads
+            if lad.status == ACTIVE
+            and (lad.rule, lad.cycle) not in stopped_keys
+            and lad.rule in rules_by_id
+        ]
+    )
+    timers = [
+        t
+        for lad in timer_ladders
+        for t in step_times(rules_by_id[lad.rule], lad.anchor_at, policy, ticket, lad.cycle)
     ]
-    timers = [t for lad in timer_ladders for t in step_times(rules_by_id[lad.rule], lad.anchor_at, policy, ticket, lad.cycle)]
     # a ladder opened and stopped in the same plan (several events at once) needs no timers
     timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
     return Plan(state, deadlines, tuple(opened), tuple(stopped), tuple(timers))

@@ -15,7 +15,15 @@ from .rulebook import Report
 from .state import TicketState
 from .workcal import CalendarGapError, WorkCalendar
 
-WEEKDAY = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
+WEEKDAY = {
+    "monday": 0,
+    "tuesday": 1,
+    "wednesday": 2,
+    "thursday": 3,
+    "friday": 4,
+    "saturday": 5,
+    "sunday": 6,
+}
 ACTIVE = ("dispatched", "signed", "reopened")
 
 
@@ -30,7 +38,9 @@ def _runs_on(report: Report, day: date, calendar: WorkCalendar) -> bool:
     return day.weekday() == WEEKDAY[report.days]
 
 
-def occurrences(report: Report, after: datetime, until: datetime, calendar: WorkCalendar) -> list[datetime]:
+def occurrences(
+    report: Report, after: datetime, until: datetime, calendar: WorkCalendar
+) -> list[datetime]:
     """Run times in (after, until]."""
     out = []
     hh, mm = (int(x) for x in report.at.split(":"))
@@ -52,25 +62,54 @@ def _deadlines(state: TicketState, runtime) -> dl.Deadlines:
     return dl.compute(state, runtime.policy.deadlines, runtime.policy.calendar, state_fields(state))
 
 
-def build(report: Report, at: datetime, states: Iterable[TicketState] = (), *, runtime) -> list[Notification]:
+def build(
+    report: Report, at: datetime, states: Iterable[TicketState] = (), *, runtime
+) -> list[Notification]:
     states = list(states)
     if report.kind == "look_back":
         return _look_back(report, at, states, runtime)
     return _digest(report, at, states, runtime)
 
 
-def _notifications(report: Report, at: datetime, subject: str, role_unit: str | None, context: dict, runtime) -> list[Notification]:
+def _notifications(
+    report: Report, at: datetime, subject: str, role_unit: str | None, context: dict, runtime
+) -> list[Notification]:
     out = []
     for role in report.to:
         for rec in runtime.directory.resolve(role, unit=role_unit, grid=None):
-            text = runtime.templates.render(report.template, {**context, "recipient_name": rec.name})
+            text = runtime.templates.render(
+                report.template, {**context, "recipient_name": rec.name}
+            )
             for channel in report.channels:
-                ch = channel if channel in rec.channels else (rec.channels[0] if rec.channels else channel)
-                out.append(Notification(at, subject, report.id, period(at), 0, 0, role, rec.person, rec.name, rec.phone, ch, text, False, rec.fallback_reason))
+                ch = (
+                    channel
+                    if channel in rec.channels
+                    else (rec.channels[0] if rec.channels else channel)
+                )
+                out.append(
+                    Notification(
+                        at,
+                        subject,
+                        report.id,
+                        period(at),
+                        0,
+                        0,
+                        role,
+                        rec.person,
+                        rec.name,
+                        rec.phone,
+                        ch,
+                        text,
+                        False,
+                        rec.fallback_reason,
+                    )
+                )
     return out
 
 
-def _look_back(report: Report, at: datetime, states: list[TicketState], runtime) -> list[Notification]:
+def _look_back(
+    report: Report, at: datetime, states: list[TicketState], runtime
+) -> list[Notification]:
     since = at - timedelta(days=7) if report.window is None else at - report.window.as_timedelta()
     picked = [
         s for s in states
@@ -79,7 +118,14 @@ def _look_back(report: Report, at: datetime, states: list[TicketState], runtime)
     tickets = []
     for s in sorted(picked, key=lambda s: s.ticket):
         d = _deadlines(s, runtime)
-        tickets.append({**ticket_context(s, d, runtime.directory), "deadline": d.reply_by, "overdue_by": "", "text": s.status})
+        tickets.append(
+            {
+                **ticket_context(s, d, runtime.directory),
+                "deadline": d.reply_by,
+                "overdue_by": "",
+                "text": s.status,
+            }
+        )
     context = {"tickets": tickets, "count": len(tickets), "rule": report.id, "step": 0}
     return _notifications(report, at, "-", None, context, runtime)
 
@@ -98,7 +144,9 @@ def _digest(report: Report, at: datetime, states: list[TicketState], runtime) ->
         if d.reply_by is not None and d.reply_by < at:
             sections["overdue"].append({**item, "text": "已超期"})
         elif d.reply_by is not None and d.reply_by.astimezone(SHANGHAI).date() == today:
-            sections["due_today"].append({**item, "text": f"今日{d.reply_by.astimezone(SHANGHAI):%H:%M}到期"})
+            sections["due_today"].append(
+                {**item, "text": f"今日{d.reply_by.astimezone(SHANGHAI):%H:%M}到期"}
+            )
     out = []
     for unit in sorted(by_unit):
         sections = by_unit[unit]

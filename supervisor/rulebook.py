@@ -8,7 +8,6 @@ use the triggering event without being anchored on it, and conditions no ticket 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from .conditions import ALWAYS, Compiled, compile_condition, evaluate
 from .durations import Duration, parse_duration
 from .matcher import Matcher, make_matcher
-from .message import ANCHORS, FIELDS, duration_key, window_key
+from .message import ANCHORS, FIELDS
 from .workcal import WorkCalendar
 from .yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 
@@ -36,7 +35,10 @@ def _duration(value: Any) -> Duration:
 
 DURATION_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^[+-]?\s*\d+\s*(m|h|d|minutes?|hours?|days?|working (minutes?|hours?|days?)|个?工作(分钟|小时|日))$"},
+        {
+            "type": "string",
+            "pattern": r"^[+-]?\s*\d+\s*(m|h|d|minutes?|hours?|days?|working (minutes?|hours?|days?)|个?工作(分钟|小时|日))$",
+        },
         {"type": "integer", "const": 0},
     ],
     "description": "30m, 24h, 2d (natural time) or 2 working hours, -30 working minutes, 3 working days",
@@ -48,7 +50,9 @@ ChannelName = Literal["sms", "voice", "wecom", "dingtalk", "console"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True
+    )
 
 
 class RepeatModel(_Model):
@@ -57,12 +61,16 @@ class RepeatModel(_Model):
 
 
 class StepModel(_Model):
-    at: DurationField = Field(description="offset from the anchor: negative is before it, e.g. -30 working minutes")
+    at: DurationField = Field(
+        description="offset from the anchor: negative is before it, e.g. -30 working minutes"
+    )
     notify: Annotated[list[Role], Field(min_length=1)]
     channels: Annotated[list[ChannelName], Field(min_length=1)] = ["sms"]
     template: str
     units: Literal["lead", "co_unsigned"] = "lead"
-    urgent: bool | None = Field(None, description="send through quiet hours; default: the ticket's urgency")
+    urgent: bool | None = Field(
+        None, description="send through quiet hours; default: the ticket's urgency"
+    )
     repeat: RepeatModel | None = None
 
 
@@ -107,6 +115,7 @@ class RuleFileModel(_Model):
 
 
 # --- compiled, immutable -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step:
@@ -216,7 +225,10 @@ def load_policy(
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
-                err(("deadlines", target), f"'{target}' defaults are already set in {deadline_src[target]}")
+                err(
+                    ("deadlines", target),
+                    f"'{target}' defaults are already set in {deadline_src[target]}",
+                )
                 continue
             deadline_src[target] = str(path)
             compiled_entries = []
@@ -226,13 +238,21 @@ def load_policy(
                     err(p, msg)
                 bad = sorted(f for f in res.fields if FIELDS[f].event)
                 if bad:
-                    err(("deadlines", target, i, "when"), f"a deadline cannot depend on the event ({', '.join(bad)})")
+                    err(
+                        ("deadlines", target, i, "when"),
+                        f"a deadline cannot depend on the event ({', '.join(bad)})",
+                    )
                 windows |= res.windows
                 did = f"deadline:{target}:{i}"
                 conditions[did] = res.condition
-                compiled_entries.append(DeadlineDefault(did, target, res.condition, entry.from_, entry.after))
+                compiled_entries.append(
+                    DeadlineDefault(did, target, res.condition, entry.from_, entry.after)
+                )
             if compiled_entries and compiled_entries[-1].when != ALWAYS:
-                err(("deadlines", target, len(entries) - 1), "the last default should have no 'when', so every ticket gets a deadline")
+                err(
+                    ("deadlines", target, len(entries) - 1),
+                    "the last default should have no 'when', so every ticket gets a deadline",
+                )
             deadlines[target] = tuple(compiled_entries)
 
         for i, rm in enumerate(model.rules):
@@ -242,31 +262,69 @@ def load_policy(
                 continue
             seen[rm.id] = f"{path}:{located.line_of((*where, 'id'))}"
             res = compile_condition(rm.when, (*where, "when"), mpd)
-            stop = compile_condition(rm.stop_when, (*where, "stop_when"), mpd) if rm.stop_when is not None else None
+            stop = (
+                compile_condition(rm.stop_when, (*where, "stop_when"), mpd)
+                if rm.stop_when is not None
+                else None
+            )
             for p, msg in res.errors + (stop.errors if stop else []):
                 err(p, msg)
             windows |= res.windows
             event_fields = sorted(f for f in res.fields if FIELDS[f].event)
             if event_fields and rm.anchor != "event":
-                err((*where, "when"), f"uses the triggering event ({', '.join(event_fields)}) but is anchored on '{rm.anchor}': use 'anchor: event'")
+                err(
+                    (*where, "when"),
+                    f"uses the triggering event ({', '.join(event_fields)}) but is anchored on '{rm.anchor}': use 'anchor: event'",
+                )
             if stop and any(FIELDS[f].event for f in stop.fields):
-                err((*where, "stop_when"), "stop_when is checked against the ticket's state and cannot use event fields")
+                err(
+                    (*where, "stop_when"),
+                    "stop_when is checked against the ticket's state and cannot use event fields",
+                )
             if not res.errors and not _satisfiable(res.condition, res.fields, mpd):
                 err((*where, "when"), "this condition can never hold, so the rule can never fire")
             steps = []
             for j, sm in enumerate(rm.steps):
                 if template_names is not None and sm.template not in template_names:
-                    err((*where, "steps", j, "template"), f"unknown template '{sm.template}' (config/templates.yaml has: {', '.join(sorted(template_names))})")
+                    err(
+                        (*where, "steps", j, "template"),
+                        f"unknown template '{sm.template}' (config/templates.yaml has: {', '.join(sorted(template_names))})",
+                    )
                 if rm.anchor == "event" and sm.at.is_negative:
-                    err((*where, "steps", j, "at"), "a step cannot come before the event it reacts to")
-                steps.append(Step(j, sm.at, tuple(sm.notify), tuple(dict.fromkeys(sm.channels)), sm.template, sm.units, sm.urgent,
-                                  sm.repeat.every if sm.repeat else None, sm.repeat.times if sm.repeat else 0))
+                    err(
+                        (*where, "steps", j, "at"),
+                        "a step cannot come before the event it reacts to",
+                    )
+                steps.append(
+                    Step(
+                        j,
+                        sm.at,
+                        tuple(sm.notify),
+                        tuple(dict.fromkeys(sm.channels)),
+                        sm.template,
+                        sm.units,
+                        sm.urgent,
+                        sm.repeat.every if sm.repeat else None,
+                        sm.repeat.times if sm.repeat else 0,
+                    )
+                )
             if not rm.enabled:
                 continue
             conditions[f"rule:{rm.id}"] = res.condition
             if stop:
                 conditions[f"stop:{rm.id}"] = stop.condition
-            rules.append(Rule(rm.id, rm.description, rm.anchor, res.condition, stop.condition if stop else None, rm.once, tuple(steps), seen[rm.id]))
+            rules.append(
+                Rule(
+                    rm.id,
+                    rm.description,
+                    rm.anchor,
+                    res.condition,
+                    stop.condition if stop else None,
+                    rm.once,
+                    tuple(steps),
+                    seen[rm.id],
+                )
+            )
 
         for i, rp in enumerate(model.reports):
             where = ("reports", i)
@@ -277,11 +335,30 @@ def load_policy(
             if template_names is not None and rp.template not in template_names:
                 err((*where, "template"), f"unknown template '{rp.template}'")
             if rp.enabled:
-                reports.append(Report(rp.id, rp.description, rp.kind, rp.schedule.days, rp.schedule.at, tuple(rp.to), tuple(rp.channels), rp.template, rp.window))
+                reports.append(
+                    Report(
+                        rp.id,
+                        rp.description,
+                        rp.kind,
+                        rp.schedule.days,
+                        rp.schedule.at,
+                        tuple(rp.to),
+                        tuple(rp.channels),
+                        rp.template,
+                        rp.window,
+                    )
+                )
 
     for name in DEADLINE_NAMES:
         if name not in deadlines and paths:
-            errors.append(ConfigError(str(paths[0].parent), None, f"deadlines.{name}", f"no rule file sets the default '{name}'"))
+            errors.append(
+                ConfigError(
+                    str(paths[0].parent),
+                    None,
+                    f"deadlines.{name}",
+                    f"no rule file sets the default '{name}'",
+                )
+            )
     if errors:
         raise ConfigInvalid(errors)
     return Policy(
@@ -332,15 +409,12 @@ def _satisfiable(cond: Compiled, used: set[str], mpd: int) -> bool:
 
 
 def _collect(cond: Compiled, out: dict[str, set[Any]]) -> None:
-    (key, value), = cond.items()
+    ((key, value),) = cond.items()
     if key in ("$and", "$or"):
         for c in value:
             _collect(c, out)
     elif key.startswith("$"):
-        (fname, operand), = value.items()
+        ((fname, operand),) = value.items()
         out.setdefault(fname, set()).add(operand)
     elif key != "_":
         out.setdefault(key, set()).add(value)
-
-
-__all__ = ["Policy", "Rule", "Step", "Report", "DeadlineDefault", "load_policy", "rule_files", "RuleFileModel", "re", "duration_key", "window_key"]

@@ -19,7 +19,7 @@ with what it expects, and expects silence from the rules it names for anything e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -131,7 +131,11 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
         await sim.arrive(event)
     for at, ack in pending:
         await sim.ack(ack.ticket or test.ticket, ack.rule, ack.by, at)
-    until = _parse_timestamp(test.until) if test.until else max(e.at for e in events) + timedelta(days=30)
+    until = (
+        _parse_timestamp(test.until)
+        if test.until
+        else max(e.at for e in events) + timedelta(days=30)
+    )
     await sim.advance(until)
     got = [n for n in sim.notifications if test.rules is None or n.rule in test.rules]
     unmatched = list(got)
@@ -157,10 +161,9 @@ async def run_files(paths: list[Path], runtime: Runtime) -> list[TestResult]:
             errors.extend(exc.errors)
             continue
         for i, test in enumerate(model.tests):
-            results.append(await run_test(test, runtime, str(path), located.line_of(("tests", i, "name"))))
+            results.append(
+                await run_test(test, runtime, str(path), located.line_of(("tests", i, "name")))
+            )
     if errors:
         raise ConfigInvalid(errors)
     return results
-
-
-__all__ = ["run_files", "run_test", "TestResult", "RuleTestFile", "datetime"]

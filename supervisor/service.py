@@ -86,8 +86,22 @@ class Supervisor:
         return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
 
     def _plan_fn(self, rt: Runtime, *, replan: bool):
-        def plan_fn(ticket: str, events: list[Event], ladders: list[Ladder], new_ids: set[str], windows: dict[str, dict[str, int]]) -> Plan:
-            return plan(ticket, events, ladders, rt.policy, new_event_ids=new_ids, windows=windows, replan=replan)
+        def plan_fn(
+            ticket: str,
+            events: list[Event],
+            ladders: list[Ladder],
+            new_ids: set[str],
+            windows: dict[str, dict[str, int]],
+        ) -> Plan:
+            return plan(
+                ticket,
+                events,
+                ladders,
+                rt.policy,
+                new_event_ids=new_ids,
+                windows=windows,
+                replan=replan,
+            )
 
         return plan_fn
 
@@ -106,15 +120,26 @@ class Supervisor:
 
         window = timedelta(minutes=max(rt.policy.windows, default=0))
 
-        def fire_fn(timer: DueTimer, ladder: Ladder | None, state: TicketState | None, linked: list[tuple[str, datetime]]) -> list[Notification]:
+        def fire_fn(
+            timer: DueTimer,
+            ladder: Ladder | None,
+            state: TicketState | None,
+            linked: list[tuple[str, datetime]],
+        ) -> list[Notification]:
             rule = rules.get(timer.rule)
             if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
                 return []
-            deadlines = dl.compute(state, rt.policy.deadlines, rt.policy.calendar, state_fields(state))
+            deadlines = dl.compute(
+                state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
+            )
             extra = None
             if state.created_at is not None and window:
                 # repeat callers: the same caller's tickets in the same category within the window
-                recent = [t for t, created in linked if state.created_at - window < created <= state.created_at]
+                recent = [
+                    t
+                    for t, created in linked
+                    if state.created_at - window < created <= state.created_at
+                ]
                 if len(recent) > 1:
                     extra = {"tickets": [{"id": t} for t in recent], "count": len(recent)}
             return fire_step(

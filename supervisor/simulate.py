@@ -41,7 +41,9 @@ def read_jsonl(path: Path | str, text: str | None = None) -> list[tuple[int, Any
         try:
             out.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise JsonlError(str(path), number, f"not JSON: {exc.msg} (column {exc.colno})") from None
+            raise JsonlError(
+                str(path), number, f"not JSON: {exc.msg} (column {exc.colno})"
+            ) from None
     return out
 
 
@@ -51,7 +53,9 @@ def validate_lines(path: str, lines: Sequence[tuple[int, Any]], caller_key: byte
     except BatchRejected as exc:
         index, problem = exc.problems[0]
         more = f" (and {len(exc.problems) - 1} more problems)" if len(exc.problems) > 1 else ""
-        raise JsonlError(path, lines[index][0], f"{problem.field}: {problem.message}{more}") from None
+        raise JsonlError(
+            path, lines[index][0], f"{problem.field}: {problem.message}{more}"
+        ) from None
 
 
 class Simulation:
@@ -75,7 +79,9 @@ class Simulation:
             if report_at is not None and (due is None or report_at < due) and report_at <= until:
                 at, _, report = runs.pop(0)
                 self.clock.set(at)
-                self.notifications.extend(reports.build(report, at, self.store.states.values(), runtime=rt))
+                self.notifications.extend(
+                    reports.build(report, at, self.store.states.values(), runtime=rt)
+                )
                 continue
             if due is None or due > until:
                 break
@@ -94,7 +100,9 @@ class Simulation:
         await self.store.ack(ticket, rule, by, "test", self.clock.now())
 
 
-async def simulate(events: Iterable[Event], runtime: Runtime, until: datetime | None = None) -> list[Notification]:
+async def simulate(
+    events: Iterable[Event], runtime: Runtime, until: datetime | None = None
+) -> list[Notification]:
     events = list(events)
     if not events:
         return []
@@ -106,7 +114,9 @@ async def simulate(events: Iterable[Event], runtime: Runtime, until: datetime | 
     return sorted(sim.notifications, key=lambda n: n.at)
 
 
-def plan_deliveries(notes: Sequence[Notification], settings: Any, templates: Any) -> list[dict[str, Any]]:
+def plan_deliveries(
+    notes: Sequence[Notification], settings: Any, templates: Any
+) -> list[dict[str, Any]]:
     """What would actually go out: quiet hours hold non-urgent messages, and messages for one
     person and channel released together go as one (delivery.py's policy, as the dispatcher
     applies it)."""

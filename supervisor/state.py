@@ -7,7 +7,7 @@ are worked out later, in deadlines.py, so that a rules edit never needs a re-fol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +97,9 @@ def apply(state: TicketState, event: Event) -> TicketState:
     """One step of the fold. Unknown combinations (a reply before dispatch, say) are recorded as
     they come: the hotline platform is the source of truth, we only watch it."""
     # One dataclasses.replace per event: it is the fold's main cost.
-    return replace(state, last_event_at=event.at, event_count=state.event_count + 1, **_changes(state, event))
+    return replace(
+        state, last_event_at=event.at, event_count=state.event_count + 1, **_changes(state, event)
+    )
 
 
 def _changes(s: TicketState, event: Event) -> dict:
@@ -140,7 +142,12 @@ def _changes(s: TicketState, event: Event) -> dict:
         unit = d["unit"]
         returned = _add(s.returned_units, unit)
         if unit == s.unit:
-            return dict(status="returned", returned_units=returned, return_count=s.return_count + 1, returned_at=at)
+            return dict(
+                status="returned",
+                returned_units=returned,
+                return_count=s.return_count + 1,
+                returned_at=at,
+            )
         # a co-handling unit leaving the ticket
         return dict(
             co_units=tuple(u for u in s.co_units if u != unit),
@@ -216,6 +223,3 @@ def history(ticket: str, events: Iterable[Event]) -> list[tuple[Event, TicketSta
         state = apply(state, event)
         out.append((event, state))
     return out
-
-
-__all__ = ["TicketState", "apply", "fold", "history", "order", "OPEN_STATUSES", "field"]

@@ -38,7 +38,9 @@ class DueTimer:
 
 
 # (timer, its ladder, the ticket's state, the tickets linked to it: same caller, same category)
-FireFn = Callable[[DueTimer, Ladder | None, TicketState | None, list[tuple[str, datetime]]], list[Notification]]
+FireFn = Callable[
+    [DueTimer, Ladder | None, TicketState | None, list[tuple[str, datetime]]], list[Notification]
+]
 
 
 @dataclass
@@ -58,8 +60,12 @@ class FireOutcome:
 
 
 class Store(Protocol):
-    async def ingest(self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]) -> IngestOutcome: ...
-    async def fire_due(self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta) -> FireOutcome: ...
+    async def ingest(
+        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+    ) -> IngestOutcome: ...
+    async def fire_due(
+        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+    ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
     async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int: ...
 
@@ -70,7 +76,9 @@ LOCK_TICKETS = """
 INSERT INTO tickets (ticket, state, status) SELECT t, '{}'::jsonb, 'new' FROM unnest($1::text[]) AS t
 ON CONFLICT (ticket) DO NOTHING;
 """
-SELECT_FOR_UPDATE = "SELECT ticket FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
+SELECT_FOR_UPDATE = (
+    "SELECT ticket FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
+)
 INSERT_EVENTS = """
 INSERT INTO events (id, ticket, type, at, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]::jsonb[])
@@ -145,16 +153,28 @@ NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
 
 
 def _ladder(row: Any) -> Ladder:
-    return Ladder(row["ticket"], row["rule"], row["cycle"], row["anchor_at"], row["trigger_event"], row["status"], row["reason"])
+    return Ladder(
+        row["ticket"],
+        row["rule"],
+        row["cycle"],
+        row["anchor_at"],
+        row["trigger_event"],
+        row["status"],
+        row["reason"],
+    )
 
 
 class PgStore:
-    def __init__(self, pool: asyncpg.Pool, not_before: Callable[[Notification], datetime] | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, not_before: Callable[[Notification], datetime] | None = None
+    ) -> None:
         self.pool = pool
         # when a message may go (quiet hours, grouping): the delivery policy decides
         self.not_before = not_before or (lambda n: n.at)
 
-    async def ingest(self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]) -> IngestOutcome:
+    async def ingest(
+        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+    ) -> IngestOutcome:
         outcome = IngestOutcome()
         if not events:
             return outcome
@@ -187,7 +207,9 @@ class PgStore:
                 return outcome
             all_events: dict[str, list[Event]] = {t: [] for t in changed}
             for r in await conn.fetch(LOAD_EVENTS, changed):
-                all_events[r["ticket"]].append(event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"]))
+                all_events[r["ticket"]].append(
+                    event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
+                )
             ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
             for r in await conn.fetch(LOAD_LADDERS, changed):
                 ladders[r["ticket"]].append(_ladder(r))
@@ -196,7 +218,15 @@ class PgStore:
                 for ev in batch:
                     if ev.id in new_ids and ev.type == "created" and ev.data.get("caller_hash"):
                         counts[ev.id] = {
-                            f"repeat_calls__{m}m": 1 + await conn.fetchval(COUNT_REPEATS, ev.data["caller_hash"], ev.data.get("category"), ev.ticket, ev.at - timedelta(minutes=m), ev.at)
+                            f"repeat_calls__{m}m": 1
+                            + await conn.fetchval(
+                                COUNT_REPEATS,
+                                ev.data["caller_hash"],
+                                ev.data.get("category"),
+                                ev.ticket,
+                                ev.at - timedelta(minutes=m),
+                                ev.at,
+                            )
                             for m in windows
                         }
             plans = {t: plan_fn(t, all_events[t], ladders[t], new_ids, counts) for t in changed}
@@ -225,8 +255,14 @@ class PgStore:
             )  # fmt: skip
         stopped = [lad for p in plans.values() for lad in p.stopped]
         if stopped:
-            args = ([x.ticket for x in stopped], [x.rule for x in stopped], [x.cycle for x in stopped])
-            await conn.execute(STOP_LADDERS, *args, [x.status for x in stopped], [x.reason for x in stopped])
+            args = (
+                [x.ticket for x in stopped],
+                [x.rule for x in stopped],
+                [x.cycle for x in stopped],
+            )
+            await conn.execute(
+                STOP_LADDERS, *args, [x.status for x in stopped], [x.reason for x in stopped]
+            )
             await conn.execute(CANCEL_TIMERS, *args)
         timers = [t for p in plans.values() for t in p.timers]
         if timers:
@@ -239,20 +275,37 @@ class PgStore:
             [t.step for t in timers], [t.rep for t in timers], [t.due_at for t in timers],
         )  # fmt: skip
 
-    async def fire_due(self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta) -> FireOutcome:
+    async def fire_due(
+        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+    ) -> FireOutcome:
         out = FireOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(CLAIM_DUE, now, limit)
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
-            states = {r["ticket"]: TicketState.from_json(r["state"]) for r in await conn.fetch(LOAD_STATES, tickets)}
-            ladders = {(r["ticket"], r["rule"], r["cycle"]): _ladder(r) for r in await conn.fetch(LOAD_LADDERS, tickets)}
+            states = {
+                r["ticket"]: TicketState.from_json(r["state"])
+                for r in await conn.fetch(LOAD_STATES, tickets)
+            }
+            ladders = {
+                (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
+                for r in await conn.fetch(LOAD_LADDERS, tickets)
+            }
             linked: dict[str, list[tuple[str, datetime]]] = {}
             ids, statuses, lates = [], [], []
             notes: list[Notification] = []
             for r in rows:
-                timer = DueTimer(r["id"], r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["due_at"], bool(r["later_due"]) and now - r["due_at"] > grace)
+                timer = DueTimer(
+                    r["id"],
+                    r["ticket"],
+                    r["rule"],
+                    r["cycle"],
+                    r["step"],
+                    r["rep"],
+                    r["due_at"],
+                    bool(r["later_due"]) and now - r["due_at"] > grace,
+                )
                 lad = ladders.get((timer.ticket, timer.rule, timer.cycle))
                 late = (now - timer.due_at).total_seconds()
                 if lad is None or lad.status != "active":
@@ -264,7 +317,10 @@ class PgStore:
                 else:
                     state = states.get(timer.ticket)
                     if state is not None and state.caller_hash and timer.ticket not in linked:
-                        linked[timer.ticket] = [(r["ticket"], r["created_at"]) for r in await conn.fetch(LINKED, state.caller_hash, state.category)]
+                        linked[timer.ticket] = [
+                            (r["ticket"], r["created_at"])
+                            for r in await conn.fetch(LINKED, state.caller_hash, state.category)
+                        ]
                     produced = fire_fn(timer, lad, state, linked.get(timer.ticket, []))
                     notes.extend(produced)
                     status = "fired"
@@ -303,9 +359,27 @@ class PgStore:
                 ticket, rule, by, at, via,
             )  # fmt: skip
             for r in rows:
-                await conn.execute("UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'", r["ticket"], r["rule"], r["cycle"])
-                await conn.execute("UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'", r["ticket"], r["rule"], r["cycle"])
-                await conn.execute("INSERT INTO acks (ticket, rule, cycle, by_whom, via, at) VALUES ($1,$2,$3,$4,$5,$6)", r["ticket"], r["rule"], r["cycle"], by, via, at)
+                await conn.execute(
+                    "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'",
+                    r["ticket"],
+                    r["rule"],
+                    r["cycle"],
+                )
+                await conn.execute(
+                    "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'",
+                    r["ticket"],
+                    r["rule"],
+                    r["cycle"],
+                )
+                await conn.execute(
+                    "INSERT INTO acks (ticket, rule, cycle, by_whom, via, at) VALUES ($1,$2,$3,$4,$5,$6)",
+                    r["ticket"],
+                    r["rule"],
+                    r["cycle"],
+                    by,
+                    via,
+                    at,
+                )
             return len(rows)
 
     async def replan(self, plan_fn: PlanFn, batch: int = 500) -> int:
@@ -321,29 +395,58 @@ class PgStore:
                 last = tickets[-1]
                 evs: dict[str, list[Event]] = {t: [] for t in tickets}
                 for r in await conn.fetch(LOAD_EVENTS, tickets):
-                    evs[r["ticket"]].append(event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"]))
+                    evs[r["ticket"]].append(
+                        event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
+                    )
                 lads: dict[str, list[Ladder]] = {t: [] for t in tickets}
                 for r in await conn.fetch(LOAD_LADDERS, tickets):
                     lads[r["ticket"]].append(_ladder(r))
                 plans = {t: plan_fn(t, evs[t], lads[t], set(), {}) for t in tickets if evs[t]}
                 # steps a rules edit removed: their pending rows go
-                keep = {(x.ticket, x.rule, x.cycle, x.step, x.rep) for p in plans.values() for x in p.timers}
-                pending = await conn.fetch("SELECT id, ticket, rule, cycle, step, rep FROM timers WHERE ticket = ANY($1::text[]) AND status = 'pending'", tickets)
-                drop = [r["id"] for r in pending if (r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"]) not in keep]
+                keep = {
+                    (x.ticket, x.rule, x.cycle, x.step, x.rep)
+                    for p in plans.values()
+                    for x in p.timers
+                }
+                pending = await conn.fetch(
+                    "SELECT id, ticket, rule, cycle, step, rep FROM timers WHERE ticket = ANY($1::text[]) AND status = 'pending'",
+                    tickets,
+                )
+                drop = [
+                    r["id"]
+                    for r in pending
+                    if (r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"]) not in keep
+                ]
                 if drop:
-                    await conn.execute("UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bigint[])", drop)
+                    await conn.execute(
+                        "UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bigint[])", drop
+                    )
                 await self._apply(conn, plans)
                 done += len(plans)
 
     async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT state, status, caller_hash, category FROM tickets WHERE ticket = $1", ticket)
+            row = await conn.fetchrow(
+                "SELECT state, status, caller_hash, category FROM tickets WHERE ticket = $1", ticket
+            )
             if row is None:
                 return None
-            events = await conn.fetch("SELECT id, type, at, data, received_at FROM events WHERE ticket = $1 ORDER BY at, seq", ticket)
-            ladders = await conn.fetch("SELECT rule, cycle, anchor_at, status, reason, acked_by, acked_at FROM ladders WHERE ticket = $1 ORDER BY rule, cycle", ticket)
-            timers = await conn.fetch("SELECT rule, cycle, step, rep, due_at, status, fired_at FROM timers WHERE ticket = $1 ORDER BY due_at", ticket)
-            outbox = await conn.fetch("SELECT rule, cycle, step, role, recipient, channel, text, status, created_at, sent_at FROM outbox WHERE ticket = $1 ORDER BY id", ticket)
+            events = await conn.fetch(
+                "SELECT id, type, at, data, received_at FROM events WHERE ticket = $1 ORDER BY at, seq",
+                ticket,
+            )
+            ladders = await conn.fetch(
+                "SELECT rule, cycle, anchor_at, status, reason, acked_by, acked_at FROM ladders WHERE ticket = $1 ORDER BY rule, cycle",
+                ticket,
+            )
+            timers = await conn.fetch(
+                "SELECT rule, cycle, step, rep, due_at, status, fired_at FROM timers WHERE ticket = $1 ORDER BY due_at",
+                ticket,
+            )
+            outbox = await conn.fetch(
+                "SELECT rule, cycle, step, role, recipient, channel, text, status, created_at, sent_at FROM outbox WHERE ticket = $1 ORDER BY id",
+                ticket,
+            )
             linked: list[str] = []
             if row["caller_hash"]:
                 linked = [r["ticket"] for r in await conn.fetch(
@@ -355,7 +458,15 @@ class PgStore:
             "ticket": ticket,
             "state": state,
             "linked": linked,
-            "timeline": [{"id": e["id"], "type": e["type"], "at": e["at"].isoformat(), **{k: v for k, v in e["data"].items() if k != "caller_hash"}} for e in events],
+            "timeline": [
+                {
+                    "id": e["id"],
+                    "type": e["type"],
+                    "at": e["at"].isoformat(),
+                    **{k: v for k, v in e["data"].items() if k != "caller_hash"},
+                }
+                for e in events
+            ],
             "ladders": [_jsonable(dict(r)) for r in ladders],
             "timers": [_jsonable(dict(r)) for r in timers],
             "messages": [_jsonable(dict(r)) for r in outbox],
@@ -371,15 +482,26 @@ SELECT state FROM tickets WHERE status <> 'closed' OR updated_at > $1
 """
 
 
-async def run_report(store: PgStore, report_id: str, period: int, now: datetime, build: Callable[[list[TicketState]], list[Notification]]) -> list[Notification] | None:
+async def run_report(
+    store: PgStore,
+    report_id: str,
+    period: int,
+    now: datetime,
+    build: Callable[[list[TicketState]], list[Notification]],
+) -> list[Notification] | None:
     """Run one period of a report once across all daemons: the report_runs key decides who."""
     async with store.pool.acquire() as conn, conn.transaction():
         won = await conn.fetchval(
-            "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1", report_id, str(period)
+            "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            report_id,
+            str(period),
         )
         if not won:
             return None
-        states = [TicketState.from_json(r["state"]) for r in await conn.fetch(REPORT_STATES, now - timedelta(days=8))]
+        states = [
+            TicketState.from_json(r["state"])
+            for r in await conn.fetch(REPORT_STATES, now - timedelta(days=8))
+        ]
         notes = build([s for s in states if s.event_count])
         if notes:
             await store._insert_outbox(conn, notes)

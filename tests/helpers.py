@@ -31,7 +31,13 @@ def sh(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 
 def ev(ticket: str, n: int, etype: str, at: datetime | str, **fields: Any) -> dict[str, Any]:
-    return {"id": f"{ticket}-{n}", "ticket": ticket, "type": etype, "at": at if isinstance(at, str) else at.isoformat(), **fields}
+    return {
+        "id": f"{ticket}-{n}",
+        "ticket": ticket,
+        "type": etype,
+        "at": at if isinstance(at, str) else at.isoformat(),
+        **fields,
+    }
 
 
 def every_type(ticket: str = "T1") -> list[dict[str, Any]]:

@@ -38,7 +38,9 @@ def test_check_names_file_and_line_of_a_misspelt_key(config_copy: Path):
     settings = config_copy / "settings.yaml"
     lines = settings.read_text(encoding="utf-8").splitlines()
     number = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("port:"))
-    settings.write_text("\n".join(line.replace("port:", "prot:") for line in lines) + "\n", encoding="utf-8")
+    settings.write_text(
+        "\n".join(line.replace("port:", "prot:") for line in lines) + "\n", encoding="utf-8"
+    )
     proc = run("--config", str(config_copy), "check")
     assert proc.returncode == 1
     assert f"{settings}:{number}: http.prot: unknown key" in proc.stderr
@@ -50,16 +52,26 @@ def test_check_names_file_and_line_of_a_rule_mistake(config_copy: Path):
     text = rules.read_text(encoding="utf-8")
     lines = text.splitlines()
     number = next(i for i, line in enumerate(lines, 1) if "template: reply_urgent" in line)
-    rules.write_text(text.replace("template: reply_urgent", "template: reply_urgnet", 1), encoding="utf-8")
+    rules.write_text(
+        text.replace("template: reply_urgent", "template: reply_urgnet", 1), encoding="utf-8"
+    )
     proc = run("--config", str(config_copy), "check")
     assert proc.returncode == 1
-    assert f"{rules}:{number}: rules.0.steps.1.template: unknown template 'reply_urgnet'" in proc.stderr
+    assert (
+        f"{rules}:{number}: rules.0.steps.1.template: unknown template 'reply_urgnet'"
+        in proc.stderr
+    )
 
 
 def test_check_reports_a_rule_that_can_never_fire(config_copy: Path):
     rules = config_copy.parent / "rules" / "callback.yaml"
     text = rules.read_text(encoding="utf-8")
-    rules.write_text(text.replace("when: {status: replied}", "when: {status: replied, all: [{status: closed}]}", 1), encoding="utf-8")
+    rules.write_text(
+        text.replace(
+            "when: {status: replied}", "when: {status: replied, all: [{status: closed}]}", 1
+        ),
+        encoding="utf-8",
+    )
     proc = run("--config", str(config_copy), "check")
     assert proc.returncode == 1
     assert "can never hold, so the rule can never fire" in proc.stderr
@@ -92,7 +104,10 @@ def test_simulate_prints_one_json_object_per_notification(tmp_path: Path):
 
 def test_simulate_names_the_line_of_a_bad_event(tmp_path: Path):
     events = tmp_path / "events.jsonl"
-    events.write_text('{"id": "1", "ticket": "T1", "type": "created", "at": "2026-09-30T16:30:00+08:00"}\n\n{"id": "2", "ticket": "T1", "type": "dispatched", "at": "2026-09-30T16:30:00+08:00"}\n', encoding="utf-8")
+    events.write_text(
+        '{"id": "1", "ticket": "T1", "type": "created", "at": "2026-09-30T16:30:00+08:00"}\n\n{"id": "2", "ticket": "T1", "type": "dispatched", "at": "2026-09-30T16:30:00+08:00"}\n',
+        encoding="utf-8",
+    )
     proc = run("simulate", str(events))
     assert proc.returncode == 1
     assert f"{events}:3: unit: is required for a dispatched event" in proc.stderr
@@ -121,13 +136,19 @@ def test_test_rules_fails_on_a_wrong_expectation(tmp_path: Path):
     )
     proc = run("test-rules", str(t))
     assert proc.returncode == 1
-    assert "FAIL" in proc.stdout and "expected, not produced" in proc.stdout and "0 passed, 1 failed" in proc.stdout
+    assert (
+        "FAIL" in proc.stdout
+        and "expected, not produced" in proc.stdout
+        and "0 passed, 1 failed" in proc.stdout
+    )
 
 
 def test_schema_matches_the_committed_file():
     proc = run("schema")
     assert proc.returncode == 0
-    assert json.loads(proc.stdout) == json.loads((ROOT / "rules" / "rule-file.schema.json").read_text(encoding="utf-8"))
+    assert json.loads(proc.stdout) == json.loads(
+        (ROOT / "rules" / "rule-file.schema.json").read_text(encoding="utf-8")
+    )
 
 
 def test_ingest_feeds_a_file_through_the_same_path(tmp_path: Path, pg_url: str):
@@ -141,6 +162,13 @@ def test_ingest_feeds_a_file_through_the_same_path(tmp_path: Path, pg_url: str):
     )
     env = {**os.environ, "DATABASE_URL": pg_url, "HOTLINE_CALLER_KEY": "k"}
     for expected in ("2 events stored, 0 duplicates", "0 events stored, 2 duplicates"):
-        proc = subprocess.run([*CLI, "ingest", str(events)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        proc = subprocess.run(
+            [*CLI, "ingest", str(events)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr
         assert expected in proc.stdout

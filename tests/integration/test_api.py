@@ -26,7 +26,9 @@ async def client(pool):
     async def health():
         return True, {}
 
-    app = make_app(sup, tokens=[TOKEN, "other"], metrics=Metrics(), health=health, max_body_bytes=64 * 1024)
+    app = make_app(
+        sup, tokens=[TOKEN, "other"], metrics=Metrics(), health=health, max_body_bytes=64 * 1024
+    )
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -60,9 +62,15 @@ async def test_duplicate_id_is_stored_once(client, pool):
         resp = await client.post("/api/v1/events", json=one, headers=AUTH)
         assert resp.status == 200
     body = await resp.json()
-    assert body == {"accepted": 0, "duplicates": 2, "results": [{"id": "T1-1", "status": "duplicate"}, {"id": "T1-2", "status": "duplicate"}]}
+    assert body == {
+        "accepted": 0,
+        "duplicates": 2,
+        "results": [{"id": "T1-1", "status": "duplicate"}, {"id": "T1-2", "status": "duplicate"}],
+    }
     # and a repeat inside one batch
-    resp = await client.post("/api/v1/events", json=[every_type()[2], every_type()[2]], headers=AUTH)
+    resp = await client.post(
+        "/api/v1/events", json=[every_type()[2], every_type()[2]], headers=AUTH
+    )
     assert (await resp.json())["accepted"] == 1
     assert (await counts(pool))[0] == 3
 
@@ -86,16 +94,59 @@ async def test_out_of_order_delivery_folds_to_the_same_state(client, pool):
     ("body", "status", "needle"),
     [
         (b'{"id": "x", "ticket": ', 400, "not JSON"),
-        (json.dumps([ev("T9", 1, "created", sh(2026, 11, 23, 9)), {"id": "y", "ticket": "T9", "type": "escalated", "at": "2026-11-23T10:00:00+08:00"}]).encode(), 422, "event 1: type: unknown type 'escalated'"),
-        (json.dumps({"id": "y", "ticket": "T9", "type": "dispatched", "at": "2026-11-23T10:00:00+08:00"}).encode(), 422, "unit: is required"),
-        (json.dumps({"id": "y", "ticket": "T9", "type": "closed", "at": "2026-11-23T10:00:00"}).encode(), 422, "at: '2026-11-23T10:00:00' has no UTC offset"),
+        (
+            json.dumps(
+                [
+                    ev("T9", 1, "created", sh(2026, 11, 23, 9)),
+                    {
+                        "id": "y",
+                        "ticket": "T9",
+                        "type": "escalated",
+                        "at": "2026-11-23T10:00:00+08:00",
+                    },
+                ]
+            ).encode(),
+            422,
+            "event 1: type: unknown type 'escalated'",
+        ),
+        (
+            json.dumps(
+                {"id": "y", "ticket": "T9", "type": "dispatched", "at": "2026-11-23T10:00:00+08:00"}
+            ).encode(),
+            422,
+            "unit: is required",
+        ),
+        (
+            json.dumps(
+                {"id": "y", "ticket": "T9", "type": "closed", "at": "2026-11-23T10:00:00"}
+            ).encode(),
+            422,
+            "at: '2026-11-23T10:00:00' has no UTC offset",
+        ),
         (json.dumps([]).encode(), 400, "empty batch"),
-        (b"[" + b",".join([json.dumps(ev("T9", i, "closed", sh(2026, 11, 23, 9)), ensure_ascii=False).encode() for i in range(2000)]) + b"]", 413, "too large"),
+        (
+            b"["
+            + b",".join(
+                [
+                    json.dumps(
+                        ev("T9", i, "closed", sh(2026, 11, 23, 9)), ensure_ascii=False
+                    ).encode()
+                    for i in range(2000)
+                ]
+            )
+            + b"]",
+            413,
+            "too large",
+        ),
     ],
     ids=["malformed", "unknown-type-in-batch", "missing-field", "no-offset", "empty", "oversized"],
 )
-async def test_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored(client, pool, body, status, needle):
-    resp = await client.post("/api/v1/events", data=body, headers={**AUTH, "Content-Type": "application/json"})
+async def test_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored(
+    client, pool, body, status, needle
+):
+    resp = await client.post(
+        "/api/v1/events", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert resp.status == status
     assert needle in (await resp.json())["error"]
     assert await counts(pool) == (0, 0, 0)
@@ -109,7 +160,10 @@ async def test_without_a_valid_token_401(client, pool):
     assert await counts(pool) == (0, 0, 0)
     assert (await client.get("/healthz")).status == 200
     metrics = await (await client.get("/metrics")).text()
-    assert "hotline_events_accepted_total" in metrics and "hotline_http_request_duration_seconds" in metrics
+    assert (
+        "hotline_events_accepted_total" in metrics
+        and "hotline_http_request_duration_seconds" in metrics
+    )
 
 
 async def test_metrics_count_accepted_and_rejected(client, pool):
@@ -123,11 +177,28 @@ async def test_metrics_count_accepted_and_rejected(client, pool):
 async def test_ack_api_stops_the_ladder(client, pool):
     await client.post("/api/v1/events", json=every_type()[:2], headers=AUTH)
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM timers WHERE ticket='T1' AND rule='sign-off' AND status='pending'") == 3
-    resp = await client.post("/api/v1/tickets/T1/ack", json={"rule": "sign-off", "by": "zhang-min"}, headers=AUTH)
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM timers WHERE ticket='T1' AND rule='sign-off' AND status='pending'"
+            )
+            == 3
+        )
+    resp = await client.post(
+        "/api/v1/tickets/T1/ack", json={"rule": "sign-off", "by": "zhang-min"}, headers=AUTH
+    )
     assert (await resp.json()) == {"acknowledged": 1}
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM timers WHERE ticket='T1' AND rule='sign-off' AND status='pending'") == 0
-        assert await conn.fetchval("SELECT acked_by FROM ladders WHERE ticket='T1' AND rule='sign-off'") == "zhang-min"
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM timers WHERE ticket='T1' AND rule='sign-off' AND status='pending'"
+            )
+            == 0
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT acked_by FROM ladders WHERE ticket='T1' AND rule='sign-off'"
+            )
+            == "zhang-min"
+        )
     resp = await client.post("/api/v1/tickets/T1/ack", json={"rule": "sign-off"}, headers=AUTH)
     assert resp.status == 422 and "by:" in (await resp.json())["error"]

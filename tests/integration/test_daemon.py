@@ -29,7 +29,11 @@ def make_loaded(tmp_path, **settings_update):
 
 async def _post(port: int, events) -> dict:
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"http://127.0.0.1:{port}/api/v1/events", json=events, headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = await http.post(
+            f"http://127.0.0.1:{port}/api/v1/events",
+            json=events,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         assert resp.status == 200, await resp.text()
         return await resp.json()
 
@@ -38,7 +42,9 @@ async def _get(port: int, path: str, auth: bool = True):
     async with aiohttp.ClientSession() as http:
         headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
         resp = await http.get(f"http://127.0.0.1:{port}{path}", headers=headers)
-        return resp.status, (await resp.json() if resp.content_type == "application/json" else await resp.text())
+        return resp.status, (
+            await resp.json() if resp.content_type == "application/json" else await resp.text()
+        )
 
 
 async def _restart_keeps_state(tmp_path, env) -> None:
@@ -58,7 +64,9 @@ async def _restart_keeps_state(tmp_path, env) -> None:
         status, after = await _get(second.port, "/api/v1/tickets/T1")
         assert status == 200
         assert after["state"] == before["state"] and after["timeline"] == before["timeline"]
-        assert [(t["rule"], t["step"], t["due_at"]) for t in after["timers"]] == [(t["rule"], t["step"], t["due_at"]) for t in before["timers"]]
+        assert [(t["rule"], t["step"], t["due_at"]) for t in after["timers"]] == [
+            (t["rule"], t["step"], t["due_at"]) for t in before["timers"]
+        ]
         # a duplicate after the restart is still a duplicate
         assert (await _post(second.port, every_type()[:9]))["duplicates"] == 9
     finally:
@@ -80,28 +88,50 @@ async def test_reload_refuses_an_invalid_edit_and_keeps_the_rules(tmp_path, pg_u
     cfg = tmp_path / "config"
     shutil.copytree(loaded().config_dir, cfg)
     rules = tmp_path / "rules"
-    shutil.copytree(loaded().config_dir.parent / "rules", rules, ignore=shutil.ignore_patterns("tests"))
-    text = (cfg / "settings.yaml").read_text(encoding="utf-8").replace("rules_dir: ../rules", f"rules_dir: {rules}")
+    shutil.copytree(
+        loaded().config_dir.parent / "rules", rules, ignore=shutil.ignore_patterns("tests")
+    )
+    text = (
+        (cfg / "settings.yaml")
+        .read_text(encoding="utf-8")
+        .replace("rules_dir: ../rules", f"rules_dir: {rules}")
+    )
     (cfg / "settings.yaml").write_text(text, encoding="utf-8")
     from supervisor.config import load_all
 
     base = load_all(cfg, env={})
     lo = replace(make_loaded(tmp_path), policy=base.policy, config_dir=cfg)
-    daemon = Daemon(lo, env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN}, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    daemon = Daemon(
+        lo,
+        env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN},
+        clock=VirtualClock(sh(2026, 11, 23, 8, 0)),
+    )
     await daemon.start()
     try:
         await _post(daemon.port, every_type()[:2])
         sign = rules / "sign-off.yaml"
         good = sign.read_text(encoding="utf-8")
-        sign.write_text(good.replace("template: sign_reminder", "template: no_such_template", 1), encoding="utf-8")
+        sign.write_text(
+            good.replace("template: sign_reminder", "template: no_such_template", 1),
+            encoding="utf-8",
+        )
         assert await daemon.reload("test") is False
-        assert daemon.supervisor.runtime.policy.rules_by_id["sign-off"].steps[0].template == "sign_reminder"
+        assert (
+            daemon.supervisor.runtime.policy.rules_by_id["sign-off"].steps[0].template
+            == "sign_reminder"
+        )
         # a valid edit: the liaison reminder now comes 60 working minutes before; pending rows move
-        sign.write_text(good.replace("at: -30 working minutes", "at: -60 working minutes", 1), encoding="utf-8")
+        sign.write_text(
+            good.replace("at: -30 working minutes", "at: -60 working minutes", 1), encoding="utf-8"
+        )
         assert await daemon.reload("test") is True
         async with daemon.pool.acquire() as conn:
-            due = await conn.fetchval("SELECT due_at FROM timers WHERE ticket='T1' AND rule='sign-off' AND step=0 AND status='pending'")
-        assert due == sh(2026, 11, 23, 10, 5)  # dispatched 09:05, sign_by 11:05, minus 60 working minutes
+            due = await conn.fetchval(
+                "SELECT due_at FROM timers WHERE ticket='T1' AND rule='sign-off' AND step=0 AND status='pending'"
+            )
+        assert due == sh(
+            2026, 11, 23, 10, 5
+        )  # dispatched 09:05, sign_by 11:05, minus 60 working minutes
     finally:
         await daemon.stop()
 
@@ -114,7 +144,9 @@ def test_structured_log_lines_carry_no_phone_numbers():
 
     stream = io.StringIO()
     logs.setup("json", stream=stream)
-    logging.getLogger("hotline.test").info("sent", extra={"recipient": "wang-qiang", "channel": "sms"})
+    logging.getLogger("hotline.test").info(
+        "sent", extra={"recipient": "wang-qiang", "channel": "sms"}
+    )
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["msg"] == "sent" and line["recipient"] == "wang-qiang" and line["level"] == "info"
     logging.getLogger().handlers.clear()

@@ -47,7 +47,9 @@ async def test_two_daemons_fire_each_due_step_exactly_once(pg_url):
             rows = await conn.fetch("SELECT ticket, rule, step, recipient, channel FROM outbox")
             fired = await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'fired'")
         assert fired == 300
-        keys = Counter((r["ticket"], r["rule"], r["step"], r["recipient"], r["channel"]) for r in rows)
+        keys = Counter(
+            (r["ticket"], r["rule"], r["step"], r["recipient"], r["channel"]) for r in rows
+        )
         assert len(keys) == 300 and max(keys.values()) == 1
         assert {r["rule"] for r in rows} == {"sign-off"} and {r["step"] for r in rows} == {0}
     finally:
@@ -64,7 +66,10 @@ async def test_signing_cancels_and_extension_moves_only_the_affected_rows(pool):
         ev("T1", 3, "commitment_made", start + timedelta(minutes=5), due="2026-12-10"),
     ])  # fmt: skip
     async with pool.acquire() as conn:
-        before = {(r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"]) for r in await conn.fetch("SELECT * FROM timers WHERE status='pending'")}
+        before = {
+            (r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"])
+            for r in await conn.fetch("SELECT * FROM timers WHERE status='pending'")
+        }
     assert {k[0] for k in before} == {"sign-off", "reply-deadline", "commitment"}
     await sup.ingest([ev("T1", 4, "signed", start + timedelta(minutes=20), unit="城管执法中队")])
     await sup.ingest([
@@ -72,7 +77,10 @@ async def test_signing_cancels_and_extension_moves_only_the_affected_rows(pool):
         ev("T1", 6, "extension_decided", start + timedelta(hours=2), approved=True),
     ])  # fmt: skip
     async with pool.acquire() as conn:
-        after = {(r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"], r["status"]) for r in await conn.fetch("SELECT * FROM timers")}
+        after = {
+            (r["rule"], r["cycle"], r["step"]): (r["id"], r["due_at"], r["status"])
+            for r in await conn.fetch("SELECT * FROM timers")
+        }
     assert all(after[k][2] == "cancelled" for k in after if k[0] == "sign-off")
     assert all(after[k][2] == "cancelled" for k in after if k[0] == "reply-deadline" and k[1] == 1)
     moved = {k: v for k, v in after.items() if k[0] == "reply-deadline" and k[1] == 2}
@@ -98,13 +106,41 @@ async def test_repeat_caller_links_the_tickets_on_postgres(pool):
     start = sh(2026, 11, 2, 9, 0)
     sup = Supervisor(PgStore(pool), runtime(), VirtualClock(start))
     for i, day in enumerate((2, 10, 20)):
-        await sup.ingest([ev(f"R{i}", 1, "created", sh(2026, 11, day, 9, 0), kind="complaint", category="市容环境", grid="G01", caller="138 1234 5678")])
+        await sup.ingest(
+            [
+                ev(
+                    f"R{i}",
+                    1,
+                    "created",
+                    sh(2026, 11, day, 9, 0),
+                    kind="complaint",
+                    category="市容环境",
+                    grid="G01",
+                    caller="138 1234 5678",
+                )
+            ]
+        )
     # a different category from the same caller does not count
-    await sup.ingest([ev("R9", 1, "created", sh(2026, 11, 21, 9, 0), kind="complaint", category="物业管理", caller="13812345678")])
+    await sup.ingest(
+        [
+            ev(
+                "R9",
+                1,
+                "created",
+                sh(2026, 11, 21, 9, 0),
+                kind="complaint",
+                category="物业管理",
+                caller="13812345678",
+            )
+        ]
+    )
     out = await sup.fire_due(now=sh(2026, 11, 21, 9, 1))
     texts = {(n.rule, n.role): n.text for n in out.notifications}
     assert set(texts) == {("repeat-caller", "supervisor"), ("repeat-caller", "grid")}
-    assert "R0、R1、R2" in texts[("repeat-caller", "supervisor")] and "3次" in texts[("repeat-caller", "supervisor")]
+    assert (
+        "R0、R1、R2" in texts[("repeat-caller", "supervisor")]
+        and "3次" in texts[("repeat-caller", "supervisor")]
+    )
     assert "13812345678" not in str(texts) and "5678" not in str(texts)
     view = await sup.store.ticket_view("R2")
     assert view["linked"] == ["R0", "R1"]

@@ -13,7 +13,11 @@ from supervisor.message import FIELDS, duration_key, window_key
 
 MPD = 420
 
-STR_VALUES = {name: [v for v in spec.values if v] or ["a", "b", "城管执法中队"] for name, spec in FIELDS.items() if spec.type == "str"}
+STR_VALUES = {
+    name: [v for v in spec.values if v] or ["a", "b", "城管执法中队"]
+    for name, spec in FIELDS.items()
+    if spec.type == "str"
+}
 INT_FIELDS = [n for n, s in FIELDS.items() if s.type == "int"]
 BOOL_FIELDS = [n for n, s in FIELDS.items() if s.type == "bool"]
 
@@ -23,17 +27,24 @@ def leaf():
         lambda f: st.one_of(
             st.sampled_from(STR_VALUES[f]).map(lambda v: {f: v}),
             st.sampled_from(STR_VALUES[f]).map(lambda v: {f: {"ne": v}}),
-            st.lists(st.sampled_from(STR_VALUES[f]), min_size=1, max_size=3).map(lambda vs: {f: {"in": vs}}),
-            st.lists(st.sampled_from(STR_VALUES[f]), min_size=1, max_size=3).map(lambda vs: {f: {"not_in": vs}}),
+            st.lists(st.sampled_from(STR_VALUES[f]), min_size=1, max_size=3).map(
+                lambda vs: {f: {"in": vs}}
+            ),
+            st.lists(st.sampled_from(STR_VALUES[f]), min_size=1, max_size=3).map(
+                lambda vs: {f: {"not_in": vs}}
+            ),
         )
     )
-    int_leaf = st.tuples(st.sampled_from(INT_FIELDS), st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte"]), st.integers(0, 4)).map(
-        lambda t: {t[0]: {t[1]: t[2]}}
-    )
+    int_leaf = st.tuples(
+        st.sampled_from(INT_FIELDS),
+        st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte"]),
+        st.integers(0, 4),
+    ).map(lambda t: {t[0]: {t[1]: t[2]}})
     bool_leaf = st.tuples(st.sampled_from(BOOL_FIELDS), st.booleans()).map(lambda t: {t[0]: t[1]})
-    dur_leaf = st.tuples(st.sampled_from(["lt", "gt", "gte"]), st.sampled_from(["1 working day", "2 working hours", "30m", "1d"])).map(
-        lambda t: {"since_dispatch": {t[0]: t[1]}}
-    )
+    dur_leaf = st.tuples(
+        st.sampled_from(["lt", "gt", "gte"]),
+        st.sampled_from(["1 working day", "2 working hours", "30m", "1d"]),
+    ).map(lambda t: {"since_dispatch": {t[0]: t[1]}})
     win_leaf = st.integers(1, 4).map(lambda n: {"repeat_calls": {"within": "30d", "gte": n}})
     return st.one_of(str_leaf, int_leaf, bool_leaf, dur_leaf, win_leaf)
 
@@ -44,7 +55,11 @@ conditions = st.recursive(
         st.lists(children, min_size=1, max_size=3).map(lambda cs: {"all": cs}),
         st.lists(children, min_size=1, max_size=3).map(lambda cs: {"any": cs}),
         children.map(lambda c: {"not": c}),
-        st.lists(children, min_size=2, max_size=3).map(lambda cs: {k: v for c in cs for k, v in c.items() if k not in ("all", "any", "not")} or cs[0]),
+        st.lists(children, min_size=2, max_size=3).map(
+            lambda cs: (
+                {k: v for c in cs for k, v in c.items() if k not in ("all", "any", "not")} or cs[0]
+            )
+        ),
     ),
     max_leaves=6,
 )
@@ -85,7 +100,14 @@ def test_durable_rules_and_the_python_evaluator_agree(conds, msgs):
 def test_every_matching_condition_fires_not_just_the_first():
     # durable_rules' `post` hands an event to ONE matching rule; the matcher asserts and retracts
     # a fact instead, so all of them fire.
-    compiled = {name: compile_condition(c, (), MPD).condition for name, c in {"a": {"urgent": True}, "b": {"dispatch_count": {"gte": 1}}, "c": {"kind": "help"}}.items()}
+    compiled = {
+        name: compile_condition(c, (), MPD).condition
+        for name, c in {
+            "a": {"urgent": True},
+            "b": {"dispatch_count": {"gte": 1}},
+            "c": {"kind": "help"},
+        }.items()
+    }
     msg = {"urgent": True, "dispatch_count": 3, "kind": "help"}
     assert DurableMatcher(compiled).match(msg) == {"a", "b", "c"}
 
@@ -123,7 +145,11 @@ def test_every_fact_uses_the_one_fixed_session_id(monkeypatch):
     m = DurableMatcher({"a": compile_condition({"urgent": True}, (), MPD).condition})
     seen = []
     real = m._host.assert_fact
-    monkeypatch.setattr(m._host, "assert_fact", lambda rs, fact, *a: (seen.append(fact["sid"]), real(rs, fact, *a))[1])
+    monkeypatch.setattr(
+        m._host,
+        "assert_fact",
+        lambda rs, fact, *a: (seen.append(fact["sid"]), real(rs, fact, *a))[1],
+    )
     for i in range(50):
         m.match({"urgent": bool(i % 2), "ticket": f"T{i}"})
     assert set(seen) == {"0"} and len(seen) == 50

@@ -16,7 +16,17 @@ CONTACTS_WITHOUT_LIAISON = (CONFIG / "contacts.yaml").read_text(encoding="utf-8"
 
 def _state(unit: str = "城管执法中队"):
     raws = [
-        ev("T1", 1, "created", sh(2026, 11, 23, 9), kind="complaint", category="市容环境", caller="13812345678", grid="G01", summary="来电人13812345678反映占道"),
+        ev(
+            "T1",
+            1,
+            "created",
+            sh(2026, 11, 23, 9),
+            kind="complaint",
+            category="市容环境",
+            caller="13812345678",
+            grid="G01",
+            summary="来电人13812345678反映占道",
+        ),
         ev("T1", 2, "dispatched", sh(2026, 11, 23, 9), unit=unit),
     ]
     return fold("T1", [redact(parse_event(r), b"k") for r in raws])

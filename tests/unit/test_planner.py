@@ -65,12 +65,19 @@ async def run(rt, raws, until, acks=()):
 
 
 def base(unit="城管执法中队"):
-    return [ev("T1", 1, "created", sh(2026, 11, 23, 9), kind="complaint"), ev("T1", 2, "dispatched", sh(2026, 11, 23, 9), unit=unit)]
+    return [
+        ev("T1", 1, "created", sh(2026, 11, 23, 9), kind="complaint"),
+        ev("T1", 2, "dispatched", sh(2026, 11, 23, 9), unit=unit),
+    ]
 
 
 async def test_a_step_repeats_every_working_hour_until_signed(tmp_path):
     rt, _ = policy_runtime(tmp_path)
-    sim = await run(rt, [*base(), ev("T1", 3, "signed", sh(2026, 11, 23, 14, 0), unit="城管执法中队")], sh(2026, 11, 24, 18))
+    sim = await run(
+        rt,
+        [*base(), ev("T1", 3, "signed", sh(2026, 11, 23, 14, 0), unit="城管执法中队")],
+        sh(2026, 11, 24, 18),
+    )
     chase = [(n.at, n.rep) for n in sim.notifications if n.rule == "chase"]
     # sign_by 11:00; repeats at 12:00, then 14:30 (lunch), but signed at 14:00: the third is cancelled
     assert chase == [(sh(2026, 11, 23, 11), 0), (sh(2026, 11, 23, 12), 1)]
@@ -87,12 +94,18 @@ async def test_once_and_stop_when(tmp_path):
     ]
     sim = await run(rt, raws, sh(2026, 11, 26, 18))
     firsts = [(n.at, n.step) for n in sim.notifications if n.rule == "first-return"]
-    assert firsts == [(sh(2026, 11, 23, 9, 30), 0)]  # once: the second return adds nothing; closed stops step 1
+    assert firsts == [
+        (sh(2026, 11, 23, 9, 30), 0)
+    ]  # once: the second return adds nothing; closed stops step 1
 
 
 async def test_an_acknowledgement_stops_the_ladder_until_its_deadline_moves(tmp_path):
     rt, _ = policy_runtime(tmp_path)
-    raws = [*base(), ev("T1", 3, "returned", sh(2026, 11, 23, 15), unit="城管执法中队", reason="x"), ev("T1", 4, "dispatched", sh(2026, 11, 23, 15, 30), unit="市场监管所")]
+    raws = [
+        *base(),
+        ev("T1", 3, "returned", sh(2026, 11, 23, 15), unit="城管执法中队", reason="x"),
+        ev("T1", 4, "dispatched", sh(2026, 11, 23, 15, 30), unit="市场监管所"),
+    ]
     sim = await run(rt, raws, sh(2026, 11, 24, 18), acks=[(sh(2026, 11, 23, 11, 30), "chase")])
     chase = [(n.at, n.cycle, n.rep) for n in sim.notifications if n.rule == "chase"]
     # cycle 1: 11:00 only (acknowledged at 11:30); the re-dispatch moves sign_by: cycle 2 runs
@@ -103,15 +116,26 @@ async def test_an_acknowledgement_stops_the_ladder_until_its_deadline_moves(tmp_
 async def test_replanning_after_an_edit_moves_pending_steps_and_never_resends(tmp_path):
     rt, rules = policy_runtime(tmp_path)
     sim = await run(rt, base(), sh(2026, 11, 23, 11, 30))
-    assert [(n.at, n.rep) for n in sim.notifications if n.rule == "chase"] == [(sh(2026, 11, 23, 11), 0)]
-    (rules / "custom.yaml").write_text(RULES.replace("every: 1 working hour", "every: 2 working hours"), encoding="utf-8")
+    assert [(n.at, n.rep) for n in sim.notifications if n.rule == "chase"] == [
+        (sh(2026, 11, 23, 11), 0)
+    ]
+    (rules / "custom.yaml").write_text(
+        RULES.replace("every: 1 working hour", "every: 2 working hours"), encoding="utf-8"
+    )
     lo = loaded()
-    sim.supervisor.runtime = replace(rt, policy=load_policy(rule_files(rules), lo.calendar, templates=lo.templates))
+    sim.supervisor.runtime = replace(
+        rt, policy=load_policy(rule_files(rules), lo.calendar, templates=lo.templates)
+    )
     await sim.supervisor.replan()
     await sim.advance(sh(2026, 11, 24, 18))
     chase = [(n.at, n.rep) for n in sim.notifications if n.rule == "chase"]
     # 11:00 already sent stays sent once; the repeats now every 2 working hours: 14:30, 16:30, next day 10:00
-    assert chase == [(sh(2026, 11, 23, 11), 0), (sh(2026, 11, 23, 14, 30), 1), (sh(2026, 11, 23, 16, 30), 2), (sh(2026, 11, 24, 10), 3)]
+    assert chase == [
+        (sh(2026, 11, 23, 11), 0),
+        (sh(2026, 11, 23, 14, 30), 1),
+        (sh(2026, 11, 23, 16, 30), 2),
+        (sh(2026, 11, 24, 10), 3),
+    ]
 
 
 async def test_a_late_event_is_placed_by_its_time(tmp_path):
@@ -123,7 +147,9 @@ async def test_a_late_event_is_placed_by_its_time(tmp_path):
     for e in events:
         await sim.arrive(e)
     await sim.advance(sh(2026, 11, 23, 10, 59))
-    late = validate_batch([ev("T1", 3, "signed", sh(2026, 11, 23, 10), unit="城管执法中队")], b"k")[0]
+    late = validate_batch([ev("T1", 3, "signed", sh(2026, 11, 23, 10), unit="城管执法中队")], b"k")[
+        0
+    ]
     await sim.supervisor.ingest_events([late])
     await sim.advance(sh(2026, 11, 24, 18))
     assert [n for n in sim.notifications if n.rule == "chase"] == []

@@ -323,5 +323,3 @@ def test_working_days_round_trip_inside_office_hours(t, n):
 @given(moments, st.integers(0, 3000))
 def test_add_is_monotonic(t, n):
     assert CAL.add(t, Duration.working_minutes(n)) <= CAL.add(t, Duration.working_minutes(n + 1))
-
-
