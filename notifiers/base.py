@@ -49,10 +49,13 @@ class Notifier(Protocol):
 
     async def send(self, msg: Outgoing) -> SendResult: ...
 
-    async def find_sent(self, msg: Outgoing, since: datetime) -> str | None:
+    async def find_sent(
+        self, msg: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         """Reconcile after "unknown": the provider id of an already-accepted identical message
         sent at or after `since`, else None. Raises if the provider cannot be asked (a None must
-        mean "not there", or the caller would resend a duplicate)."""
+        mean "not there", or the caller would resend a duplicate). Ids in `exclude` are already
+        recorded for other messages and are never this one."""
         ...
 
     async def close(self) -> None: ...

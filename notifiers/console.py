@@ -43,7 +43,9 @@ class ConsoleNotifier:
         print(self.format(msg), file=self._stream or sys.stdout, flush=True)
         return SendResult("sent", provider_id=f"console-{self._count}")
 
-    async def find_sent(self, msg: Outgoing, since: datetime) -> str | None:
+    async def find_sent(
+        self, msg: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         return None  # send never answers "unknown", so there is nothing to reconcile
 
     async def close(self) -> None:

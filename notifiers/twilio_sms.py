@@ -31,6 +31,9 @@ def utc_floor(since: datetime) -> datetime:
     return since.astimezone(UTC) - CLOCK_SLACK
 
 
+MAX_SCAN = 5_000  # messages to one number looked at when reconciling; far more than a window holds
+
+
 class TwilioSmsNotifier:
     name = "twilio_sms"
     channels = frozenset({"sms"})
@@ -61,17 +64,24 @@ class TwilioSmsNotifier:
             return outcome_for(exc)
         return SendResult("sent", provider_id=message.sid)
 
-    async def find_sent(self, msg: Outgoing, since: datetime) -> str | None:
+    async def find_sent(
+        self, msg: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         """The SID of a message to the same number with the same body created since `since`.
 
         We filter on date_created ourselves rather than with DateSent>: a message Twilio has
         accepted but not yet handed to the carrier (status queued, which can last minutes
         behind a 1 msg/s long code) has no date_sent and would be missed, and we would send it
-        twice. The list is newest first, so 50 covers any realistic reconcile window."""
+        twice. The list is newest first: we page back until messages are older than `since`
+        (however many reached this number meanwhile), up to MAX_SCAN messages."""
         after = utc_floor(since)
-        messages = await self._client.rest().messages.list_async(to=msg.to, limit=50)
-        for m in messages:
-            if m.body == msg.text and m.date_created is not None and m.date_created >= after:
+        stream = await self._client.rest().messages.stream_async(
+            to=msg.to, page_size=100, limit=MAX_SCAN
+        )
+        async for m in stream:
+            if m.date_created is not None and m.date_created < after:
+                break  # newest first: everything further is older still
+            if m.body == msg.text and m.date_created is not None and m.sid not in exclude:
                 return m.sid
         return None
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from .base import Outgoing, SendResult
 from .settings import TwilioSettings
 from .twilio_client import SEND_ERRORS, TwilioClient, outcome_for
-from .twilio_sms import status_callback_for, utc_floor
+from .twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
 
 
 def twiml_for(text: str, language: str) -> str:
@@ -17,6 +17,10 @@ def twiml_for(text: str, language: str) -> str:
     response = VoiceResponse()
     response.say(text, language=language)
     return str(response)
+
+
+# Twilio's clock and ours may differ by a little; date_created has whole seconds.
+CLOCK_SLACK_S = 5
 
 
 class TwilioVoiceNotifier:
@@ -50,19 +54,34 @@ class TwilioVoiceNotifier:
             return outcome_for(exc)
         return SendResult("sent", provider_id=call.sid)
 
-    async def find_sent(self, msg: Outgoing, since: datetime) -> str | None:
-        """The SID of a call from our number to the same number created since `since`.
+    async def find_sent(
+        self, msg: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
+        """The SID of a call from our number to the same number created in the moments of the
+        attempt that began at `since`.
 
-        Twilio's call records do not keep the TwiML, so the text cannot be compared: any call
-        we placed to that number in the window counts. That is the right trade for voice: a
-        second call about another matter within the window is rare, a duplicate call is not.
-        Filtered on date_created, not StartTime>, because a queued call has no start_time."""
-        after = utc_floor(since)
-        calls = await self._client.rest().calls.list_async(
-            to=msg.to, from_=self._settings.from_number, limit=50
+        Twilio's call records do not keep the TwiML, so the text cannot be compared. The window
+        is therefore narrow: from just before `since` (the dispatcher stamps it right before the
+        request) to the request's time-out after it. A call to the same person outside that
+        window is another call and does not count, so an attempt that never reached Twilio is
+        placed again rather than lost; and a call already recorded for another message
+        (`exclude`) is not this one. Filtered on date_created, not StartTime>, because a
+        queued call has no start_time."""
+        start = (
+            utc_floor(since) + CLOCK_SLACK
+        )  # utc_floor checks the zone and subtracts the SMS slack
+        lo = start - timedelta(seconds=CLOCK_SLACK_S)
+        hi = start + timedelta(seconds=self._settings.timeout_s + CLOCK_SLACK_S)
+        stream = await self._client.rest().calls.stream_async(
+            to=msg.to, from_=self._settings.from_number, page_size=100, limit=1000
         )
-        for c in calls:
-            if c.date_created is not None and c.date_created >= after:
+        async for c in stream:
+            created = c.date_created
+            if created is None:
+                continue
+            if created < lo:
+                break  # newest first
+            if created <= hi and c.sid not in exclude:
                 return c.sid
         return None
 

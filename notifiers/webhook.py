@@ -75,7 +75,9 @@ class _RobotNotifier:
             return SendResult("retry", error=error)
         return SendResult("failed", error=error)
 
-    async def find_sent(self, msg: Outgoing, since: datetime) -> str | None:
+    async def find_sent(
+        self, msg: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         return None  # the robots cannot be asked what they have posted
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -86,6 +87,9 @@ async def post_events(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         metrics.events_rejected.labels("malformed").inc()
         return _problem(400, f"body is not JSON: {exc}")
+    except RecursionError:
+        metrics.events_rejected.labels("malformed").inc()
+        return _problem(400, "body is not an event: JSON nested too deeply")
     raws = payload if isinstance(payload, list) else [payload]
     if not raws:
         return _problem(400, "empty batch: send one event object or a non-empty array")
@@ -97,6 +101,20 @@ async def post_events(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     try:
         outcome = await supervisor.ingest(raws)
+    except (
+        OSError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.InterfaceError,
+    ) as exc:
+        # the database is away (restarting, network): nothing was stored; the sender retries
+        log.warning(
+            "event batch not stored: database unavailable", extra={"error": type(exc).__name__}
+        )
+        return _problem(
+            503,
+            "database unavailable; nothing was stored, retry",
+        )
     except BatchRejected as exc:
         metrics.events_rejected.labels("invalid").inc(len(raws))
         first = exc.problems[0]

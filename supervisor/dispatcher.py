@@ -65,12 +65,15 @@ log = logging.getLogger(__name__)
 MAX_SLEEP = timedelta(seconds=30)  # the loop looks again at least this often
 MIN_SLEEP = timedelta(seconds=1)  # ...and not more often, when rows are ready but locked elsewhere
 PHONE_CHANNELS = frozenset({"sms", "voice"})
+# Channels whose provider records do not keep the content, so find_sent matches by time alone.
+CONTENT_BLIND = frozenset({"voice"})
+AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
 
 # --- SQL ---------------------------------------------------------------------------------------
 
 _COLUMNS = (
     "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error"
+    " attempts, claimed_at, last_error, in_flight"
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
@@ -124,24 +127,24 @@ WHERE coalesce(group_id, id) = ANY($3::bigint[]) AND status = 'sending'
 """
 # Just before a send: still ours? The new claim time is also the `since` of a later reconcile.
 TOUCH = """
-UPDATE outbox SET claimed_at = $2, attempts = attempts + 1
+UPDATE outbox SET claimed_at = $2, attempts = attempts + 1, in_flight = true
 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
 RETURNING id
 """
 # 'sent' is the truth whoever holds the claim; a callback may have marked the row failed already.
 RECORD_SENT = """
-UPDATE outbox SET status = 'sent', provider_id = $2, sent_at = $3, last_error = NULL
+UPDATE outbox SET status = 'sent', provider_id = $2, sent_at = $3, last_error = NULL, in_flight = false
 WHERE group_id = $1 AND status = 'sending'
 """
 RECORD_RETRY = """
-UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, claimed_by = NULL
+UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, claimed_by = NULL, in_flight = false
 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $4
 """
 RECORD_UNKNOWN = """
 UPDATE outbox SET last_error = $2 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
 """
 FAIL_GROUP = """
-UPDATE outbox SET status = 'failed', last_error = $2
+UPDATE outbox SET status = 'failed', last_error = $2, in_flight = false
 WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
   AND status = ANY($3::text[])
 RETURNING id, channel
@@ -158,6 +161,17 @@ WHERE o.id = ANY($1::bigint[])
                   AND l.cycle = o.cycle AND l.status <> 'active')
 ON CONFLICT DO NOTHING
 RETURNING id
+"""
+# Other unresolved attempts to the same person around the same moment: a provider that cannot
+# compare content (voice) could not tell their calls apart.
+OVERLAPPING = """
+SELECT count(*) FROM outbox
+WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND status = 'sending' AND in_flight
+  AND coalesce(group_id, id) <> $3 AND claimed_at BETWEEN $4 AND $5
+"""
+KNOWN_IDS = """
+SELECT DISTINCT provider_id FROM outbox
+WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND sent_at >= $3
 """
 NEXT_READY = """
 SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),
@@ -395,6 +409,8 @@ class Dispatcher:
             # Rebuilt from the same rows in the same order, the text is the one sent before,
             # which is what find_sent compares.
             since = next(r["claimed_at"] for r in rows if r["id"] == lead)
+            if not any(r["in_flight"] for r in rows):
+                since = None  # claimed but never handed to the provider: nothing to ask about
             batches.append(_Batch(lead, rows, compose_group(rows, self.render_group), since))
         return batches
 
@@ -443,8 +459,27 @@ class Dispatcher:
     ) -> bool:
         """Ask the provider about an earlier attempt; True when the message should be sent."""
         assert b.since is not None
+        if b.channel in CONTENT_BLIND:
+            async with self.pool.acquire() as conn:
+                others = await conn.fetchval(
+                    OVERLAPPING, b.first["address"], b.channel, b.lead,
+                    b.since - AMBIGUITY_WINDOW, b.since + AMBIGUITY_WINDOW,
+                )  # fmt: skip
+            if others:
+                # Two unresolved calls to one person at once: a call found could be either's.
+                # Place this one again: a second call is better than a missed escalation.
+                log.info("reconcile skipped: overlapping attempts", extra=b.log_extra())
+                return True
         try:
-            found = await notifier.find_sent(msg, b.since)
+            # what the provider accepted for our other messages to this person is not this one
+            async with self.pool.acquire() as conn:
+                known = frozenset(
+                    r["provider_id"]
+                    for r in await conn.fetch(
+                        KNOWN_IDS, b.first["address"], b.channel, b.since - timedelta(hours=1)
+                    )
+                )
+            found = await notifier.find_sent(msg, b.since, known)
         except Exception as exc:
             # The provider cannot be asked: resend after a backoff rather than risk silence.
             error = f"could not reconcile ({type(exc).__name__}); resending"

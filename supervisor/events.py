@@ -200,11 +200,36 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _bad_text(value: Any, path: str = "") -> list[FieldProblem]:
+    """Strings PostgreSQL cannot store: a NUL character, or a lone surrogate (not Unicode)."""
+    if isinstance(value, str):
+        where = path or "(event)"
+        if "\x00" in value:
+            return [FieldProblem(where, "contains a NUL character")]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [FieldProblem(where, "is not valid Unicode text (a lone surrogate)")]
+        return []
+    if isinstance(value, dict):
+        return [
+            p
+            for k, v in value.items()
+            for p in _bad_text(k, path or "(event)")
+            + _bad_text(v, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _bad_text(v, f"{path}.{i}")]
+    return []
+
+
 def parse_event(raw: Any) -> Event:
     """Validate one raw JSON value against the contract. Raises EventInvalid naming each field."""
     if not isinstance(raw, dict):
         raise EventInvalid([FieldProblem("(event)", "must be a JSON object")])
-    problems: list[FieldProblem] = []
+    problems: list[FieldProblem] = _bad_text(raw)
+    if problems:  # PostgreSQL text cannot hold these: refuse them here, naming the field
+        raise EventInvalid(problems)
     for name in ENVELOPE:
         if name not in raw:
             problems.append(FieldProblem(name, "is required"))

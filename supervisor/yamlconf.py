@@ -167,7 +167,11 @@ def load_yaml(path: Path | str, text: str | None = None) -> Located:
             raise ConfigInvalid(
                 [ConfigError(file, None, None, f"not UTF-8 text: {exc.reason}")]
             ) from None
-    loader = _LineLoader(text)
+    try:
+        # the reader checks the characters on construction: a control character raises here
+        loader = _LineLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigInvalid([_yaml_error(file, exc)]) from None
     try:
         node = loader.get_single_node()
         if node is None:

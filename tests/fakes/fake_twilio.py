@@ -393,3 +393,88 @@ def _date_matches(value: datetime | None, query: Mapping[str, str], param: str) 
         if op == ">" and value < bound:
             return False
     return True
+
+
+# -- a separate process -----------------------------------------------------------------------
+
+
+class _LoggedList(list):
+    """A list that also writes each appended record as one JSON line (flushed at once, before the
+    fake answers), so another process can see what the fake accepted even if we are killed."""
+
+    def __init__(self, kind: str, stream) -> None:
+        super().__init__()
+        self._kind = kind
+        self._stream = stream
+
+    def append(self, record: dict) -> None:  # type: ignore[override]
+        super().append(record)
+        import json
+
+        line = {"kind": self._kind, **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()}}
+        self._stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+
+async def _serve(port: int, log_path: str, account_sid: str, auth_token: str) -> None:
+    import signal
+    import sys
+
+    with open(log_path, "a", encoding="utf-8") as stream:  # noqa: ASYNC230 (once, at start-up)
+        fake = FakeTwilio(account_sid, auth_token)
+        fake.messages = _LoggedList("message", stream)
+        fake.calls = _LoggedList("call", stream)
+        # keep the request log bounded: a long run would otherwise keep every request
+        fake.requests = _Bounded()
+        app_started = await _start_on(fake, port)
+        print(f"listening {app_started}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await fake.stop()
+        print("stopped", file=sys.stderr, flush=True)
+
+
+class _Bounded(list):
+    def append(self, item) -> None:  # type: ignore[override]
+        if len(self) > 1000:
+            del self[:500]
+        super().append(item)
+
+
+async def _start_on(fake: FakeTwilio, port: int) -> str:
+    """FakeTwilio.start on a given port (0: any free port)."""
+    app = web.Application()
+    base = f"{API}/Accounts/{{account}}"
+    app.router.add_post(f"{base}/Messages.json", fake._create_message)
+    app.router.add_get(f"{base}/Messages.json", fake._list_messages)
+    app.router.add_post(f"{base}/Calls.json", fake._create_call)
+    app.router.add_get(f"{base}/Calls.json", fake._list_calls)
+    fake._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await fake._runner.setup()
+    await web.TCPSite(fake._runner, "127.0.0.1", port).start()
+    fake.base_url = f"http://127.0.0.1:{fake._runner.addresses[0][1]}"
+    return fake.base_url
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m tests.fakes.fake_twilio --port N --log FILE
+
+    Runs the fake until SIGTERM/SIGINT and writes every accepted message and call to FILE as a
+    JSON line ({"kind": "message"|"call", "sid", "to", "from", "body"|"twiml", ...}). Prints
+    "listening http://127.0.0.1:PORT" on stdout once it accepts connections."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_twilio")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--log", required=True, help="JSON-lines file of accepted messages and calls")
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="test-token")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.port, args.log, args.account_sid, args.auth_token))
+
+
+if __name__ == "__main__":
+    main()

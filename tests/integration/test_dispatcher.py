@@ -235,7 +235,7 @@ async def test_a_new_worker_reconciles_a_crashed_workers_rows(pool, fake, notifi
     assert first.outcome == "sent"
     await pool.execute(
         """UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = 'dead', group_id = id,
-                  attempts = 1 WHERE id = ANY($2::bigint[])""",
+                  attempts = 1, in_flight = true WHERE id = ANY($2::bigint[])""",
         clock.now(), [accepted, lost],
     )  # fmt: skip
     clock.advance(timedelta(minutes=2))
