@@ -7,7 +7,7 @@ are worked out later, in deadlines.py, so that a rules edit never needs a re-fol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,28 +65,34 @@ class TicketState:
         return self.status != "closed"
 
     def to_json(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies every value, and this runs for every ingest.
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, tuple):
                 value = list(value)
-            out[key] = value
+            out[name] = value
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TicketState:
         kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
+        for name in _FIELD_NAMES:
+            if name not in data:
                 continue
-            value = data[f.name]
-            if value is not None and f.type in ("datetime | None",):
+            value = data[name]
+            if value is not None and name in _DATETIME_FIELDS:
                 value = datetime.fromisoformat(value)
             elif isinstance(value, list):
                 value = tuple(value)
-            kwargs[f.name] = value
+            kwargs[name] = value
         return cls(**kwargs)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(TicketState))
+_DATETIME_FIELDS = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
 
 
 def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
