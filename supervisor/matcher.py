@@ -4,7 +4,8 @@ durable_rules is used as a stateless matcher, the one way it proved safe here:
 - one ruleset per compiled policy and ONE fixed session id (past ~1,024 session ids it segfaults);
 - assert_fact then retract_fact, never post (a posted event is consumed by the first matching rule
   only, so the other rules that match would silently not fire);
-- a catch-all rule, so a message that no rule matches does not raise MessageNotHandledException;
+- no catch-all rule (it would cost an action per message): a message no rule matches makes it
+  raise MessageNotHandledException, which means "nothing matched" (and keeps nothing);
 - no durable_rules timers (seconds to minutes late under load): timers live in PostgreSQL.
 Where durable_rules cannot be imported (it needs a C compiler and does not build on Python 3.13+),
 PythonMatcher evaluates the very same compiled JSON; a property test shows the two agree.
@@ -17,9 +18,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from .conditions import ALWAYS, Compiled, evaluate
+from .conditions import Compiled, evaluate
 
-_CATCH_ALL = "__any__"
 _SESSION = "0"
 _names = itertools.count()
 
@@ -52,6 +52,7 @@ def durable_available() -> bool:
 
 
 _host: Any = None
+_not_handled: Any = Exception
 
 
 def _shared_host(engine: Any) -> Any:
@@ -69,13 +70,15 @@ class DurableMatcher:
     def __init__(self, conditions: Mapping[str, Compiled]) -> None:
         from durable import engine
 
+        global _not_handled
+        _not_handled = engine.MessageNotHandledException
+
         self._hits: set[str] = set()
         self._lock = threading.Lock()  # the engine is not re-entrant; the daemon may use threads
         self._counter = itertools.count()
         rules: dict[str, Any] = {}
         for index, (cid, cond) in enumerate(conditions.items()):
             rules[f"r{index}"] = {"all": [{"m": cond}], "run": self._action(cid)}
-        rules[_CATCH_ALL] = {"all": [{"m": ALWAYS}], "run": lambda c: None}
         self._ruleset = f"hotline_{next(_names)}"
         self._host = _shared_host(engine)
         self._host.register_rulesets({self._ruleset: rules})
@@ -90,7 +93,11 @@ class DurableMatcher:
         with self._lock:
             self._hits = set()
             fact = {**message, "_": 1, "sid": _SESSION, "id": f"m{next(self._counter)}"}
-            self._host.assert_fact(self._ruleset, fact)
+            try:
+                self._host.assert_fact(self._ruleset, fact)
+            except _not_handled:
+                # no rule matched: durable_rules raises rather than return (and keeps nothing)
+                return set()
             self._host.retract_fact(self._ruleset, fact)
             return self._hits
 

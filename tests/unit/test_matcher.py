@@ -167,3 +167,13 @@ def test_falls_back_to_python_where_durable_rules_is_missing(monkeypatch):
     monkeypatch.setattr(matcher_mod, "durable_available", lambda: False)
     m = make_matcher({"a": {"urgent": True}})
     assert m.name == "python" and m.match({"urgent": True}) == {"a"}
+
+
+def test_unmatched_messages_leave_nothing_behind():
+    """No catch-all rule: a message no rule matches makes durable_rules raise, and the matcher
+    answers 'nothing'. Past ~65,700 facts kept asserted the engine raises MessageObservedException
+    (its issue #376), so this guards that unmatched facts are not kept."""
+    m = DurableMatcher({"a": compile_condition({"urgent": True}, (), MPD).condition})
+    for _ in range(70_000):
+        assert m.match({"urgent": False}) == set()
+    assert m.match({"urgent": True}) == {"a"}
