@@ -50,9 +50,19 @@ class MemoryStore:
             new.append(ev)
         new_ids = {e.id for e in new}
         counts: dict[str, dict[str, int]] = {}
-        for ev in new:
-            if windows and ev.type == "created" and ev.data.get("caller_hash"):
-                counts[ev.id] = {f"repeat_calls__{m}m": 1 + self._repeats(ev, m) for m in windows}
+        created = [e for e in new if e.type == "created" and e.data.get("caller_hash")]
+        for ev in created if windows else []:
+            counts[ev.id] = {}
+            for m in windows:
+                lo = ev.at - timedelta(minutes=m)
+                in_batch = {
+                    o.ticket for o in created
+                    if o.ticket != ev.ticket and o.data["caller_hash"] == ev.data["caller_hash"]
+                    and o.data.get("category") == ev.data.get("category") and lo < o.at <= ev.at
+                }  # fmt: skip
+                counts[ev.id][f"repeat_calls__{m}m"] = (
+                    1 + self._repeats(ev, m, exclude=in_batch) + len(in_batch)
+                )
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
             p = plan_fn(ticket, list(self.by_ticket[ticket]), ladders, new_ids, counts)
@@ -73,7 +83,7 @@ class MemoryStore:
             key=lambda x: (x[1], x[0]),
         )
 
-    def _repeats(self, ev: Event, minutes: int) -> int:
+    def _repeats(self, ev: Event, minutes: int, exclude: set[str] = frozenset()) -> int:  # type: ignore[assignment]
         lo = ev.at - timedelta(minutes=minutes)
         n = 0
         for ticket, st in self.states.items():

@@ -89,9 +89,13 @@ LOAD_LADDERS = """
 SELECT ticket, rule, cycle, anchor_at, trigger_event, status, reason FROM ladders
 WHERE ticket = ANY($1::text[]) ORDER BY ticket, rule, cycle
 """
+# For each new `created` event: the caller's other tickets in that category within the window.
 COUNT_REPEATS = """
-SELECT count(*) FROM tickets
-WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND ticket <> $3 AND created_at > $4 AND created_at <= $5
+SELECT e.id, count(t.ticket) AS n
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS e(id, ticket, hash, category, at)
+LEFT JOIN tickets t ON t.caller_hash = e.hash AND t.category IS NOT DISTINCT FROM e.category
+     AND t.ticket <> e.ticket AND t.created_at > e.at - $6::interval AND t.created_at <= e.at
+GROUP BY e.id
 """
 LINKED = """
 SELECT ticket, created_at FROM tickets
@@ -150,6 +154,33 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6
 ON CONFLICT DO NOTHING
 """
 NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
+
+
+async def _repeat_counts(
+    conn: asyncpg.Connection, created: list[Event], windows: frozenset[int]
+) -> dict[str, dict[str, int]]:
+    """repeat_calls per window for new `created` events: tickets already stored, plus the other
+    tickets created earlier in the same batch (not stored yet), plus this one."""
+    counts: dict[str, dict[str, int]] = {e.id: {} for e in created}
+    args = (
+        [e.id for e in created], [e.ticket for e in created], [e.data["caller_hash"] for e in created],
+        [e.data.get("category") for e in created], [e.at for e in created],
+    )  # fmt: skip
+    for minutes in windows:
+        key = f"repeat_calls__{minutes}m"
+        stored = {
+            r["id"]: r["n"]
+            for r in await conn.fetch(COUNT_REPEATS, *args, timedelta(minutes=minutes))
+        }
+        for e in created:
+            lo = e.at - timedelta(minutes=minutes)
+            in_batch = {
+                o.ticket for o in created
+                if o.ticket != e.ticket and o.data["caller_hash"] == e.data["caller_hash"]
+                and o.data.get("category") == e.data.get("category") and lo < o.at <= e.at
+            }  # fmt: skip
+            counts[e.id][key] = 1 + stored.get(e.id, 0) + len(in_batch)
+    return counts
 
 
 def _ladder(row: Any) -> Ladder:
@@ -213,22 +244,12 @@ class PgStore:
             ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
             for r in await conn.fetch(LOAD_LADDERS, changed):
                 ladders[r["ticket"]].append(_ladder(r))
-            counts: dict[str, dict[str, int]] = {}
-            if windows:
-                for ev in batch:
-                    if ev.id in new_ids and ev.type == "created" and ev.data.get("caller_hash"):
-                        counts[ev.id] = {
-                            f"repeat_calls__{m}m": 1
-                            + await conn.fetchval(
-                                COUNT_REPEATS,
-                                ev.data["caller_hash"],
-                                ev.data.get("category"),
-                                ev.ticket,
-                                ev.at - timedelta(minutes=m),
-                                ev.at,
-                            )
-                            for m in windows
-                        }
+            created = [
+                e
+                for e in batch
+                if e.id in new_ids and e.type == "created" and e.data.get("caller_hash")
+            ]
+            counts = await _repeat_counts(conn, created, windows) if windows and created else {}
             plans = {t: plan_fn(t, all_events[t], ladders[t], new_ids, counts) for t in changed}
             await self._apply(conn, plans)
             outcome.plans = plans

@@ -144,3 +144,14 @@ async def test_repeat_caller_links_the_tickets_on_postgres(pool):
     assert "13812345678" not in str(texts) and "5678" not in str(texts)
     view = await sup.store.ticket_view("R2")
     assert view["linked"] == ["R0", "R1"]
+
+
+async def test_repeat_callers_in_one_batch_count_each_other(pool):
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 2, 9, 0)))
+    batch = [
+        ev(f"Q{i}", 1, "created", sh(2026, 11, 2 + i, 9, 0), kind="complaint", category="市容环境", grid="G01", caller="13812345678")
+        for i in range(3)
+    ]
+    out = await sup.ingest(batch)
+    assert [lad.rule for lad in out.plans["Q2"].opened] == ["repeat-caller"]
+    assert not any(lad.rule == "repeat-caller" for t in ("Q0", "Q1") for lad in out.plans[t].opened)
