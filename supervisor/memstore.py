@@ -83,7 +83,7 @@ class MemoryStore:
             key=lambda x: (x[1], x[0]),
         )
 
-    def _repeats(self, ev: Event, minutes: int, exclude: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+    def _repeats(self, ev: Event, minutes: int, exclude: set[str] | frozenset[str] = frozenset()) -> int:
         lo = ev.at - timedelta(minutes=minutes)
         n = 0
         for ticket, st in self.states.items():
