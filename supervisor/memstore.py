@@ -70,20 +70,26 @@ class MemoryStore:
             out.plans[ticket] = p
         return out
 
-    def _linked(self, ticket: str) -> list[tuple[str, datetime]]:
+    def _linked(self, ticket: str, window: timedelta) -> list[tuple[str, datetime]]:
         me = self.states.get(ticket)
-        if me is None or not me.caller_hash:
+        if me is None or not me.caller_hash or me.created_at is None:
             return []
+        lo = me.created_at - window
         return sorted(
             (
                 (t, st.created_at)
                 for t, st in self.states.items()
-                if st.caller_hash == me.caller_hash and st.category == me.category and st.created_at
+                if st.caller_hash == me.caller_hash
+                and st.category == me.category
+                and st.created_at is not None
+                and lo < st.created_at <= me.created_at
             ),
             key=lambda x: (x[1], x[0]),
         )
 
-    def _repeats(self, ev: Event, minutes: int, exclude: set[str] | frozenset[str] = frozenset()) -> int:
+    def _repeats(
+        self, ev: Event, minutes: int, exclude: set[str] | frozenset[str] = frozenset()
+    ) -> int:
         lo = ev.at - timedelta(minutes=minutes)
         n = 0
         for ticket, st in self.states.items():
@@ -132,7 +138,13 @@ class MemoryStore:
         return None
 
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+        self,
+        now: datetime,
+        limit: int,
+        fire_fn: FireFn,
+        grace: timedelta,
+        linked_rules: frozenset[str] = frozenset(),
+        linked_window: timedelta = timedelta(0),
     ) -> FireOutcome:
         out = FireOutcome()
         claimed: list[_Timer] = []
@@ -169,7 +181,12 @@ class MemoryStore:
                 timer.status = "fired"
                 out.fired += 1
                 out.lags_s.append((now - s.due_at).total_seconds())
-                for n in fire_fn(due_timer, lad, self.states.get(s.ticket), self._linked(s.ticket)):
+                for n in fire_fn(
+                    due_timer,
+                    lad,
+                    self.states.get(s.ticket),
+                    self._linked(s.ticket, linked_window) if s.rule in linked_rules else [],
+                ):
                     key = (n.ticket, n.rule, n.cycle, n.step, n.rep, n.to or "-", n.channel)
                     if key not in self.outbox:
                         self.outbox[key] = n

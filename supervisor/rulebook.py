@@ -140,6 +140,7 @@ class Rule:
     once: bool
     steps: tuple[Step, ...]
     source: str
+    lists_linked: bool = False  # its messages list the caller's linked tickets (repeat_calls)
 
     @property
     def event_triggered(self) -> bool:
@@ -323,6 +324,7 @@ def load_policy(
                     rm.once,
                     tuple(steps),
                     seen[rm.id],
+                    "repeat_calls" in res.fields,
                 )
             )
 

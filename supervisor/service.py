@@ -113,7 +113,14 @@ class Supervisor:
     async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
         rt = self.runtime
         now = now or self.clock.now()
-        return await self.store.fire_due(now, limit, self._fire_fn(rt, now), rt.catch_up_grace)
+        return await self.store.fire_due(
+            now,
+            limit,
+            self._fire_fn(rt, now),
+            rt.catch_up_grace,
+            frozenset(r.id for r in rt.policy.rules if r.lists_linked),
+            timedelta(minutes=max(rt.policy.windows, default=0)),
+        )
 
     def _fire_fn(self, rt: Runtime, now: datetime):
         rules = rt.policy.rules_by_id

@@ -64,7 +64,13 @@ class Store(Protocol):
         self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
     ) -> IngestOutcome: ...
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+        self,
+        now: datetime,
+        limit: int,
+        fire_fn: FireFn,
+        grace: timedelta,
+        linked_rules: frozenset[str] = frozenset(),
+        linked_window: timedelta = timedelta(0),
     ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
     async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int: ...
@@ -99,7 +105,8 @@ GROUP BY e.id
 """
 LINKED = """
 SELECT ticket, created_at FROM tickets
-WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND created_at IS NOT NULL ORDER BY created_at, ticket
+WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND created_at > $3 AND created_at <= $4
+ORDER BY created_at, ticket
 """
 UPDATE_TICKETS = """
 UPDATE tickets AS t SET state = v.state::jsonb, status = v.status, unit = v.unit, caller_hash = v.caller_hash,
@@ -297,7 +304,13 @@ class PgStore:
         )  # fmt: skip
 
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, grace: timedelta
+        self,
+        now: datetime,
+        limit: int,
+        fire_fn: FireFn,
+        grace: timedelta,
+        linked_rules: frozenset[str] = frozenset(),
+        linked_window: timedelta = timedelta(0),
     ) -> FireOutcome:
         out = FireOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -337,10 +350,20 @@ class PgStore:
                     out.superseded += 1
                 else:
                     state = states.get(timer.ticket)
-                    if state is not None and state.caller_hash and timer.ticket not in linked:
+                    if (
+                        state is not None and state.caller_hash and state.created_at
+                        and timer.rule in linked_rules and timer.ticket not in linked
+                    ):  # fmt: skip
+                        # only for rules whose messages list them (repeat callers), in the window
                         linked[timer.ticket] = [
-                            (r["ticket"], r["created_at"])
-                            for r in await conn.fetch(LINKED, state.caller_hash, state.category)
+                            (x["ticket"], x["created_at"])
+                            for x in await conn.fetch(
+                                LINKED,
+                                state.caller_hash,
+                                state.category,
+                                state.created_at - linked_window,
+                                state.created_at,
+                            )  # fmt: skip
                         ]
                     produced = fire_fn(timer, lad, state, linked.get(timer.ticket, []))
                     notes.extend(produced)
