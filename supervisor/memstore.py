@@ -65,7 +65,7 @@ class MemoryStore:
                 )
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
-            p = plan_fn(ticket, list(self.by_ticket[ticket]), ladders, new_ids, counts)
+            p = plan_fn(ticket, list(self.by_ticket[ticket]), ladders, new_ids, counts, None)
             self._apply(p)
             out.plans[ticket] = p
         return out
@@ -210,7 +210,7 @@ class MemoryStore:
             if self.states.get(ticket) and self.states[ticket].status == "closed":
                 continue
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
-            p = plan_fn(ticket, list(evs), ladders, set(), {})
+            p = plan_fn(ticket, list(evs), ladders, set(), {}, None)
             keep = {(t.ticket, t.rule, t.cycle, t.step, t.rep) for t in p.timers}
             for key, timer in self.timers.items():
                 if key[0] == ticket and timer.status == "pending" and key not in keep:

@@ -98,12 +98,14 @@ def plan(
     new_event_ids: set[str] | None = None,
     windows: Mapping[str, Mapping[str, int]] | None = None,
     replan: bool = False,
+    start: TicketState | None = None,
 ) -> Plan:
     """Work out what changes for one ticket after new events (or after a rules reload).
 
     `events` are all the ticket's events; `new_event_ids` the ones that just arrived (None: all);
     `windows` the repeat-call counts per event id; `replan` re-derives the timers of every
-    active ladder (after a rules edit) instead of only those of ladders opened now.
+    active ladder (after a rules edit) instead of only those of ladders opened now. With `start`
+    (the stored state), `events` are only those that fold onto it, all later than its last one.
     """
     ordered = sorted(events, key=lambda e: e.at)
     ladders = list(ladders)
@@ -135,7 +137,7 @@ def plan(
         first_new = next(
             (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
         )
-    state = TicketState(ticket=ticket)
+    state = start or TicketState(ticket=ticket)
     msg: dict[str, Any] = {}
     deadlines = dl.Deadlines()
     matched: set[str] = set()

@@ -92,6 +92,7 @@ class Supervisor:
             ladders: list[Ladder],
             new_ids: set[str],
             windows: dict[str, dict[str, int]],
+            start: TicketState | None,
         ) -> Plan:
             return plan(
                 ticket,
@@ -101,6 +102,7 @@ class Supervisor:
                 new_event_ids=new_ids,
                 windows=windows,
                 replan=replan,
+                start=start,
             )
 
         return plan_fn

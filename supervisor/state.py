@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from .clock import SHANGHAI
 from .events import Event
 
 OPEN_STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened")
@@ -70,7 +71,8 @@ class TicketState:
         for name in _FIELD_NAMES:
             value = getattr(self, name)
             if isinstance(value, datetime):
-                value = value.isoformat()
+                # one zone, so the same instant always reads the same (events come with any offset)
+                value = value.astimezone(SHANGHAI).isoformat()
             elif isinstance(value, tuple):
                 value = list(value)
             out[name] = value

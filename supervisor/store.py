@@ -22,7 +22,11 @@ from .notify import Notification
 from .planner import Ladder, Plan, TimerSpec
 from .state import TicketState
 
-PlanFn = Callable[[str, list[Event], list[Ladder], set[str], dict[str, dict[str, int]]], Plan]
+# (ticket, events, its ladders, ids of the new events, repeat-call counts, the stored state the
+# events fold onto, or None when `events` is the whole history)
+PlanFn = Callable[
+    [str, list[Event], list[Ladder], set[str], dict[str, dict[str, int]], TicketState | None], Plan
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ INSERT INTO tickets (ticket, state, status) SELECT t, '{}'::jsonb, 'new' FROM un
 ON CONFLICT (ticket) DO NOTHING;
 """
 SELECT_FOR_UPDATE = (
-    "SELECT ticket FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
+    "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
 )
 INSERT_EVENTS = """
 INSERT INTO events (id, ticket, type, at, data)
@@ -226,7 +230,7 @@ class PgStore:
         tickets = sorted({e.ticket for e in batch})
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(LOCK_TICKETS, tickets)
-            await conn.fetch(SELECT_FOR_UPDATE, tickets)
+            stored = {r["ticket"]: r["state"] for r in await conn.fetch(SELECT_FOR_UPDATE, tickets)}
             new_ids = set(
                 r["id"]
                 for r in await conn.fetch(
@@ -243,11 +247,34 @@ class PgStore:
             changed = sorted({e.ticket for e in batch if e.id in new_ids})
             if not changed:
                 return outcome
-            all_events: dict[str, list[Event]] = {t: [] for t in changed}
-            for r in await conn.fetch(LOAD_EVENTS, changed):
-                all_events[r["ticket"]].append(
-                    event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
-                )
+            # Events in order after what is stored (the usual case) fold onto the stored state;
+            # a late event (earlier than the last one folded) re-folds the ticket's whole history.
+            new_by_ticket: dict[str, list[Event]] = {t: [] for t in changed}
+            for e in batch:
+                if e.id in new_ids:
+                    new_by_ticket[e.ticket].append(e)
+            starts: dict[str, TicketState | None] = {}
+            refold: list[str] = []
+            for t in changed:
+                state = stored.get(t) or {}
+                start = TicketState.from_json(state) if state.get("event_count") else None
+                if (
+                    start is not None
+                    and start.last_event_at is not None
+                    and min(e.at for e in new_by_ticket[t]) >= start.last_event_at
+                ):
+                    starts[t] = start
+                else:
+                    starts[t] = None
+                    refold.append(t)
+            all_events: dict[str, list[Event]] = {
+                t: ([] if t in refold else new_by_ticket[t]) for t in changed
+            }
+            if refold:
+                for r in await conn.fetch(LOAD_EVENTS, refold):
+                    all_events[r["ticket"]].append(
+                        event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
+                    )
             ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
             for r in await conn.fetch(LOAD_LADDERS, changed):
                 ladders[r["ticket"]].append(_ladder(r))
@@ -257,7 +284,10 @@ class PgStore:
                 if e.id in new_ids and e.type == "created" and e.data.get("caller_hash")
             ]
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
-            plans = {t: plan_fn(t, all_events[t], ladders[t], new_ids, counts) for t in changed}
+            plans = {
+                t: plan_fn(t, all_events[t], ladders[t], new_ids, counts, starts[t])
+                for t in changed
+            }
             await self._apply(conn, plans)
             outcome.plans = plans
         return outcome
@@ -445,7 +475,7 @@ class PgStore:
                 lads: dict[str, list[Ladder]] = {t: [] for t in tickets}
                 for r in await conn.fetch(LOAD_LADDERS, tickets):
                     lads[r["ticket"]].append(_ladder(r))
-                plans = {t: plan_fn(t, evs[t], lads[t], set(), {}) for t in tickets if evs[t]}
+                plans = {t: plan_fn(t, evs[t], lads[t], set(), {}, None) for t in tickets if evs[t]}
                 # steps a rules edit removed: their pending rows go
                 keep = {
                     (x.ticket, x.rule, x.cycle, x.step, x.rep)
