@@ -260,13 +260,7 @@ class Daemon:
                 if not runs:
                     continue
                 at = runs[-1]
-                notes = await run_report(
-                    self.store,
-                    report.id,
-                    reports.period(at),
-                    now,
-                    partial(reports.build, report, now, runtime=rt),
-                )
+                notes = await run_report(self.store, report, reports.period(at), now, rt)
                 if notes:
                     log.info("report sent", extra={"report": report.id, "messages": len(notes)})
                     self.wake_dispatcher.set()

@@ -62,13 +62,22 @@ def _deadlines(state: TicketState, runtime) -> dl.Deadlines:
     return dl.compute(state, runtime.policy.deadlines, runtime.policy.calendar, state_fields(state))
 
 
+KEEP = 10  # tickets listed per section: a text message shows a handful, the count says the rest
+
+
+def builder(report: Report, at: datetime, runtime) -> _LookBack | _Digest:
+    """A report fed ticket states one at a time (`add`), then `finish`ed into messages: memory
+    stays bounded by the number of units, not of tickets."""
+    return (_LookBack if report.kind == "look_back" else _Digest)(report, at, runtime)
+
+
 def build(
     report: Report, at: datetime, states: Iterable[TicketState] = (), *, runtime
 ) -> list[Notification]:
-    states = list(states)
-    if report.kind == "look_back":
-        return _look_back(report, at, states, runtime)
-    return _digest(report, at, states, runtime)
+    b = builder(report, at, runtime)
+    for s in states:
+        b.add(s)
+    return b.finish()
 
 
 def _notifications(
@@ -107,66 +116,85 @@ def _notifications(
     return out
 
 
-def _look_back(
-    report: Report, at: datetime, states: list[TicketState], runtime
-) -> list[Notification]:
-    since = at - timedelta(days=7) if report.window is None else at - report.window.as_timedelta()
-    picked = [
-        s for s in states
-        if (s.dissatisfied_count or s.reopened_count) and s.last_event_at is not None and s.last_event_at >= since
-    ]  # fmt: skip
-    tickets = []
-    for s in sorted(picked, key=lambda s: s.ticket):
-        d = _deadlines(s, runtime)
-        tickets.append(
-            {
-                **ticket_context(s, d, runtime.directory),
-                "deadline": d.reply_by,
-                "overdue_by": "",
-                "text": s.status,
-            }
-        )
-    context = {"tickets": tickets, "count": len(tickets), "rule": report.id, "step": 0}
-    return _notifications(report, at, "-", None, context, runtime)
+class _LookBack:
+    def __init__(self, report: Report, at: datetime, runtime) -> None:
+        self.report, self.at, self.runtime = report, at, runtime
+        window = report.window.as_timedelta() if report.window is not None else timedelta(days=7)
+        self.since = at - window
+        self.count = 0
+        self.kept: list[TicketState] = []
+
+    def add(self, s: TicketState) -> None:
+        if not (s.dissatisfied_count or s.reopened_count):
+            return
+        if s.last_event_at is None or s.last_event_at < self.since:
+            return
+        self.count += 1
+        self.kept.append(s)
+        if len(self.kept) > 5 * KEEP:  # the first tickets by id, bounded
+            self.kept = sorted(self.kept, key=lambda x: x.ticket)[: 5 * KEEP]
+
+    def finish(self) -> list[Notification]:
+        rt = self.runtime
+        tickets = []
+        for s in sorted(self.kept, key=lambda s: s.ticket):
+            d = _deadlines(s, rt)
+            ctx = ticket_context(s, d, rt.directory)
+            tickets.append({**ctx, "deadline": d.reply_by, "overdue_by": "", "text": s.status})
+        context = {"tickets": tickets, "count": self.count, "rule": self.report.id, "step": 0}
+        return _notifications(self.report, self.at, "-", None, context, rt)
 
 
-def _digest(report: Report, at: datetime, states: list[TicketState], runtime) -> list[Notification]:
-    today = at.astimezone(SHANGHAI).date()
-    by_unit: dict[str, dict[str, list[dict]]] = {}
-    for s in states:
+_SECTIONS = ("overdue", "due_today", "awaiting_sign")
+
+
+class _Digest:
+    def __init__(self, report: Report, at: datetime, runtime) -> None:
+        self.report, self.at, self.runtime = report, at, runtime
+        self.today = at.astimezone(SHANGHAI).date()
+        self.counts: dict[str, dict[str, int]] = {}
+        self.totals: dict[str, int] = {}
+        self.listed: dict[str, list[tuple[int, str, dict]]] = {}
+
+    def add(self, s: TicketState) -> None:
         if s.unit is None or s.status not in ACTIVE:
-            continue
-        d = _deadlines(s, runtime)
-        item = {**ticket_context(s, d, runtime.directory), "deadline": d.reply_by, "overdue_by": ""}
-        sections = by_unit.setdefault(s.unit, {"awaiting_sign": [], "due_today": [], "overdue": []})
+            return
+        d = _deadlines(s, self.runtime)
+        labels: list[tuple[str, str]] = []
+        if d.reply_by is not None and d.reply_by < self.at:
+            labels.append(("overdue", "已超期"))
+        elif d.reply_by is not None and d.reply_by.astimezone(SHANGHAI).date() == self.today:
+            labels.append(("due_today", f"今日{d.reply_by.astimezone(SHANGHAI):%H:%M}到期"))
         if s.status == "dispatched":
-            sections["awaiting_sign"].append({**item, "text": "待签收"})
-        if d.reply_by is not None and d.reply_by < at:
-            sections["overdue"].append({**item, "text": "已超期"})
-        elif d.reply_by is not None and d.reply_by.astimezone(SHANGHAI).date() == today:
-            sections["due_today"].append(
-                {**item, "text": f"今日{d.reply_by.astimezone(SHANGHAI):%H:%M}到期"}
-            )
-    out = []
-    for unit in sorted(by_unit):
-        sections = by_unit[unit]
-        merged: dict[str, dict] = {}
-        for item in sections["overdue"] + sections["due_today"] + sections["awaiting_sign"]:
-            if item["id"] in merged:  # one line per ticket: "已超期、待签收"
-                merged[item["id"]]["text"] += "、" + item["text"]
-            else:
-                merged[item["id"]] = dict(item)
-        tickets = list(merged.values())
-        if not tickets:
-            continue
-        context = {
-            "tickets": tickets,
-            "count": len(tickets),
-            "counts": {k: len(v) for k, v in sections.items()},
-            "rule": report.id,
-            "step": 0,
-            "target_unit": unit,
-            "target_unit_name": runtime.directory.unit_name(unit),
-        }
-        out += _notifications(report, at, f"unit:{unit}", unit, context, runtime)
-    return out
+            labels.append(("awaiting_sign", "待签收"))
+        if not labels:
+            return
+        unit_counts = self.counts.setdefault(s.unit, dict.fromkeys(_SECTIONS, 0))
+        for section, _ in labels:
+            unit_counts[section] += 1
+        self.totals[s.unit] = self.totals.get(s.unit, 0) + 1
+        item = {
+            **ticket_context(s, d, self.runtime.directory), "deadline": d.reply_by, "overdue_by": "",
+            "text": "、".join(text for _, text in labels),
+        }  # fmt: skip
+        items = self.listed.setdefault(s.unit, [])
+        items.append((_SECTIONS.index(labels[0][0]), s.ticket, item))
+        if len(items) > 2 * KEEP:
+            items.sort(key=lambda x: (x[0], x[1]))
+            del items[KEEP:]
+
+    def finish(self) -> list[Notification]:
+        out = []
+        for unit in sorted(self.totals):
+            items = sorted(self.listed[unit], key=lambda x: (x[0], x[1]))[:KEEP]
+            context = {
+                "tickets": [item for _, _, item in items],
+                "count": self.totals[unit],
+                "counts": self.counts[unit],
+                "rule": self.report.id,
+                "step": 0,
+                "target_unit": unit,
+                "target_unit_name": self.runtime.directory.unit_name(unit),
+            }
+            out += _notifications(self.report, self.at, f"unit:{unit}", unit, context, self.runtime)
+        return out

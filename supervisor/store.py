@@ -20,6 +20,7 @@ import asyncpg
 from .events import Event, event_from_store
 from .notify import Notification
 from .planner import Ladder, Plan, TimerSpec
+from .rulebook import Report
 from .state import TicketState
 
 # (ticket, events, its ladders, ids of the new events, repeat-call counts, the stored state the
@@ -551,32 +552,38 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
-REPORT_STATES = """
-SELECT state FROM tickets WHERE status <> 'closed' OR updated_at > $1
-"""
+# What a report reads, filtered in SQL; the report filters again on the decoded state.
+REPORT_STATES = {
+    "digest": "SELECT state FROM tickets WHERE status IN ('dispatched', 'signed', 'reopened')",
+    "look_back": """
+        SELECT state FROM tickets
+        WHERE ((state->>'dissatisfied_count')::int > 0 OR (state->>'reopened_count')::int > 0)
+          AND updated_at > $1
+    """,
+}
 
 
 async def run_report(
-    store: PgStore,
-    report_id: str,
-    period: int,
-    now: datetime,
-    build: Callable[[list[TicketState]], list[Notification]],
+    store: PgStore, report: Report, period: int, at: datetime, runtime: Any
 ) -> list[Notification] | None:
-    """Run one period of a report once across all daemons: the report_runs key decides who."""
+    """Run one period of a report once across all daemons: the report_runs key decides who.
+    Ticket states are streamed through the report with a cursor, never all held at once."""
+    from .reports import builder
+
     async with store.pool.acquire() as conn, conn.transaction():
         won = await conn.fetchval(
             "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-            report_id,
+            report.id,
             str(period),
         )
         if not won:
             return None
-        states = [
-            TicketState.from_json(r["state"])
-            for r in await conn.fetch(REPORT_STATES, now - timedelta(days=8))
-        ]
-        notes = build([s for s in states if s.event_count])
+        b = builder(report, at, runtime)
+        sql = REPORT_STATES[report.kind]
+        args = (at - timedelta(days=31),) if report.kind == "look_back" else ()
+        async for r in conn.cursor(sql, *args, prefetch=2000):
+            b.add(TicketState.from_json(r["state"]))
+        notes = b.finish()
         if notes:
             await store._insert_outbox(conn, notes)
         return notes
