@@ -128,6 +128,7 @@ class Supervisor:
         rules = rt.policy.rules_by_id
 
         window = timedelta(minutes=max(rt.policy.windows, default=0))
+        known: dict[str, dl.Deadlines] = {}  # per claimed batch: fire_fn lives for one call
 
         def fire_fn(
             timer: DueTimer,
@@ -138,9 +139,11 @@ class Supervisor:
             rule = rules.get(timer.rule)
             if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
                 return []
-            deadlines = dl.compute(
-                state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
-            )
+            deadlines = known.get(state.ticket)
+            if deadlines is None:  # several steps of one ticket often fire together
+                deadlines = known[state.ticket] = dl.compute(
+                    state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
+                )
             extra = None
             if state.created_at is not None and window:
                 # repeat callers: the same caller's tickets in the same category within the window
