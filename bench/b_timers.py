@@ -1,0 +1,166 @@
+"""2. Timers: firing lag under a steady stream of due timers with ~1,000,000 pending, and the
+catch-up rate with 100,000 due at once; beside a bare FOR UPDATE SKIP LOCKED claim loop
+(batches of 100) over the same table shape.
+
+The loop is the daemon's scheduler loop (daemon._scheduler_loop), re-stated here without its
+metrics: Supervisor.fire_due(limit=settings.scheduler.batch) on a real clock; when fewer than a
+batch were handled it asks next_due() and sleeps until then (at most max_sleep_s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import asyncpg
+from b_data import add_tickets, tpl
+from common import loaded, now_utc, pct, runtime
+
+
+async def scheduler_loop(sup, store, batch: int, max_sleep: float, until_mono: float | None, stop_when_idle: bool, record: list) -> dict:
+    handled = fired = superseded = cancelled = 0
+    while True:
+        if until_mono is not None and time.monotonic() >= until_mono:
+            break
+        now = sup.clock.now()
+        out = await sup.fire_due(limit=batch, now=now)
+        done = now_utc()
+        commit_extra = (done - now).total_seconds()
+        record.extend(lag + commit_extra for lag in out.lags_s)
+        n = out.fired + out.cancelled + out.superseded
+        handled += n
+        fired += out.fired
+        superseded += out.superseded
+        cancelled += out.cancelled
+        if n >= batch:
+            continue
+        if stop_when_idle and n == 0:
+            break
+        nxt = await store.next_due()
+        delay = max_sleep if nxt is None else min(max_sleep, (nxt - sup.clock.now()).total_seconds())
+        if until_mono is not None:
+            delay = min(delay, until_mono - time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
+    return {"handled": handled, "fired": fired, "superseded": superseded, "cancelled": cancelled}
+
+
+async def bench(url: str, quick: bool, profile: bool = True) -> dict:
+    from supervisor.clock import SystemClock
+    from supervisor.db import create_pool
+    from supervisor.service import Supervisor
+    from supervisor.store import PgStore
+
+    settings = loaded().settings
+    batch, max_sleep = settings.scheduler.batch, settings.scheduler.max_sleep_s
+    rate = 1000
+    window_s = 15 if quick else 45
+    n_catch = 20_000 if quick else 100_000
+    pool = await create_pool(url, max_size=4)
+    conn = await asyncpg.connect(url)
+    result: dict = {"pending_at_start": await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'pending'"),
+                    "batch": batch, "rate_per_s": rate, "window_s": window_s}  # fmt: skip
+    try:
+        store = PgStore(pool)
+        sup = Supervisor(store, runtime(), SystemClock())
+        T = tpl()
+        # --- steady stream: `rate` timers a second come due for window_s seconds -------------
+        n_win = rate * window_s
+        win = [f"W{i:08d}" for i in range(n_win)]
+        t_start = now_utc() + timedelta(seconds=4)
+        await add_tickets(conn, win, timers=[(t, T["steps"][0], t_start + timedelta(seconds=i / rate)) for i, t in enumerate(win)])
+        await conn.execute("ANALYZE timers")
+        lags: list[float] = []
+        until = time.monotonic() + (t_start - now_utc()).total_seconds() + window_s + 3
+        counts = await scheduler_loop(sup, store, batch, max_sleep, until, False, lags)
+        late = [r["late_s"] for r in await conn.fetch(
+            "SELECT late_s FROM timers WHERE ticket LIKE 'W%' AND status <> 'pending'")]  # fmt: skip
+        left = await conn.fetchval("SELECT count(*) FROM timers WHERE ticket LIKE 'W%' AND status = 'pending'")
+        outbox_lag = [r["lag"] for r in await conn.fetch(
+            "SELECT extract(epoch FROM o.created_at - t.due_at)::float8 AS lag FROM outbox o JOIN timers t USING (ticket, rule, cycle, step, rep) WHERE o.ticket LIKE 'W%'")]  # fmt: skip
+        result["steady"] = {
+            "timers": n_win, **counts, "not_fired_in_window": left,
+            "lag_p50_s": round(pct(late, 50), 4), "lag_p99_s": round(pct(late, 99), 4), "lag_max_s": round(max(late), 4) if late else None,
+            "outbox_lag_p99_s": round(pct(outbox_lag, 99), 4),
+            "commit_lag_p50_s": round(pct(lags, 50), 4), "commit_lag_p99_s": round(pct(lags, 99), 4),
+            "target_p99_s": 1.0, "met": bool(late) and left == 0 and pct(lags, 99) <= 1.0,
+        }
+        # --- catch-up: n_catch due at once (an outage); a quarter superseded -----------------
+        timers = await _catch_up_rows(conn, "C", n_catch, T)
+        result["pending_at_catch_up"] = await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'pending'")
+        t0 = time.perf_counter()
+        counts = await scheduler_loop(sup, store, batch, max_sleep, None, True, [])
+        dt = time.perf_counter() - t0
+        handled = counts["handled"]
+        result["catch_up"] = {
+            "due": len(timers), **counts, "seconds": round(dt, 2),
+            "handled_per_s": round(handled / dt), "fired_per_s": round(counts["fired"] / dt),
+            "target_per_s": 20_000, "met": handled / dt >= 20_000,
+        }
+        # --- baseline: a bare claim loop, batches of 100, same table shape and rows ----------
+        await conn.execute("""
+            CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
+            INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
+            INSERT INTO bare_timers (ticket, rule, cycle, step, rep, due_at)
+              SELECT ticket, rule, cycle, step, rep, due_at FROM timers WHERE ticket LIKE 'C%';
+            ANALYZE bare_timers;
+        """)
+        bconn = await asyncpg.connect(url)
+        try:
+            claim = """
+                WITH c AS (SELECT id FROM bare_timers WHERE status = 'pending' AND due_at <= $1
+                           ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+                UPDATE bare_timers t SET status = 'fired', fired_at = $1 FROM c WHERE t.id = c.id"""
+            n = 0
+            t0 = time.perf_counter()
+            while True:
+                tag = await bconn.execute(claim, now_utc())
+                k = int(tag.split()[-1])
+                if k == 0:
+                    break
+                n += k
+            bdt = time.perf_counter() - t0
+        finally:
+            await bconn.close()
+        base_rate = n / bdt
+        result["catch_up"]["baseline_bare_claim_rows_per_s"] = round(base_rate)
+        result["catch_up"]["baseline_rows"] = n
+        result["catch_up"]["ratio"] = round(handled / dt / base_rate, 3)
+        await conn.execute("DROP TABLE bare_timers")
+        if profile and not result["catch_up"]["met"]:
+            import cProfile
+
+            from b_ingest import top_entries
+
+            await _catch_up_rows(conn, "D", 10_000, T)
+            prof = cProfile.Profile()
+            prof.enable()
+            await scheduler_loop(sup, store, batch, max_sleep, None, True, [])
+            prof.disable()
+            prof.dump_stats("/tmp/bench_catchup.prof")
+            result["catch_up"]["profile_top"] = top_entries("/tmp/bench_catchup.prof", 20, "tottime")
+            result["catch_up"]["profile_cumulative"] = top_entries("/tmp/bench_catchup.prof", 25, "cumulative")
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.store", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
+        result["claim_explain_idle"] = [r[0] for r in plan][-3:]
+    finally:
+        await conn.close()
+        await pool.close()
+    return result
+
+
+async def _catch_up_rows(conn, prefix: str, n_catch: int, T: dict) -> list:
+    """n_catch timers due in the past: a quarter are older steps of a ladder whose next step is
+    due too (superseded after the grace), the rest single due steps (fired)."""
+    pairs, singles = n_catch // 4, n_catch // 2
+    now = now_utc()
+    ct = [f"{prefix}{i:08d}" for i in range(pairs + singles)]
+    timers = []
+    for i, t in enumerate(ct):
+        if i < pairs:
+            timers += [(t, T["steps"][0], now - timedelta(minutes=40, seconds=i % 600)), (t, T["steps"][1], now - timedelta(minutes=10, seconds=i % 60))]
+        else:
+            timers.append((t, T["steps"][0], now - timedelta(minutes=30, seconds=i % 1200)))
+    await add_tickets(conn, ct, timers=timers)
+    await conn.execute("ANALYZE timers")
+    return timers

@@ -1,0 +1,191 @@
+"""Shared pieces of the benchmarks: bench databases, the shipped configuration, realistic events,
+and synthetic rows (built from one real planned ticket) bulk-loaded with COPY.
+
+Every database made here is named bench_<purpose>_<random> and dropped by `drop_db` / at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SH = ZoneInfo("Asia/Shanghai")
+CREATED_DBS: list[str] = []
+
+
+def with_db(url: str, db: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + db, p.query, p.fragment))
+
+
+async def create_db(purpose: str, migrate_it: bool = True) -> tuple[str, str]:
+    """A fresh database of our own (bench_<purpose>_<hex>), migrated. Returns (name, url)."""
+    from supervisor.db import migrate
+
+    name = f"bench_{purpose}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    CREATED_DBS.append(name)
+    url = with_db(ADMIN_URL, name)
+    if migrate_it:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+    return name, url
+
+
+async def drop_db(name: str) -> None:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    if name in CREATED_DBS:
+        CREATED_DBS.remove(name)
+
+
+async def drop_all() -> None:
+    for name in list(CREATED_DBS):
+        try:
+            await drop_db(name)
+        except Exception as exc:  # report, go on dropping the others
+            print(f"could not drop {name}: {exc}", file=sys.stderr)
+
+
+def loaded():
+    from supervisor.config import load_all
+
+    return load_all(ROOT / "config", env={})
+
+
+def runtime(key: bytes = b"bench-key"):
+    from supervisor.service import runtime_from
+
+    return runtime_from(loaded(), key)
+
+
+UNITS = ["城管执法中队", "市场监管所", "社区卫生服务中心", "物业管理办公室", "住房保障科", "生态环境所"]
+CATEGORIES = ["市容环境", "市场监管", "公共卫生", "物业管理", "住房保障", "环境污染"]
+KINDS = ["complaint", "complaint", "complaint", "help", "consultation", "suggestion"]
+
+
+def ticket_events(i: int, start: datetime, prefix: str = "B") -> list[dict[str, Any]]:
+    """A realistic life of one ticket: created, dispatched, signed, contacted, replied, visited."""
+    t = f"{prefix}{i:08d}"
+    u = i % len(UNITS)
+    at = start
+    caller = f"139{(i * 7919) % 100_000_000:08d}"  # a few callers repeat
+    out = [
+        {"id": f"{t}-1", "ticket": t, "type": "created", "at": at.isoformat(), "channel": "phone", "category": CATEGORIES[u],
+         "kind": KINDS[i % len(KINDS)], "urgent": i % 17 == 0, "caller": caller, "address": f"幸福路{i % 300}号",
+         "grid": f"G{i % 12:02d}", "summary": "占道经营，影响通行，请尽快处理"},
+        {"id": f"{t}-2", "ticket": t, "type": "dispatched", "at": (at + timedelta(minutes=5)).isoformat(), "unit": UNITS[u]},
+        {"id": f"{t}-3", "ticket": t, "type": "signed", "at": (at + timedelta(minutes=40)).isoformat(), "unit": UNITS[u], "by": "wang-qiang"},
+        {"id": f"{t}-4", "ticket": t, "type": "contacted", "at": (at + timedelta(hours=3)).isoformat(), "unit": UNITS[u], "phase": "before"},
+        {"id": f"{t}-5", "ticket": t, "type": "replied", "at": (at + timedelta(days=1)).isoformat(), "unit": UNITS[u], "result": "已处理，现场已清理"},
+        {"id": f"{t}-6", "ticket": t, "type": "visited", "at": (at + timedelta(days=2)).isoformat(),
+         "satisfaction": "satisfied" if i % 9 else "dissatisfied", "resolved": bool(i % 9)},
+    ]  # fmt: skip
+    return out
+
+
+def event_stream(n_tickets: int, start: datetime, prefix: str = "B") -> list[dict[str, Any]]:
+    """Events of n tickets as a hotline would send them: tickets open one after another (every
+    20 s), each one's later events arrive interleaved with other tickets' earlier ones."""
+    evs = []
+    for i in range(n_tickets):
+        evs.extend(ticket_events(i, start + timedelta(seconds=20 * i), prefix))
+    evs.sort(key=lambda e: e["at"])
+    return evs
+
+
+# --- synthetic rows from one real ticket --------------------------------------------------------
+
+
+def template_ticket(status: str = "dispatched") -> dict[str, Any]:
+    """One ticket planned by the real core (created + dispatched [+ signed]): its events, state,
+    ladders and timer offsets, used as the pattern for bulk-loaded rows."""
+    from supervisor.events import parse_event
+    from supervisor.planner import plan
+    from supervisor.privacy import redact
+
+    rt = runtime()
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=SH)
+    raws = ticket_events(1, start, "X")[: 3 if status == "signed" else 2]
+    events = [redact(parse_event(r), rt.caller_key) for r in raws]
+    p = plan("X00000000", events, [], rt.policy)
+    return {"events": events, "plan": p, "start": start}
+
+
+def copy_text(v: Any) -> str:
+    if v is None:
+        return None  # type: ignore[return-value]
+    return v
+
+
+async def copy_rows(conn: asyncpg.Connection, table: str, columns: list[str], rows, chunk: int = 200_000) -> int:
+    """COPY rows (an iterable of tuples) into table, in chunks."""
+    n = 0
+    buf: list[tuple] = []
+    for r in rows:
+        buf.append(r)
+        if len(buf) >= chunk:
+            await conn.copy_records_to_table(table, records=buf, columns=columns)
+            n += len(buf)
+            buf = []
+    if buf:
+        await conn.copy_records_to_table(table, records=buf, columns=columns)
+        n += len(buf)
+    return n
+
+
+def now_utc() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))
+    return s[k]
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.s = time.perf_counter() - self.t0
+
+
+def jdump(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def run(coro):
+    return asyncio.run(coro)
