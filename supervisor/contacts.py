@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .privacy import mask
 from .yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 
 ROLES = ("liaison", "head", "supervisor", "leader", "grid")
@@ -213,11 +214,5 @@ _NON_DIGITS = re.compile(r"\D+")
 
 
 def mask_phone(e164: str) -> str:
-    """ "+8613812341234" -> "138****1234": the national number with its middle hidden, for display."""
-    try:
-        digits = phonenumbers.national_significant_number(phonenumbers.parse(e164, PHONE_REGION))
-    except phonenumbers.NumberParseException:
-        digits = _NON_DIGITS.sub("", e164)
-    if len(digits) < 8:  # too short to show 7 digits and still hide something
-        return "****"
-    return f"{digits[:3]}****{digits[-4:]}"
+    """ "+8613812341234" -> "138****1234", for display: the same mask as callers' numbers."""
+    return mask(e164)

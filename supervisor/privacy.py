@@ -18,8 +18,8 @@ def normalise_number(raw: str) -> str:
     digits = _DIGITS.sub("", raw)
     if digits.startswith("0086"):
         digits = digits[4:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
+    elif raw.lstrip().startswith("+86") or (digits.startswith("86") and len(digits) == 13):
+        digits = digits[2:]  # +86 anything, or 86 before an 11-digit mobile number
     return digits
 
 

@@ -30,6 +30,7 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
+from .privacy import mask
 from .yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -121,8 +122,7 @@ def _mask_numbers(value: Any) -> Any:
 
 
 def _mask(number: str) -> str:
-    digits = re.sub(r"\D", "", number)[-11:]
-    return f"{digits[:3]}****{digits[-4:]}"
+    return mask(number)
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
