@@ -28,6 +28,27 @@ def _load(args):
     return load_all(Path(args.config))
 
 
+def _load_or_report(args):
+    """The configuration, or None after printing every problem."""
+    try:
+        return _load(args)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _events_or_report(path: str, key: bytes):
+    """A JSON-lines file of events, validated, or None after printing the first problem
+    (file:line: field: message)."""
+    from .simulate import JsonlError, read_jsonl, validate_lines
+
+    try:
+        return validate_lines(path, read_jsonl(path), key)
+    except (JsonlError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
 def cmd_check(args) -> int:
     from .config import load_all
 
@@ -82,19 +103,14 @@ def cmd_test_rules(args) -> int:
 def cmd_simulate(args) -> int:
     from .events import _parse_timestamp
     from .service import runtime_from
-    from .simulate import JsonlError, read_jsonl, simulate, validate_lines
+    from .simulate import simulate
 
-    try:
-        loaded = _load(args)
-    except ConfigInvalid as exc:
-        print(exc, file=sys.stderr)
+    loaded = _load_or_report(args)
+    if loaded is None:
         return 1
     runtime = runtime_from(loaded, b"simulate")
-    try:
-        lines = read_jsonl(args.events)
-        events = validate_lines(args.events, lines, runtime.caller_key)
-    except (JsonlError, OSError) as exc:
-        print(exc, file=sys.stderr)
+    events = _events_or_report(args.events, runtime.caller_key)
+    if events is None:
         return 1
     until = None
     if args.until:
@@ -120,20 +136,14 @@ def cmd_ingest(args) -> int:
     from .config import caller_key
     from .db import database
     from .service import Supervisor, runtime_from
-    from .simulate import JsonlError, read_jsonl, validate_lines
     from .store import PgStore
 
-    try:
-        loaded = _load(args)
-    except ConfigInvalid as exc:
-        print(exc, file=sys.stderr)
+    loaded = _load_or_report(args)
+    if loaded is None:
         return 1
     key = caller_key(loaded.settings)
-    try:
-        lines = read_jsonl(args.events)
-        events = validate_lines(args.events, lines, key)
-    except (JsonlError, OSError) as exc:
-        print(exc, file=sys.stderr)
+    events = _events_or_report(args.events, key)
+    if events is None:
         return 1
 
     async def go() -> tuple[int, int]:
@@ -158,10 +168,8 @@ def cmd_run(args) -> int:
     from . import logs
     from .daemon import Daemon
 
-    try:
-        loaded = _load(args)
-    except ConfigInvalid as exc:
-        print(exc, file=sys.stderr)
+    loaded = _load_or_report(args)
+    if loaded is None:
         return 1
     logs.setup("text" if args.demo or sys.stderr.isatty() else loaded.settings.log_format)
     daemon = Daemon(loaded)

@@ -63,6 +63,14 @@ class Notification:
         return out
 
 
+def channel_for(rec: Recipient, wanted: str) -> str:
+    """The channel a message goes on: the one asked for, if the person takes it, else the
+    person's first."""
+    if wanted in rec.channels or not rec.channels:
+        return wanted
+    return rec.channels[0]
+
+
 def ticket_context(
     state: TicketState, deadlines: Deadlines, directory: Directory
 ) -> dict[str, Any]:
@@ -144,11 +152,7 @@ def fire_step(
                 ]
             for rec in recipients:
                 for channel in step.channels:
-                    ch = (
-                        channel
-                        if channel in rec.channels
-                        else (rec.channels[0] if rec.channels else channel)
-                    )
+                    ch = channel_for(rec, channel)
                     key = (rec.person, ch, unit)
                     if key in seen:
                         continue

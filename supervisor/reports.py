@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from . import deadlines as dl
 from .clock import SHANGHAI
 from .message import state_fields
-from .notify import Notification, ticket_context
+from .notify import Notification, channel_for, ticket_context
 from .rulebook import Report
 from .state import TicketState
 from .workcal import CalendarGapError, WorkCalendar
@@ -90,11 +90,7 @@ def _notifications(
                 report.template, {**context, "recipient_name": rec.name}
             )
             for channel in report.channels:
-                ch = (
-                    channel
-                    if channel in rec.channels
-                    else (rec.channels[0] if rec.channels else channel)
-                )
+                ch = channel_for(rec, channel)
                 out.append(
                     Notification(
                         at,
