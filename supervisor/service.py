@@ -108,7 +108,7 @@ class Supervisor:
         return plan_fn
 
     async def replan(self) -> int:
-        return await self.store.replan(self._plan_fn(self.runtime, replan=True))  # type: ignore[attr-defined]
+        return await self.store.replan(self._plan_fn(self.runtime, replan=True))
 
     # --- timers out --------------------------------------------------------------------------
 
