@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from common import CREATED_DBS, SH, create_db, drop_db, event_stream
+from common import CREATED_DBS, SH, Analyzer, create_db, drop_db, event_stream
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +34,24 @@ async def _baseline(url: str, events: list[dict]) -> float:
     finally:
         await conn.close()
     return len(rows) / dt
+
+
+def _cpu_s(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far (user + system): the server process, every PostgreSQL process, this one."""
+    import psutil
+
+    def cpu(pr) -> float:
+        t = pr.cpu_times()
+        return t.user + t.system
+
+    pg = 0.0
+    for pr in psutil.process_iter(["name"]):
+        if (pr.info.get("name") or "").startswith("postgres"):
+            try:
+                pg += cpu(pr)
+            except psutil.Error:
+                pass
+    return {"server": cpu(psutil.Process(server_pid)), "postgresql": pg, "clients": cpu(psutil.Process())}
 
 
 async def _start_server(url: str, profile: str | None) -> tuple[subprocess.Popen, int]:
@@ -89,7 +107,10 @@ async def bench(quick: bool, profile_dir: Path | None = None) -> dict:
             # warm-up: a separate ticket range, so the measured run starts cold on its own tickets
             warm = event_stream(200, start, prefix="W")
             await _drive(port, [json.dumps(warm[i : i + batch]).encode() for i in range(0, len(warm), batch)], 1)
-            dt, lat, accepted = await _drive(port, bodies, clients)
+            async with Analyzer(url) as an:
+                cpu0 = _cpu_s(proc.pid)
+                dt, lat, accepted = await _drive(port, bodies, clients)
+                cpu1 = _cpu_s(proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -106,7 +127,12 @@ async def bench(quick: bool, profile_dir: Path | None = None) -> dict:
             "seconds": round(dt, 2), "events_per_s": round(rate), "baseline_executemany_rows_per_s": round(base_rate),
             "ratio": round(rate / base_rate, 4), "target_events_per_s": 10_000, "met": rate >= 10_000,
             "request_p50_s": round(lat[len(lat) // 2], 3), "request_p99_s": round(lat[int(len(lat) * 0.99)], 3),
-            "rows_written": counts,
+            "rows_written": counts, "autovacuum": an.autovacuum, "analyze_runs_by_bench": an.runs,
+            # where the CPU went during the measured run (seconds, and share of the wall time)
+            "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0},
+            "cpu_share_of_wall": {k: round((cpu1[k] - cpu0[k]) / dt, 2) for k in cpu0},
+            "server_cpu_us_per_event": round((cpu1["server"] - cpu0["server"]) / len(events) * 1e6),
+            "matcher": os.environ.get("BENCH_MATCHER") or "settings (durable_rules)",
         }
         if profile_dir is not None and not result["met"]:
             result["profile_top"] = await _profile(url, profile_dir, quick)
@@ -147,6 +173,8 @@ def top_entries(path: str, n: int = 22, sort: str = "tottime") -> list[str]:
 
 
 if __name__ == "__main__":
-    r = asyncio.run(bench("--quick" in sys.argv, Path("/tmp")))
+    # BENCH_MATCHER=python python bench/b_ingest.py [--quick] [--no-profile]: the server's policy
+    # with that matcher instead of settings' (see common.loaded)
+    r = asyncio.run(bench("--quick" in sys.argv, None if "--no-profile" in sys.argv else Path("/tmp")))
     print(json.dumps(r, indent=1, ensure_ascii=False))
     _ = CREATED_DBS

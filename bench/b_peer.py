@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import SH, create_db, drop_db, pct, runtime, ticket_events, with_db
+from common import SH, Analyzer, create_db, drop_db, pct, runtime, ticket_events, with_db
 
 LAGS: list[float] = []
 _LOCK = threading.Lock()
@@ -71,15 +71,17 @@ async def _ours(url: str, n: int) -> dict:
         raws = []
         for i in range(n):
             raws += ticket_events(i, start + timedelta(seconds=5 * i), "P")[:2]  # created + dispatched
-        t0 = time.perf_counter()
-        for k in range(0, len(raws), 500):
-            await sup.ingest(raws[k : k + 500])
-        dt = time.perf_counter() - t0
+        async with Analyzer(url) as an:
+            t0 = time.perf_counter()
+            for k in range(0, len(raws), 500):
+                await sup.ingest(raws[k : k + 500])
+            dt = time.perf_counter() - t0
         async with pool.acquire() as conn:
             timers = await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'pending'")
     finally:
         await pool.close()
-    return {"tickets": n, "plan_s": round(dt, 2), "tickets_per_s": round(n / dt), "timers_planned": timers}
+    return {"tickets": n, "plan_s": round(dt, 2), "tickets_per_s": round(n / dt), "timers_planned": timers,
+            "autovacuum": an.autovacuum, "analyze_runs_by_bench": an.runs}
 
 
 async def bench(quick: bool, our_lag: dict | None) -> dict:

@@ -73,10 +73,66 @@ async def drop_all() -> None:
             print(f"could not drop {name}: {exc}", file=sys.stderr)
 
 
+class Analyzer:
+    """Stands in for autovacuum's ANALYZE while a benchmark writes (`async with Analyzer(url):`).
+
+    The PostgreSQL server this suite was run on has `autovacuum = off`: tables written from empty
+    then never get statistics, and the core's `ticket = ANY($1)` lookups (prepared by asyncpg,
+    generic plan) become sequential scans that compare every row with every array element: the
+    ingest slows down linearly with the table (98 ms per batch for LOAD_LADDERS at 30,000 ladders,
+    0.3 ms after one ANALYZE). A server with autovacuum on (the default) analyzes by itself."""
+
+    def __init__(self, url: str, every_s: float = 10.0) -> None:
+        self.url, self.every_s, self.runs = url, every_s, 0
+
+    async def _loop(self) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            while True:
+                await asyncio.sleep(self.every_s)
+                await conn.execute("ANALYZE tickets, events, ladders, timers")
+                self.runs += 1
+        finally:
+            await conn.close()
+
+    async def __aenter__(self):
+        self.autovacuum = await _show(self.url, "autovacuum")
+        self.task = asyncio.create_task(self._loop()) if self.autovacuum != "on" else None
+        return self
+
+    async def __aexit__(self, *exc):
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+
+
+async def _show(url: str, setting: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(f"SHOW {setting}")
+    finally:
+        await conn.close()
+
+
 def loaded():
+    """The shipped configuration; BENCH_MATCHER=python|durable_rules overrides settings' matcher
+    (the policy is rebuilt from the same rule files with that matcher)."""
+    import dataclasses
+
     from supervisor.config import load_all
 
-    return load_all(ROOT / "config", env={})
+    ld = load_all(ROOT / "config", env={})
+    want = os.environ.get("BENCH_MATCHER")
+    if want and want != ld.policy.matcher.name:
+        from supervisor.rulebook import load_policy, rule_files
+
+        rules_dir = (ROOT / "config" / ld.settings.rules_dir).resolve()
+        policy = load_policy(rule_files(rules_dir), ld.calendar, templates=ld.templates, matcher=want)
+        ld = dataclasses.replace(ld, policy=policy)
+    return ld
 
 
 def runtime(key: bytes = b"bench-key"):

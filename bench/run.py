@@ -35,12 +35,13 @@ def machine() -> dict:
     async def pgv():
         c = await asyncpg.connect(ADMIN_URL)
         try:
-            return await c.fetchval("SHOW server_version")
+            return await c.fetchval("SHOW server_version"), await c.fetchval("SHOW autovacuum")
         finally:
             await c.close()
 
+    pg, autovacuum = asyncio.run(pgv())
     return {"nproc": int(subprocess.check_output(["nproc"]).strip()), "cpu": cpu, "mem_gib": round(mem / 2**20, 1),
-            "postgresql": asyncio.run(pgv()), "python": platform.python_version(), "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+            "postgresql": pg, "autovacuum": autovacuum, "python": platform.python_version(), "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
 def table(r: dict) -> list[tuple[str, str, str, str, str]]:
