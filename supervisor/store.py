@@ -109,6 +109,9 @@ LEFT JOIN tickets t ON t.caller_hash = e.hash AND t.category IS NOT DISTINCT FRO
      AND t.ticket <> e.ticket AND t.created_at > e.at - $6::interval AND t.created_at <= e.at
 GROUP BY e.id
 """
+LOCK_CALLERS = """
+SELECT pg_advisory_xact_lock(7345, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($1::text[]) AS h ORDER BY 1) AS s
+"""
 LINKED = """
 SELECT ticket, created_at FROM tickets
 WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND created_at > $3 AND created_at <= $4
@@ -285,6 +288,10 @@ class PgStore:
                 for e in batch
                 if e.id in new_ids and e.type == "created" and e.data.get("caller_hash")
             ]
+            if windows and created:
+                # Two batches with calls from one caller must see each other: the second waits for
+                # the first to commit. Taken after every ticket lock, in one order: no deadlock.
+                await conn.execute(LOCK_CALLERS, [e.data["caller_hash"] for e in created])
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
             plans = {
                 t: plan_fn(t, all_events[t], ladders[t], new_ids, counts, starts[t])

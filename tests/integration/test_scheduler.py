@@ -149,9 +149,54 @@ async def test_repeat_caller_links_the_tickets_on_postgres(pool):
 async def test_repeat_callers_in_one_batch_count_each_other(pool):
     sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 2, 9, 0)))
     batch = [
-        ev(f"Q{i}", 1, "created", sh(2026, 11, 2 + i, 9, 0), kind="complaint", category="市容环境", grid="G01", caller="13812345678")
+        ev(
+            f"Q{i}",
+            1,
+            "created",
+            sh(2026, 11, 2 + i, 9, 0),
+            kind="complaint",
+            category="市容环境",
+            grid="G01",
+            caller="13812345678",
+        )
         for i in range(3)
     ]
     out = await sup.ingest(batch)
     assert [lad.rule for lad in out.plans["Q2"].opened] == ["repeat-caller"]
     assert not any(lad.rule == "repeat-caller" for t in ("Q0", "Q1") for lad in out.plans[t].opened)
+
+
+async def test_a_batch_with_a_callers_call_waits_for_another_batch_of_that_caller(pool, pg_url):
+    """Repeat calls are counted under a per-caller lock, so a batch sees the calls another batch
+    of the same caller is committing, instead of missing them."""
+    import asyncpg
+
+    from supervisor.privacy import caller_hash
+
+    rt = runtime()
+    sup = Supervisor(PgStore(pool), rt, VirtualClock(sh(2026, 11, 2, 9)))
+    call = ev(
+        "C1",
+        1,
+        "created",
+        sh(2026, 11, 3, 9),
+        kind="complaint",
+        category="市容环境",
+        caller="13912345678",
+    )
+    other = await asyncpg.connect(pg_url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(
+            "SELECT pg_advisory_xact_lock(7345, hashtext($1))",
+            caller_hash("13912345678", rt.caller_key),
+        )
+        task = asyncio.create_task(sup.ingest([call]))
+        await asyncio.sleep(0.5)
+        assert not task.done()  # waiting for the other batch of this caller
+        await tx.rollback()
+        out = await asyncio.wait_for(task, 10)
+        assert out.accepted == ["C1-1"]
+    finally:
+        await other.close()
