@@ -151,29 +151,27 @@ def fire_step(
                     )
                 ]
             for rec in recipients:
+                text: str | None = None  # one text per recipient: a call speaks the SMS's words
                 for channel in step.channels:
                     ch = channel_for(rec, channel)
                     key = (rec.person, ch, unit)
                     if key in seen:
                         continue
                     seen.add(key)
-                    context = {
-                        "ticket": ticket,
-                        "deadline": anchor_at,
-                        "overdue_by": _overdue(at, anchor_at),
-                        "rule": rule.id,
-                        "rule_description": rule.description,
-                        "step": step.index,
-                        "recipient_name": rec.name,
-                        "target_unit": unit or "",
-                        "target_unit_name": directory.unit_name(unit) if unit else "",
-                        **(extra or {}),
-                    }
-                    text = templates.render(step.template, context)  # a call speaks the same text
-                    if rec.fallback_reason and rec.role != "supervisor":
-                        # the supervisor stands in for a missing contact: say so in the text
-                        who = context["target_unit_name"] or "该工单"
-                        text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
+                    if text is None:
+                        text = _text(
+                            rule,
+                            step,
+                            templates,
+                            directory,
+                            ticket,
+                            rec,
+                            role,
+                            unit,
+                            anchor_at,
+                            at,
+                            extra,
+                        )
                     out.append(
                         Notification(
                             at,
@@ -190,6 +188,39 @@ def fire_step(
                             text,
                             urgent,
                             rec.fallback_reason,
-                        )
+                        )  # fmt: skip
                     )
     return out
+
+
+def _text(
+    rule: Rule,
+    step: Step,
+    templates: Templates,
+    directory: Directory,
+    ticket: dict[str, Any],
+    rec: Recipient,
+    role: str,
+    unit: str | None,
+    anchor_at: datetime,
+    at: datetime,
+    extra: dict[str, Any] | None,
+) -> str:
+    context = {
+        "ticket": ticket,
+        "deadline": anchor_at,
+        "overdue_by": _overdue(at, anchor_at),
+        "rule": rule.id,
+        "rule_description": rule.description,
+        "step": step.index,
+        "recipient_name": rec.name,
+        "target_unit": unit or "",
+        "target_unit_name": directory.unit_name(unit) if unit else "",
+        **(extra or {}),
+    }
+    text = templates.render(step.template, context)
+    if rec.fallback_reason and rec.role != "supervisor":
+        # the supervisor stands in for a missing contact: say so in the text
+        who = context["target_unit_name"] or "该工单"
+        text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
+    return text
