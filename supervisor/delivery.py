@@ -172,7 +172,7 @@ def _item_text(row: Mapping[str, Any]) -> str:
 
 def compose_group(rows: Sequence[Mapping[str, Any]], render: Render | None = None) -> str:
     """The text of one message carrying `rows` (mappings with at least `ticket` and `text`).
-    One row goes as written. `render` (e.g. the `grouped` template) replaces the plain layout."""
+    One row goes as written. `render`, when given, replaces the plain layout."""
     if len(rows) == 1:
         return str(rows[0]["text"])
     if render is not None:

@@ -14,8 +14,6 @@ from typing import Any
 from .clock import SHANGHAI
 from .events import Event
 
-OPEN_STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened")
-
 
 @dataclass(frozen=True)
 class TicketState:
@@ -230,13 +228,3 @@ def fold(ticket: str, events: Iterable[Event]) -> TicketState:
     for event in order(events):
         state = apply(state, event)
     return state
-
-
-def history(ticket: str, events: Iterable[Event]) -> list[tuple[Event, TicketState]]:
-    """Each event with the state right after it, in fold order (for event-triggered rules)."""
-    out = []
-    state = TicketState(ticket=ticket)
-    for event in order(events):
-        state = apply(state, event)
-        out.append((event, state))
-    return out

@@ -276,7 +276,7 @@ def sample_context() -> dict[str, Any]:
     rule's anchor time), `overdue_by` (time past it, in words; "" before), `rule`,
     `rule_description`, `step`, `recipient_name`, `target_unit` and `target_unit_name` (the unit
     the message is about: the co-handling unit for co-unit reminders).
-    Reports and grouped messages add `tickets` (ticket dicts plus `deadline`, `overdue_by` and
+    Reports add `tickets` (ticket dicts plus `deadline`, `overdue_by` and
     `text`, the one-line reminder for that ticket), `count` and, for the digest, `counts`
     (awaiting_sign, due_today, overdue). A template that may also be used without them must
     test `is defined`, as repeat_caller does. Times are aware datetimes.

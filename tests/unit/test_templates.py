@@ -22,8 +22,7 @@ REQUIRED = (
     "sign_reminder", "sign_overdue", "sign_escalation", "return_late", "dispute", "co_unit_unsigned",
     "reply_reminder", "reply_urgent", "reply_overdue", "reply_overdue_leader", "extension_late",
     "commitment_reminder", "commitment_overdue", "dissatisfied", "dissatisfied_again",
-    "repeat_caller", "look_back", "no_contact_before", "callback_missing", "digest", "grouped",
-    "voice_call",
+    "repeat_caller", "look_back", "no_contact_before", "callback_missing", "digest",
 )  # fmt: skip
 
 
@@ -168,3 +167,12 @@ def test_a_missing_time_is_a_render_error():
 def test_labels_and_short():
     t = make("{{ k | zh }} {{ s | short(5) }}")
     assert t.render("t", {"k": "complaint", "s": "一二三四五六七"}) == "投诉 一二三四…"
+
+
+def test_every_shipped_template_is_used_by_a_shipped_rule_or_report():
+    from tests.helpers import loaded
+
+    lo = loaded()
+    used = {step.template for rule in lo.policy.rules for step in rule.steps}
+    used |= {report.template for report in lo.policy.reports}
+    assert used == set(lo.templates.names)
