@@ -59,10 +59,10 @@ def _apscheduler(url: str, n: int, n_fire: int, rate: int) -> dict:
 
 
 async def _ours(url: str, n: int) -> dict:
-    from supervisor.clock import SystemClock
-    from supervisor.db import create_pool
-    from supervisor.service import Supervisor
-    from supervisor.store import PgStore
+    from supervisor.application import Supervisor
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
 
     pool = await create_pool(url, max_size=4)
     try:

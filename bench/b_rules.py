@@ -12,8 +12,8 @@ from common import ROOT, SH, ticket_events
 
 
 def _policy_and_conditions():
-    import supervisor.rulebook as rb
-    from supervisor.config import load_all
+    import supervisor.policy.rulebook as rb
+    from supervisor.config.settings import load_all
 
     captured: dict = {}
     orig = rb.make_matcher
@@ -31,10 +31,10 @@ def _policy_and_conditions():
 
 
 def _messages(policy, n_tickets: int):
-    from supervisor.events import parse_event
-    from supervisor.planner import message_for
-    from supervisor.privacy import redact
-    from supervisor.state import TicketState, apply
+    from supervisor.core.events import parse_event
+    from supervisor.core.planner import message_for
+    from supervisor.core.privacy import redact
+    from supervisor.core.state import TicketState, apply
 
     msgs, per_ticket = [], []
     start = datetime(2026, 11, 2, 9, 0, tzinfo=SH)
@@ -62,9 +62,9 @@ def _rate(fn, items, min_s: float) -> float:
 def bench(quick: bool) -> dict:
     from durable import engine
 
-    from supervisor.conditions import ALWAYS
-    from supervisor.matcher import PythonMatcher, _shared_host
-    from supervisor.planner import plan
+    from supervisor.core.planner import plan
+    from supervisor.policy.conditions import ALWAYS
+    from supervisor.policy.matcher import PythonMatcher, _shared_host
 
     policy, conditions = _policy_and_conditions()
     min_s = 1.0 if quick else 3.0

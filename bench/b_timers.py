@@ -47,10 +47,10 @@ async def scheduler_loop(sup, store, batch: int, max_sleep: float, until_mono: f
 
 
 async def bench(url: str, quick: bool, profile: bool = True) -> dict:
-    from supervisor.clock import SystemClock
-    from supervisor.db import create_pool
-    from supervisor.service import Supervisor
-    from supervisor.store import PgStore
+    from supervisor.application import Supervisor
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
 
     settings = loaded().settings
     batch, max_sleep = settings.scheduler.batch, settings.scheduler.max_sleep_s
@@ -141,7 +141,7 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
             prof.dump_stats("/tmp/bench_catchup.prof")
             result["catch_up"]["profile_top"] = top_entries("/tmp/bench_catchup.prof", 20, "tottime")
             result["catch_up"]["profile_cumulative"] = top_entries("/tmp/bench_catchup.prof", 25, "cumulative")
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.store", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.storage.pg", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
         result["claim_explain_idle"] = [r[0] for r in plan][-3:]
     finally:
         await conn.close()

@@ -36,7 +36,7 @@ def with_db(url: str, db: str) -> str:
 
 async def create_db(purpose: str, migrate_it: bool = True) -> tuple[str, str]:
     """A fresh database of our own (bench_<purpose>_<hex>), migrated. Returns (name, url)."""
-    from supervisor.db import migrate
+    from supervisor.storage.db import migrate
 
     name = f"bench_{purpose}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_URL)
@@ -122,12 +122,12 @@ def loaded():
     (the policy is rebuilt from the same rule files with that matcher)."""
     import dataclasses
 
-    from supervisor.config import load_all
+    from supervisor.config.settings import load_all
 
     ld = load_all(ROOT / "config", env={})
     want = os.environ.get("BENCH_MATCHER")
     if want and want != ld.policy.matcher.name:
-        from supervisor.rulebook import load_policy, rule_files
+        from supervisor.policy.rulebook import load_policy, rule_files
 
         rules_dir = (ROOT / "config" / ld.settings.rules_dir).resolve()
         policy = load_policy(rule_files(rules_dir), ld.calendar, templates=ld.templates, matcher=want)
@@ -136,7 +136,7 @@ def loaded():
 
 
 def runtime(key: bytes = b"bench-key"):
-    from supervisor.service import runtime_from
+    from supervisor.application import runtime_from
 
     return runtime_from(loaded(), key)
 
@@ -182,9 +182,9 @@ def event_stream(n_tickets: int, start: datetime, prefix: str = "B") -> list[dic
 def template_ticket(status: str = "dispatched") -> dict[str, Any]:
     """One ticket planned by the real core (created + dispatched [+ signed]): its events, state,
     ladders and timer offsets, used as the pattern for bulk-loaded rows."""
-    from supervisor.events import parse_event
-    from supervisor.planner import plan
-    from supervisor.privacy import redact
+    from supervisor.core.events import parse_event
+    from supervisor.core.planner import plan
+    from supervisor.core.privacy import redact
 
     rt = runtime()
     start = datetime(2026, 11, 23, 9, 0, tzinfo=SH)

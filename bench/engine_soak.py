@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from supervisor.config import load_all  # noqa: E402
-from supervisor.events import parse_event  # noqa: E402
-from supervisor.planner import plan  # noqa: E402
-from supervisor.privacy import redact  # noqa: E402
+from supervisor.config.settings import load_all  # noqa: E402
+from supervisor.core.events import parse_event  # noqa: E402
+from supervisor.core.planner import plan  # noqa: E402
+from supervisor.core.privacy import redact  # noqa: E402
 from tests.helpers import sh  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_all(ROOT / "config", env={})
     if args.matcher != loaded.policy.matcher.name:
-        from supervisor.rulebook import load_policy, rule_files
+        from supervisor.policy.rulebook import load_policy, rule_files
 
         policy = load_policy(rule_files(ROOT / "rules"), loaded.calendar, templates=loaded.templates, matcher=args.matcher)
     else:

@@ -1,4 +1,4 @@
-"""The ingest server under test, as its own process: supervisor.api.make_app around a Supervisor on
+"""The ingest server under test, as its own process: supervisor.server.api.make_app around a Supervisor on
 a PgStore, on 127.0.0.1 (no scheduler loop: nothing fires during the run). Prints "PORT <n>" when
 it listens; stops on SIGTERM.
 
@@ -21,12 +21,12 @@ from common import runtime  # noqa: E402
 async def main(url: str, pool_size: int) -> None:
     from aiohttp import web
 
-    from supervisor.api import make_app
-    from supervisor.clock import SystemClock
-    from supervisor.db import create_pool
-    from supervisor.metrics import Metrics
-    from supervisor.service import Supervisor
-    from supervisor.store import PgStore
+    from supervisor.application import Supervisor
+    from supervisor.core.clock import SystemClock
+    from supervisor.server.api import make_app
+    from supervisor.server.metrics import Metrics
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
 
     pool = await create_pool(url, max_size=pool_size)
     sup = Supervisor(PgStore(pool), runtime(), SystemClock())

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
-from .base import CHANNELS, Outgoing, SendResult
+from notifiers.base import CHANNELS, Outgoing, SendResult
 
 _LABELS = {
     "sms": "SMS",

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from .base import CHANNELS, Notifier
-from .console import ConsoleNotifier
-from .settings import NotifierSettings
-from .twilio_client import TwilioClient
-from .twilio_sms import TwilioSmsNotifier
-from .twilio_voice import TwilioVoiceNotifier
-from .webhook import DingTalkNotifier, WeComNotifier
+from notifiers.base import CHANNELS, Notifier
+from notifiers.console import ConsoleNotifier
+from notifiers.settings import NotifierSettings
+from notifiers.twilio_client import TwilioClient
+from notifiers.twilio_sms import TwilioSmsNotifier
+from notifiers.twilio_voice import TwilioVoiceNotifier
+from notifiers.webhook import DingTalkNotifier, WeComNotifier
 
 NOTIFIERS: dict[str, type] = {
     cls.name: cls

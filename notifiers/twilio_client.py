@@ -30,7 +30,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from .base import SendResult
+from notifiers.base import SendResult
 
 # Retry-After of the last response seen in this task. TwilioRestException carries no headers, so
 # the HTTP client leaves it here; a context variable keeps concurrent sends (separate tasks) apart.

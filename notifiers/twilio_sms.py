@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from .base import Outgoing, SendResult
-from .settings import TwilioSettings
-from .twilio_client import SEND_ERRORS, TwilioClient, outcome_for
+from notifiers.base import Outgoing, SendResult
+from notifiers.settings import TwilioSettings
+from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
 
 # Twilio's dates have one-second resolution and its clock is not ours: look this far before
 # `since` so that a message accepted in the same second as the attempt is not missed.

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from .base import Outgoing, SendResult
-from .settings import TwilioSettings
-from .twilio_client import SEND_ERRORS, TwilioClient, outcome_for
-from .twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
+from notifiers.base import Outgoing, SendResult
+from notifiers.settings import TwilioSettings
+from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
+from notifiers.twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
 
 
 def twiml_for(text: str, language: str) -> str:

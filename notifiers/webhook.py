@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 import aiohttp
 from yarl import URL
 
-from .base import Outgoing, SendResult
+from notifiers.base import Outgoing, SendResult
 
 
 class _RobotNotifier:

@@ -17,13 +17,13 @@ import os
 import sys
 from pathlib import Path
 
-from .yamlconf import ConfigInvalid
+from supervisor.config.yamlconf import ConfigInvalid
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "config")
 
 
 def _load(args):
-    from .config import load_all
+    from supervisor.config.settings import load_all
 
     return load_all(Path(args.config))
 
@@ -40,7 +40,7 @@ def _load_or_report(args):
 def _events_or_report(path: str, key: bytes):
     """A JSON-lines file of events, validated, or None after printing the first problem
     (file:line: field: message)."""
-    from .simulate import JsonlError, read_jsonl, validate_lines
+    from supervisor.tools.simulate import JsonlError, read_jsonl, validate_lines
 
     try:
         return validate_lines(path, read_jsonl(path), key)
@@ -50,7 +50,7 @@ def _events_or_report(path: str, key: bytes):
 
 
 def cmd_check(args) -> int:
-    from .config import load_all
+    from supervisor.config.settings import load_all
 
     try:
         loaded = load_all(Path(args.config))
@@ -69,9 +69,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_test_rules(args) -> int:
-    from .config import load_all
-    from .ruletest import run_files
-    from .service import runtime_from
+    from supervisor.application import runtime_from
+    from supervisor.config.settings import load_all
+    from supervisor.policy.ruletest import run_files
 
     try:
         loaded = load_all(Path(args.config))
@@ -101,9 +101,9 @@ def cmd_test_rules(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .events import _parse_timestamp
-    from .service import runtime_from
-    from .simulate import simulate
+    from supervisor.application import runtime_from
+    from supervisor.core.events import _parse_timestamp
+    from supervisor.tools.simulate import simulate
 
     loaded = _load_or_report(args)
     if loaded is None:
@@ -121,7 +121,7 @@ def cmd_simulate(args) -> int:
             return 1
     notes = asyncio.run(simulate(events, runtime, until))
     if args.deliveries:
-        from .simulate import plan_deliveries
+        from supervisor.tools.simulate import plan_deliveries
 
         for item in plan_deliveries(notes, loaded.settings.delivery, runtime.templates):
             print(json.dumps(item, ensure_ascii=False))
@@ -132,11 +132,11 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from .clock import SystemClock
-    from .config import caller_key
-    from .db import database
-    from .service import Supervisor, runtime_from
-    from .store import PgStore
+    from supervisor.application import Supervisor, runtime_from
+    from supervisor.config.settings import caller_key
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import database
+    from supervisor.storage.pg import PgStore
 
     loaded = _load_or_report(args)
     if loaded is None:
@@ -165,8 +165,8 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import logs
-    from .daemon import Daemon
+    from supervisor.server import logs
+    from supervisor.server.daemon import Daemon
 
     loaded = _load_or_report(args)
     if loaded is None:
@@ -177,7 +177,7 @@ def cmd_run(args) -> int:
     async def main() -> None:
         on_started = None
         if args.demo:
-            from .demo import run_demo
+            from supervisor.tools.demo import run_demo
 
             async def on_started() -> None:
                 await run_demo(daemon)
@@ -189,7 +189,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema import rule_file_schema
+    from supervisor.policy.jsonschema import rule_file_schema
 
     print(json.dumps(rule_file_schema(), ensure_ascii=False, indent=2))
     return 0

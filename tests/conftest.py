@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from supervisor.db import create_pool, migrate
+from supervisor.storage.db import create_pool, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -35,7 +35,7 @@ async def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     if not await _reachable(url):
         if os.environ.get("TEST_DATABASE_URL"):
             pytest.fail(f"TEST_DATABASE_URL is set but unreachable: {url}")
-        from supervisor.db import EmbeddedPostgres
+        from supervisor.storage.db import EmbeddedPostgres
 
         _embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pgdata"))
         url = _embedded.start()

@@ -15,13 +15,13 @@ SH = ZoneInfo("Asia/Shanghai")
 
 @cache
 def loaded():
-    from supervisor.config import load_all
+    from supervisor.config.settings import load_all
 
     return load_all(CONFIG, env={})
 
 
 def runtime(key: bytes = b"test-key"):
-    from supervisor.service import runtime_from
+    from supervisor.application import runtime_from
 
     return runtime_from(loaded(), key)
 

@@ -177,23 +177,70 @@ def test_ingest_feeds_a_file_through_the_same_path(tmp_path: Path, pg_url: str):
 def test_simulate_deliveries_applies_quiet_hours_and_grouping(tmp_path: Path):
     events = tmp_path / "events.jsonl"
     rows = [
-        {"id": "1", "ticket": "U1", "type": "created", "at": "2026-11-24T23:10:00+08:00", "kind": "help", "urgent": True},
-        {"id": "2", "ticket": "U1", "type": "dispatched", "at": "2026-11-24T23:10:00+08:00", "unit": "城管执法中队"},
-        {"id": "3", "ticket": "B1", "type": "created", "at": "2026-11-24T16:00:00+08:00", "kind": "complaint"},
-        {"id": "4", "ticket": "B1", "type": "dispatched", "at": "2026-11-24T16:00:00+08:00", "unit": "城管执法中队"},
-        {"id": "5", "ticket": "B2", "type": "created", "at": "2026-11-24T16:00:00+08:00", "kind": "complaint"},
-        {"id": "6", "ticket": "B2", "type": "dispatched", "at": "2026-11-24T16:00:00+08:00", "unit": "城管执法中队"},
+        {
+            "id": "1",
+            "ticket": "U1",
+            "type": "created",
+            "at": "2026-11-24T23:10:00+08:00",
+            "kind": "help",
+            "urgent": True,
+        },
+        {
+            "id": "2",
+            "ticket": "U1",
+            "type": "dispatched",
+            "at": "2026-11-24T23:10:00+08:00",
+            "unit": "城管执法中队",
+        },
+        {
+            "id": "3",
+            "ticket": "B1",
+            "type": "created",
+            "at": "2026-11-24T16:00:00+08:00",
+            "kind": "complaint",
+        },
+        {
+            "id": "4",
+            "ticket": "B1",
+            "type": "dispatched",
+            "at": "2026-11-24T16:00:00+08:00",
+            "unit": "城管执法中队",
+        },
+        {
+            "id": "5",
+            "ticket": "B2",
+            "type": "created",
+            "at": "2026-11-24T16:00:00+08:00",
+            "kind": "complaint",
+        },
+        {
+            "id": "6",
+            "ticket": "B2",
+            "type": "dispatched",
+            "at": "2026-11-24T16:00:00+08:00",
+            "unit": "城管执法中队",
+        },
     ]
-    events.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    events.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     proc = run("simulate", str(events), "--until", "2026-11-25T09:10:00+08:00", "--deliveries")
     assert proc.returncode == 0, proc.stderr
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     urgent = [d for d in out if d["tickets"] == ["U1"]]
     # the urgent ticket's messages go at night, at once
-    assert urgent and all(not d["held"] for d in urgent) and urgent[0]["at"] == "2026-11-24T23:10:00+08:00"
+    assert (
+        urgent
+        and all(not d["held"] for d in urgent)
+        and urgent[0]["at"] == "2026-11-24T23:10:00+08:00"
+    )
     # B1 and B2's sign-off reminders (09:00 next morning) go to the liaison as one SMS, 1 min later
     grouped = [d for d in out if set(d["tickets"]) == {"B1", "B2"}]
-    assert grouped and grouped[0]["at"] == "2026-11-25T09:01:00+08:00" and "2条提醒" in grouped[0]["text"]
+    assert (
+        grouped
+        and grouped[0]["at"] == "2026-11-25T09:01:00+08:00"
+        and "2条提醒" in grouped[0]["text"]
+    )
     # nothing non-urgent goes between 22:00 and 07:30
     for d in out:
         if not d["urgent"]:

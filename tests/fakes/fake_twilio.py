@@ -411,7 +411,10 @@ class _LoggedList(list):
         super().append(record)
         import json
 
-        line = {"kind": self._kind, **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()}}
+        line = {
+            "kind": self._kind,
+            **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()},
+        }
         self._stream.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._stream.flush()
 
@@ -469,7 +472,9 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.fake_twilio")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: a free one)")
-    parser.add_argument("--log", required=True, help="JSON-lines file of accepted messages and calls")
+    parser.add_argument(
+        "--log", required=True, help="JSON-lines file of accepted messages and calls"
+    )
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="test-token")
     args = parser.parse_args(argv)

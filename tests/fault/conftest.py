@@ -59,18 +59,38 @@ def make_config(
     rules = root / "rules"
     shutil.copytree(CONFIG, cfg, dirs_exist_ok=True)
     ignore = ["tests"] + ([] if reports else ["reports.yaml"])
-    shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns(*ignore), dirs_exist_ok=True)
+    shutil.copytree(
+        ROOT / "rules", rules, ignore=shutil.ignore_patterns(*ignore), dirs_exist_ok=True
+    )
     settings = {
         "rules_dir": "../rules",
         "matcher": "durable_rules" if sys.version_info < (3, 13) else "python",
-        "database": {"url_env": "DATABASE_URL", "embedded_dir": str(root / "var" / "pgdata"), "pool_size": 10},
+        "database": {
+            "url_env": "DATABASE_URL",
+            "embedded_dir": str(root / "var" / "pgdata"),
+            "pool_size": 10,
+        },
         "http": {"host": "127.0.0.1", "port": http_port, "tokens_env": "HOTLINE_API_TOKENS"},
-        "privacy": {"caller_key_env": "HOTLINE_CALLER_KEY", "caller_key_file": str(root / "var" / "caller.key")},
-        "scheduler": {"batch": 500, "catch_up_grace_s": 10 * 86400, "max_sleep_s": 1.0, **(scheduler or {})},
+        "privacy": {
+            "caller_key_env": "HOTLINE_CALLER_KEY",
+            "caller_key_file": str(root / "var" / "caller.key"),
+        },
+        "scheduler": {
+            "batch": 500,
+            "catch_up_grace_s": 10 * 86400,
+            "max_sleep_s": 1.0,
+            **(scheduler or {}),
+        },
         "delivery": {
             "quiet_hours": None,
             "group_window_s": 0,
-            "rate_per_s": {"sms": 5000, "voice": 5000, "console": 5000, "wecom": 5000, "dingtalk": 5000},
+            "rate_per_s": {
+                "sms": 5000,
+                "voice": 5000,
+                "console": 5000,
+                "wecom": 5000,
+                "dingtalk": 5000,
+            },
             "max_attempts": 5,
             "backoff_base_s": 0.2,
             "backoff_cap_s": 1.0,
@@ -79,11 +99,18 @@ def make_config(
         },
         "notifiers": {
             "console": {},
-            "twilio": {"from_number": FROM, "base_url": twilio_url, "timeout_s": 1.5, **(twilio or {})},
+            "twilio": {
+                "from_number": FROM,
+                "base_url": twilio_url,
+                "timeout_s": 1.5,
+                **(twilio or {}),
+            },
         },
         "log_format": "json",
     }
-    (cfg / "settings.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (cfg / "settings.yaml").write_text(
+        yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return cfg
 
 
@@ -106,7 +133,9 @@ class Proc:
     def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115 (closed in close())
-        self.p = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.p = subprocess.Popen(
+            argv, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
 
     @property
     def pid(self) -> int:
@@ -161,7 +190,9 @@ class DaemonProc(Proc):
     async def started(self, timeout: float = 60) -> None:  # noqa: ASYNC109
         def ok() -> bool:
             if not self.alive():
-                raise AssertionError(f"daemon exited with {self.p.returncode}:\n{self.text()[-3000:]}")
+                raise AssertionError(
+                    f"daemon exited with {self.p.returncode}:\n{self.text()[-3000:]}"
+                )
             with open(self.log, "rb") as f:
                 f.seek(self._from)
                 return b"daemon started" in f.read()
@@ -176,7 +207,10 @@ class FakeTwilioProc(Proc):
     def __init__(self, root: Path) -> None:
         self.accepted = root / "twilio-accepted.jsonl"
         self.accepted.touch()
-        super().__init__([PY, "-m", "tests.fakes.fake_twilio", "--port", "0", "--log", str(self.accepted)], root / "fake-twilio.out")
+        super().__init__(
+            [PY, "-m", "tests.fakes.fake_twilio", "--port", "0", "--log", str(self.accepted)],
+            root / "fake-twilio.out",
+        )
         self.base_url = ""
 
     async def ready(self, timeout: float = 30) -> str:  # noqa: ASYNC109
@@ -202,7 +236,14 @@ class FakeTwilioProc(Proc):
 
 # --- events -----------------------------------------------------------------------------------
 
-UNITS = ["城管执法中队", "市场监管所", "社区卫生服务中心", "物业管理办公室", "住房保障科", "生态环境所"]
+UNITS = [
+    "城管执法中队",
+    "市场监管所",
+    "社区卫生服务中心",
+    "物业管理办公室",
+    "住房保障科",
+    "生态环境所",
+]
 
 
 def urgent_ticket_events(ticket: str, created: datetime, sign_by: datetime) -> list[dict[str, Any]]:
@@ -218,12 +259,14 @@ def urgent_ticket_events(ticket: str, created: datetime, sign_by: datetime) -> l
     ]  # fmt: skip
 
 
-async def ingest(database_url: str, config: Path, events: list[dict[str, Any]], batch: int = 1000) -> int:
+async def ingest(
+    database_url: str, config: Path, events: list[dict[str, Any]], batch: int = 1000
+) -> int:
     """Store events through Supervisor on PgStore, in this process (as `ingest` does)."""
-    from supervisor.clock import SystemClock
-    from supervisor.db import create_pool
-    from supervisor.service import Supervisor, runtime_from
-    from supervisor.store import PgStore
+    from supervisor.application import Supervisor, runtime_from
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
     from tests.helpers import loaded
 
     # The shipped rules (the generated folder copies them): one compiled policy per process.
@@ -289,7 +332,9 @@ async def tally(conn: asyncpg.Connection, accepted: Iterable[dict[str, Any]]) ->
         counts[key] += 1
         sids[a["sid"]] = key
     t = Tally()
-    rows = await conn.fetch("SELECT id, ticket, rule, cycle, step, rep, recipient, channel, address, text, status, attempts, provider_id, last_error FROM outbox ORDER BY id")
+    rows = await conn.fetch(
+        "SELECT id, ticket, rule, cycle, step, rep, recipient, channel, address, text, status, attempts, provider_id, last_error FROM outbox ORDER BY id"
+    )
     keys = set()
     for r in rows:
         t.rows += 1

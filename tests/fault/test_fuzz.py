@@ -19,18 +19,22 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor.api import make_app
-from supervisor.clock import SystemClock
-from supervisor.metrics import Metrics
-from supervisor.rulebook import load_policy
-from supervisor.service import Supervisor
-from supervisor.store import PgStore
-from supervisor.yamlconf import ConfigInvalid
+from supervisor.application import Supervisor
+from supervisor.config.yamlconf import ConfigInvalid
+from supervisor.core.clock import SystemClock
+from supervisor.policy.rulebook import load_policy
+from supervisor.server.api import make_app
+from supervisor.server.metrics import Metrics
+from supervisor.storage.pg import PgStore
 from tests.helpers import ROOT, every_type, loaded, runtime
 
 TOKEN = "fuzz-token"
 TABLES = ("events", "tickets", "ladders", "timers", "outbox", "acks")
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # --- junk --------------------------------------------------------------------------------------
 
@@ -41,7 +45,13 @@ scalars = st.one_of(
                      "0001-01-01T00:00:00+00:00", "\x00", "工单", "created", "dispatched", "'; DROP TABLE events; --"]),
     st.just("x" * 5000), st.just("长" * 3000),
 )  # fmt: skip
-junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+junk = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 BASE = every_type("FZ")
 FIELDS = sorted({k for e in BASE for k in e})
 
@@ -68,16 +78,25 @@ def mutated_event(draw) -> object:
 
 bodies = st.one_of(
     mutated_event().map(lambda e: json.dumps(e, ensure_ascii=False).encode()),
-    st.lists(mutated_event(), min_size=1, max_size=5).map(lambda es: json.dumps(es, ensure_ascii=False).encode()),
+    st.lists(mutated_event(), min_size=1, max_size=5).map(
+        lambda es: json.dumps(es, ensure_ascii=False).encode()
+    ),
     junk.map(lambda j: json.dumps(j).encode()),
     st.binary(max_size=200),
-    st.sampled_from([b"", b"[]", b"{}", b"null", b"[null]", b"\xff\xfe", b'{"id": "x"', b"[" * 500 + b"]" * 500]),
+    st.sampled_from(
+        [b"", b"[]", b"{}", b"null", b"[null]", b"\xff\xfe", b'{"id": "x"', b"[" * 500 + b"]" * 500]
+    ),
 )
 
 
 async def _snapshot(pool) -> dict[str, str]:
     async with pool.acquire() as conn:
-        return {t: await conn.fetchval(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x") for t in TABLES}
+        return {
+            t: await conn.fetchval(
+                f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x"
+            )
+            for t in TABLES
+        }
 
 
 @pytest.fixture
@@ -87,7 +106,14 @@ async def api(pool):
     async def health():
         return True, {}
 
-    app = make_app(sup, tokens=[TOKEN], metrics=Metrics(), health=health, max_body_bytes=64 * 1024, max_batch=50)
+    app = make_app(
+        sup,
+        tokens=[TOKEN],
+        metrics=Metrics(),
+        health=health,
+        max_body_bytes=64 * 1024,
+        max_batch=50,
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -100,7 +126,11 @@ async def api(pool):
 @given(body=bodies)
 async def test_fuzzed_events_never_500_and_never_half_stored(api, pool, body):
     before = await _snapshot(pool)
-    resp = await api.post("/api/v1/events", data=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    resp = await api.post(
+        "/api/v1/events",
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     text = await resp.text()
     assert resp.status in (200, 400, 413, 422), f"{resp.status}: {text[:500]}"
     if resp.status != 200:
@@ -109,7 +139,10 @@ async def test_fuzzed_events_never_500_and_never_half_stored(api, pool, body):
     out = json.loads(text)
     ids = [r["id"] for r in out["results"]]
     async with pool.acquire() as conn:
-        stored = {r["id"] for r in await conn.fetch("SELECT id FROM events WHERE id = ANY($1::text[])", ids)}
+        stored = {
+            r["id"]
+            for r in await conn.fetch("SELECT id FROM events WHERE id = ANY($1::text[])", ids)
+        }
     assert set(ids) == stored
 
 
@@ -120,7 +153,11 @@ async def test_deeply_nested_json_is_a_400_not_a_500(api, pool):
     can send it; it should be a 400 like other non-JSON bodies. Nothing is stored. FAILS until
     fixed."""
     before = await _snapshot(pool)
-    resp = await api.post("/api/v1/events", data=b"[" * 5000 + b"]" * 5000, headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = await api.post(
+        "/api/v1/events",
+        data=b"[" * 5000 + b"]" * 5000,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert await _snapshot(pool) == before
     assert resp.status == 400, f"{resp.status}: {(await resp.text())[:200]}"
 
@@ -129,7 +166,9 @@ async def test_a_batch_with_one_bad_event_stores_nothing(api, pool):
     before = await _snapshot(pool)
     batch = every_type("FZB")
     batch[5] = {**batch[5], "until": "tomorrow"}
-    resp = await api.post("/api/v1/events", json=batch, headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = await api.post(
+        "/api/v1/events", json=batch, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert resp.status == 422 and "nothing was stored" in (await resp.json())["error"]
     assert await _snapshot(pool) == before
 
@@ -165,7 +204,25 @@ def mutated_rule_file(draw) -> tuple[str, str]:
         op = draw(st.sampled_from(["set", "delete", "dup", "wrap", "rename"]))
         last = path[-1]
         if op == "set":
-            parent[last] = draw(st.one_of(junk, st.sampled_from(["-30m", "1 working day", "0", "-1 working minutes", "999999 working days", "1 fortnight", "status", "{{ ticket.id", "sign_by", "event"])))
+            parent[last] = draw(
+                st.one_of(
+                    junk,
+                    st.sampled_from(
+                        [
+                            "-30m",
+                            "1 working day",
+                            "0",
+                            "-1 working minutes",
+                            "999999 working days",
+                            "1 fortnight",
+                            "status",
+                            "{{ ticket.id",
+                            "sign_by",
+                            "event",
+                        ]
+                    ),
+                )
+            )
         elif op == "delete":
             del parent[last]
         elif op == "dup" and isinstance(parent, list):
@@ -183,7 +240,27 @@ def mutated_rule_file(draw) -> tuple[str, str]:
             text = text[: draw(st.integers(0, len(text)))]
         elif op == "insert":
             pos = draw(st.integers(0, len(text)))
-            text = text[:pos] + draw(st.sampled_from([":", "- ", "{", "]", "\t", "&a ", "*a", "!!python/object:os.system ", "<<: *x\n", "%YAML 9\n", "? "])) + text[pos:]
+            text = (
+                text[:pos]
+                + draw(
+                    st.sampled_from(
+                        [
+                            ":",
+                            "- ",
+                            "{",
+                            "]",
+                            "\t",
+                            "&a ",
+                            "*a",
+                            "!!python/object:os.system ",
+                            "<<: *x\n",
+                            "%YAML 9\n",
+                            "? ",
+                        ]
+                    )
+                )
+                + text[pos:]
+            )
         elif op == "drop" and lines:
             del lines[i]
             text = "".join(lines)
@@ -204,7 +281,9 @@ def test_mutated_rule_files_raise_only_config_invalid(tmp_path_factory, case):
     base = loaded()
     others = [p for p in RULE_FILES if p.name != name]
     try:
-        load_policy([*others, folder / name], base.calendar, templates=base.templates, matcher="python")
+        load_policy(
+            [*others, folder / name], base.calendar, templates=base.templates, matcher="python"
+        )
     except ConfigInvalid as exc:
         assert exc.errors and all(str(e) for e in exc.errors)
 
@@ -225,7 +304,10 @@ def test_a_control_character_in_a_rule_file_is_a_config_error(tmp_path, char):
     the file watcher) fails outside the `except ConfigInvalid` that keeps the running rules and
     counts hotline_reloads_total{result="refused"}. FAILS until fixed."""
     path = tmp_path / "sign-off.yaml"
-    path.write_text((ROOT / "rules" / "sign-off.yaml").read_text(encoding="utf-8") + f"# {char}\n", encoding="utf-8")
+    path.write_text(
+        (ROOT / "rules" / "sign-off.yaml").read_text(encoding="utf-8") + f"# {char}\n",
+        encoding="utf-8",
+    )
     base = loaded()
     with pytest.raises(ConfigInvalid):
         load_policy([path], base.calendar, templates=base.templates, matcher="python")
@@ -233,9 +315,17 @@ def test_a_control_character_in_a_rule_file_is_a_config_error(tmp_path, char):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("summary", "占道\x00经营"), ("id", "FZN-\x00"), ("category", "市容\x00"), ("summary", "\ud800"), ("caller", "1381234\x005678")],
+    [
+        ("summary", "占道\x00经营"),
+        ("id", "FZN-\x00"),
+        ("category", "市容\x00"),
+        ("summary", "\ud800"),
+        ("caller", "1381234\x005678"),
+    ],
 )
-async def test_a_nul_character_or_a_lone_surrogate_is_refused_naming_the_field(api, pool, field, value):
+async def test_a_nul_character_or_a_lone_surrogate_is_refused_naming_the_field(
+    api, pool, field, value
+):
     """Regression test, was a bug (supervisor/events.py validation): PostgreSQL text and jsonb cannot hold U+0000, and
     the contract's validation lets it through in `id`, `ticket`, `category`, `summary`... (any
     string field), so the INSERT fails in asyncpg (UntranslatableCharacterError) and the API
@@ -245,7 +335,11 @@ async def test_a_nul_character_or_a_lone_surrogate_is_refused_naming_the_field(a
     before = await _snapshot(pool)
     event = {**every_type("FZN")[0], field: value}
     body = json.dumps(event, ensure_ascii=True).encode()
-    resp = await api.post("/api/v1/events", data=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    resp = await api.post(
+        "/api/v1/events",
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     text = await resp.text()
     if resp.status != 200:
         assert await _snapshot(pool) == before, "a rejected request changed the database"

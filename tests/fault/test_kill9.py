@@ -42,10 +42,14 @@ async def _finished(conn: asyncpg.Connection, expected: int) -> bool:
         "SELECT count(*) FROM timers WHERE rule = 'sign-off-urgent' AND step IN (0, 1) AND status = 'pending'"
     )
     p = await _progress(conn)
-    return due == 0 and sum(p.values()) == expected and not p.get("pending") and not p.get("sending")
+    return (
+        due == 0 and sum(p.values()) == expected and not p.get("pending") and not p.get("sending")
+    )
 
 
-async def test_kill_9_ten_times_while_10000_reminders_come_due(tmp_path, pg_url, fake_proc: FakeTwilioProc):
+async def test_kill_9_ten_times_while_10000_reminders_come_due(
+    tmp_path, pg_url, fake_proc: FakeTwilioProc
+):
     rng = random.Random(SEED)
     cfg = make_config(tmp_path, twilio_url=fake_proc.base_url)
     env = daemon_env(pg_url)
@@ -71,18 +75,32 @@ async def test_kill_9_ten_times_while_10000_reminders_come_due(tmp_path, pg_url,
             before = fake_proc.count()
             target = before + rng.randint(100, 1000)
             try:
-                await wait_for(lambda t=target: fake_proc.count() >= t, 20, "sends before a kill", interval=0.02)
+                await wait_for(
+                    lambda t=target: fake_proc.count() >= t,
+                    20,
+                    "sends before a kill",
+                    interval=0.02,
+                )
             except AssertionError:
                 pass  # nothing more was due yet: kill it idle, which is a moment too
             await _sleep(rng.uniform(0, 0.25))
             daemon.kill9()
             progress = await _progress(conn)
-            kills.append({"kill": k + 1, "accepted_before_kill": fake_proc.count(), "left_sending": progress.get("sending", 0), "outbox": sum(progress.values())})
+            kills.append(
+                {
+                    "kill": k + 1,
+                    "accepted_before_kill": fake_proc.count(),
+                    "left_sending": progress.get("sending", 0),
+                    "outbox": sum(progress.values()),
+                }
+            )
             daemon.close()
             daemon = None
         daemon = DaemonProc(cfg, env, log)
         await daemon.started()
-        await wait_for(lambda: _finished(conn, expected), 300, "every reminder to be delivered", interval=0.5)
+        await wait_for(
+            lambda: _finished(conn, expected), 300, "every reminder to be delivered", interval=0.5
+        )
         assert daemon.terminate() == 0, daemon.text()[-3000:]
         daemon.close()
         daemon = None
@@ -107,7 +125,9 @@ async def test_kill_9_ten_times_while_10000_reminders_come_due(tmp_path, pg_url,
         assert t.extra_accepted == 0
         problems = []
         if t.missing:
-            problems.append(f"{len(t.missing)} reminders marked sent that Twilio never accepted: {t.missing[:3]}")
+            problems.append(
+                f"{len(t.missing)} reminders marked sent that Twilio never accepted: {t.missing[:3]}"
+            )
         never_placed = [d for d in t.voice_matched_other if d["attempts"] == 0]
         if never_placed:
             problems.append(

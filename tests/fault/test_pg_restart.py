@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 
-from supervisor.db import EmbeddedPostgres
+from supervisor.storage.db import EmbeddedPostgres
 from tests.fault.conftest import (
     API_TOKEN,
     DaemonProc,
@@ -48,7 +48,11 @@ async def test_postgres_restart_mid_run_loses_nothing(tmp_path, fake_proc: FakeT
         for b in range(0, TICKETS, PER_POST):
             evs = []
             for i in range(b, b + PER_POST):
-                evs += urgent_ticket_events(f"2028{i:07d}", now - timedelta(minutes=10), now + timedelta(seconds=5 + i * 0.1))
+                evs += urgent_ticket_events(
+                    f"2028{i:07d}",
+                    now - timedelta(minutes=10),
+                    now + timedelta(seconds=5 + i * 0.1),
+                )
             batches.append(evs)
 
         async def post_all(http: aiohttp.ClientSession) -> None:
@@ -59,7 +63,12 @@ async def test_postgres_restart_mid_run_loses_nothing(tmp_path, fake_proc: FakeT
                     tries += 1
                     posts["post_attempts"] += 1
                     try:
-                        async with http.post(f"http://127.0.0.1:{port}/api/v1/events", json=evs, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                        async with http.post(
+                            f"http://127.0.0.1:{port}/api/v1/events",
+                            json=evs,
+                            headers={"Authorization": f"Bearer {API_TOKEN}"},
+                            timeout=aiohttp.ClientTimeout(total=10),
+                        ) as resp:
                             statuses[resp.status] += 1
                             if resp.status == 200:
                                 body = await resp.json()
@@ -91,7 +100,8 @@ async def test_postgres_restart_mid_run_loses_nothing(tmp_path, fake_proc: FakeT
 
                 async def done() -> bool:
                     return await conn.fetchval(
-                        "SELECT count(*) FILTER (WHERE status = 'sent') = $1 AND count(*) = $1 FROM outbox", expected
+                        "SELECT count(*) FILTER (WHERE status = 'sent') = $1 AND count(*) = $1 FROM outbox",
+                        expected,
                     )
 
                 await wait_for(done, 180, "every reminder after the restart", interval=0.5)

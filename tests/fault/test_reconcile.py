@@ -17,9 +17,9 @@ import pytest
 
 from notifiers.registry import build_notifiers, close_all
 from notifiers.settings import NotifierSettings
-from supervisor.clock import VirtualClock
-from supervisor.delivery import DeliverySettings
-from supervisor.dispatcher import Dispatcher
+from supervisor.core.clock import VirtualClock
+from supervisor.delivery.outbox import Dispatcher
+from supervisor.delivery.policy import DeliverySettings
 from tests.fakes.fake_twilio import FakeTwilio
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -43,14 +43,20 @@ async def fake(clock: VirtualClock) -> AsyncIterator[FakeTwilio]:
 
 @pytest.fixture
 async def notifiers(fake: FakeTwilio):
-    settings = NotifierSettings.model_validate({"twilio": {"from_number": FROM, "base_url": fake.base_url}})
-    built = build_notifiers(settings, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN}, stream=io.StringIO())
+    settings = NotifierSettings.model_validate(
+        {"twilio": {"from_number": FROM, "base_url": fake.base_url}}
+    )
+    built = build_notifiers(
+        settings, {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN}, stream=io.StringIO()
+    )
     yield built
     await close_all(built)
 
 
 def dispatcher(pool, notifiers, clock, worker: str) -> Dispatcher:
-    settings = DeliverySettings.model_validate({"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 1000, "voice": 1000}})
+    settings = DeliverySettings.model_validate(
+        {"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 1000, "voice": 1000}}
+    )
     return Dispatcher(pool, notifiers, settings, clock, worker_id=worker, rng=random.Random(1))
 
 
@@ -62,19 +68,25 @@ async def insert(pool, ticket: str, channel: str, address: str, text: str) -> in
     )  # fmt: skip
 
 
-async def test_sms_accepted_before_a_crash_is_not_sent_again_after_50_newer_sms(pool, fake, notifiers, clock):
+async def test_sms_accepted_before_a_crash_is_not_sent_again_after_50_newer_sms(
+    pool, fake, notifiers, clock
+):
     """Regression test, was a bug (notifiers/twilio_sms.py find_sent, `limit=50`): reconciliation looks only at the 50
     newest messages to the number. A daemon killed between Twilio accepting an SMS and recording
     it leaves the row 'sending'; if 50 more SMS reach that person before the row is reconciled
     (reconcile_after_s later: 60 s by default; a supervisor or a unit head gets one per ticket in
     a burst), the accepted SMS is not found and is sent a second time. None of the four duplicate
     cases in dispatcher.py's docstring covers this. Seen twice in the kill -9 run."""
-    lost_answer = await insert(pool, "20261125000", "sms", HEAD, "【12345催办】工单20261125000 签收时限已到")
+    lost_answer = await insert(
+        pool, "20261125000", "sms", HEAD, "【12345催办】工单20261125000 签收时限已到"
+    )
     fake.script("500-after-accept")  # accepted, answer lost: as a kill after Twilio accepted
     d = dispatcher(pool, notifiers, clock, "w1")
     assert (await d.run_once(limit=1)).unknown == 1
     for i in range(1, 51):  # the burst goes on: 50 other reminders to the same head
-        await insert(pool, f"2026112500{i:02d}"[-11:], "sms", HEAD, f"【12345催办】工单{i} 签收时限已到")
+        await insert(
+            pool, f"2026112500{i:02d}"[-11:], "sms", HEAD, f"【12345催办】工单{i} 签收时限已到"
+        )
     clock.advance(timedelta(seconds=1))
     await d.run_once(limit=100)
     clock.advance(timedelta(seconds=61))
@@ -85,7 +97,9 @@ async def test_sms_accepted_before_a_crash_is_not_sent_again_after_50_newer_sms(
     assert len(copies) == 1, f"the same SMS was accepted {len(copies)} times"
 
 
-async def test_a_call_claimed_but_never_placed_is_placed_after_a_crash(pool, fake, notifiers, clock):
+async def test_a_call_claimed_but_never_placed_is_placed_after_a_crash(
+    pool, fake, notifiers, clock
+):
     """Regression test, was a bug (supervisor/dispatcher.py _claim_stale/_reconcile with notifiers/twilio_voice.py
     find_sent): a daemon claims a batch of up to 100 rows ('sending') and sends them one by one;
     killed half-way, the rows it never sent (attempts still 0: TOUCH never ran) are reconciled
@@ -106,7 +120,9 @@ async def test_a_call_claimed_but_never_placed_is_placed_after_a_crash(pool, fak
     clock.advance(timedelta(seconds=61))
     await dispatcher(pool, notifiers, clock, "w2").run_once()
 
-    row = await pool.fetchrow("SELECT status, attempts, provider_id FROM outbox WHERE id = $1", never)
+    row = await pool.fetchrow(
+        "SELECT status, attempts, provider_id FROM outbox WHERE id = $1", never
+    )
     first_sid = await pool.fetchval("SELECT provider_id FROM outbox WHERE id = $1", placed)
     assert row["status"] == "sent"
     assert len(fake.calls) == 2, (

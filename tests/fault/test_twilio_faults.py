@@ -84,11 +84,15 @@ async def test_twilio_429_500_and_hangs_every_reminder_delivered(tmp_path, pg_ur
     started = time.monotonic()
     async with FlakyTwilio() as fake:
         # a modest rate: 50 reconciliations must not fall out of find_sent's 50-message window
-        cfg = make_config(tmp_path, twilio_url=fake.base_url, delivery={"rate_per_s": {"sms": 20, "voice": 20}})
+        cfg = make_config(
+            tmp_path, twilio_url=fake.base_url, delivery={"rate_per_s": {"sms": 20, "voice": 20}}
+        )
         now = datetime.now(UTC)
         events = []
         for i in range(TICKETS):
-            events += urgent_ticket_events(f"2029{i:07d}", now - timedelta(minutes=10), now + timedelta(seconds=5 + i * 0.05))
+            events += urgent_ticket_events(
+                f"2029{i:07d}", now - timedelta(minutes=10), now + timedelta(seconds=5 + i * 0.05)
+            )
         await ingest(pg_url, cfg, events)
         conn = await asyncpg.connect(pg_url)
         daemon = DaemonProc(cfg, daemon_env(pg_url), tmp_path / "daemon.log")
@@ -105,21 +109,33 @@ async def test_twilio_429_500_and_hangs_every_reminder_delivered(tmp_path, pg_ur
             await wait_for(settled, 240, "every reminder to be settled", interval=0.5)
             assert daemon.terminate() == 0, daemon.text()[-3000:]
             rows = await conn.fetch("SELECT * FROM outbox ORDER BY id")
-            accepted = [{"kind": "message", **m} for m in fake.messages] + [{"kind": "call", **c} for c in fake.calls]
+            accepted = [{"kind": "message", **m} for m in fake.messages] + [
+                {"kind": "call", **c} for c in fake.calls
+            ]
             t = await tally(conn, accepted)
         finally:
             daemon.close()
             await conn.close()
 
-    by_key = {(r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["recipient"], r["channel"]): r for r in rows}
+    by_key = {
+        (r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["recipient"], r["channel"]): r
+        for r in rows
+    }
     undelivered, fallbacks_used, fallback_was_own_call = [], 0, 0
     for r in rows:
         if r["note"] and r["note"].startswith("fallback from"):
             continue
         if r["status"] == "sent":
             continue
-        fb = by_key.get((r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["recipient"], "voice"))
-        if r["status"] == "failed" and r["channel"] == "sms" and fb is not None and fb["status"] == "sent":
+        fb = by_key.get(
+            (r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["recipient"], "voice")
+        )
+        if (
+            r["status"] == "failed"
+            and r["channel"] == "sms"
+            and fb is not None
+            and fb["status"] == "sent"
+        ):
             # the fallback call; when the step itself also calls (the head's sms + voice), the
             # UNIQUE key makes that call the fallback: the person is called once, not twice
             fallbacks_used += 1
@@ -139,7 +155,9 @@ async def test_twilio_429_500_and_hangs_every_reminder_delivered(tmp_path, pg_ur
         "seconds": round(time.monotonic() - started, 1),
     }
     report("twilio_faults", figures)
-    assert not undelivered, f"{len(undelivered)} reminders neither sent nor replaced by a sent call: {undelivered[:3]}"
+    assert not undelivered, (
+        f"{len(undelivered)} reminders neither sent nor replaced by a sent call: {undelivered[:3]}"
+    )
     assert fallbacks_used > 0 and fake.answered["sms 429"] > 0 and fake.answered["sms hang"] > 0
     assert not t.missing, t.missing[:3]
     sms_dups = [d for d in t.duplicates if d["channel"] == "sms"]
@@ -148,6 +166,10 @@ async def test_twilio_429_500_and_hangs_every_reminder_delivered(tmp_path, pg_ur
     # the dispatcher places the call again rather than guess (docs/RELIABILITY.md): a duplicate
     # call is possible there, at most one per ambiguous answer, and a call reconciled against
     # another is rare (it needs the other's answer to be lost too).
-    ambiguous_voice = fake.answered["voice 500"] + fake.answered["voice 500-after-accept"] + fake.answered["voice hang"]
+    ambiguous_voice = (
+        fake.answered["voice 500"]
+        + fake.answered["voice 500-after-accept"]
+        + fake.answered["voice hang"]
+    )
     voice_dups = [d for d in t.duplicates if d["channel"] == "voice"]
     assert len(voice_dups) + len(t.voice_matched_other) <= ambiguous_voice

@@ -8,11 +8,11 @@ import random
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from supervisor.api import make_app
-from supervisor.clock import VirtualClock
-from supervisor.metrics import Metrics
-from supervisor.service import Supervisor
-from supervisor.store import PgStore
+from supervisor.application import Supervisor
+from supervisor.core.clock import VirtualClock
+from supervisor.server.api import make_app
+from supervisor.server.metrics import Metrics
+from supervisor.storage.pg import PgStore
 from tests.helpers import ev, every_type, runtime, sh
 
 TOKEN = "s3cret-token"

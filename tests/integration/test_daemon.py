@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import aiohttp
 
-from supervisor.clock import VirtualClock
-from supervisor.daemon import Daemon
+from supervisor.core.clock import VirtualClock
+from supervisor.server.daemon import Daemon
 from tests.helpers import every_type, loaded, sh
 
 TOKEN = "daemon-test-token"
@@ -97,7 +97,7 @@ async def test_reload_refuses_an_invalid_edit_and_keeps_the_rules(tmp_path, pg_u
         .replace("rules_dir: ../rules", f"rules_dir: {rules}")
     )
     (cfg / "settings.yaml").write_text(text, encoding="utf-8")
-    from supervisor.config import load_all
+    from supervisor.config.settings import load_all
 
     base = load_all(cfg, env={})
     lo = replace(make_loaded(tmp_path), policy=base.policy, config_dir=cfg)
@@ -140,7 +140,7 @@ def test_structured_log_lines_carry_no_phone_numbers():
     import json
     import logging
 
-    from supervisor import logs
+    from supervisor.server import logs
 
     stream = io.StringIO()
     logs.setup("json", stream=stream)

@@ -17,9 +17,9 @@ import pytest
 from notifiers.base import Notifier, Outgoing
 from notifiers.registry import build_notifiers, close_all
 from notifiers.settings import NotifierSettings
-from supervisor.clock import VirtualClock
-from supervisor.delivery import DeliverySettings, not_before
-from supervisor.dispatcher import Dispatcher
+from supervisor.core.clock import VirtualClock
+from supervisor.delivery.outbox import Dispatcher
+from supervisor.delivery.policy import DeliverySettings, not_before
 from tests.fakes.fake_twilio import FakeTwilio
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from supervisor import reports
-from supervisor.clock import VirtualClock
-from supervisor.service import Supervisor
-from supervisor.store import PgStore, run_report
+from supervisor.application import Supervisor
+from supervisor.core import reports
+from supervisor.core.clock import VirtualClock
+from supervisor.storage.pg import PgStore, run_report
 from tests.helpers import ev, runtime, sh
 
 

@@ -6,10 +6,10 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from supervisor.clock import VirtualClock
-from supervisor.db import create_pool
-from supervisor.service import Supervisor
-from supervisor.store import PgStore
+from supervisor.application import Supervisor
+from supervisor.core.clock import VirtualClock
+from supervisor.storage.db import create_pool
+from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh
 
 
@@ -171,7 +171,7 @@ async def test_a_batch_with_a_callers_call_waits_for_another_batch_of_that_calle
     of the same caller is committing, instead of missing them."""
     import asyncpg
 
-    from supervisor.privacy import caller_hash
+    from supervisor.core.privacy import caller_hash
 
     rt = runtime()
     sup = Supervisor(PgStore(pool), rt, VirtualClock(sh(2026, 11, 2, 9)))

@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from supervisor.clock import VirtualClock
-from supervisor.delivery import DeliverySettings
-from supervisor.dispatcher import Dispatcher
-from supervisor.store import PgStore
-from supervisor.twilio_hooks import setup_twilio_hooks
+from supervisor.core.clock import VirtualClock
+from supervisor.delivery.outbox import Dispatcher
+from supervisor.delivery.policy import DeliverySettings
+from supervisor.server.twilio_hooks import setup_twilio_hooks
+from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import sign
 
 SH = ZoneInfo("Asia/Shanghai")

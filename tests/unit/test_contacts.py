@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.contacts import Directory, DirectoryModel, load_directory, mask_phone
-from supervisor.yamlconf import ConfigInvalid
+from supervisor.config.contacts import Directory, DirectoryModel, load_directory, mask_phone
+from supervisor.config.yamlconf import ConfigInvalid
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "contacts.yaml"
 

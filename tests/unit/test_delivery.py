@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from supervisor.delivery import (
+from supervisor.config.templates import segments
+from supervisor.delivery.policy import (
     DeliverySettings,
     QuietHours,
     backoff_s,
@@ -19,7 +20,6 @@ from supervisor.delivery import (
     release_at,
     split_groups,
 )
-from supervisor.templates import segments
 
 SH = ZoneInfo("Asia/Shanghai")
 S = DeliverySettings()

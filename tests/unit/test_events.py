@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from supervisor.events import EVENT_TYPES, EventInvalid, parse_event
-from supervisor.privacy import caller_hash, mask, redact
+from supervisor.core.events import EVENT_TYPES, EventInvalid, parse_event
+from supervisor.core.privacy import caller_hash, mask, redact
 from tests.helpers import every_type
 
 

@@ -6,10 +6,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor import matcher as matcher_mod
-from supervisor.conditions import compile_condition
-from supervisor.matcher import DurableMatcher, PythonMatcher, make_matcher
-from supervisor.message import FIELDS, duration_key, window_key
+from supervisor.policy import matcher as matcher_mod
+from supervisor.policy.conditions import compile_condition
+from supervisor.policy.facts import FIELDS, duration_key, window_key
+from supervisor.policy.matcher import DurableMatcher, PythonMatcher, make_matcher
 
 MPD = 420
 

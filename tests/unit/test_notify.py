@@ -2,13 +2,13 @@
 
 from dataclasses import replace
 
-from supervisor import deadlines as dl
-from supervisor.contacts import load_directory
-from supervisor.events import parse_event
-from supervisor.message import state_fields
-from supervisor.notify import fire_step
-from supervisor.privacy import redact
-from supervisor.state import fold
+from supervisor.config.contacts import load_directory
+from supervisor.core import deadlines as dl
+from supervisor.core.events import parse_event
+from supervisor.core.firing import fire_step
+from supervisor.core.privacy import redact
+from supervisor.core.state import fold
+from supervisor.policy.facts import state_fields
 from tests.helpers import CONFIG, ev, runtime, sh
 
 CONTACTS_WITHOUT_LIAISON = (CONFIG / "contacts.yaml").read_text(encoding="utf-8")

@@ -7,9 +7,9 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from supervisor.rulebook import load_policy, rule_files
-from supervisor.service import validate_batch
-from supervisor.simulate import Simulation
+from supervisor.application import validate_batch
+from supervisor.policy.rulebook import load_policy, rule_files
+from supervisor.tools.simulate import Simulation
 from tests.helpers import ROOT, ev, loaded, runtime, sh
 
 RULES = """

@@ -3,9 +3,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.events import parse_event
-from supervisor.privacy import redact
-from supervisor.state import TicketState, fold
+from supervisor.core.events import parse_event
+from supervisor.core.privacy import redact
+from supervisor.core.state import TicketState, fold
 from tests.helpers import every_type
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.templates import (
+from supervisor.config.templates import (
     PhoneNumberInText,
     RenderError,
     Templates,
@@ -14,7 +14,7 @@ from supervisor.templates import (
     sample_context,
     segments,
 )
-from supervisor.yamlconf import ConfigInvalid
+from supervisor.config.yamlconf import ConfigInvalid
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "templates.yaml"
 

@@ -3,7 +3,14 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from supervisor.yamlconf import ConfigError, ConfigInvalid, Located, load_model, load_yaml, validate
+from supervisor.config.yamlconf import (
+    ConfigError,
+    ConfigInvalid,
+    Located,
+    load_model,
+    load_yaml,
+    validate,
+)
 
 
 class _M(BaseModel):

@@ -1,0 +1,174 @@
+"""The supervisor: validation, the pure core and a store, wired together. The daemon, `simulate`,
+`ingest` and the tests all go through this one class, so they cannot disagree."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from supervisor.config.contacts import Directory
+from supervisor.config.templates import Templates
+from supervisor.core import deadlines as dl
+from supervisor.core.clock import Clock
+from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
+from supervisor.core.firing import Notification, fire_step
+from supervisor.core.planner import Ladder, Plan, plan
+from supervisor.core.privacy import redact
+from supervisor.core.state import TicketState
+from supervisor.policy.facts import state_fields
+from supervisor.policy.rulebook import Policy
+from supervisor.storage.pg import DueTimer, FireOutcome, IngestOutcome, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything the office configures, loaded and checked; swapped whole on reload."""
+
+    policy: Policy
+    directory: Directory
+    templates: Templates
+    caller_key: bytes
+    catch_up_grace: timedelta = timedelta(minutes=5)
+
+
+def runtime_from(loaded: Any, key: bytes) -> Runtime:
+    """A Runtime from config.load_all's result."""
+    return Runtime(
+        policy=loaded.policy,
+        directory=loaded.directory,
+        templates=loaded.templates,
+        caller_key=key,
+        catch_up_grace=timedelta(seconds=loaded.settings.scheduler.catch_up_grace_s),
+    )
+
+
+@dataclass
+class BatchRejected(Exception):
+    problems: list[tuple[int, FieldProblem]] = field(default_factory=list)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"index": i, "field": p.field, "message": p.message} for i, p in self.problems]
+
+
+def validate_batch(raws: Sequence[Any], caller_key: bytes) -> list[Event]:
+    """All or nothing: every event is checked; one bad event rejects the batch (nothing stored)."""
+    events: list[Event] = []
+    problems: list[tuple[int, FieldProblem]] = []
+    for index, raw in enumerate(raws):
+        try:
+            events.append(redact(parse_event(raw), caller_key))
+        except EventInvalid as exc:
+            problems.extend((index, p) for p in exc.problems)
+    if problems:
+        raise BatchRejected(problems)
+    return events
+
+
+class Supervisor:
+    def __init__(self, store: Store, runtime: Runtime, clock: Clock) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.clock = clock
+
+    # --- events in ---------------------------------------------------------------------------
+
+    async def ingest(self, raws: Sequence[Any]) -> IngestOutcome:
+        events = validate_batch(raws, self.runtime.caller_key)
+        return await self.ingest_events(events)
+
+    async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
+        rt = self.runtime
+        return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
+
+    def _plan_fn(self, rt: Runtime, *, replan: bool):
+        def plan_fn(
+            ticket: str,
+            events: list[Event],
+            ladders: list[Ladder],
+            new_ids: set[str],
+            windows: dict[str, dict[str, int]],
+            start: TicketState | None,
+        ) -> Plan:
+            return plan(
+                ticket,
+                events,
+                ladders,
+                rt.policy,
+                new_event_ids=new_ids,
+                windows=windows,
+                replan=replan,
+                start=start,
+            )
+
+        return plan_fn
+
+    async def replan(self) -> int:
+        return await self.store.replan(self._plan_fn(self.runtime, replan=True))
+
+    # --- timers out --------------------------------------------------------------------------
+
+    async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
+        rt = self.runtime
+        now = now or self.clock.now()
+        return await self.store.fire_due(
+            now,
+            limit,
+            self._fire_fn(rt, now),
+            rt.catch_up_grace,
+            frozenset(r.id for r in rt.policy.rules if r.lists_linked),
+            timedelta(minutes=max(rt.policy.windows, default=0)),
+        )
+
+    def _fire_fn(self, rt: Runtime, now: datetime):
+        rules = rt.policy.rules_by_id
+
+        window = timedelta(minutes=max(rt.policy.windows, default=0))
+        known: dict[str, dl.Deadlines] = {}  # per claimed batch: fire_fn lives for one call
+
+        def fire_fn(
+            timer: DueTimer,
+            ladder: Ladder | None,
+            state: TicketState | None,
+            linked: list[tuple[str, datetime]],
+        ) -> list[Notification]:
+            rule = rules.get(timer.rule)
+            if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
+                return []
+            deadlines = known.get(state.ticket)
+            if deadlines is None:  # several steps of one ticket often fire together
+                deadlines = known[state.ticket] = dl.compute(
+                    state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
+                )
+            extra = None
+            if state.created_at is not None and window:
+                # repeat callers: the same caller's tickets in the same category within the window
+                recent = [
+                    t
+                    for t, created in linked
+                    if state.created_at - window < created <= state.created_at
+                ]
+                if len(recent) > 1:
+                    extra = {"tickets": [{"id": t} for t in recent], "count": len(recent)}
+            return fire_step(
+                rule=rule,
+                step=rule.steps[timer.step],
+                rep=timer.rep,
+                cycle=timer.cycle,
+                anchor_at=ladder.anchor_at,
+                state=state,
+                deadlines=deadlines,
+                directory=rt.directory,
+                templates=rt.templates,
+                at=now,
+                extra=extra,
+            )
+
+        return fire_fn
+
+    async def ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
+        return await self.store.ack(ticket, rule, by, via, self.clock.now())

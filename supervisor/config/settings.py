@@ -1,0 +1,204 @@
+"""config/settings.yaml and config/calendar.yaml: the office's settings, strictly validated.
+
+Secrets never live in these files: they name the environment variables that hold them.
+`load_all` loads every file (settings, calendar, contacts, templates, rules) and reports every
+problem at once, each as `file:line: key: message`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from notifiers.registry import missing_settings
+from notifiers.settings import NotifierSettings
+from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.templates import Templates, load_templates
+from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
+from supervisor.core.workcal import CalendarConfig, WorkCalendar
+from supervisor.delivery.policy import DeliverySettings
+from supervisor.policy.rulebook import Policy, load_policy, rule_files
+
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Model):
+    url_env: str = "DATABASE_URL"  # unset or empty: the embedded PostgreSQL
+    embedded_dir: str = "var/pgdata"  # relative to the working directory
+    pool_size: Annotated[int, Field(ge=2, le=100)] = 10
+
+
+class HttpSettings(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8345
+    tokens_env: str = "HOTLINE_API_TOKENS"  # comma-separated bearer tokens
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_batch: Annotated[int, Field(ge=1)] = 5_000
+    public_url: str | None = None  # how Twilio reaches us, for signature checks
+
+
+class PrivacySettings(_Model):
+    caller_key_env: str = "HOTLINE_CALLER_KEY"
+    # With the variable unset, a random key is made once and kept in this file (mode 0600).
+    caller_key_file: str = "var/caller.key"
+
+
+class SchedulerSettings(_Model):
+    batch: Annotated[int, Field(ge=1, le=10_000)] = 500
+    catch_up_grace_s: Annotated[int, Field(ge=0)] = 300
+    max_sleep_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class Settings(_Model):
+    rules_dir: str = "../rules"  # relative to the config folder
+    matcher: Literal["durable_rules", "python"] = "durable_rules"
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    log_format: Literal["json", "text"] = "json"
+
+
+class CalendarFile(_Model):
+    office_hours: Annotated[list[tuple[HHMM, HHMM]], Field(min_length=1)] = [
+        ("09:00", "12:00"),
+        ("13:30", "17:30"),
+    ]
+    # A year chinese-calendar has no data for: "error" refuses to compute deadlines in it;
+    # "weekdays" counts Monday-Friday and says so loudly (check, start-up, /healthz).
+    missing_year: Literal["error", "weekdays"] = "weekdays"
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+    covered_years: list[int] = []  # years this file lists in full (holidays and 调休 days)
+
+    def to_config(self) -> CalendarConfig:
+        return CalendarConfig(
+            office_hours=tuple(
+                (time.fromisoformat(a), time.fromisoformat(b)) for a, b in self.office_hours
+            ),
+            extra_workdays=frozenset(self.extra_workdays),
+            extra_holidays=frozenset(self.extra_holidays),
+            covered_years=frozenset(self.covered_years),
+            missing_year=self.missing_year,
+        )
+
+
+@dataclass
+class Loaded:
+    settings: Settings
+    calendar: WorkCalendar
+    directory: Directory
+    templates: Templates
+    policy: Policy
+    config_dir: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_all(
+    config_dir: Path, *, env: Mapping[str, str] | None = None, years: range | None = None
+) -> Loaded:
+    """Load and check everything; raises ConfigInvalid with every error found."""
+    env = os.environ if env is None else env
+    errors: list[ConfigError] = []
+    warnings: list[str] = []
+    settings = (
+        _collect(errors, lambda: load_model(Settings, config_dir / "settings.yaml")) or Settings()
+    )
+    cal_file = (
+        _collect(errors, lambda: load_model(CalendarFile, config_dir / "calendar.yaml"))
+        or CalendarFile()
+    )
+    calendar = None
+    try:
+        calendar = WorkCalendar(cal_file.to_config())
+    except ValueError as exc:
+        errors.append(ConfigError(str(config_dir / "calendar.yaml"), None, None, str(exc)))
+        calendar = WorkCalendar()
+    directory = _collect(errors, lambda: load_directory(config_dir / "contacts.yaml"))
+    templates = _collect(errors, lambda: load_templates(config_dir / "templates.yaml"))
+    if templates is not None:
+        errors.extend(templates.check())
+    rules_dir = (config_dir / settings.rules_dir).resolve()
+    policy = _collect(
+        errors,
+        lambda: load_policy(
+            rule_files(rules_dir), calendar, templates=templates, matcher=settings.matcher
+        ),
+    )
+    if directory is not None:
+        warnings.extend(f"contacts: {gap}" for gap in directory.gaps())
+    for problem in missing_settings(settings.notifiers, env):
+        errors.append(ConfigError(str(config_dir / "settings.yaml"), None, "notifiers", problem))
+    for year in calendar.uncovered_years(years or _years_ahead()):
+        msg = (
+            f"calendar: no official holiday data for {year} (chinese-calendar has none yet); "
+            f"add {year}'s holidays and 调休 days to calendar.yaml and list {year} in covered_years"
+        )
+        if cal_file.missing_year == "error":
+            warnings.append(
+                msg + "; deadlines in that year cannot be computed (missing_year: error)"
+            )
+        else:
+            warnings.append(msg + "; until then Monday-Friday is assumed (missing_year: weekdays)")
+    if errors:
+        raise ConfigInvalid(errors)
+    assert directory is not None and templates is not None and policy is not None
+    return Loaded(settings, calendar, directory, templates, policy, config_dir, warnings)
+
+
+def _years_ahead() -> range:
+    this = date.today().year
+    return range(this, this + 2)
+
+
+def _collect(errors: list[ConfigError], load):
+    try:
+        return load()
+    except ConfigInvalid as exc:
+        errors.extend(exc.errors)
+        return None
+
+
+def caller_key(settings: Settings, env: Mapping[str, str] | None = None) -> bytes:
+    env = os.environ if env is None else env
+    value = env.get(settings.privacy.caller_key_env)
+    if value:
+        return value.encode()
+    path = Path(settings.privacy.caller_key_file)
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def api_tokens(settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    return [t.strip() for t in env.get(settings.http.tokens_env, "").split(",") if t.strip()]
+
+
+__all__ = [
+    "Settings",
+    "CalendarFile",
+    "Loaded",
+    "load_all",
+    "caller_key",
+    "api_tokens",
+    "ConfigInvalid",
+]

@@ -1,0 +1,318 @@
+"""Message templates (config/templates.yaml): short Chinese texts rendered for SMS and voice.
+
+Templates are office-edited text, so they run in Jinja's immutable sandbox (no attribute tricks,
+no mutation of the context), with StrictUndefined (a misspelt variable is an error, not a blank)
+and no autoescaping (the output is plain text, not HTML).
+
+The context a caller passes is documented by `sample_context()`; `check` renders every template
+against it and reports unknown variables, syntax errors, texts longer than their SMS budget and
+anything that looks like a mainland mobile number.
+
+A caller's phone number must never reach a message (PIPL). Two guards: every `{{ value }}` is
+passed through `finalize`, which masks phone-like numbers in the data (a summary that quotes a
+number still goes out, masked); and the whole rendered text is checked again, so a number written
+into the template itself, or assembled from pieces, makes `render` raise instead of sending.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field
+
+from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
+from supervisor.core.privacy import mask
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+# A mainland mobile number, also written with +86, spaces or dashes; not inside a longer digit run
+# (ticket numbers are long digit strings).
+PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)")
+
+
+class PhoneNumberInText(ValueError):
+    """A rendered message contains what looks like a mobile number."""
+
+
+class RenderError(Exception):
+    """A template could not be rendered: unknown name, undefined variable, sandbox violation."""
+
+
+# --- SMS segments ----------------------------------------------------------------------------
+
+# GSM 03.38 default alphabet and its extension table (extension characters take two septets).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def segments(text: str) -> int:
+    """SMS parts needed: GSM-7 160 single / 153 concatenated; else UCS-2 70 / 67 (UTF-16 units)."""
+    if not text:
+        return 0
+    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
+        units, single, part = len(text) + sum(c in _GSM_EXTENDED for c in text), 160, 153
+    else:
+        units, single, part = len(text.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else math.ceil(units / part)
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def _local(value: datetime) -> datetime:
+    if not isinstance(value, datetime):  # e.g. None: a rule fired without the time it names
+        raise ValueError(f"expected a date and time, got {value!r}")
+    # naive datetimes are taken as already in Shanghai time
+    return value.astimezone(ZONE) if value.tzinfo else value
+
+
+def hm(value: datetime) -> str:
+    """ "11月25日 14:30"."""
+    v = _local(value)
+    return f"{v.month}月{v.day}日 {v:%H:%M}"
+
+
+def day(value: date) -> str:
+    """ "11月25日" (a date, or a datetime in Shanghai time)."""
+    v = value if isinstance(value, date) and not isinstance(value, datetime) else _local(value)
+    return f"{v.month}月{v.day}日"
+
+
+def dt(value: datetime) -> str:
+    """ "2026-11-25 14:30"."""
+    return f"{_local(value):%Y-%m-%d %H:%M}"
+
+
+def short(value: Any, length: int = 20) -> str:
+    """Cut free text (summaries, addresses) to `length` characters: SMS space is scarce."""
+    text = str(value)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+_LABELS = {
+    "complaint": "投诉", "help": "求助", "consultation": "咨询", "suggestion": "建议", "praise": "表扬",
+    "new": "待派单", "dispatched": "待签收", "signed": "办理中", "returned": "已退单", "replied": "已回复",
+    "visited": "已回访", "reopened": "重办中", "closed": "已结案",
+    "satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意",
+}  # fmt: skip
+
+
+def zh(value: Any) -> str:
+    """Chinese words for the code names of kinds, statuses and satisfaction."""
+    return _LABELS.get(str(value), str(value))
+
+
+def _mask_numbers(value: Any) -> Any:
+    if isinstance(value, str):
+        return PHONE_LIKE.sub(lambda m: _mask(m.group()), value)
+    return value
+
+
+def _mask(number: str) -> str:
+    return mask(number)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_mask_numbers,
+    )
+    env.filters.update(hm=hm, date=day, dt=dt, short=short, zh=zh)
+    return env
+
+
+# --- the file --------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemplateModel(_Model):
+    text: Annotated[str, Field(min_length=1)]
+    max_segments: Annotated[int, Field(ge=1, le=10)] | None = None
+    description: str | None = None
+
+
+class DefaultsModel(_Model):
+    max_segments: Annotated[int, Field(ge=1, le=10)] = 2
+
+
+class TemplatesFile(_Model):
+    defaults: DefaultsModel = DefaultsModel()
+    templates: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], TemplateModel]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    name: str
+    source: str
+    limit: int
+    template: jinja2.Template | None  # None when the text has a syntax error
+
+
+class Templates:
+    """Compiled templates. Construct with `load_templates`, or directly from a TemplatesFile."""
+
+    def __init__(self, model: TemplatesFile, located: Located | None = None) -> None:
+        self._located = located or Located(None, {}, "<templates>")
+        self._env = _environment()
+        self._items: dict[str, _Compiled] = {}
+        self.syntax_errors: list[ConfigError] = []
+        for name, tm in model.templates.items():
+            limit = tm.max_segments or model.defaults.max_segments
+            try:
+                compiled: jinja2.Template | None = self._env.from_string(tm.text)
+            except jinja2.TemplateSyntaxError as exc:
+                compiled = None
+                where = f" (line {exc.lineno} of the text)" if "\n" in tm.text.strip() else ""
+                self.syntax_errors.append(
+                    self._error(name, f"template syntax error: {exc.message}{where}")
+                )
+            self._items[name] = _Compiled(name, tm.text, limit, compiled)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:  # names, so a Templates can be passed to load_policy
+        return iter(self._items)
+
+    def max_segments(self, name: str) -> int:
+        return self._items[name].limit
+
+    def _error(self, name: str, message: str) -> ConfigError:
+        return self._located.error(("templates", name, "text"), message)
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        """The message text; RenderError if it cannot be made, PhoneNumberInText if it is unsafe."""
+        item = self._items.get(name)
+        if item is None:
+            raise RenderError(f"unknown template '{name}'")
+        if item.template is None:
+            raise RenderError(f"template '{name}' has a syntax error")
+        try:
+            text = item.template.render(context).strip()
+        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
+            # SecurityError is an UndefinedError in the sandbox; TypeError/ValueError from filters
+            raise RenderError(f"template '{name}': {exc}") from exc
+        if PHONE_LIKE.search(text):
+            raise PhoneNumberInText(
+                f"template '{name}' produced text containing a phone number; not sent"
+            )
+        return text
+
+    def check(self, sample: dict[str, Any] | None = None) -> list[ConfigError]:
+        """Render every template against a representative context and report what is wrong."""
+        context = sample_context() if sample is None else sample
+        errors = list(self.syntax_errors)
+        for name, item in self._items.items():
+            if item.template is None:
+                continue
+            unknown = sorted(
+                meta.find_undeclared_variables(self._env.parse(item.source)) - set(context)
+            )
+            if unknown:  # found statically, so also in branches the sample does not take
+                errors.append(
+                    self._error(
+                        name,
+                        f"unknown variable {', '.join(unknown)} (the context has: {', '.join(sorted(context))})",
+                    )
+                )
+                continue
+            try:
+                text = self.render(name, context)
+            except PhoneNumberInText:
+                errors.append(self._error(name, "template could expose a phone number"))
+                continue
+            except RenderError as exc:
+                errors.append(
+                    self._error(name, f"cannot render the sample: {exc.__cause__ or exc}")
+                )
+                continue
+            n = segments(text)
+            if n > item.limit:
+                errors.append(
+                    self._error(
+                        name,
+                        f"{len(text)} characters make {n} SMS segments for the sample context; the limit is {item.limit}",
+                    )
+                )
+        return errors
+
+
+def load_templates(path: Path | str, text: str | None = None) -> Templates:
+    """Load config/templates.yaml; ConfigInvalid for YAML, schema or template syntax errors."""
+    located = load_yaml(path, text)
+    templates = Templates(validate(TemplatesFile, located), located)
+    if templates.syntax_errors:
+        raise ConfigInvalid(templates.syntax_errors)
+    return templates
+
+
+def sample_context() -> dict[str, Any]:
+    """A representative context: the contract between the callers and the templates.
+
+    Every message: `ticket` (the ticket's facts, see notify.ticket_context), `deadline` (the
+    rule's anchor time), `overdue_by` (time past it, in words; "" before), `rule`,
+    `rule_description`, `step`, `recipient_name`, `target_unit` and `target_unit_name` (the unit
+    the message is about: the co-handling unit for co-unit reminders).
+    Reports add `tickets` (ticket dicts plus `deadline`, `overdue_by` and
+    `text`, the one-line reminder for that ticket), `count` and, for the digest, `counts`
+    (awaiting_sign, due_today, overdue). A template that may also be used without them must
+    test `is defined`, as repeat_caller does. Times are aware datetimes.
+    """
+    deadline = datetime(2026, 11, 25, 14, 30, tzinfo=ZONE)
+
+    def ticket(tid: str, **over: Any) -> dict[str, Any]:
+        base = {
+            "id": tid, "category": "市容环境", "kind": "complaint", "urgent": False,
+            "unit": "城管执法中队", "unit_name": "城管执法中队", "status": "dispatched",
+            "summary": "幸福小区东门夜间占道经营烧烤，油烟和噪音扰民，多次反映未解决",
+            "address": "幸福路88号幸福小区东门", "grid": "G01",
+            "dispatch_count": 3, "returned_units": ["市场监管所", "物业管理办公室"],
+            "commitment_due": datetime(2026, 12, 4, 17, 30, tzinfo=ZONE),
+            "satisfaction": "dissatisfied", "dissatisfied_count": 2,
+            "sign_by": datetime(2026, 11, 25, 11, 0, tzinfo=ZONE), "reply_by": deadline,
+        }  # fmt: skip
+        return base | over
+
+    tickets = [
+        ticket("2026112500123") | {"deadline": deadline, "overdue_by": "", "text": "请于11月25日 14:30前签收"},
+        ticket("2026112400087", status="signed") | {"deadline": deadline, "overdue_by": "", "text": "今日14:30到期"},
+        ticket("2026111800342", status="reopened", category="物业管理", unit="物业管理办公室", unit_name="物业管理办公室")
+        | {"deadline": datetime(2026, 11, 24, 17, 30, tzinfo=ZONE), "overdue_by": "3小时", "text": "已超期3小时"},
+    ]  # fmt: skip
+    return {
+        "ticket": ticket("2026112500123"),
+        "deadline": deadline,
+        "overdue_by": "1小时",
+        "rule": "sign-off",
+        "rule_description": "签收时限：到期前提醒联络员，到期催办负责人，逾期报热线专员",
+        "step": 0,
+        "recipient_name": "王强",
+        "target_unit": "市场监管所",
+        "target_unit_name": "市场监管所",
+        "tickets": tickets,
+        "count": len(tickets),
+        "counts": {"awaiting_sign": 1, "due_today": 1, "overdue": 1},
+    }

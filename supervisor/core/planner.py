@@ -1,0 +1,232 @@
+"""The functional core of supervision: events in, ladders and timers out. No I/O, explicit `now`.
+
+A ladder is one run of a rule's escalation steps for one ticket, numbered by `cycle`:
+- a rule anchored on a ticket deadline (sign_by, reply_by, ...) has a ladder while its condition
+  holds; when the condition stops holding the ladder stops; when the anchor moves (extension
+  approved, re-dispatch, re-opening) the ladder stops and the next cycle starts at the new anchor,
+  so its reminders are sent again for the new deadline;
+- a rule anchored on the event opens one ladder per matching event (the event id is recorded, so
+  replaying events is idempotent) and runs until acknowledged or until `stop_when` holds.
+Acknowledged ladders stay silent until their anchor moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from supervisor.core import deadlines as dl
+from supervisor.core.events import Event
+from supervisor.core.state import TicketState, apply
+from supervisor.policy.facts import event_fields, state_fields
+from supervisor.policy.rulebook import Policy, Rule
+
+ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    ticket: str
+    rule: str
+    cycle: int
+    anchor_at: datetime
+    trigger_event: str | None = None
+    status: str = ACTIVE  # active | stopped | acked
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    ticket: str
+    rule: str
+    cycle: int
+    step: int
+    rep: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    state: TicketState
+    deadlines: dl.Deadlines
+    opened: tuple[Ladder, ...]
+    stopped: tuple[Ladder, ...]  # with status and reason set
+    timers: tuple[
+        TimerSpec, ...
+    ]  # every step of the opened ladders (and of all active ones when replanning)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.opened or self.stopped or self.timers)
+
+
+def step_times(
+    rule: Rule, anchor: datetime, policy: Policy, ticket: str, cycle: int
+) -> list[TimerSpec]:
+    cal = policy.calendar
+    out = []
+    for step in rule.steps:
+        due = cal.add(anchor, step.offset)
+        out.append(TimerSpec(ticket, rule.id, cycle, step.index, 0, due))
+        if step.repeat_every is not None:
+            for rep in range(1, step.repeat_times + 1):
+                due = cal.add(due, step.repeat_every)
+                out.append(TimerSpec(ticket, rule.id, cycle, step.index, rep, due))
+    return out
+
+
+def message_for(
+    state: TicketState, event: Event, policy: Policy, windows: Mapping[str, int] | None
+) -> tuple[dict[str, Any], dl.Deadlines]:
+    sf = state_fields(state)
+    deadlines = dl.compute(state, policy.deadlines, policy.calendar, sf)
+    msg = {**sf, **event_fields(state, event, deadlines, policy.calendar)}
+    for minutes in policy.windows:
+        key = f"repeat_calls__{minutes}m"
+        msg[key] = (windows or {}).get(key, 0)
+    return msg, deadlines
+
+
+def plan(
+    ticket: str,
+    events: Sequence[Event],
+    ladders: Iterable[Ladder],
+    policy: Policy,
+    *,
+    new_event_ids: set[str] | None = None,
+    windows: Mapping[str, Mapping[str, int]] | None = None,
+    replan: bool = False,
+    start: TicketState | None = None,
+) -> Plan:
+    """Work out what changes for one ticket after new events (or after a rules reload).
+
+    `events` are all the ticket's events; `new_event_ids` the ones that just arrived (None: all);
+    `windows` the repeat-call counts per event id; `replan` re-derives the timers of every
+    active ladder (after a rules edit) instead of only those of ladders opened now. With `start`
+    (the stored state), `events` are only those that fold onto it, all later than its last one.
+    """
+    ordered = sorted(events, key=lambda e: e.at)
+    ladders = list(ladders)
+    by_rule: dict[str, list[Ladder]] = {}
+    for lad in ladders:
+        by_rule.setdefault(lad.rule, []).append(lad)
+    rules = policy.rules
+    opened: list[Ladder] = []
+    stopped: list[Ladder] = []
+
+    def next_cycle(rule_id: str) -> int:
+        existing = by_rule.get(rule_id, [])
+        return max((lad.cycle for lad in existing), default=0) + 1
+
+    def open_ladder(rule: Rule, anchor: datetime, trigger: str | None) -> None:
+        lad = Ladder(ticket, rule.id, next_cycle(rule.id), anchor, trigger)
+        by_rule.setdefault(rule.id, []).append(lad)
+        opened.append(lad)
+
+    def stop(lad: Ladder, reason: str) -> None:
+        done = replace(lad, status="stopped", reason=reason)
+        by_rule[lad.rule] = [done if x is lad else x for x in by_rule[lad.rule]]
+        stopped.append(done)
+
+    # Walk the fold. Event-triggered rules look at every event from the first new one on
+    # (a late event changes the states after it); the last message also serves state rules.
+    first_new = None  # None: every event is new; len(ordered): none is (a replan)
+    if new_event_ids is not None:
+        first_new = next(
+            (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
+        )
+    state = start or TicketState(ticket=ticket)
+    msg: dict[str, Any] = {}
+    deadlines = dl.Deadlines()
+    matched: set[str] = set()
+    event_rules = [r for r in rules if r.event_triggered]
+    for i, ev in enumerate(ordered):
+        state = apply(state, ev)
+        evaluate_here = i == len(ordered) - 1 or (
+            event_rules and (first_new is None or i >= first_new)
+        )
+        if not evaluate_here:
+            continue
+        msg, deadlines = message_for(state, ev, policy, (windows or {}).get(ev.id))
+        matched = policy.matcher.match(msg)
+        if first_new is not None and i < first_new:
+            continue
+        for rule in event_rules:
+            if f"rule:{rule.id}" not in matched:
+                continue
+            existing = by_rule.get(rule.id, [])
+            if any(lad.trigger_event == ev.id for lad in existing):
+                continue
+            if rule.once and existing:
+                continue
+            open_ladder(rule, ev.at, ev.id)
+
+    if not ordered:
+        return Plan(state, deadlines, (), (), ())
+
+    known = {r.id for r in rules}
+    for rule_id, lads in list(by_rule.items()):
+        if rule_id not in known:  # a rules edit removed or disabled it
+            for lad in [x for x in lads if x.status == ACTIVE]:
+                stop(lad, "rule removed")
+    for rule in rules:
+        active = [lad for lad in by_rule.get(rule.id, []) if lad.status == ACTIVE]
+        if rule.event_triggered:
+            if rule.stop_when is not None and f"stop:{rule.id}" in matched:
+                for lad in active:
+                    stop(lad, "stop condition holds")
+            continue
+        holds = f"rule:{rule.id}" in matched and (
+            rule.stop_when is None or f"stop:{rule.id}" not in matched
+        )
+        anchor = _anchor(rule.anchor, state, deadlines)
+        current = active[-1] if active else None
+        if current is not None:
+            if not holds or anchor is None:
+                stop(current, "condition no longer holds")
+                current = None
+            elif anchor != current.anchor_at:
+                stop(current, "deadline moved")
+                current = None
+            else:
+                continue
+        if not holds or anchor is None:
+            continue
+        history = by_rule.get(rule.id, [])
+        if rule.once and history:
+            continue
+        last = history[-1] if history else None
+        if last is not None and last.status == "acked" and last.anchor_at == anchor:
+            continue
+        open_ladder(rule, anchor, None)
+
+    rules_by_id = policy.rules_by_id
+    stopped_keys = {(s.rule, s.cycle) for s in stopped}
+    timer_ladders = (
+        opened
+        if not replan
+        else [
+            lad
+            for lads in by_rule.values()
+            for lad in lads
+            if lad.status == ACTIVE
+            and (lad.rule, lad.cycle) not in stopped_keys
+            and lad.rule in rules_by_id
+        ]
+    )
+    timers = [
+        t
+        for lad in timer_ladders
+        for t in step_times(rules_by_id[lad.rule], lad.anchor_at, policy, ticket, lad.cycle)
+    ]
+    # a ladder opened and stopped in the same plan (several events at once) needs no timers
+    timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
+    return Plan(state, deadlines, tuple(opened), tuple(stopped), tuple(timers))
+
+
+def _anchor(name: str, state: TicketState, deadlines: dl.Deadlines) -> datetime | None:
+    if name in ("sign_by", "reply_by", "commitment_due"):
+        return deadlines.anchor(name)
+    return getattr(state, name)

@@ -1,0 +1,230 @@
+"""Ticket state is a fold over its events ordered by `at`, then by arrival.
+
+The fold knows the lifecycle, not the office's policy: computed deadlines (the rules' defaults)
+are worked out later, in deadlines.py, so that a rules edit never needs a re-fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from supervisor.core.clock import SHANGHAI
+from supervisor.core.events import Event
+
+
+@dataclass(frozen=True)
+class TicketState:
+    ticket: str
+    status: str = "new"
+    created_at: datetime | None = None
+    channel: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    urgent: bool = False
+    caller_hash: str | None = None
+    caller_masked: str | None = None
+    address: str | None = None
+    grid: str | None = None
+    summary: str | None = None
+    unit: str | None = None
+    co_units: tuple[str, ...] = ()
+    signed_units: tuple[str, ...] = ()
+    returned_units: tuple[str, ...] = ()
+    dispatch_count: int = 0
+    return_count: int = 0
+    dispatched_at: datetime | None = None
+    signed_at: datetime | None = None
+    returned_at: datetime | None = None
+    platform_sign_by: datetime | None = None
+    platform_reply_by: datetime | None = None
+    extension_requested_at: datetime | None = None
+    extension_requested_until: datetime | None = None
+    extension_count: int = 0
+    extension_until: datetime | None = None
+    commitment_due: str | None = None  # a date or a timestamp, as sent
+    commitment_at: datetime | None = None
+    contacted_before: bool = False
+    contacted_after: bool = False
+    replied_at: datetime | None = None
+    visited_at: datetime | None = None
+    satisfaction: str | None = None
+    resolved: bool | None = None
+    dissatisfied_count: int = 0
+    reopened_count: int = 0
+    reopened_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_event_at: datetime | None = None
+    event_count: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.status != "closed"
+
+    def to_json(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies every value, and this runs for every ingest.
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                # one zone, so the same instant always reads the same (events come with any offset)
+                value = value.astimezone(SHANGHAI).isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TicketState:
+        kwargs: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            if name not in data:
+                continue
+            value = data[name]
+            if value is not None and name in _DATETIME_FIELDS:
+                value = datetime.fromisoformat(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(TicketState))
+_DATETIME_FIELDS = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
+
+
+def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
+    return seq if item is None or item in seq else (*seq, item)
+
+
+def apply(state: TicketState, event: Event) -> TicketState:
+    """One step of the fold. Unknown combinations (a reply before dispatch, say) are recorded as
+    they come: the hotline platform is the source of truth, we only watch it."""
+    changes = _changes(state, event)
+    changes["last_event_at"] = event.at
+    changes["event_count"] = state.event_count + 1
+    return _evolve(state, changes)
+
+
+def _evolve(state: TicketState, changes: dict[str, Any]) -> TicketState:
+    """dataclasses.replace without its generic machinery (the fold's main cost): a copy of the
+    instance dict with the changes. Only the fold calls it, with field names it spells itself."""
+    new = object.__new__(TicketState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+def _changes(s: TicketState, event: Event) -> dict:
+    d = event.data
+    at = event.at
+    t = event.type
+    if t == "created":
+        return dict(
+            created_at=at,
+            channel=d.get("channel"),
+            category=d.get("category"),
+            kind=d.get("kind"),
+            urgent=bool(d.get("urgent", False)),
+            caller_hash=d.get("caller_hash"),
+            caller_masked=d.get("caller_masked"),
+            address=d.get("address"),
+            grid=d.get("grid"),
+            summary=d.get("summary"),
+        )
+    if t == "dispatched":
+        return dict(
+            status="dispatched",
+            unit=d["unit"],
+            co_units=tuple(d.get("co_units", ())),
+            signed_units=(),
+            dispatch_count=s.dispatch_count + 1,
+            dispatched_at=at,
+            signed_at=None,
+            platform_sign_by=_ts(d.get("sign_by")),
+            platform_reply_by=_ts(d.get("reply_by")),
+            extension_until=None,
+        )
+    if t == "signed":
+        unit = d["unit"]
+        signed = _add(s.signed_units, unit)
+        if unit == s.unit and s.status in ("dispatched", "new"):
+            return dict(status="signed", signed_units=signed, signed_at=at)
+        return dict(signed_units=signed)
+    if t == "returned":
+        unit = d["unit"]
+        returned = _add(s.returned_units, unit)
+        if unit == s.unit:
+            return dict(
+                status="returned",
+                returned_units=returned,
+                return_count=s.return_count + 1,
+                returned_at=at,
+            )
+        # a co-handling unit leaving the ticket
+        return dict(
+            co_units=tuple(u for u in s.co_units if u != unit),
+            returned_units=returned,
+            return_count=s.return_count + 1,
+            returned_at=at,
+        )
+    if t == "extension_requested":
+        return dict(extension_requested_at=at, extension_requested_until=_ts(d["until"]))
+    if t == "extension_decided":
+        if d["approved"]:
+            until = _ts(d.get("until")) or s.extension_requested_until
+            return dict(extension_until=until, extension_count=s.extension_count + 1)
+        return {}
+    if t == "commitment_made":
+        return dict(commitment_due=d["due"], commitment_at=at)
+    if t == "contacted":
+        if d.get("phase") == "after":
+            return dict(contacted_after=True)
+        return dict(contacted_before=True)
+    if t == "replied":
+        return dict(status="replied", replied_at=at)
+    if t == "visited":
+        dissatisfied = d["satisfaction"] == "dissatisfied"
+        return dict(
+            status="visited",
+            visited_at=at,
+            satisfaction=d["satisfaction"],
+            resolved=d.get("resolved"),
+            dissatisfied_count=s.dissatisfied_count + (1 if dissatisfied else 0),
+        )
+    if t == "reopened":
+        return dict(
+            status="reopened",
+            reopened_count=s.reopened_count + 1,
+            reopened_at=at,
+            replied_at=None,
+            visited_at=None,
+            contacted_before=False,
+            contacted_after=False,
+            platform_reply_by=_ts(d.get("reply_by")),
+            extension_until=None,
+            # the promise belonged to the handling that was replied; re-handling makes its own
+            commitment_due=None,
+            commitment_at=None,
+        )
+    if t == "closed":
+        return dict(status="closed", closed_at=at)
+    raise ValueError(f"unknown event type {t!r}")
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def order(events: Iterable[Event]) -> list[Event]:
+    """Events sorted by `at`; Python's sort is stable, so ties keep arrival order."""
+    return sorted(events, key=lambda e: e.at)
+
+
+def fold(ticket: str, events: Iterable[Event]) -> TicketState:
+    state = TicketState(ticket=ticket)
+    for event in order(events):
+        state = apply(state, event)
+    return state

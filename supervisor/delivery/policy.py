@@ -1,0 +1,201 @@
+"""The delivery policy: when an outbox message may go, how long to back off, and how several
+messages to one person become one SMS. Pure: no I/O, times in, times out.
+
+Quiet hours and grouping, decided together (the dispatcher relies on this):
+- An urgent message goes at once: no quiet hours, no grouping.
+- A non-urgent message waits `group_window_s` after it was produced, like Alertmanager's
+  group_wait: the first message of a burst waits so that the others can join it. When the
+  dispatcher sends a ready message it takes along every other pending non-urgent message for the
+  same person and channel that is due within the window (see dispatcher.py), so a burst of
+  reminders goes as one SMS, sent `group_window_s` after the first of them.
+- If that moment falls in quiet hours, the message waits until quiet hours end (07:30). No extra
+  window is added then: everything held overnight is released at the same instant, which already
+  gathers it into one group, and adding the window would only delay the morning batch.
+- Retries and fallbacks of non-urgent messages honour quiet hours too (`release_at`), but not the
+  window: they have waited already.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from notifiers.base import CHANNELS
+from supervisor.config.templates import segments
+
+
+class _Strict(BaseModel):
+    # A misspelt key in the YAML must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuietHours(_Strict):
+    start: time = time(22, 0)
+    end: time = time(7, 30)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet_hours start and end are equal; omit quiet_hours instead")
+        return self
+
+
+def _default_rates() -> dict[str, float]:
+    # A Twilio long code sends about 1 SMS/s and an account places 1 call/s by default.
+    return {"sms": 1.0, "voice": 1.0, "wecom": 5.0, "dingtalk": 5.0, "console": 5.0}
+
+
+class DeliverySettings(_Strict):
+    quiet_hours: QuietHours | None = Field(default_factory=QuietHours)
+    group_window_s: int = Field(60, ge=0)  # 0: every message goes alone
+    group_max_segments: int = Field(3, ge=1)  # SMS parts one grouped message may take
+    rate_per_s: dict[str, float] = Field(default_factory=_default_rates)
+    max_attempts: int = Field(5, ge=1)
+    backoff_base_s: float = Field(2, gt=0)
+    backoff_cap_s: float = Field(300, gt=0)
+    fallback: dict[str, str] = Field(default_factory=lambda: {"sms": "voice"})
+    # How long a 'sending' row may stay before another worker reconciles it. Must exceed the
+    # longest send (the notifier timeout), or a slow send is reconciled while still in flight.
+    reconcile_after_s: float = Field(60, gt=0)
+    ack_words: list[str] = Field(default_factory=lambda: ["1", "收到", "确认", "ok", "OK"])
+
+    @field_validator("rate_per_s")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        _known_channels(value)
+        if any(rate <= 0 for rate in value.values()):
+            raise ValueError("rates must be positive")
+        return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallbacks(cls, value: dict[str, str]) -> dict[str, str]:
+        _known_channels(value)
+        _known_channels(dict.fromkeys(value.values()))
+        if any(src == dst for src, dst in value.items()):
+            raise ValueError("a channel cannot fall back to itself")
+        return value
+
+    def rate_for(self, channel: str) -> float:
+        return self.rate_per_s.get(channel, 5.0)
+
+
+def _known_channels(value: Mapping[str, object]) -> None:
+    unknown = sorted(set(value) - CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown channel(s) {unknown}; known: {sorted(CHANNELS)}")
+
+
+# --- when a message may go -------------------------------------------------------------------
+
+
+def quiet_release(at: datetime, quiet: QuietHours | None) -> datetime:
+    """`at`, or the end of the quiet hours `at` falls in."""
+    if quiet is None:
+        return at
+    zone = ZoneInfo(quiet.timezone)
+    local = at.astimezone(zone)
+    t = local.time().replace(tzinfo=None)
+    if quiet.start > quiet.end:  # wraps midnight, e.g. 22:00-07:30
+        if t >= quiet.start:
+            day = local.date() + timedelta(days=1)
+        elif t < quiet.end:
+            day = local.date()
+        else:
+            return at
+    elif quiet.start <= t < quiet.end:  # within one day, e.g. 12:00-13:30
+        day = local.date()
+    else:
+        return at
+    return datetime.combine(day, quiet.end, tzinfo=zone)
+
+
+def release_at(at: datetime, urgent: bool, settings: DeliverySettings) -> datetime:
+    """When a retry or fallback may go: urgent at once, others after quiet hours."""
+    return at if urgent else quiet_release(at, settings.quiet_hours)
+
+
+def not_before(at: datetime, urgent: bool, settings: DeliverySettings) -> datetime:
+    """When a new message may go (see the module docstring for how quiet hours and grouping
+    combine). `at` is when the message was produced."""
+    if urgent:
+        return at
+    quiet = settings.quiet_hours
+    if quiet_release(at, quiet) != at:
+        return quiet_release(at, quiet)
+    return quiet_release(at + timedelta(seconds=settings.group_window_s), quiet)
+
+
+def backoff_s(attempt: int, settings: DeliverySettings, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+    Full jitter spreads the retries of many workers hit by the same 429 burst."""
+    ceiling = min(settings.backoff_cap_s, settings.backoff_base_s * 2 ** max(0, attempt - 1))
+    return rng.uniform(0, ceiling)
+
+
+# --- grouping --------------------------------------------------------------------------------
+
+Render = Callable[[list[dict[str, Any]]], str]
+
+DEFAULT_TAG = "【12345督办】"
+ITEM_MAX_CHARS = 60  # one item of a grouped SMS; the full text stays in the system
+_TAG = re.compile(r"^【[^】]{1,12}】")
+
+
+def _item_text(row: Mapping[str, Any]) -> str:
+    text = " ".join(str(row["text"]).split())
+    text = _TAG.sub("", text)  # the header carries the tag once
+    ticket = str(row["ticket"])
+    if ticket not in text:
+        text = f"工单{ticket}：{text}"
+    if len(text) > ITEM_MAX_CHARS:
+        text = text[: ITEM_MAX_CHARS - 1] + "…"
+    return text
+
+
+def compose_group(rows: Sequence[Mapping[str, Any]], render: Render | None = None) -> str:
+    """The text of one message carrying `rows` (mappings with at least `ticket` and `text`).
+    One row goes as written. `render`, when given, replaces the plain layout."""
+    if len(rows) == 1:
+        return str(rows[0]["text"])
+    if render is not None:
+        return render([dict(r) for r in rows])
+    tags = {m.group(0) for r in rows if (m := _TAG.match(str(r["text"])))}
+    tag = tags.pop() if len(tags) == 1 else DEFAULT_TAG
+    items = "".join(f"{i}.{_item_text(r)}；" for i, r in enumerate(rows, 1))
+    return f"{tag}您有{len(rows)}条提醒：{items}".rstrip("；") + "。"
+
+
+def split_groups(
+    rows: Sequence[Mapping[str, Any]], max_segments: int, render: Render | None = None
+) -> list[list[Mapping[str, Any]]]:
+    """Cut `rows` (in order) into groups whose composed text fits in `max_segments` SMS parts.
+    A row too long to fit even alone goes alone, as written."""
+    groups: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    for row in rows:
+        candidate = [*current, row]
+        if len(candidate) == 1 or segments(compose_group(candidate, render)) <= max_segments:
+            current = candidate
+        else:
+            groups.append(current)
+            current = [row]
+    if current:
+        groups.append(current)
+    return groups

@@ -1,0 +1,147 @@
+"""The message a rule condition sees: one flat, total dict per (ticket state, event).
+
+durable_rules misbehaves on missing fields (a `$neq` on an absent key never matches, `$nex` inside
+`$or` hangs), so every field below is always present with a value of its declared type. Rule files
+are checked against this table: an unknown field or a value of the wrong type is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supervisor.core.deadlines import Deadlines
+    from supervisor.core.events import Event
+    from supervisor.core.state import TicketState
+    from supervisor.core.workcal import WorkCalendar
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    type: str  # "str" | "bool" | "int" | "duration" | "window"
+    doc: str
+    event: bool = False  # depends on the triggering event: only for rules anchored on the event
+    values: tuple[str, ...] = ()  # allowed values of a str field, when closed
+
+
+STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
+KINDS = ("complaint", "help", "consultation", "suggestion", "praise", "")
+CHANNELS = ("phone", "provincial", "wechat", "web", "sms", "app", "")
+SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "")
+EVENT_TYPES = (
+    "created", "dispatched", "signed", "returned", "extension_requested", "extension_decided",
+    "commitment_made", "contacted", "replied", "visited", "reopened", "closed",
+)  # fmt: skip
+
+FIELDS: dict[str, FieldSpec] = {
+    "status": FieldSpec("str", "lifecycle status after the event", values=STATUSES),
+    "kind": FieldSpec("str", "诉求类型 (empty when unknown)", values=KINDS),
+    "category": FieldSpec("str", "诉求归口 (empty when unknown)"),
+    "channel": FieldSpec("str", "where the request came in", values=CHANNELS),
+    "urgent": FieldSpec("bool", "urgent ticket"),
+    "unit": FieldSpec("str", "the lead unit (主办), empty before dispatch"),
+    "grid": FieldSpec("str", "the ticket's grid (网格)"),
+    "satisfaction": FieldSpec("str", "the last callback's rating", values=SATISFACTION),
+    "dispatch_count": FieldSpec("int", "dispatches so far (2+ means re-dispatched)"),
+    "return_count": FieldSpec("int", "returns so far"),
+    "returned_unit_count": FieldSpec("int", "distinct units that returned the ticket"),
+    "co_unit_count": FieldSpec("int", "co-handling units (协办) of the current dispatch"),
+    "unsigned_co_unit_count": FieldSpec("int", "co-handling units that have not signed"),
+    "dissatisfied_count": FieldSpec("int", "dissatisfied callbacks so far"),
+    "reopened_count": FieldSpec("int", "re-handlings (重办) so far"),
+    "extension_count": FieldSpec("int", "approved extensions"),
+    "contacted_before": FieldSpec("bool", "the unit contacted the citizen before handling"),
+    "contacted_after": FieldSpec("bool", "the unit contacted the citizen after handling"),
+    "has_commitment": FieldSpec("bool", "the unit made a commitment (承诺) with a due date"),
+    "resolved": FieldSpec("bool", "the last callback said resolved"),
+    "event": FieldSpec("str", "type of the triggering event", event=True, values=EVENT_TYPES),
+    "event_unit": FieldSpec("str", "unit named by the triggering event", event=True),
+    "event_approved": FieldSpec("bool", "extension_decided: approved", event=True),
+    "event_satisfaction": FieldSpec("str", "visited: the rating", event=True, values=SATISFACTION),
+    "event_after_sign_by": FieldSpec("bool", "the event happened after the sign-off deadline", event=True),
+    "event_after_reply_by": FieldSpec("bool", "the event happened after the reply deadline", event=True),
+    "since_dispatch": FieldSpec("duration", "time from the last dispatch to the event", event=True),
+    "repeat_calls": FieldSpec("window", "tickets from the same caller in the same category within a window, this one included", event=True),
+}  # fmt: skip
+
+ANCHORS = (
+    "event", "sign_by", "reply_by", "commitment_due", "created_at", "dispatched_at", "signed_at",
+    "replied_at", "visited_at", "reopened_at",
+)  # fmt: skip
+
+NO_DURATION = -1  # since_dispatch before any dispatch
+
+
+def duration_key(name: str, working: bool) -> str:
+    return f"{name}__{'wm' if working else 'm'}"
+
+
+def window_key(name: str, minutes: int) -> str:
+    return f"{name}__{minutes}m"
+
+
+def build_message(
+    state: TicketState,
+    event: Event,
+    deadlines: Deadlines,
+    calendar: WorkCalendar,
+    windows: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The flat message for one (state after the event, event). `windows` holds the counts the
+    shell looked up for window fields (key from window_key)."""
+    return {
+        **state_fields(state),
+        **event_fields(state, event, deadlines, calendar),
+        **(windows or {}),
+    }
+
+
+def state_fields(state: TicketState) -> dict[str, Any]:
+    return {
+        "status": state.status,
+        "kind": state.kind or "",
+        "category": state.category or "",
+        "channel": state.channel or "",
+        "urgent": state.urgent,
+        "unit": state.unit or "",
+        "grid": state.grid or "",
+        "satisfaction": state.satisfaction or "",
+        "dispatch_count": state.dispatch_count,
+        "return_count": state.return_count,
+        "returned_unit_count": len(state.returned_units),
+        "co_unit_count": len(state.co_units),
+        "unsigned_co_unit_count": len([u for u in state.co_units if u not in state.signed_units]),
+        "dissatisfied_count": state.dissatisfied_count,
+        "reopened_count": state.reopened_count,
+        "extension_count": state.extension_count,
+        "contacted_before": state.contacted_before,
+        "contacted_after": state.contacted_after,
+        "has_commitment": state.commitment_due is not None,
+        "resolved": bool(state.resolved),
+    }
+
+
+def event_fields(
+    state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar
+) -> dict[str, Any]:
+    d = event.data
+    since_wm = since_m = NO_DURATION
+    if state.dispatched_at is not None and event.at >= state.dispatched_at:
+        since_m = int((event.at - state.dispatched_at).total_seconds() // 60)
+        since_wm = calendar.working_minutes_between(state.dispatched_at, event.at)
+    return {
+        "event": event.type,
+        "event_unit": d.get("unit", "") or "",
+        "event_approved": bool(d.get("approved", False)),
+        "event_satisfaction": d.get("satisfaction", "") or "",
+        "event_after_sign_by": _after(event.at, deadlines.sign_by),
+        "event_after_reply_by": _after(event.at, deadlines.reply_by),
+        duration_key("since_dispatch", True): since_wm,
+        duration_key("since_dispatch", False): since_m,
+    }
+
+
+def _after(at: datetime, deadline: datetime | None) -> bool:
+    return deadline is not None and at > deadline

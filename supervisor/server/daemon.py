@@ -1,0 +1,329 @@
+"""The daemon: HTTP server and background loops around one Supervisor, on PostgreSQL.
+
+Loops (each a task under one stop event; a failed iteration is logged and the loop goes on):
+- scheduler: claims due ladder steps in batches (FOR UPDATE SKIP LOCKED), writes their messages
+  to the outbox in the same transaction, then sleeps until the next due time or a wake-up;
+- dispatcher: sends the outbox (dispatcher.py);
+- reports: runs each periodic report once per period;
+- watcher: reloads the configuration when a file changes (and on SIGHUP);
+- heartbeat: records that this daemon is alive (for `status` and several daemons).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from notifiers.registry import build_notifiers, close_all
+from supervisor.application import Supervisor, runtime_from
+from supervisor.config.settings import Loaded, api_tokens, caller_key, load_all
+from supervisor.config.yamlconf import ConfigInvalid
+from supervisor.core import reports
+from supervisor.core.clock import Clock, SystemClock
+from supervisor.delivery import policy as delivery
+from supervisor.delivery.outbox import Dispatcher
+from supervisor.server.api import make_app
+from supervisor.server.metrics import Metrics
+from supervisor.server.twilio_hooks import setup_twilio_hooks
+from supervisor.storage.db import database
+from supervisor.storage.pg import PgStore, run_report
+
+log = logging.getLogger("hotline.daemon")
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: Loaded,
+        *,
+        env: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.env = dict(os.environ if env is None else env)
+        self.clock = clock or SystemClock()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics()
+        self.stop_event = asyncio.Event()
+        self.wake_scheduler = asyncio.Event()
+        self.wake_dispatcher = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+        self.port: int | None = None
+        self._db_cm: Any = None
+        self._runner: web.AppRunner | None = None
+        self._notifiers: dict = {}
+        self._mtimes: dict[Path, float] = {}
+
+    # --- start and stop ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.loaded.settings
+        dsn = self.env.get(settings.database.url_env) or None
+        self._db_cm = database(
+            dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
+        )
+        self.pool: asyncpg.Pool = await self._db_cm.__aenter__()
+        self.store = PgStore(self.pool, not_before=partial(self._not_before))
+        self.supervisor = Supervisor(
+            self.store, runtime_from(self.loaded, caller_key(settings, self.env)), self.clock
+        )
+        self._notifiers = build_notifiers(settings.notifiers, self.env)
+        self.dispatcher = Dispatcher(
+            self.pool, self._notifiers, settings.delivery, self.clock,
+            worker_id=self.worker_id,
+        )  # fmt: skip
+        app = make_app(
+            self.supervisor,
+            tokens=api_tokens(settings, self.env),
+            metrics=self.metrics,
+            health=self.health,
+            max_body_bytes=settings.http.max_body_bytes,
+            max_batch=settings.http.max_batch,
+            on_ingest=self.wake_scheduler.set,
+        )
+        twilio = settings.notifiers.twilio
+        if twilio is not None:
+            setup_twilio_hooks(
+                app, pool=self.pool, auth_token=self.env.get(twilio.auth_token_env, ""),
+                public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+            )  # fmt: skip
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1] if self._runner.addresses else settings.http.port
+        self._remember_mtimes()
+        for name, coro in (
+            ("scheduler", self._scheduler_loop),
+            ("dispatcher", self._dispatcher_loop),
+            ("reports", self._reports_loop),
+            ("watcher", self._watch_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ):
+            self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
+        for warning in self.loaded.warnings:
+            log.warning(warning)
+        if self.loaded.calendar.uncovered_years(
+            range(self.clock.now().year, self.clock.now().year + 2)
+        ):
+            self.metrics.calendar_gap.set(1)
+        log.info(
+            "daemon started",
+            extra={
+                "worker": self.worker_id,
+                "port": self.port,
+                "matcher": self.loaded.policy.matcher.name,
+                "rules": len(self.loaded.policy.rules),
+            },
+        )
+
+    async def stop(self) -> None:
+        """Finish in-flight work, then close: HTTP first (no new events), then the loops, the
+        notifiers, the pool and the embedded server."""
+        log.info("daemon stopping", extra={"worker": self.worker_id})
+        self.stop_event.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.wake_scheduler.set()
+        self.wake_dispatcher.set()
+        if self.tasks:
+            done, pending = await asyncio.wait(self.tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await close_all(self._notifiers)
+        if self._db_cm is not None:
+            await self._db_cm.__aexit__(None, None, None)
+        log.info("daemon stopped", extra={"worker": self.worker_id})
+
+    async def run_forever(
+        self, on_started: Callable[[], Coroutine[Any, Any, None]] | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        await self.start()
+        try:
+            if on_started is not None:
+                await on_started()
+            await self.stop_event.wait()
+        finally:
+            await self.stop()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _not_before(self, note) -> datetime:
+        return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
+
+    async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
+        return await self.store.ack(ticket, rule, by, via, self.clock.now())
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        info: dict[str, Any] = {
+            "worker": self.worker_id,
+            "matcher": self.supervisor.runtime.policy.matcher.name,
+        }
+        if self.loaded.warnings:
+            info["warnings"] = self.loaded.warnings
+        try:
+            async with self.pool.acquire(timeout=3) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:  # any failure means "not healthy", with the reason
+            info["database"] = f"unreachable: {type(exc).__name__}"
+            return False, info
+        info["database"] = "ok"
+        return True, info
+
+    async def _guard(self, name: str, loop_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.loop_errors.labels(name).inc()
+                log.exception("loop iteration failed; going on", extra={"loop": name})
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        waiters = [asyncio.ensure_future(self.stop_event.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(
+                waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waiters:
+                w.cancel()
+        if wake is not None:
+            wake.clear()
+
+    # --- loops -------------------------------------------------------------------------------
+
+    async def _scheduler_loop(self) -> None:
+        batch = self.loaded.settings.scheduler.batch
+        max_sleep = self.loaded.settings.scheduler.max_sleep_s
+        while not self.stop_event.is_set():
+            self.wake_scheduler.clear()
+            out = await self.supervisor.fire_due(limit=batch)
+            if out.fired or out.cancelled or out.superseded:
+                for lag in out.lags_s:
+                    self.metrics.timer_lag.observe(lag)
+                self.metrics.timers_fired.labels("fired").inc(out.fired)
+                self.metrics.timers_fired.labels("cancelled").inc(out.cancelled)
+                self.metrics.timers_fired.labels("superseded").inc(out.superseded)
+                for n in out.notifications:
+                    self.metrics.notifications.labels(n.channel).inc()
+                if out.notifications:
+                    self.wake_dispatcher.set()
+                if out.fired + out.cancelled + out.superseded >= batch:
+                    continue  # more may be due right now
+            nxt = await self.store.next_due()
+            now = self.clock.now()
+            delay = max_sleep if nxt is None else min(max_sleep, (nxt - now).total_seconds())
+            if delay > 0:
+                await self._sleep(delay, self.wake_scheduler)
+
+    async def _dispatcher_loop(self) -> None:
+        await self.dispatcher.run(
+            self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch
+        )
+
+    async def _reports_loop(self) -> None:
+        while not self.stop_event.is_set():
+            rt = self.supervisor.runtime
+            now = self.clock.now()
+            for report in rt.policy.reports:
+                # the latest run time in the last 12 hours: a daemon down at 08:30 still sends
+                # the morning digest when it comes back before evening, once
+                runs = reports.occurrences(
+                    report, now - timedelta(hours=12), now, rt.policy.calendar
+                )
+                if not runs:
+                    continue
+                at = runs[-1]
+                notes = await run_report(self.store, report, reports.period(at), now, rt)
+                if notes:
+                    log.info("report sent", extra={"report": report.id, "messages": len(notes)})
+                    self.wake_dispatcher.set()
+            upcoming = [
+                o for report in rt.policy.reports
+                for o in reports.occurrences(report, now, now + timedelta(days=8), rt.policy.calendar)[:1]
+            ]  # fmt: skip
+            delay = (min(upcoming) - self.clock.now()).total_seconds() if upcoming else 3600
+            await self._sleep(min(max(delay, 0.5), 3600))
+
+    async def _heartbeat_loop(self) -> None:
+        while not self.stop_event.is_set():
+            async with self.pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO heartbeats (daemon, beat_at) VALUES ($1, $2) ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at",
+                    self.worker_id, self.clock.now(),
+                )  # fmt: skip
+            await self._sleep(10)
+
+    # --- configuration reload ----------------------------------------------------------------
+
+    def _config_files(self) -> list[Path]:
+        cfg = self.loaded.config_dir
+        rules_dir = (cfg / self.loaded.settings.rules_dir).resolve()
+        return sorted([*cfg.glob("*.yaml"), *rules_dir.glob("*.yaml")])
+
+    def _remember_mtimes(self) -> None:
+        self._mtimes = {p: p.stat().st_mtime for p in self._config_files() if p.exists()}
+
+    async def _watch_loop(self) -> None:
+        while not self.stop_event.is_set():
+            await self._sleep(2)
+            current = {p: p.stat().st_mtime for p in self._config_files() if p.exists()}
+            if current != self._mtimes:
+                self._mtimes = current
+                await self.reload("file change")
+
+    async def reload(self, why: str) -> bool:
+        """Load everything again; an invalid edit is refused and the running rules stay. A valid
+        one re-plans the pending timers of open tickets; nothing already sent is sent again
+        (the fired timers and outbox rows keep their unique keys)."""
+        try:
+            loaded = load_all(self.loaded.config_dir, env=self.env)
+        except ConfigInvalid as exc:
+            self.metrics.reloads.labels("refused").inc()
+            log.error(
+                "configuration edit refused; the running rules stay",
+                extra={"why": why, "errors": [str(e) for e in exc.errors]},
+            )
+            return False
+        if loaded.settings != self.loaded.settings:
+            log.warning(
+                "settings changed: rules, contacts and templates reload now; restart for the rest",
+                extra={"why": why},
+            )
+            loaded = replace(loaded, settings=self.loaded.settings)
+        self.loaded = loaded
+        self.supervisor.runtime = runtime_from(loaded, self.supervisor.runtime.caller_key)
+        replanned = await self.supervisor.replan()
+        self.wake_scheduler.set()
+        self.metrics.reloads.labels("applied").inc()
+        log.info(
+            "configuration reloaded",
+            extra={"why": why, "rules": len(loaded.policy.rules), "tickets_replanned": replanned},
+        )
+        return True
