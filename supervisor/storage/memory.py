@@ -247,25 +247,55 @@ class MemoryStore(MemoryOutbox):
             "state": shown,
             "linked": linked,
             "timeline": [
-                {"id": e.id, "type": e.type, "at": e.at.isoformat(),
-                 **{k: v for k, v in e.data.items() if k != "caller_hash"}}
+                {
+                    "id": e.id,
+                    "type": e.type,
+                    "at": e.at.isoformat(),
+                    **{k: v for k, v in e.data.items() if k != "caller_hash"},
+                }
                 for e in sorted(self.by_ticket.get(ticket, []), key=lambda e: e.at)
             ],  # fmt: skip
             "ladders": [
-                {"rule": lad.rule, "cycle": lad.cycle, "anchor_at": iso(lad.anchor_at),
-                 "status": lad.status, "reason": lad.reason}
-                for key, lad in sorted(self.ladders.items()) if key[0] == ticket
+                {
+                    "rule": lad.rule,
+                    "cycle": lad.cycle,
+                    "anchor_at": iso(lad.anchor_at),
+                    "status": lad.status,
+                    "reason": lad.reason,
+                }
+                for key, lad in sorted(self.ladders.items())
+                if key[0] == ticket
             ],  # fmt: skip
             "timers": [
-                {"rule": t.spec.rule, "cycle": t.spec.cycle, "step": t.spec.step,
-                 "rep": t.spec.rep, "due_at": iso(t.spec.due_at), "status": t.status}
+                {
+                    "rule": t.spec.rule,
+                    "cycle": t.spec.cycle,
+                    "step": t.spec.step,
+                    "rep": t.spec.rep,
+                    "due_at": iso(t.spec.due_at),
+                    "status": t.status,
+                }
                 for t in sorted(self.timers.values(), key=lambda t: t.spec.due_at)
                 if t.spec.ticket == ticket
             ],  # fmt: skip
             "messages": [
-                {k: iso(r[k]) for k in ("rule", "cycle", "step", "role", "recipient", "channel",
-                                        "text", "status", "created_at", "sent_at")}
-                for r in sorted(self.rows.values(), key=lambda r: r["id"]) if r["ticket"] == ticket
+                {
+                    k: iso(r[k])
+                    for k in (
+                        "rule",
+                        "cycle",
+                        "step",
+                        "role",
+                        "recipient",
+                        "channel",
+                        "text",
+                        "status",
+                        "created_at",
+                        "sent_at",
+                    )
+                }
+                for r in sorted(self.rows.values(), key=lambda r: r["id"])
+                if r["ticket"] == ticket
             ],  # fmt: skip
         }
 

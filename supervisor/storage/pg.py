@@ -89,7 +89,9 @@ class PgStore(PgOutbox):
         tickets = sorted({e.ticket for e in batch})
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.LOCK_TICKETS, tickets)
-            stored = {r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets)}
+            stored = {
+                r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets)
+            }
             new_ids = set(
                 r["id"]
                 for r in await conn.fetch(
@@ -149,8 +151,12 @@ class PgStore(PgOutbox):
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
             plans = {
                 t: plan_fn(
-                    ticket=t, events=all_events[t], ladders=ladders[t], new_ids=new_ids,
-                    repeat_counts=counts, start=starts[t],
+                    ticket=t,
+                    events=all_events[t],
+                    ladders=ladders[t],
+                    new_ids=new_ids,
+                    repeat_counts=counts,
+                    start=starts[t],
                 )  # fmt: skip
                 for t in changed
             }
@@ -242,13 +248,18 @@ class PgStore(PgOutbox):
                         linked[timer.ticket] = [
                             LinkedTicket(x["ticket"], x["created_at"])
                             for x in await conn.fetch(
-                                q.LINKED, state.caller_hash, state.category,
-                                state.created_at - policy.linked_window, state.created_at,
+                                q.LINKED,
+                                state.caller_hash,
+                                state.category,
+                                state.created_at - policy.linked_window,
+                                state.created_at,
                             )  # fmt: skip
                         ]
                     notes.extend(
                         fire_fn(
-                            timer=timer, ladder=lad, state=state,
+                            timer=timer,
+                            ladder=lad,
+                            state=state,
                             linked=linked.get(timer.ticket, []),
                         )  # fmt: skip
                     )
@@ -299,8 +310,12 @@ class PgStore(PgOutbox):
                     lads[r["ticket"]].append(_ladder(r))
                 plans = {
                     t: plan_fn(
-                        ticket=t, events=evs[t], ladders=lads[t], new_ids=set(),
-                        repeat_counts={}, start=None,
+                        ticket=t,
+                        events=evs[t],
+                        ladders=lads[t],
+                        new_ids=set(),
+                        repeat_counts={},
+                        start=None,
                     )  # fmt: skip
                     for t in tickets
                     if evs[t]

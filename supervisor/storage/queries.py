@@ -109,7 +109,9 @@ CANCEL_TIMER_IDS = "UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bi
 # --- the ticket view ---------------------------------------------------------------------------
 
 VIEW_TICKET = "SELECT state, status, caller_hash, category FROM tickets WHERE ticket = $1"
-VIEW_EVENTS = "SELECT id, type, at, data, received_at FROM events WHERE ticket = $1 ORDER BY at, seq"
+VIEW_EVENTS = (
+    "SELECT id, type, at, data, received_at FROM events WHERE ticket = $1 ORDER BY at, seq"
+)
 VIEW_LADDERS = "SELECT rule, cycle, anchor_at, status, reason, acked_by, acked_at FROM ladders WHERE ticket = $1 ORDER BY rule, cycle"
 VIEW_TIMERS = "SELECT rule, cycle, step, rep, due_at, status, fired_at FROM timers WHERE ticket = $1 ORDER BY due_at"
 VIEW_OUTBOX = "SELECT rule, cycle, step, role, recipient, channel, text, status, created_at, sent_at FROM outbox WHERE ticket = $1 ORDER BY id"
@@ -117,7 +119,9 @@ VIEW_LINKED = "SELECT ticket FROM tickets WHERE caller_hash = $1 AND category IS
 
 # --- reports, heartbeats, health ---------------------------------------------------------------
 
-CLAIM_REPORT_RUN = "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1"
+CLAIM_REPORT_RUN = (
+    "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1"
+)
 # What a report reads, filtered in SQL; the report filters again on the decoded state.
 REPORT_STATES = {
     "digest": "SELECT state FROM tickets WHERE status IN ('dispatched', 'signed', 'reopened')",
