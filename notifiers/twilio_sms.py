@@ -35,6 +35,7 @@ MAX_SCAN = 5_000  # messages to one number looked at when reconciling; far more 
 
 
 class TwilioSmsNotifier:
+    provider = "twilio"  # SMS and calls share one account: one circuit breaker
     name = "twilio_sms"
     channels = frozenset({"sms"})
 

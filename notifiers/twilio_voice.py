@@ -24,6 +24,7 @@ CLOCK_SLACK_S = 5
 
 
 class TwilioVoiceNotifier:
+    provider = "twilio"  # SMS and calls share one account: one circuit breaker
     name = "twilio_voice"
     channels = frozenset({"voice"})
 
@@ -48,6 +49,9 @@ class TwilioVoiceNotifier:
         callback = status_callback_for(s.status_callback_url, msg)
         if callback is not None:
             kwargs["status_callback"] = callback
+            # From the first event on, so that a call whose create answer was lost is tied to its
+            # row (the URL carries the outbox key) within seconds, long before a reconciliation.
+            kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
         try:
             call = await self._client.rest().calls.create_async(**kwargs)
         except SEND_ERRORS as exc:

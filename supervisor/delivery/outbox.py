@@ -2,42 +2,27 @@
 
 Each message moves pending -> sending -> sent | failed (| back to pending for a retry). The store
 carries the moves out (storage/base.py: claim_ready, claim_stale, touch, record_*, fail_group);
-this module decides which move to make. Sending happens outside any transaction. Rows sent
-together as one message (a group, see policy.py) share a lead row, and every state change applies
-to the whole group.
+this module decides which move to make. Sending happens outside any transaction; urgent messages
+go first. Rows sent together as one message (a group, see policy.py) share a lead row, and every
+state change applies to the whole group.
 
-Outcomes (notifiers/base.py SendResult):
+Outcomes (notifiers/base.py SendResult), each also written to the attempts ledger:
 - sent: status 'sent' with the provider's id.
-- retry (definitely not accepted, e.g. 429): back to 'pending' after a jittered backoff (or the
-  provider's Retry-After); after `max_attempts` sends, the fallback below.
+- retry (definitely not accepted, e.g. 429, connection refused): back to 'pending' after a
+  jittered, capped backoff (or the provider's Retry-After), for as long as the message is within
+  its channel's `retry_horizon_s` (hours by default); past it, the fallback below.
 - failed (permanent, e.g. an invalid number): the row is 'failed' with the reason, and a new row
   on the fallback channel (sms -> voice by default) is inserted with the same key and a note
   saying why; the UNIQUE key makes this idempotent and stops fallback loops. A Twilio status
   callback reporting undelivered/failed/busy/no-answer does the same (`delivery_failed`).
-- unknown (maybe accepted: a 5xx or a timeout after the request went out): the row stays
-  'sending' with last_error, to be reconciled.
+- unknown (maybe accepted: a 5xx or a time-out after the request went out): the row stays
+  'sending', to be reconciled once its claim is older than `reconcile_after_s`: the provider is
+  asked (`find_sent`) before anything is resent (see _reconcile and docs/RELIABILITY.md for
+  exactly when a duplicate can reach a person).
 
-Reconciliation, because Twilio's create calls take no idempotency key: a 'sending' row whose
-claim is older than `reconcile_after_s` (its worker crashed, or the send was ambiguous) is
-claimed again, and before anything is resent the provider is asked (`find_sent`, from the time
-of the last attempt): found -> marked sent with that id, nothing is resent; not found -> resent
-(or, after `max_attempts` sends, the fallback); the provider cannot be asked -> back to pending
-and resent after a backoff, without asking again, because a missed escalation is worse than a
-duplicate. Just before each send the worker re-stamps its claim and checks it still holds it, so
-a row another worker has taken over is not sent by both.
-
-Exactly when a duplicate can reach a person:
-1. a send was ambiguous and, when reconciling, the provider could not be asked (find_sent
-   raised): the resend may repeat a message that had been accepted;
-2. the provider accepted a message but did not list it yet when asked (its list lags), or the
-   clocks differ by more than notifiers' CLOCK_SLACK;
-3. a send lasted longer than `reconcile_after_s` (keep it above the notifier timeout) and another
-   worker reconciled it while the provider had not yet recorded it;
-4. after `max_attempts` ambiguous sends the fallback channel is used, and one of the ambiguous
-   SMS had in fact been accepted (a call on top of an SMS, not the same message twice).
-The opposite error, a message marked sent that was not, happens only when find_sent matches
-another message: an identical SMS text to the same number in the window, or, for voice, any
-call to that number in the window.
+A circuit breaker per provider (breaker.py) stops sends while the provider is down: the messages
+go to a fallback channel whose provider is up, or wait, pending, until a single probe finds the
+provider back; `on_outage` tells the supervisors by whatever channel still works.
 
 Personal data: phone numbers are never logged; logs carry outbox ids and recipient contact ids.
 """
@@ -54,14 +39,23 @@ from typing import cast
 
 from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
+from supervisor.delivery.breaker import Breaker
 from supervisor.delivery.policy import (
     DeliverySettings,
     backoff_s,
     compose_group,
+    expired,
     release_at,
     split_groups,
 )
-from supervisor.delivery.sending import Batch, DispatchStats, TokenBucket, address_for
+from supervisor.delivery.sending import (
+    Batch,
+    DispatchStats,
+    OutageFn,
+    TokenBucket,
+    address_for,
+    provider_of,
+)
 from supervisor.storage.base import OutboxRow, Store
 from supervisor.storage.pg_outbox import person
 
@@ -84,6 +78,7 @@ class Dispatcher:
         *,
         worker_id: str,
         rng: random.Random | None = None,
+        on_outage: OutageFn | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -92,6 +87,9 @@ class Dispatcher:
         self.worker_id = worker_id
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
+        self.breakers: dict[str, Breaker] = {}
+        # told when a provider goes down or comes back: (provider, down, its channels)
+        self.on_outage = on_outage
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -103,7 +101,7 @@ class Dispatcher:
         batches += await self._claim_ready(now, limit)
         stats.claimed = sum(len(b.rows) for b in batches)
         by_channel: dict[str, list[Batch]] = defaultdict(list)
-        for b in batches:
+        for b in sorted(batches, key=lambda b: not b.urgent):  # urgent first (stable)
             by_channel[b.channel].append(b)
         # Channels send side by side (a slow SMS queue must not hold up calls); within a channel,
         # one after another at the channel's rate.
@@ -215,13 +213,17 @@ class Dispatcher:
             await self._give_up(b, f"no phone number for recipient {b.first['recipient']}", stats)
             return
         msg = Outgoing(key=f"outbox:{b.lead}", channel=b.channel, to=to, text=b.text,
-                       urgent=bool(b.first["urgent"]) and len(b.rows) == 1)  # fmt: skip
-
-        if b.since is not None and not await self._reconcile(b, notifier, msg, stats):
+                       urgent=b.urgent and len(b.rows) == 1)  # fmt: skip
+        breaker = self.breaker(provider_of(notifier))
+        if not breaker.allow(self.clock.now()):
+            await self._hold(b, breaker, stats)  # the provider is down: no request at all
+            return
+        if b.since is not None and not await self._reconcile(b, notifier, msg, breaker, stats):
             return
 
         await self._bucket(b.channel).take()
         if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
+            breaker.probing = False
             stats.skipped += 1
             log.info("claim lost before sending", extra=b.log_extra())
             return
@@ -232,23 +234,28 @@ class Dispatcher:
             # A notifier bug: the request may or may not have gone out, so reconcile later.
             log.exception("notifier raised", extra=b.log_extra())
             result = SendResult("unknown", error=f"notifier raised {type(exc).__name__}")
+        await self.store.record_attempt(b.lead, result.outcome, result.provider_id)
+        if result.outcome in ("sent", "failed"):  # the provider answered: it is up
+            await self._provider_up(breaker)
+        else:
+            await self._provider_failed(breaker)
         await self._record(b, result, attempts, stats)
 
     async def _reconcile(
-        self, b: Batch, notifier: Notifier, msg: Outgoing, stats: DispatchStats
+        self, b: Batch, notifier: Notifier, msg: Outgoing, breaker: Breaker, stats: DispatchStats
     ) -> bool:
-        """Ask the provider about an earlier attempt; True when the message should be sent."""
+        """Ask the provider about an earlier attempt; True when the message should be sent.
+
+        A message found at the provider is taken as this row's only when no other row's attempt
+        could own it: another unresolved attempt to the same person around the same moment (for
+        calls, whatever the text: a call's content is not kept) means it is sent again rather
+        than guessed: a duplicate, never a loss."""
         assert b.since is not None
-        if b.channel in CONTENT_BLIND:
-            others = await self.store.overlapping(
-                b.first["address"], b.channel, b.lead,
-                b.since - AMBIGUITY_WINDOW, b.since + AMBIGUITY_WINDOW,
-            )  # fmt: skip
-            if others:
-                # Two unresolved calls to one person at once: a call found could be either's.
-                # Place this one again: a second call is better than a missed escalation.
-                log.info("reconcile skipped: overlapping attempts", extra=b.log_extra())
-                return True
+        text = None if b.channel in CONTENT_BLIND else b.first["text"]
+        lo, hi = b.since - AMBIGUITY_WINDOW, b.since + AMBIGUITY_WINDOW
+        if await self.store.overlapping(b.first["address"], b.channel, b.lead, lo, hi, text):
+            log.info("reconcile skipped: overlapping attempts", extra=b.log_extra())
+            return not await self._expired(b, b.attempts, stats)
         try:
             # what the provider accepted for our other messages to this person is not this one
             known = await self.store.known_ids(
@@ -257,19 +264,26 @@ class Dispatcher:
             found = await notifier.find_sent(msg, b.since, known)
         except Exception as exc:
             # The provider cannot be asked: resend after a backoff rather than risk silence.
+            await self._provider_failed(breaker)
             error = f"could not reconcile ({type(exc).__name__}); resending"
             log.warning("reconcile failed", extra=b.log_extra(error=error))
             await self._retry(b, error, None, b.attempts, stats)
             return False
         if found is not None:
+            await self._provider_up(breaker)
+            await self.store.record_attempt(b.lead, "sent", found)
             await self.store.record_sent(b.lead, found, self.clock.now())
             stats.reconciled += 1
             log.info("reconciled: already sent", extra=b.log_extra(provider_id=found))
             return False
-        if b.attempts >= self.settings.max_attempts:
-            reason = f"gave up after {b.attempts} attempts: {b.first['last_error'] or 'no answer'}"
-            await self._give_up(b, reason, stats)
+        return not await self._expired(b, b.attempts, stats)
+
+    async def _expired(self, b: Batch, attempts: int, stats: DispatchStats) -> bool:
+        """Give the message up on this channel (and fall back) when it is past retrying."""
+        if not expired(b.first["created_at"], attempts, b.channel, self.clock.now(), self.settings):
             return False
+        last = b.first["last_error"] or "no answer"
+        await self._give_up(b, f"gave up after {attempts} attempts: {last}", stats)
         return True
 
     async def _record(
@@ -297,15 +311,33 @@ class Dispatcher:
         attempts: int,
         stats: DispatchStats,
     ) -> None:
-        if attempts >= self.settings.max_attempts:
-            await self._give_up(b, f"gave up after {attempts} attempts: {error}", stats)
+        if await self._expired(b, attempts, stats):
             return
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
-        when = release_at(now + timedelta(seconds=delay), bool(b.first["urgent"]), self.settings)
+        when = release_at(now + timedelta(seconds=delay), b.urgent, self.settings)
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
+
+    async def _hold(self, b: Batch, breaker: Breaker, stats: DispatchStats) -> None:
+        """The provider is down: fall back to a channel whose provider is up, or wait (pending)
+        until the breaker lets a probe through; past the horizon, give up (and fall back)."""
+        target = self.settings.fallback.get(b.channel)
+        other = self.notifiers.get(target) if target else None
+        if other is not None and not self.breaker(provider_of(other)).down:
+            await self._give_up(
+                b, f"{breaker.provider} unavailable; falling back to {target}", stats
+            )
+            return
+        if await self._expired(b, b.attempts, stats):
+            return
+        now = self.clock.now()
+        when = release_at(breaker.next_try(now), b.urgent, self.settings)
+        await self.store.record_retry(
+            b.lead, when, f"{breaker.provider} unavailable", self.worker_id
+        )
+        stats.held += 1
 
     async def _give_up(self, b: Batch, reason: str, stats: DispatchStats) -> None:
         stats.failed += 1
@@ -334,6 +366,39 @@ class Dispatcher:
             "delivery failed", extra={**extra, "fallback": out.target, "fallback_rows": out.created}
         )
         return out.created
+
+    # -- providers ----------------------------------------------------------------------------
+
+    def breaker(self, provider: str) -> Breaker:
+        if provider not in self.breakers:
+            st = self.settings
+            self.breakers[provider] = Breaker(
+                provider, st.breaker_threshold, st.breaker_cool_s, st.breaker_cool_cap_s
+            )
+        return self.breakers[provider]
+
+    def outages(self) -> dict[str, datetime]:
+        """Providers down now, and since when (for /healthz and /metrics)."""
+        return {p: b.down_since for p, b in self.breakers.items() if b.down_since is not None}
+
+    async def _provider_up(self, breaker: Breaker) -> None:
+        if breaker.succeeded(self.clock.now()):
+            log.warning("provider back", extra={"provider": breaker.provider})
+            await self._tell(breaker.provider, False)
+
+    async def _provider_failed(self, breaker: Breaker) -> None:
+        if breaker.failed(self.clock.now()):
+            log.error("provider down", extra={"provider": breaker.provider})
+            await self._tell(breaker.provider, True)
+
+    async def _tell(self, provider: str, down: bool) -> None:
+        if self.on_outage is None:
+            return
+        channels = frozenset(c for c, n in self.notifiers.items() if provider_of(n) == provider)
+        try:
+            await self.on_outage(provider, down, channels)
+        except Exception:  # telling must never stop delivery
+            log.exception("outage notice failed", extra={"provider": provider})
 
     def _bucket(self, channel: str) -> TokenBucket:
         if channel not in self._buckets:

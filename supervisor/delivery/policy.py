@@ -61,12 +61,25 @@ def _default_rates() -> dict[str, float]:
     return {"sms": 1.0, "voice": 1.0, "wecom": 5.0, "dingtalk": 5.0, "console": 5.0}
 
 
+def _default_horizons() -> dict[str, float]:
+    return dict.fromkeys(sorted(CHANNELS), 4 * 3600.0)
+
+
 class DeliverySettings(_Strict):
     quiet_hours: QuietHours | None = Field(default_factory=QuietHours)
     group_window_s: int = Field(60, ge=0)  # 0: every message goes alone
     group_max_segments: int = Field(3, ge=1)  # SMS parts one grouped message may take
     rate_per_s: dict[str, float] = Field(default_factory=_default_rates)
-    max_attempts: int = Field(5, ge=1)
+    # Retries follow a time horizon, not a count: a message is retried (capped backoff) for as
+    # long as it is still useful, `retry_horizon_s` per channel from when it was produced; then
+    # it fails over to the fallback channel. `max_attempts`, when set, also caps the sends.
+    retry_horizon_s: dict[str, float] = Field(default_factory=_default_horizons)
+    max_attempts: int | None = Field(None, ge=1)
+    # The circuit breaker per provider: open after this many consecutive provider failures, for
+    # breaker_cool_s doubled at each consecutive opening up to breaker_cool_cap_s.
+    breaker_threshold: int = Field(3, ge=1)
+    breaker_cool_s: float = Field(5, gt=0)
+    breaker_cool_cap_s: float = Field(300, gt=0)
     backoff_base_s: float = Field(2, gt=0)
     backoff_cap_s: float = Field(300, gt=0)
     fallback: dict[str, str] = Field(default_factory=lambda: {"sms": "voice"})
@@ -92,8 +105,19 @@ class DeliverySettings(_Strict):
             raise ValueError("a channel cannot fall back to itself")
         return value
 
+    @field_validator("retry_horizon_s")
+    @classmethod
+    def _horizons(cls, value: dict[str, float]) -> dict[str, float]:
+        _known_channels(value)
+        if any(h <= 0 for h in value.values()):
+            raise ValueError("retry horizons must be positive")
+        return value
+
     def rate_for(self, channel: str) -> float:
         return self.rate_per_s.get(channel, 5.0)
+
+    def horizon_for(self, channel: str) -> timedelta:
+        return timedelta(seconds=self.retry_horizon_s.get(channel, 4 * 3600.0))
 
 
 def _known_channels(value: Mapping[str, object]) -> None:
@@ -140,6 +164,16 @@ def not_before(at: datetime, urgent: bool, settings: DeliverySettings) -> dateti
     if quiet_release(at, quiet) != at:
         return quiet_release(at, quiet)
     return quiet_release(at + timedelta(seconds=settings.group_window_s), quiet)
+
+
+def expired(
+    created_at: datetime, attempts: int, channel: str, now: datetime, settings: DeliverySettings
+) -> bool:
+    """Is a message past retrying on its channel: older than the channel's horizon, or (when
+    max_attempts is set) sent that many times?"""
+    if settings.max_attempts is not None and attempts >= settings.max_attempts:
+        return True
+    return now - created_at > settings.horizon_for(channel)
 
 
 def backoff_s(attempt: int, settings: DeliverySettings, rng: random.Random) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +13,14 @@ from supervisor.core.clock import Clock
 from supervisor.storage.base import OutboxRow
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})
+
+# Told when a provider goes down (True) or comes back (False), with the channels it serves.
+OutageFn = Callable[[str, bool, frozenset[str]], Awaitable[None]]
+
+
+def provider_of(notifier: Notifier) -> str:
+    """The service behind a notifier (Twilio's SMS and calls share one): a breaker's key."""
+    return str(getattr(notifier, "provider", notifier.name))
 
 
 @dataclass
@@ -26,6 +34,7 @@ class DispatchStats:
     failed: int = 0  # messages given up on this channel
     fallbacks: int = 0  # rows created on a fallback channel
     skipped: int = 0  # claims lost to another worker before sending
+    held: int = 0  # messages put back because their provider is down (circuit open)
 
     def add(self, other: DispatchStats) -> None:
         for f in fields(self):

@@ -141,6 +141,7 @@ class OutboxRow(TypedDict):
     claimed_at: datetime | None
     last_error: str | None
     in_flight: bool
+    created_at: datetime  # when the message was produced: its retry horizon starts here
 
 
 class Grouper(Protocol):
@@ -208,6 +209,7 @@ class Store(Protocol):
         self, now: datetime, cutoff: datetime, limit: int, worker: str
     ) -> dict[int, list[OutboxRow]]: ...
     async def touch(self, lead: int, now: datetime, worker: str) -> bool: ...
+    async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None: ...
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None: ...
     async def record_retry(self, lead: int, when: datetime, error: str, worker: str) -> None: ...
     async def record_unknown(self, lead: int, error: str, worker: str) -> None: ...
@@ -221,7 +223,13 @@ class Store(Protocol):
         held: datetime,
     ) -> FallbackOutcome: ...
     async def overlapping(
-        self, address: str | None, channel: str, lead: int, lo: datetime, hi: datetime
+        self,
+        address: str | None,
+        channel: str,
+        lead: int,
+        lo: datetime,
+        hi: datetime,
+        text: str | None = None,
     ) -> int: ...
     async def known_ids(
         self, address: str | None, channel: str, since: datetime

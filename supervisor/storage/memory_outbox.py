@@ -34,6 +34,7 @@ class MemoryOutbox:
         self.rows: dict[int, dict[str, Any]] = {}
         self._keys: dict[tuple[Any, ...], int] = {}
         self._row_ids = 0
+        self.attempts: list[dict[str, Any]] = []  # the ledger of hand-overs (004_attempts.sql)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -111,11 +112,15 @@ class MemoryOutbox:
         taken = {r["id"] for r in ready}
         keys = {(r["channel"], person(r)) for r in ready if not r["urgent"]}
         if keys and window:
-            ready += [
-                r for r in self.rows.values()
-                if r["status"] == "pending" and not r["urgent"] and r["not_before"] <= now + window
-                and (r["channel"], person(r)) in keys and r["id"] not in taken
-            ]  # fmt: skip
+            ready += sorted(
+                (
+                    r for r in self.rows.values()
+                    if r["status"] == "pending" and not r["urgent"]
+                    and r["not_before"] <= now + window
+                    and (r["channel"], person(r)) in keys and r["id"] not in taken
+                ),
+                key=lambda r: (r["not_before"], r["id"]),
+            )[:limit]  # fmt: skip
         messages = group([self._view(r) for r in ready])
         for m in messages:
             for v in m:
@@ -153,7 +158,21 @@ class MemoryOutbox:
         rows = [r for r in self._lead_rows(lead) if r["claimed_by"] == worker]
         for r in rows:
             r.update(claimed_at=now, attempts=r["attempts"] + 1, in_flight=True)
+        if rows:
+            self.attempts.append({
+                "lead": lead, "channel": rows[0]["channel"], "address": rows[0]["address"],
+                "started_at": now, "outcome": None, "provider_id": None,
+            })  # fmt: skip
         return bool(rows)
+
+    def _latest_attempt(self, lead: int) -> dict[str, Any] | None:
+        return next((a for a in reversed(self.attempts) if a["lead"] == lead), None)
+
+    async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None:
+        a = self._latest_attempt(lead)
+        if a is not None:
+            a["outcome"] = outcome
+            a["provider_id"] = a["provider_id"] or provider_id
 
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None:
         for r in self._lead_rows(lead):
@@ -206,21 +225,34 @@ class MemoryOutbox:
     # -- questions --------------------------------------------------------------------------------
 
     async def overlapping(
-        self, address: str | None, channel: str, lead: int, lo: datetime, hi: datetime
+        self,
+        address: str | None,
+        channel: str,
+        lead: int,
+        lo: datetime,
+        hi: datetime,
+        text: str | None = None,
     ) -> int:
         return sum(
-            1 for r in self.rows.values()
-            if r["address"] == address and r["channel"] == channel and r["status"] == "sending"
-            and r["in_flight"] and (r["group_id"] or r["id"]) != lead
-            and lo <= r["claimed_at"] <= hi
+            1 for a in self.attempts
+            if a["address"] == address and a["channel"] == channel and a["lead"] != lead
+            and lo <= a["started_at"] <= hi and a["provider_id"] is None
+            and a["outcome"] in (None, "unknown")
+            and (text is None or self.rows[a["lead"]]["text"] == text)
         )  # fmt: skip
 
     async def known_ids(self, address: str | None, channel: str, since: datetime) -> frozenset[str]:
-        return frozenset(
+        rows = {
             r["provider_id"] for r in self.rows.values()
             if r["address"] == address and r["channel"] == channel and r["provider_id"]
             and r["sent_at"] is not None and r["sent_at"] >= since
-        )  # fmt: skip
+        }  # fmt: skip
+        tried = {
+            a["provider_id"] for a in self.attempts
+            if a["address"] == address and a["channel"] == channel and a["provider_id"]
+            and a["started_at"] >= since
+        }  # fmt: skip
+        return frozenset(rows | tried)
 
     async def next_ready(self, stale_after: timedelta) -> datetime | None:
         times = [r["not_before"] for r in self.rows.values() if r["status"] == "pending"]
@@ -247,6 +279,21 @@ class MemoryOutbox:
                 r.update(status="sent", sent_at=at)
             if r["provider_id"] is None:
                 r["provider_id"] = sid
+        if sid and not any(a["provider_id"] == sid for a in self.attempts):
+            lead = row["group_id"] or row["id"]
+            open_ = [
+                a for a in self.attempts
+                if a["lead"] == lead and a["provider_id"] is None
+                and a["outcome"] in (None, "unknown")
+            ]  # fmt: skip
+            if open_:
+                open_[-1]["provider_id"] = sid
+                open_[-1]["outcome"] = open_[-1]["outcome"] or "callback"
+            else:
+                self.attempts.append({
+                    "lead": lead, "channel": row["channel"], "address": row["address"],
+                    "started_at": at, "outcome": "callback", "provider_id": sid,
+                })  # fmt: skip
         return int(row["id"])
 
     async def mark_failed(self, outbox_id: int, reason: str) -> None:

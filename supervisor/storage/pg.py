@@ -196,13 +196,18 @@ class PgStore(PgOutbox):
             await conn.execute(q.CANCEL_TIMERS, *args)
         timers = [t for p in plans.values() for t in p.timers]
         if timers:
-            await self._upsert_timers(conn, timers)
+            # the ticket's urgency orders the scheduler's claims (urgent first)
+            urgent = {p.state.ticket: bool(p.state.urgent) for p in plans.values()}
+            await self._upsert_timers(conn, timers, urgent)
 
-    async def _upsert_timers(self, conn: asyncpg.Connection, timers: Sequence[TimerSpec]) -> None:
+    async def _upsert_timers(
+        self, conn: asyncpg.Connection, timers: Sequence[TimerSpec], urgent: dict[str, bool]
+    ) -> None:
         await conn.execute(
             q.UPSERT_TIMERS,
             [t.ticket for t in timers], [t.rule for t in timers], [t.cycle for t in timers],
             [t.step for t in timers], [t.rep for t in timers], [t.due_at for t in timers],
+            [urgent.get(t.ticket, False) for t in timers],
         )  # fmt: skip
 
     async def fire_due(

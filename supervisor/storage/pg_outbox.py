@@ -62,8 +62,9 @@ class PgOutbox:
         self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
     ) -> list[list[OutboxRow]]:
         """Cancel messages of stopped ladders, take ready rows (urgent first) and, when grouping,
-        the other pending rows for the same people that become ready within the window; mark
-        them all 'sending' under this worker, as the messages `group` makes of them."""
+        the other pending rows for the same people that become ready within the window (at most
+        `limit` of them); mark them all 'sending' under this worker, as the messages `group` makes
+        of them."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.CANCEL_STOPPED, now + window)
             rows = [_row(r) for r in await conn.fetch(q.CLAIM_READY, now, limit)]
@@ -73,7 +74,7 @@ class PgOutbox:
             if keys and window:
                 joined = await conn.fetch(
                     q.JOIN_GROUP, now + window, [k[0] for k in keys], [k[1] for k in keys],
-                    [r["id"] for r in rows],
+                    [r["id"] for r in rows], limit,
                 )  # fmt: skip
                 rows += [_row(r) for r in joined]
             messages = group(rows)
@@ -101,6 +102,12 @@ class PgOutbox:
         """Just before a send: still ours? Counts the attempt and marks the group in flight."""
         async with self.pool.acquire() as conn:
             return bool(await conn.fetch(q.TOUCH, lead, now, worker))
+
+    async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None:
+        """What came of the group's latest attempt: sent (with the provider's id), retry (definitely
+        not accepted), failed (refused), unknown (maybe accepted)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(q.RECORD_ATTEMPT, lead, outcome, provider_id)
 
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None:
         async with self.pool.acquire() as conn:
@@ -140,10 +147,18 @@ class PgOutbox:
         return FallbackOutcome([r["id"] for r in failed], channel, target, len(created))
 
     async def overlapping(
-        self, address: str | None, channel: str, lead: int, lo: datetime, hi: datetime
+        self,
+        address: str | None,
+        channel: str,
+        lead: int,
+        lo: datetime,
+        hi: datetime,
+        text: str | None = None,
     ) -> int:
+        """Unresolved attempts of other rows to this person between lo and hi (with this text,
+        when given): a provider message found in that time could be theirs."""
         async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(q.OVERLAPPING, address, channel, lead, lo, hi))
+            return int(await conn.fetchval(q.OVERLAPPING, address, channel, lead, lo, hi, text))
 
     async def known_ids(self, address: str | None, channel: str, since: datetime) -> frozenset[str]:
         async with self.pool.acquire() as conn:
@@ -159,7 +174,7 @@ class PgOutbox:
     ) -> int | None:
         """A provider's status callback: find the row (by our key, else the provider's id) and
         record the status on its group. Returns the row id, or None when no row matches."""
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             row_id = await conn.fetchval(q.FIND_ROW, outbox_id, sid)
             if row_id is None or not state:
                 return None
@@ -167,6 +182,8 @@ class PgOutbox:
                 q.RECORD_STATUS, row_id, state, sid, list(FINAL), list(DELIVERED),
                 list(NOT_DELIVERED), at,
             )  # fmt: skip
+            if sid and not await conn.fetch(q.CALLBACK_ATTEMPT, row_id, sid):
+                await conn.execute(q.INSERT_CALLBACK_ATTEMPT, row_id, sid, at)
         return int(row_id)
 
     async def mark_failed(self, outbox_id: int, reason: str) -> None:

@@ -62,10 +62,10 @@ WHERE t.ticket = v.ticket AND t.rule = v.rule AND t.cycle = v.cycle AND t.status
 """
 # A replanned step keeps its row: only a pending one moves. A fired one is never re-armed.
 UPSERT_TIMERS = """
-INSERT INTO timers (ticket, rule, cycle, step, rep, due_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::timestamptz[])
-ON CONFLICT (ticket, rule, cycle, step, rep) DO UPDATE SET due_at = EXCLUDED.due_at
-WHERE timers.status = 'pending' AND timers.due_at <> EXCLUDED.due_at
+INSERT INTO timers (ticket, rule, cycle, step, rep, due_at, urgent)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::timestamptz[], $7::bool[])
+ON CONFLICT (ticket, rule, cycle, step, rep) DO UPDATE SET due_at = EXCLUDED.due_at, urgent = EXCLUDED.urgent
+WHERE timers.status = 'pending' AND (timers.due_at <> EXCLUDED.due_at OR timers.urgent <> EXCLUDED.urgent)
 """
 CLAIM_DUE = """
 SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at,
@@ -74,7 +74,7 @@ SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at,
                  AND (l.step, l.rep) > (t.step, t.rep) AND l.status = 'pending' AND l.due_at <= $1) AS later_due
 FROM timers t
 WHERE t.status = 'pending' AND t.due_at <= $1
-ORDER BY t.due_at
+ORDER BY t.urgent DESC, t.due_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
@@ -147,7 +147,7 @@ COUNT_SENT = "SELECT count(*) FROM outbox WHERE status = 'sent'"
 
 _COLUMNS = (
     "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error, in_flight"
+    " attempts, claimed_at, last_error, in_flight, created_at"
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
@@ -175,6 +175,8 @@ SELECT {_COLUMNS} FROM outbox
 WHERE status = 'pending' AND NOT urgent AND not_before <= $1
   AND (channel, coalesce(address, recipient)) IN (SELECT * FROM unnest($2::text[], $3::text[]))
   AND id <> ALL($4::bigint[])
+ORDER BY not_before, id
+LIMIT $5
 FOR UPDATE SKIP LOCKED
 """
 MARK_SENDING = """
@@ -201,9 +203,34 @@ WHERE coalesce(group_id, id) = ANY($3::bigint[]) AND status = 'sending'
 """
 # Just before a send: still ours? The new claim time is also the `since` of a later reconcile.
 TOUCH = """
-UPDATE outbox SET claimed_at = $2, attempts = attempts + 1, in_flight = true
-WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
+WITH t AS (
+    UPDATE outbox SET claimed_at = $2, attempts = attempts + 1, in_flight = true
+    WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
+    RETURNING id, channel, address
+)
+INSERT INTO outbox_attempts (lead, channel, address, started_at)
+SELECT $1, channel, address, $2 FROM t LIMIT 1
 RETURNING id
+"""
+# What came of the latest attempt of a group (a reconciliation or a callback may name its id).
+RECORD_ATTEMPT = """
+UPDATE outbox_attempts SET outcome = $2, provider_id = coalesce(provider_id, $3)
+WHERE id = (SELECT max(id) FROM outbox_attempts WHERE lead = $1)
+"""
+# A provider id learnt from a status callback: it names the group's unresolved attempt, or else
+# is written down as an attempt of its own, so that no other row's reconciliation takes it.
+CALLBACK_ATTEMPT = """
+UPDATE outbox_attempts SET provider_id = $2, outcome = coalesce(outcome, 'callback')
+WHERE id = (SELECT max(id) FROM outbox_attempts
+            WHERE lead = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
+              AND provider_id IS NULL AND (outcome IS NULL OR outcome = 'unknown'))
+  AND NOT EXISTS (SELECT 1 FROM outbox_attempts WHERE provider_id = $2)
+RETURNING id
+"""
+INSERT_CALLBACK_ATTEMPT = """
+INSERT INTO outbox_attempts (lead, channel, address, started_at, outcome, provider_id)
+SELECT coalesce(group_id, id), channel, address, $3, 'callback', $2 FROM outbox WHERE id = $1
+  AND NOT EXISTS (SELECT 1 FROM outbox_attempts WHERE provider_id = $2)
 """
 # 'sent' is the truth whoever holds the claim; a callback may have marked the row failed already.
 RECORD_SENT = """
@@ -238,14 +265,22 @@ RETURNING id
 """
 # Other unresolved attempts to the same person around the same moment: a provider that cannot
 # compare content (voice) could not tell their calls apart.
+# Attempts of other rows to the same person around the same moment whose outcome is unresolved
+# (no provider id, not a definite refusal): a message found at the provider could be theirs.
+# $6: the text, for channels whose provider records keep it (NULL: any text, e.g. calls).
 OVERLAPPING = """
-SELECT count(*) FROM outbox
-WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND status = 'sending' AND in_flight
-  AND coalesce(group_id, id) <> $3 AND claimed_at BETWEEN $4 AND $5
+SELECT count(*) FROM outbox_attempts a JOIN outbox o ON o.id = a.lead
+WHERE a.address IS NOT DISTINCT FROM $1 AND a.channel = $2 AND a.lead <> $3
+  AND a.started_at BETWEEN $4 AND $5
+  AND a.provider_id IS NULL AND (a.outcome IS NULL OR a.outcome = 'unknown')
+  AND ($6::text IS NULL OR o.text = $6)
 """
 KNOWN_IDS = """
-SELECT DISTINCT provider_id FROM outbox
+SELECT provider_id FROM outbox
 WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND sent_at >= $3
+UNION
+SELECT provider_id FROM outbox_attempts
+WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND started_at >= $3
 """
 NEXT_READY = """
 SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),

@@ -37,7 +37,9 @@ def test_defaults() -> None:
     assert S.group_window_s == 60
     assert S.rate_for("sms") == 1.0 and S.rate_for("voice") == 1.0 and S.rate_for("wecom") == 5
     assert S.fallback == {"sms": "voice"}
-    assert S.max_attempts == 5 and S.reconcile_after_s == 60
+    # retries follow a time horizon (hours), not a count (issue 9)
+    assert S.max_attempts is None and S.reconcile_after_s == 60
+    assert S.horizon_for("sms") == timedelta(hours=4) == S.horizon_for("voice")
     assert "收到" in S.ack_words
 
 
