@@ -92,6 +92,12 @@ class FakeTwilio:
         self._answers: deque[str] = deque()
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        # Status callbacks, as Twilio sends them: off unless a test turns them on. A call reports
+        # "initiated" (when created with that event asked for), a message "sent".
+        self.send_callbacks = False
+        self.callbacks_sent: list[tuple[str, dict[str, str]]] = []
+        self._callback_tasks: set[asyncio.Task] = set()
+        self._port = 0
 
     # -- control ---------------------------------------------------------------------------
 
@@ -115,11 +121,46 @@ class FakeTwilio:
         # A short shutdown timeout: a "hang" handler must not hold stop() for aiohttp's 60 s.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = self._runner.addresses[0][1]
+        port = self._port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
+
+    async def go_away(self) -> None:
+        """An outage: the port is closed, connections are refused, until come_back()."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def come_back(self) -> None:
+        """The end of an outage: listening again on the same port."""
+        await self.start()
+
+    def _callback(self, url: str | None, form: dict[str, str]) -> None:
+        if not self.send_callbacks or not url:
+            return
+        task = asyncio.get_running_loop().create_task(self._post_callback(url, form))
+        self._callback_tasks.add(task)
+        task.add_done_callback(self._callback_tasks.discard)
+
+    async def _post_callback(self, url: str, form: dict[str, str]) -> None:
+        import aiohttp
+
+        headers = {"X-Twilio-Signature": sign(url, form, self.auth_token)}
+        from yarl import URL
+
+        # encoded=True: sent as signed, byte for byte (re-quoting would change the signature)
+        async with aiohttp.ClientSession() as session, session.post(
+            URL(url, encoded=True), data=form, headers=headers
+        ) as response:
+            await response.read()
+        self.callbacks_sent.append((url, form))
+
+    async def flush_callbacks(self) -> None:
+        """Wait until every status callback sent so far has been answered."""
+        while self._callback_tasks:
+            await asyncio.gather(*list(self._callback_tasks), return_exceptions=True)
 
     async def stop(self) -> None:
         self._stopping.set()  # releases "hang" handlers
@@ -247,6 +288,10 @@ class FakeTwilio:
             "validity_period": f.get("ValidityPeriod"),
         }
         self.messages.append(message)
+        self._callback(message["status_callback"], {
+            "AccountSid": self.account_sid, "MessageSid": message["sid"], "MessageStatus": "sent",
+            "To": message["to"],
+        })  # fmt: skip
         if answer == "500-after-accept":
             return self._error(500)
         return web.json_response(self._message_json(message), status=201)
@@ -321,6 +366,12 @@ class FakeTwilio:
             "status_callback": f.get("StatusCallback"),
         }
         self.calls.append(call)
+        events = {str(v) for v in (await request.post()).getall("StatusCallbackEvent", [])}
+        if "initiated" in events:
+            self._callback(call["status_callback"], {
+                "AccountSid": self.account_sid, "CallSid": call["sid"], "CallStatus": "initiated",
+                "To": call["to"],
+            })  # fmt: skip
         if answer == "500-after-accept":
             return self._error(500)
         return web.json_response(self._call_json(call), status=201)
