@@ -171,8 +171,9 @@ async def post_ack(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     ok, info = await request.app[HEALTH]()
+    status = ("degraded" if info.get("degraded") else "ok") if ok else "unavailable"
     return web.json_response(
-        {"status": "ok" if ok else "unavailable", **info},
+        {"status": status, **info},
         status=200 if ok else 503,
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
     )

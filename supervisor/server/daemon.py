@@ -64,6 +64,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._notifiers: dict = {}
         self._mtimes: dict[Path, float] = {}
+        self._outage_serials: dict[str, int] = {}  # the outbox key of each outage's notices
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class Daemon:
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
             self.store, self._notifiers, settings.delivery, self.clock,
-            worker_id=self.worker_id,
+            worker_id=self.worker_id, on_outage=self._on_outage,
         )  # fmt: skip
         app = make_app(
             self.supervisor,
@@ -167,11 +168,32 @@ class Daemon:
     async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.supervisor.ack(ticket, rule, by, via)
 
+    async def _on_outage(self, provider: str, down: bool, channels: frozenset[str]) -> None:
+        """A provider went down or came back: the gauge, and a notice to the supervisors on a
+        channel that still works (delivery/breaker.py)."""
+        from supervisor.delivery.breaker import outage_notices
+        from supervisor.delivery.sending import provider_of
+
+        self.metrics.provider_down.labels(provider).set(1 if down else 0)
+        now = self.clock.now()
+        if down or provider not in self._outage_serials:
+            self._outage_serials[provider] = int(now.timestamp())
+        usable = frozenset(c for c, n in self._notifiers.items() if provider_of(n) != provider)
+        notes = outage_notices(
+            provider, down, channels, self.supervisor.runtime.directory.resolve("supervisor"),
+            usable, now, self._outage_serials[provider],
+        )  # fmt: skip
+        await self.store.enqueue(notes, None)
+        self.wake_dispatcher.set()
+
     async def health(self) -> tuple[bool, dict[str, Any]]:
         info: dict[str, Any] = {
             "worker": self.worker_id,
             "matcher": self.supervisor.runtime.policy.matcher.name,
         }
+        outages = self.dispatcher.outages()
+        if outages:  # still serving; messages on these providers wait or fall back
+            info["degraded"] = {p: f"down since {t.isoformat()}" for p, t in outages.items()}
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
         try:

@@ -47,6 +47,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.provider_down = Gauge(
+            "hotline_provider_down",
+            "1 while a provider's circuit breaker is open (its messages wait or fall back)",
+            ["provider"],
+            registry=r,
+        )
         self.calendar_gap = Gauge(
             "hotline_calendar_gap_years", "Years ahead without official holiday data", registry=r
         )
@@ -60,6 +66,7 @@ class Metrics:
             "failed",
             "fallbacks",
             "skipped",
+            "held",
         ):
             value = getattr(stats, outcome)
             if value:
