@@ -294,3 +294,15 @@ async def test_grouped_rows_share_one_lead(store: Store) -> None:
     await store.record_sent(lead, "SM7", later)
     sent, _ = await store.outbox_summary(later)
     assert sent == 2
+
+
+async def test_a_burst_to_one_person_is_joined_at_most_limit_rows_at_a_time(store: Store) -> None:
+    await supervisor(store)
+    burst = [replace(note(step=i), rep=i, at=FIRST_DUE) for i in range(10)]
+    await store.enqueue(burst, None)
+
+    def together(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+        return [sorted(rows, key=lambda r: r["id"])]
+
+    (message,) = await store.claim_ready(FIRST_DUE, 2, "w1", timedelta(seconds=60), together)
+    assert len(message) == 4  # two claimed, two joined: the join has the claim's limit too
