@@ -94,8 +94,10 @@ async def test_a_150_s_twilio_outage_loses_nothing(
         stream=io.StringIO(),
     )  # fmt: skip
     settings = DeliverySettings.model_validate(
-        {"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 50, "voice": 50}}
-    )
+        # a probe at least every 20 s, so that the 429 minute is probed too
+        {"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 50, "voice": 50},
+         "breaker_cool_cap_s": 20}
+    )  # fmt: skip
     d = Dispatcher(PgStore(pool), notifiers, settings, clock, worker_id="w1", rng=random.Random(7))
     told: list[tuple[str, bool, frozenset[str], datetime]] = []
 
@@ -127,12 +129,16 @@ async def test_a_150_s_twilio_outage_loses_nothing(
         await close_all(notifiers)
 
     statuses = Counter(r["status"] for r in await pool.fetch("SELECT status FROM outbox"))
+    print(  # noqa: T201 - the figures for docs/RELIABILITY.md (pytest -s)
+        f"outage: {statuses}, creates {dict(fake.creates)}, told {[(p, d) for p, d, _, _ in told]}"
+        f", all sent by {clock.now() - T0}"
+    )
     assert statuses == Counter({"sent": MESSAGES}), f"not delivered: {statuses}"
     accepted = Counter(m["to"] for m in fake.messages) + Counter(c["to"] for c in fake.calls)
     assert len(accepted) == MESSAGES, "a message never reached Twilio"
     assert max(accepted.values()) == 1, "a message was accepted twice"
     # one probe at a time while Twilio answered 429, not a storm of 300 messages
-    assert fake.creates["throttled"] <= 12, fake.creates
+    assert 1 <= fake.creates["throttled"] <= 12, fake.creates
     # the outage showed (health/metrics read outages()) and the supervisors were told, twice
     assert set(seen_down) == {"twilio"} and d.outages() == {}
     assert [(p, down) for p, down, _, _ in told] == [("twilio", True), ("twilio", False)]
