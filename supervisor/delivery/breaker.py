@@ -74,8 +74,11 @@ class Breaker:
         return self.down_since is not None
 
     def next_try(self, now: datetime) -> datetime:
-        """When a message held back by this breaker should be looked at again."""
-        return max(now, self.retry_at or now)
+        """When a message held back by this breaker should be looked at again: when the probe
+        may go, or (a probe is in flight) a cool-down from now, never at once (no busy loop)."""
+        if self.retry_at is not None and self.retry_at > now:
+            return self.retry_at
+        return now + timedelta(seconds=self.cool_s)
 
 
 OUTAGE_RULE = "provider-outage"  # the outbox rule id of outage notices (no ladder: never cancelled)
