@@ -77,7 +77,7 @@ class DeliverySettings(_Strict):
     max_attempts: int | None = Field(None, ge=1)
     # The circuit breaker per provider: open after this many consecutive provider failures, for
     # breaker_cool_s doubled at each consecutive opening up to breaker_cool_cap_s.
-    breaker_threshold: int = Field(3, ge=1)
+    breaker_threshold: int = Field(10, ge=1)
     breaker_cool_s: float = Field(5, gt=0)
     breaker_cool_cap_s: float = Field(300, gt=0)
     backoff_base_s: float = Field(2, gt=0)
