@@ -196,6 +196,38 @@ async def test_repeated_500s_fall_back_after_max_attempts(pool, fake, notifiers,
     assert len(fake.calls) == 1
 
 
+async def test_429s_are_retried_past_five_attempts_within_the_horizon(
+    pool, fake, notifiers, clock
+) -> None:
+    """Retries follow a time horizon, not a count (issue 9): eight 429s, then accepted."""
+    fake.script(*["429"] * 8)
+    oid = await insert(pool, urgent=True)
+    d = make(pool, notifiers, clock, breaker_threshold=100)
+    for _ in range(20):
+        await d.run_once()
+        if (await row(pool, oid))["status"] == "sent":
+            break
+        clock.advance(timedelta(seconds=301))  # past the capped backoff
+    r = await row(pool, oid)
+    assert r["status"] == "sent" and r["attempts"] == 9
+    assert len(message_posts(fake)) == 9 and len(fake.messages) == 1
+
+
+async def test_past_its_horizon_a_message_falls_back(pool, fake, notifiers, clock) -> None:
+    fake.script(*["429"] * 50)
+    oid = await insert(pool, urgent=True)
+    d = make(pool, notifiers, clock, retry_horizon_s={"sms": 120}, breaker_threshold=100)
+    for _ in range(10):
+        await d.run_once()
+        clock.advance(timedelta(seconds=61))
+        if (await row(pool, oid))["status"] == "failed":
+            break
+    r = await row(pool, oid)
+    assert r["status"] == "failed" and r["last_error"].startswith("gave up after")
+    fb = await pool.fetchrow("SELECT * FROM outbox WHERE channel = 'voice'")
+    assert fb is not None and "429" in fb["note"]
+
+
 # -- ambiguous sends and crashes ------------------------------------------------------------------
 
 
