@@ -35,7 +35,6 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import cast
 
 from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
@@ -46,7 +45,6 @@ from supervisor.delivery.policy import (
     compose_group,
     expired,
     release_at,
-    split_groups,
 )
 from supervisor.delivery.sending import (
     Batch,
@@ -54,10 +52,10 @@ from supervisor.delivery.sending import (
     OutageFn,
     TokenBucket,
     address_for,
+    group_rows,
     provider_of,
 )
 from supervisor.storage.base import OutboxRow, Store
-from supervisor.storage.pg_outbox import person
 
 log = logging.getLogger(__name__)
 
@@ -165,18 +163,7 @@ class Dispatcher:
         return [self._batch(rows) for rows in messages]
 
     def _group(self, rows: list[OutboxRow]) -> list[list[OutboxRow]]:
-        """Urgent rows go alone; the others by person and channel, cut to the SMS budget."""
-        out: list[list[OutboxRow]] = []
-        together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
-        for r in sorted(rows, key=lambda r: r["id"]):
-            if r["urgent"] or not self.settings.group_window_s:
-                out.append([r])
-            else:
-                together[(r["channel"], person(r))].append(r)
-        for group in together.values():
-            for chunk in split_groups(group, self.settings.group_max_segments):
-                out.append([cast(OutboxRow, r) for r in chunk])
-        return out
+        return group_rows(rows, self.settings)
 
     def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
         return Batch(rows[0]["id"], rows, compose_group(rows), since)

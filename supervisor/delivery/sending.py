@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from notifiers.base import Notifier
 from supervisor.core.clock import Clock
-from supervisor.storage.base import OutboxRow
+from supervisor.delivery.policy import DeliverySettings, split_groups
+from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})
 
@@ -113,3 +115,19 @@ def address_for(row: Mapping[str, Any], notifier: Notifier) -> str | None:
     if row["channel"] in PHONE_CHANNELS:
         return row["address"] or None
     return row["address"] or str(row["recipient"])
+
+
+def group_rows(rows: list[OutboxRow], settings: DeliverySettings) -> list[list[OutboxRow]]:
+    """Claimed rows as messages: urgent rows go alone; the others by person and channel, cut to
+    the SMS budget (policy.split_groups). Each message's first row is its lead."""
+    out: list[list[OutboxRow]] = []
+    together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r["id"]):
+        if r["urgent"] or not settings.group_window_s:
+            out.append([r])
+        else:
+            together[(r["channel"], person(r))].append(r)
+    for group in together.values():
+        for chunk in split_groups(group, settings.group_max_segments):
+            out.append([cast(OutboxRow, r) for r in chunk])
+    return out

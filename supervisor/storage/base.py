@@ -144,6 +144,12 @@ class OutboxRow(TypedDict):
     created_at: datetime  # when the message was produced: its retry horizon starts here
 
 
+def person(row: Mapping[str, Any]) -> str:
+    """Whom a message goes to: phone channels by number (two contact ids may share a phone),
+    robots by contact."""
+    return str(row["address"] or row["recipient"])
+
+
 class Grouper(Protocol):
     """Cuts claimed rows into messages (lists of rows sent as one); each message's first row is
     its lead."""

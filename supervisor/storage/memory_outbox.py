@@ -20,9 +20,9 @@ from supervisor.storage.base import (
     HeldMessage,
     OutboxRow,
     Reply,
+    person,
     release_time,
 )
-from supervisor.storage.pg_outbox import person
 
 _VIEW = tuple(OutboxRow.__annotations__)  # the columns a claimed row shows
 

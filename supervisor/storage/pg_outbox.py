@@ -25,18 +25,13 @@ from supervisor.storage.base import (
     HeldMessage,
     OutboxRow,
     Reply,
+    person,
     release_time,
 )
 
 
 def _row(r: Any) -> OutboxRow:
     return cast(OutboxRow, dict(r))
-
-
-def person(row: Mapping[str, Any]) -> str:
-    """Whom a message goes to: phone channels by number (two contact ids may share a phone),
-    robots by contact."""
-    return str(row["address"] or row["recipient"])
 
 
 class PgOutbox:
