@@ -306,3 +306,24 @@ async def test_a_burst_to_one_person_is_joined_at_most_limit_rows_at_a_time(stor
 
     (message,) = await store.claim_ready(FIRST_DUE, 2, "w1", timedelta(seconds=60), together)
     assert len(message) == 4  # two claimed, two joined: the join has the claim's limit too
+
+
+async def test_the_attempts_ledger_says_who_could_own_a_provider_message(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(step=0, channel="voice"), note(step=1, channel="voice")], None)
+    a, b = (m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one))
+    lo, hi = FIRST_DUE - timedelta(seconds=30), FIRST_DUE + timedelta(seconds=30)
+    assert await store.touch(a["id"], FIRST_DUE, "w1")
+    await store.record_attempt(a["id"], "retry", None)  # definitely not accepted: owns nothing
+    assert await store.overlapping(PHONE, "voice", b["id"], lo, hi) == 0
+    assert await store.touch(a["id"], FIRST_DUE, "w1")
+    await store.record_attempt(a["id"], "unknown", None)  # maybe accepted: could own a call
+    assert await store.overlapping(PHONE, "voice", b["id"], lo, hi) == 1
+    assert await store.overlapping(PHONE, "voice", b["id"], lo, hi, "another text") == 0
+    # a status callback names the call: the attempt is resolved and its SID known
+    assert await store.record_status(a["id"], "CA1", "initiated", FIRST_DUE) == a["id"]
+    assert await store.overlapping(PHONE, "voice", b["id"], lo, hi) == 0
+    assert "CA1" in await store.known_ids(PHONE, "voice", START)
+    # a later attempt that records another SID does not make CA1 anyone else's
+    assert await store.touch(a["id"], FIRST_DUE, "w1") is False  # sent by the callback
+    assert await store.known_ids(PHONE, "voice", START) == frozenset({"CA1"})

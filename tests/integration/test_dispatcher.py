@@ -228,6 +228,26 @@ async def test_past_its_horizon_a_message_falls_back(pool, fake, notifiers, cloc
     assert fb is not None and "429" in fb["note"]
 
 
+async def test_while_twilio_is_down_sms_fall_back_to_a_channel_that_works(
+    pool, fake, notifiers, clock
+) -> None:
+    """The circuit breaker opens; the next messages go on the fallback channel (here the console,
+    whose provider is up) instead of waiting; the first stays for a probe (no loss either way)."""
+    first = await insert(pool, ticket="20261125001", urgent=True)
+    second = await insert(pool, ticket="20261125002", urgent=True, recipient="liaison-b")
+    await fake.go_away()
+    d = make(pool, notifiers, clock, breaker_threshold=1, fallback={"sms": "console"})
+    stats = await d.run_once()
+    assert stats.retried == 1 and stats.failed == 1 and stats.fallbacks == 1
+    assert set(d.outages()) == {"twilio"}
+    assert (await row(pool, first))["status"] == "pending"  # refused: waits for the provider
+    held = await row(pool, second)
+    assert held["status"] == "failed" and "twilio unavailable" in held["last_error"]
+    await d.run_once()
+    console = await pool.fetchrow("SELECT * FROM outbox WHERE channel = 'console'")
+    assert console["status"] == "sent" and console["ticket"] == "20261125002"
+
+
 # -- ambiguous sends and crashes ------------------------------------------------------------------
 
 
