@@ -46,6 +46,19 @@ class HttpSettings(_Model):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_batch: Annotated[int, Field(ge=1)] = 5_000
     public_url: str | None = None  # how Twilio reaches us, for signature checks
+    # The role an API token acknowledges as when its name is not a contact id (core.acks):
+    # "supervisor" ends everything but the leader's steps.
+    token_role: Literal["liaison", "head", "supervisor", "leader"] = "supervisor"
+
+
+class IngestSettings(_Model):
+    # An event stamped further ahead of the clock than this is refused (API and `ingest`).
+    future_tolerance_s: Annotated[int, Field(ge=0, le=86_400)] = 300
+
+
+class ReloadSettings(_Model):
+    # A rules edit is applied by hot reload only if the rule tests (rules/tests) pass.
+    require_tests: bool = True
 
 
 class PrivacySettings(_Model):
@@ -67,6 +80,8 @@ class Settings(_Model):
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    ingest: IngestSettings = IngestSettings()
+    reload: ReloadSettings = ReloadSettings()
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     log_format: Literal["json", "text"] = "json"
@@ -193,7 +208,25 @@ def api_tokens(settings: Settings, env: Mapping[str, str] | None = None) -> list
     return [t.strip() for t in env.get(settings.http.tokens_env, "").split(",") if t.strip()]
 
 
+DEFAULT_TOKEN_NAME = "api"
+
+
+def named_api_tokens(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(name, token) pairs from `name:token,...`; a bare token (no colon) is named "api"."""
+    out = []
+    for item in api_tokens(settings, env):
+        name, sep, token = item.partition(":")
+        if sep and name.strip() and token.strip():
+            out.append((name.strip(), token.strip()))
+        else:
+            out.append((DEFAULT_TOKEN_NAME, item))
+    return out
+
+
 __all__ = [
+    "named_api_tokens",
     "Settings",
     "CalendarFile",
     "Loaded",

@@ -211,6 +211,8 @@ def _changes(s: TicketState, event: Event) -> dict:
         )
     if t == "closed":
         return dict(status="closed", closed_at=at)
+    if t == "commitment_kept":
+        return {}  # in the contract (docs/api.md); what it changes is the rules' side
     raise ValueError(f"unknown event type {t!r}")
 
 

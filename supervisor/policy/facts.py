@@ -33,6 +33,7 @@ SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "")
 EVENT_TYPES = (
     "created", "dispatched", "signed", "returned", "extension_requested", "extension_decided",
     "commitment_made", "contacted", "replied", "visited", "reopened", "closed",
+    "commitment_kept",
 )  # fmt: skip
 
 FIELDS: dict[str, FieldSpec] = {

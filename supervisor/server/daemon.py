@@ -28,12 +28,13 @@ from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
 from supervisor.application import Supervisor, runtime_from
-from supervisor.config.settings import Loaded, api_tokens, caller_key, load_all
+from supervisor.config.settings import Loaded, caller_key, load_all, named_api_tokens
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
 from supervisor.delivery import policy as delivery
 from supervisor.delivery.outbox import Dispatcher
+from supervisor.server.acking import AckOutcome, acknowledge
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.server.twilio_hooks import setup_twilio_hooks
@@ -87,12 +88,14 @@ class Daemon:
         )  # fmt: skip
         app = make_app(
             self.supervisor,
-            tokens=api_tokens(settings, self.env),
+            tokens=named_api_tokens(settings, self.env),
             metrics=self.metrics,
             health=self.health,
             max_body_bytes=settings.http.max_body_bytes,
             max_batch=settings.http.max_batch,
             on_ingest=self.wake_scheduler.set,
+            future_tolerance=timedelta(seconds=settings.ingest.future_tolerance_s),
+            token_role=settings.http.token_role,
         )
         twilio = settings.notifiers.twilio
         if twilio is not None:
@@ -169,8 +172,14 @@ class Daemon:
     def _not_before(self, note) -> datetime:
         return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
 
-    async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
-        return await self.store.ack(ticket, rule, by, via, self.clock.now())
+    async def _ack(
+        self, ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
+    ) -> AckOutcome:
+        """An acknowledgement by a contact (SMS reply): only what core.acks lets them end."""
+        return await acknowledge(
+            self.pool, self.store, self.supervisor.runtime, ticket, rule, by, via,
+            self.clock.now(), extra_roles=roles,
+        )  # fmt: skip
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         info: dict[str, Any] = {

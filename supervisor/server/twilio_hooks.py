@@ -24,12 +24,15 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from supervisor.core.events import TICKET_ID
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.server.acking import AckOutcome
 
 log = logging.getLogger(__name__)
 
-AckFn = Callable[[str, str | None, str, str], Awaitable[int]]  # (ticket, rule, by, via) -> ladders
+# (ticket, rule, by, via, roles of the messages replied to) -> what was acknowledged
+AckFn = Callable[[str, str | None, str, str, frozenset[str]], Awaitable[AckOutcome]]
 
 # Message statuses and call statuses after which nothing more will happen.
 DELIVERED = frozenset({"delivered", "completed", "read"})
@@ -68,8 +71,22 @@ WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active'
 ORDER BY o.sent_at DESC, o.id DESC
 LIMIT 1
 """
+# The same, for a reply naming its ticket ("1 A2026..."): that ticket's latest message.
+LATEST_SENT_FOR = """
+SELECT o.ticket, o.rule, o.recipient FROM outbox o
+JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
+WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active' AND o.ticket = $2
+ORDER BY o.sent_at DESC, o.id DESC
+LIMIT 1
+"""
+# The roles this person was addressed as on the ticket (a supervisor standing in for a head).
+ROLES_SENT = (
+    "SELECT DISTINCT role FROM outbox WHERE ticket = $1 AND recipient = $2 AND status = 'sent'"
+)
+ROLE_NAMES = {"liaison": "联络员", "head": "单位负责人", "supervisor": "街道热线专员",
+              "leader": "分管领导", "grid": "网格员"}  # fmt: skip
 
-HELP = "如已收到督办提醒，请回复“收到”确认。"
+HELP = "如已收到督办提醒，请回复“收到”确认；有多张工单时回复“收到 工单编号”。"
 NOTHING_TO_ACK = "没有需要确认的督办提醒。"
 
 
@@ -126,29 +143,64 @@ def setup_twilio_hooks(
         form = await verified_form(request)
         if form is None:
             return web.Response(status=403, text="invalid signature")
-        body = (form.get("Body") or "").strip(_PUNCTUATION).casefold()
-        if body not in ack_words:
+        word, ticket = parse_reply(form.get("Body") or "", ack_words)
+        if word is None:
             return _twiml(HELP)
         async with pool.acquire() as conn:
-            row = await conn.fetchrow(LATEST_SENT, form.get("From") or "")
+            if ticket:
+                row = await conn.fetchrow(LATEST_SENT_FOR, form.get("From") or "", ticket)
+            else:
+                row = await conn.fetchrow(LATEST_SENT, form.get("From") or "")
+            roles = (
+                frozenset(
+                    r["role"] for r in await conn.fetch(ROLES_SENT, row["ticket"], row["recipient"])
+                )
+                if row is not None
+                else frozenset()
+            )
         if row is None:
-            return _twiml(NOTHING_TO_ACK)
-        acked = await ack(row["ticket"], row["rule"], row["recipient"], "sms")
+            return _twiml(NOTHING_TO_ACK if not ticket else f"工单{ticket}没有发给您的待确认督办。")
+        out = await ack(row["ticket"], row["rule"], row["recipient"], "sms", roles)
         log.info(
             "acknowledged by SMS",
             extra={
                 "ticket": row["ticket"],
                 "rule": row["rule"],
                 "recipient": row["recipient"],
-                "ladders": acked,
+                "status": out.status,
+                "ladders": out.acknowledged,
             },
         )
-        if not acked:
-            return _twiml(NOTHING_TO_ACK)
-        return _twiml(f"已确认，工单{row['ticket']}的督办已停止。")
+        return _twiml(reply_text(row["ticket"], out))
 
     app.router.add_post("/twilio/status", status)
     app.router.add_post("/twilio/inbound", inbound)
+
+
+def parse_reply(body: str, ack_words: set[str]) -> tuple[str | None, str | None]:
+    """(the acknowledgement word, the ticket named after it or None); (None, None) when the
+    reply is not an acknowledgement. "1" and "1 A2026..." (also "收到，A2026...")."""
+    text = body.strip(_PUNCTUATION)
+    if text.casefold() in ack_words:
+        return text, None
+    head, _, rest = text.replace("，", " ").replace(",", " ").partition(" ")
+    rest = rest.strip(_PUNCTUATION)
+    named = TICKET_ID.fullmatch(rest) and any(c.isdigit() for c in rest)
+    if head.strip(_PUNCTUATION).casefold() in ack_words and named:
+        return head, rest
+    return None, None
+
+
+def reply_text(ticket: str, out: AckOutcome) -> str:
+    """The answer to an acknowledging reply, in words the unit understands."""
+    if out.status == "not_allowed":
+        whom = "、".join(ROLE_NAMES.get(r, r) for r in out.refused_roles)
+        return f"工单{ticket}的督办发给{whom}，需由其本人确认；您的回复未停止该督办。"
+    if out.status != "ok" or not out.acknowledged:
+        return NOTHING_TO_ACK
+    if out.still_open:
+        return f"已确认，工单{ticket}中发给您的提醒已停止；更高一级的督办不受影响。"
+    return f"已确认，工单{ticket}的督办已停止。"
 
 
 def _outbox_id(key: str | None) -> int | None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder, Plan, TimerSpec
@@ -193,10 +194,29 @@ class MemoryStore:
                         out.notifications.append(n)
         return out
 
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int:
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int:
         n = 0
         for key, lad in list(self.ladders.items()):
             if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active":
+                if scope is not None:  # only what the acknowledger may end (core.acks)
+                    steps = scope.steps.get(key[1], frozenset())
+                    if not steps:
+                        continue
+                    if key[1] in scope.whole:
+                        self.ladders[key] = replace(lad, status="acked", reason=f"acknowledged via {via}")
+                    for tkey, timer in self.timers.items():
+                        if tkey[:3] == key and timer.status == "pending" and tkey[3] in steps:
+                            timer.status = "cancelled"
+                    n += 1
+                    continue
                 self.ladders[key] = replace(lad, status="acked", reason=f"acknowledged via {via}")
                 for tkey, timer in self.timers.items():
                     if tkey[:3] == key and timer.status == "pending":

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from supervisor.core.acks import AckScope
 from supervisor.core.events import Event, event_from_store
 from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder, Plan, TimerSpec
@@ -78,7 +79,15 @@ class Store(Protocol):
         linked_window: timedelta = timedelta(0),
     ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int: ...
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int: ...
     async def replan(self, plan_fn: PlanFn) -> int: ...
 
 
@@ -431,9 +440,22 @@ class PgStore:
         async with self.pool.acquire() as conn:
             return await conn.fetchval(NEXT_DUE)
 
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int:
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int:
         """Acknowledge the active ladders of a ticket (one rule, or all): they stop, their pending
-        timers and unsent messages are cancelled. Returns how many ladders were acknowledged."""
+        timers and unsent messages are cancelled. Returns how many ladders were acknowledged.
+        With a `scope` (core.acks), only what it covers ends: its whole rules' ladders stop;
+        in the others, the covered steps' timers and the covered roles' messages are cancelled
+        and the ladder runs on (see docs/RELIABILITY.md)."""
+        if scope is not None:
+            return await self._ack_scoped(ticket, rule, by, via, at, scope)
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """UPDATE ladders SET status = 'acked', acked_by = $3, acked_at = $4, reason = 'acknowledged via ' || $5
@@ -464,6 +486,40 @@ class PgStore:
                     at,
                 )
             return len(rows)
+
+    async def _ack_scoped(
+        self, ticket: str, rule: str | None, by: str, via: str, at: datetime, scope: AckScope
+    ) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            ladders = await conn.fetch(
+                "SELECT rule, cycle FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' FOR UPDATE",
+                ticket, rule,
+            )  # fmt: skip
+            done = 0
+            for r in ladders:
+                steps = sorted(scope.steps.get(r["rule"], frozenset()))
+                if not steps:
+                    continue
+                done += 1
+                key = (ticket, r["rule"], r["cycle"])
+                if r["rule"] in scope.whole:
+                    await conn.execute(
+                        "UPDATE ladders SET status = 'acked', acked_by = $4, acked_at = $5, reason = 'acknowledged via ' || $6 WHERE ticket=$1 AND rule=$2 AND cycle=$3",
+                        *key, by, at, via,
+                    )  # fmt: skip
+                await conn.execute(
+                    "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND step = ANY($4::int[])",
+                    *key, steps,
+                )  # fmt: skip
+                await conn.execute(
+                    "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND role = ANY($4::text[])",
+                    *key, sorted(scope.roles),
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO acks (ticket, rule, cycle, by_whom, via, at) VALUES ($1,$2,$3,$4,$5,$6)",
+                    *key, by, via, at,
+                )  # fmt: skip
+            return done
 
     async def replan(self, plan_fn: PlanFn, batch: int = 500) -> int:
         """Re-derive the ladders and timers of every open ticket (after a rules edit)."""
