@@ -82,7 +82,7 @@ async def acknowledge(
     rule_roles = {r: [s.roles for s in rules[r].steps] if r in rules else [] for r in open_rules}
     scope: AckScope = ack_scope(roles, rule_roles)
     ordered = sorted(roles)
-    if scope.empty:
+    if scope.empty:  # every step is addressed above them (or to another kind of role)
         return AckOutcome(
             "not_allowed", rules=open_rules, refused_roles=scope.refused(rule_roles), roles=ordered
         )
