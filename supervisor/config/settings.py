@@ -21,7 +21,14 @@ from notifiers.registry import missing_settings
 from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
 from supervisor.config.templates import Templates, load_templates
-from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
+from supervisor.config.yamlconf import (
+    ConfigError,
+    ConfigInvalid,
+    Located,
+    load_model,
+    load_yaml,
+    validate,
+)
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
 from supervisor.delivery.policy import DeliverySettings
 from supervisor.policy.rulebook import Policy, load_policy, rule_files
@@ -129,9 +136,13 @@ def load_all(
     env = os.environ if env is None else env
     errors: list[ConfigError] = []
     warnings: list[str] = []
+    settings_path = config_dir / "settings.yaml"
+    located = _collect(errors, lambda: load_yaml(settings_path))
     settings = (
-        _collect(errors, lambda: load_model(Settings, config_dir / "settings.yaml")) or Settings()
-    )
+        _collect(errors, lambda: validate(Settings, located)) if located is not None else None
+    ) or Settings()
+    if located is not None:
+        errors.extend(reconcile_problems(settings, located))
     cal_file = (
         _collect(errors, lambda: load_model(CalendarFile, config_dir / "calendar.yaml"))
         or CalendarFile()
@@ -172,6 +183,27 @@ def load_all(
         raise ConfigInvalid(errors)
     assert directory is not None and templates is not None and policy is not None
     return Loaded(settings, calendar, directory, templates, policy, config_dir, warnings)
+
+
+def reconcile_problems(settings: Settings, located: Located) -> list[ConfigError]:
+    """A send may take up to its provider's timeout_s; reconciling it sooner finds nothing yet
+    and sends it again (docs/RELIABILITY.md: a duplicate). So reconcile_after_s must be longer
+    than every configured provider's timeout."""
+    wait = settings.delivery.reconcile_after_s
+    out = []
+    for name in type(settings.notifiers).model_fields:
+        provider = getattr(settings.notifiers, name)
+        timeout = getattr(provider, "timeout_s", None)
+        if isinstance(timeout, int | float) and wait <= timeout:
+            out.append(
+                located.error(
+                    ("delivery", "reconcile_after_s"),
+                    f"{wait:g} s is not longer than notifiers.{name}.timeout_s ({timeout:g} s): "
+                    "a send still waiting for its answer would be reconciled too early and sent "
+                    f"twice; make it longer than {timeout:g} s (default 60)",
+                )
+            )
+    return out
 
 
 def _years_ahead() -> range:

@@ -37,7 +37,7 @@ DURATION_SCHEMA = {
     "anyOf": [
         {
             "type": "string",
-            "pattern": r"^[+-]?\s*\d+\s*(m|h|d|minutes?|hours?|days?|working (minutes?|hours?|days?)|个?工作(分钟|小时|日))$",
+            "pattern": r"^[+-]?\s*(\d+(\.\d+)?\s*(m|mins?|minutes?|h|hours?|d|days?|working (minutes?|hours?)|个?(工作分钟|工作小时|分钟|分|小时|钟头|天|自然日|自然天))|\d+\s*(working days?|个?工作日))$",
         },
         {"type": "integer", "const": 0},
     ],
