@@ -56,8 +56,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
-        if record.exc_text or record.exc_info:
-            out["exc"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        elif record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
@@ -70,8 +72,10 @@ class TextFormatter(logging.Formatter):
         line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
         if tail:
             line += f"  [{tail}]"
-        if record.exc_text or record.exc_info:
-            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        elif record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 
