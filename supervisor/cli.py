@@ -119,7 +119,17 @@ def cmd_simulate(args) -> int:
         except ValueError as exc:
             print(f"--until: {exc}", file=sys.stderr)
             return 1
-    notes = asyncio.run(simulate(events, runtime, until))
+    from supervisor.tools.simulate import in_time_order
+
+    if args.as_arrived:
+        print("simulate: events replayed in file order (--as-arrived): an event stamped "
+              "before the clock arrives late", file=sys.stderr)  # fmt: skip
+    else:
+        moved = in_time_order(events)[1]
+        print(f"simulate: events replayed in time order (sorted by `at`, ties in file order); "
+              f"{moved} of {len(events)} were not in that order in the file; "
+              "--as-arrived replays file order", file=sys.stderr)  # fmt: skip
+    notes = asyncio.run(simulate(events, runtime, until, as_arrived=args.as_arrived))
     if args.deliveries:
         from supervisor.tools.simulate import plan_deliveries
 
@@ -226,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--deliveries",
         action="store_true",
         help="print the messages as they would go out (grouping, quiet hours)",
+    )
+    p.add_argument(
+        "--as-arrived",
+        action="store_true",
+        help="replay in file order (an event stamped before the clock arrives late); "
+        "default: sorted by `at`",
     )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("ingest", help="store a JSON-lines file of events")

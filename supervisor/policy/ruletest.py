@@ -167,3 +167,24 @@ async def run_files(paths: list[Path], runtime: Runtime) -> list[TestResult]:
     if errors:
         raise ConfigInvalid(errors)
     return results
+
+
+def test_files(rule_files: list[str] | tuple[str, ...] | list[Path]) -> list[Path]:
+    """The rule tests next to the rules: rules/tests/*.yaml."""
+    if not rule_files:
+        return []
+    return sorted(Path(rule_files[0]).parent.glob("tests/*.yaml"))
+
+
+async def failing(paths: list[Path], runtime: Runtime) -> list[str]:
+    """Every failing test as `file:line: name: failure; ...` (or the test files' own errors);
+    [] when all pass. A rules folder without tests fails: nothing would guard the edit."""
+    if not paths:
+        return ["no rule tests found (rules/tests/*.yaml): a rules edit needs its tests"]
+    try:
+        results = await run_files(paths, runtime)
+    except ConfigInvalid as exc:
+        return [str(e) for e in exc.errors]
+    return [
+        f"{r.file}:{r.line}: {r.name}: {'; '.join(r.failures)}" for r in results if not r.ok
+    ]

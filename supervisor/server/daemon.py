@@ -308,7 +308,8 @@ class Daemon:
                 await self.reload("file change")
 
     async def reload(self, why: str) -> bool:
-        """Load everything again; an invalid edit is refused and the running rules stay. A valid
+        """Load everything again; an invalid edit, or one that fails the rule tests
+        (reload.require_tests, the default), is refused and the running rules stay. A valid
         one re-plans the pending timers of open tickets; nothing already sent is sent again
         (the fired timers and outbox rows keep their unique keys)."""
         try:
@@ -320,6 +321,20 @@ class Daemon:
                 extra={"why": why, "errors": [str(e) for e in exc.errors]},
             )
             return False
+        if self.loaded.settings.reload.require_tests:
+            from supervisor.policy.ruletest import failing, test_files
+
+            failures = await failing(
+                test_files(loaded.policy.files), runtime_from(loaded, b"rule-tests")
+            )
+            if failures:
+                self.metrics.reloads.labels("refused").inc()
+                log.error(
+                    "rules edit refused: the rule tests fail; the running rules stay "
+                    "(update rules/tests with the rule, then `test-rules`)",
+                    extra={"why": why, "failing_tests": failures},
+                )
+                return False
         if loaded.settings != self.loaded.settings:
             log.warning(
                 "settings changed: rules, contacts and templates reload now; restart for the rest",

@@ -1,7 +1,9 @@
 """Replaying events on a virtual clock through the daemon's own core (Supervisor + MemoryStore).
 
-Events arrive in file order; an event arrives at its `at` (or at once, if the clock has passed it:
-a late event). Before each arrival, every timer due by then fires, in due-time order.
+Events are replayed in `at` order (a stable sort: ties keep file order), so a file grouped by
+ticket is not mistaken for late arrivals; `as_arrived` keeps file order instead, where an event
+arrives at its `at` or at once if the clock has passed it (a late event). Before each arrival,
+every timer due by then fires, in due-time order.
 """
 
 from __future__ import annotations
@@ -100,10 +102,22 @@ class Simulation:
         await self.store.ack(ticket, rule, by, "test", self.clock.now())
 
 
+def in_time_order(events: Sequence[Event]) -> tuple[list[Event], int]:
+    """Events sorted by `at` (stable), and how many were not where the sort put them."""
+    ordered = sorted(events, key=lambda e: e.at)
+    return ordered, sum(1 for a, b in zip(events, ordered, strict=True) if a is not b)
+
+
 async def simulate(
-    events: Iterable[Event], runtime: Runtime, until: datetime | None = None
+    events: Iterable[Event],
+    runtime: Runtime,
+    until: datetime | None = None,
+    *,
+    as_arrived: bool = False,
 ) -> list[Notification]:
     events = list(events)
+    if not as_arrived:
+        events, _ = in_time_order(events)
     if not events:
         return []
     sim = Simulation(runtime, min(e.at for e in events))
