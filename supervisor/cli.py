@@ -1,9 +1,11 @@
 """hotline-supervisor: the command line. Thin: arguments, configuration, asyncio.run.
 
-run [--demo]                 the daemon (HTTP API + scheduler + dispatcher)
+run [--demo] [--port N]      the daemon (HTTP API + scheduler + dispatcher), port 8345 by default
+    [--reset-demo]           (--reset-demo deletes the tickets an earlier --demo left behind)
 check                        validate config/ and rules/, list every problem (exit 1 if any)
 test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
-simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
+simulate EVENTS.jsonl        replay events (sorted by `at`; --as-arrived: file order) on a virtual
+                             clock, print the notifications (JSON lines)
 ingest EVENTS.jsonl          store a file of events through the same path as the API
 schema                       print the JSON Schema of rule files
 """
@@ -155,6 +157,17 @@ def cmd_ingest(args) -> int:
     events = _events_or_report(args.events, key)
     if events is None:
         return 1
+    from datetime import UTC, datetime, timedelta
+
+    from supervisor.core.events import future_problems
+
+    tolerance = timedelta(seconds=loaded.settings.ingest.future_tolerance_s)
+    ahead = future_problems(events, datetime.now(UTC), tolerance)
+    if ahead:  # history imports freely; the future only within the tolerance
+        index, problem = ahead[0]
+        print(f"{args.events}: event {events[index].id}: {problem}; nothing was stored",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
     async def go() -> tuple[int, int]:
         s = loaded.settings
@@ -174,15 +187,45 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def _port(args) -> int | None:
+    """--port, else HOTLINE_PORT, else None (settings.yaml's http.port)."""
+    if args.port is not None:
+        return int(args.port)
+    env = os.environ.get("HOTLINE_PORT", "").strip()
+    if not env:
+        return None
+    if not env.isdigit() or not 0 <= int(env) <= 65535:
+        raise ValueError(f"HOTLINE_PORT={env!r} is not a port number (0-65535)")
+    return int(env)
+
+
 def cmd_run(args) -> int:
+    import secrets
+
+    from supervisor.config.settings import named_api_tokens
     from supervisor.server import logs
-    from supervisor.server.daemon import Daemon
+    from supervisor.server.daemon import Daemon, PortInUse
 
     loaded = _load_or_report(args)
     if loaded is None:
         return 1
+    try:
+        port = _port(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if port is not None:
+        http = loaded.settings.http.model_copy(update={"port": port})
+        loaded.settings = loaded.settings.model_copy(update={"http": http})
     logs.setup("text" if args.demo or sys.stderr.isatty() else loaded.settings.log_format)
-    daemon = Daemon(loaded)
+    env = dict(os.environ)
+    demo_token = None
+    if args.demo and not named_api_tokens(loaded.settings, env):
+        demo_token = secrets.token_urlsafe(18)  # this run only; printed below
+        env[loaded.settings.http.tokens_env] = f"demo:{demo_token}"
+    daemon = Daemon(loaded, env=env)
+    if args.demo or args.reset_demo:
+        daemon.demo_data = "purge"
 
     async def main() -> None:
         on_started = None
@@ -190,11 +233,15 @@ def cmd_run(args) -> int:
             from supervisor.tools.demo import run_demo
 
             async def on_started() -> None:
-                await run_demo(daemon)
+                await run_demo(daemon, token=demo_token)
 
         await daemon.run_forever(on_started)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except PortInUse as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -220,7 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="also feed a short demo stream of events, to see messages go out",
+        help="also feed a short demo stream of events, to see messages go out "
+        "(replaces the demo tickets of an earlier demo; makes an API token if none is set)",
+    )
+    p.add_argument(
+        "--reset-demo",
+        action="store_true",
+        help="delete the demo tickets (DEMO-...) an earlier `run --demo` left in the database",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        help="HTTP port (default: $HOTLINE_PORT, else http.port in settings.yaml: 8345)",
     )
     p.set_defaults(func=cmd_run)
     sub.add_parser("check", help="validate configuration and rules").set_defaults(func=cmd_check)

@@ -44,6 +44,29 @@ from supervisor.storage.pg import PgStore, run_report
 log = logging.getLogger("hotline.daemon")
 
 
+class PortInUse(Exception):
+    """The HTTP port is taken: one line for the user, no traceback."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            f"port {port} on {host} is in use (is another hotline-supervisor running?); "
+            "choose another with `run --port N`, HOTLINE_PORT=N or http.port in settings.yaml"
+        )
+        self.host, self.port = host, port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUse before anything else is opened (port 0: any free port, always fine)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUse(host, port) from None
+
+
 class Daemon:
     def __init__(
         self,
@@ -67,11 +90,15 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._notifiers: dict = {}
         self._mtimes: dict[Path, float] = {}
+        # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
+        # deletes them (`run --demo`, `run --reset-demo`)
+        self.demo_data = "silence"
 
     # --- start and stop ----------------------------------------------------------------------
 
     async def start(self) -> None:
         settings = self.loaded.settings
+        check_port_free(settings.http.host, settings.http.port)
         dsn = self.env.get(settings.database.url_env) or None
         self._db_cm = database(
             dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
@@ -103,10 +130,15 @@ class Daemon:
                 app, pool=self.pool, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
             )  # fmt: skip
+        await self._demo_data()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:  # taken between the check and now
+            await self.stop()
+            raise PortInUse(settings.http.host, settings.http.port) from None
         self.port = self._runner.addresses[0][1] if self._runner.addresses else settings.http.port
         self._remember_mtimes()
         for name, coro in (
@@ -119,6 +151,12 @@ class Daemon:
             self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
         for warning in self.loaded.warnings:
             log.warning(warning)
+        if not named_api_tokens(settings, self.env):
+            log.warning(
+                f"no API token configured ({settings.http.tokens_env} is empty): /api/v1 answers "
+                f"401 to every request; set {settings.http.tokens_env}=name:token "
+                "(`run --demo` makes one for the demo)"
+            )
         if self.loaded.calendar.uncovered_years(
             range(self.clock.now().year, self.clock.now().year + 2)
         ):
@@ -168,6 +206,20 @@ class Daemon:
             await self.stop()
 
     # --- helpers -----------------------------------------------------------------------------
+
+    async def _demo_data(self) -> None:
+        from supervisor.tools import demo_data
+
+        if self.demo_data == "purge":
+            n = await demo_data.purge_demo(self.pool)
+            if n:
+                log.info(f"removed {n} demo tickets of an earlier `run --demo`")
+        elif await demo_data.count_demo(self.pool):
+            n = await demo_data.silence_demo(self.pool)
+            log.warning(
+                f"{n} demo tickets ({demo_data.DEMO_PREFIX}...) of an earlier `run --demo` are in "
+                "the database: their reminders are stopped; `run --reset-demo` deletes them"
+            )
 
     def _not_before(self, note) -> datetime:
         return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)

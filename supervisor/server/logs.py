@@ -11,6 +11,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from supervisor.core.clock import SHANGHAI
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 # Phone numbers as libraries write them: +8613800138001, %2B8613800138001 (URL-encoded),
@@ -69,7 +71,9 @@ class TextFormatter(logging.Formatter):
             k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
         }
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
-        line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        # Beijing time, whatever the machine's zone: the times in the messages are Beijing time too
+        stamp = datetime.fromtimestamp(record.created, SHANGHAI).strftime("%H:%M:%S")
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
         if tail:
             line += f"  [{tail}]"
         if record.exc_text:
