@@ -226,3 +226,10 @@ async def test_the_ticket_view_is_in_beijing_time_with_the_deadlines(client):
     assert view["timers"][0]["due_at"].endswith("+08:00")
     acked = [lad for lad in view["ladders"] if lad["rule"] == "sign-off"]
     assert acked[0]["acked_at"].endswith("+08:00")
+
+
+async def test_the_openapi_document_is_served_without_a_token(client):
+    from supervisor.server.openapi import openapi_document
+
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status == 200 and await resp.json() == openapi_document()
