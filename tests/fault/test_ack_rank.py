@@ -115,3 +115,20 @@ async def test_a_liaisons_second_reply_changes_nothing(world, pool):
     await reply(client, LIAISON, "1")
     assert await steps(pool) == [(0, "fired"), (1, "pending"), (2, "pending")]
     assert await pool.fetchval("SELECT status FROM ladders WHERE rule = 'sign-off'") == "active"
+
+
+async def test_a_reply_naming_a_ticket_acknowledges_that_ticket_a_bare_one_the_latest(world, pool):
+    sup, clock, client = world
+    await sup.ingest([
+        ev("S1", 1, "created", sh(2026, 11, 23, 9, 0), kind="complaint"),
+        ev("S1", 2, "dispatched", sh(2026, 11, 23, 9, 5), unit="城管执法中队"),
+        ev("S2", 1, "created", sh(2026, 11, 23, 9, 0), kind="complaint"),
+        ev("S2", 2, "dispatched", sh(2026, 11, 23, 9, 15), unit="城管执法中队"),
+    ])  # fmt: skip
+    await fire_and_send(sup, clock, pool, sh(2026, 11, 23, 10, 35))  # S1's liaison reminder
+    await fire_and_send(sup, clock, pool, sh(2026, 11, 23, 10, 45))  # S2's: the latest
+    assert "工单NOPE1没有发给您的待确认督办" in await reply(client, LIAISON, "1 NOPE1")
+    await reply(client, LIAISON, "1 S1")
+    assert [r["ticket"] for r in await pool.fetch("SELECT ticket FROM acks")] == ["S1"]
+    await reply(client, LIAISON, "1")
+    assert [r["ticket"] for r in await pool.fetch("SELECT ticket FROM acks ORDER BY at, ticket")] == ["S1", "S2"]
