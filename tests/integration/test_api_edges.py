@@ -233,3 +233,28 @@ async def test_the_openapi_document_is_served_without_a_token(client):
 
     resp = await client.get("/api/v1/openapi.json")
     assert resp.status == 200 and await resp.json() == openapi_document()
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [{"id": "e1", "ticket": "E1", "type": "created", "at": "2000-01-01T00:00:00+14:00", "kind": "complaint"},
+         {"id": "e2", "ticket": "E1", "type": "dispatched", "at": "2000-01-01T00:00:00+14:00", "unit": "U"}],
+        [{"id": "e3", "ticket": "E2", "type": "created", "at": "2026-11-30T09:00:00+08:00", "kind": "complaint"},
+         {"id": "e4", "ticket": "E2", "type": "dispatched", "at": "2026-11-30T09:00:00+08:00", "unit": "U",
+          "reply_by": "2099-12-31T23:59:59-14:00", "sign_by": "2099-12-31T23:59:59-14:00"},
+         {"id": "e5", "ticket": "E2", "type": "extension_requested", "at": "2026-11-30T10:00:00+08:00",
+          "until": "2099-12-31T23:59:59-14:00"},
+         {"id": "e6", "ticket": "E2", "type": "extension_decided", "at": "2026-11-30T11:00:00+08:00", "approved": True},
+         {"id": "e7", "ticket": "E2", "type": "commitment_made", "at": "2026-11-30T11:00:00+08:00", "due": "2099-12-31"},
+         {"id": "e8", "ticket": "E2", "type": "reopened", "at": "2026-11-30T12:00:00+08:00",
+          "reply_by": "2099-12-31T23:59:59-14:00"}],
+    ],
+)  # fmt: skip
+async def test_the_edges_of_the_accepted_range_are_stored_and_viewable(client, events):
+    """The range is chosen so that everything inside it works end to end: the calendar, the
+    planner, PostgreSQL and the view (the issue's 500s came from years 1 and 9999)."""
+    resp = await client.post("/api/v1/events", json=events, headers=auth())
+    assert resp.status == 200, await resp.text()
+    view = await client.get(f"/api/v1/tickets/{events[0]['ticket']}", headers=auth())
+    assert view.status == 200, await view.text()
