@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 RANKS: dict[str, int] = {"liaison": 1, "head": 2, "supervisor": 3, "leader": 4}
 GRID = "grid"
@@ -91,3 +92,24 @@ def roles_held(
     if grid is not None and person in grids.get(grid, ()):
         held.add(GRID)
     return frozenset(held)
+
+
+def ticket_roles(directory: Any, person: str, state: Any) -> frozenset[str]:
+    """roles_held for a ticket state (its lead and co-handling units, its grid), from a
+    config.contacts.Directory."""
+    model = directory.model
+    return roles_held(
+        person,
+        unit_roles={uid: {"liaison": u.liaison, "head": u.head} for uid, u in model.units.items()},
+        street={"supervisor": model.street.supervisor, "leader": model.street.leader},
+        grids=model.grids,
+        units=[u for u in (state.unit, *state.co_units) if u],
+        grid=state.grid,
+    )
+
+
+def rule_step_roles(
+    rules: Mapping[str, Any], rule_ids: Iterable[str]
+) -> dict[str, list[tuple[str, ...]]]:
+    """rule id -> each step's roles, for ack_scope (an unknown rule: no steps, nothing covered)."""
+    return {r: [tuple(s.roles) for s in rules[r].steps] if r in rules else [] for r in rule_ids}

@@ -11,7 +11,7 @@ from typing import Literal
 import asyncpg
 
 from supervisor.application import Runtime
-from supervisor.core.acks import AckScope, ack_scope, roles_held
+from supervisor.core.acks import AckScope, ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.state import TicketState
 from supervisor.storage.pg import Store
 
@@ -30,16 +30,7 @@ class AckOutcome:
 
 
 def acker_roles(runtime: Runtime, person: str, state: TicketState) -> frozenset[str]:
-    model = runtime.directory.model
-    units = [u for u in (state.unit, *state.co_units) if u]
-    return roles_held(
-        person,
-        unit_roles={uid: {"liaison": u.liaison, "head": u.head} for uid, u in model.units.items()},
-        street={"supervisor": model.street.supervisor, "leader": model.street.leader},
-        grids=model.grids,
-        units=units,
-        grid=state.grid,
-    )
+    return ticket_roles(runtime.directory, person, state)
 
 
 async def acknowledge(
@@ -78,8 +69,7 @@ async def acknowledge(
     roles = acker_roles(runtime, who, state) | frozenset(extra_roles)
     if not roles:
         roles = frozenset(default_roles)
-    rules = runtime.policy.rules_by_id
-    rule_roles = {r: [s.roles for s in rules[r].steps] if r in rules else [] for r in open_rules}
+    rule_roles = rule_step_roles(runtime.policy.rules_by_id, open_rules)
     scope: AckScope = ack_scope(roles, rule_roles)
     ordered = sorted(roles)
     if scope.empty:  # every step is addressed above them (or to another kind of role)

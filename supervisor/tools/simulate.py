@@ -17,6 +17,7 @@ from typing import Any
 
 from supervisor.application import BatchRejected, Runtime, Supervisor, validate_batch
 from supervisor.core import reports
+from supervisor.core.acks import ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.clock import VirtualClock
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
@@ -98,8 +99,20 @@ class Simulation:
         await self.supervisor.ingest_events([event])
 
     async def ack(self, ticket: str, rule: str | None, by: str, at: datetime) -> None:
+        """As the daemon acknowledges (core.acks): a contact ends only what is addressed to
+        them and below; a name that is no contact acts as the supervisor (the API's default)."""
         await self.advance(at)
-        await self.store.ack(ticket, rule, by, "test", self.clock.now())
+        rt = self.supervisor.runtime
+        state = self.store.states.get(ticket)
+        roles = ticket_roles(rt.directory, by, state) if state is not None else frozenset()
+        open_rules = sorted({
+            key[1] for key, lad in self.store.ladders.items()
+            if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active"
+        })  # fmt: skip
+        scope = ack_scope(
+            roles or {"supervisor"}, rule_step_roles(rt.policy.rules_by_id, open_rules)
+        )
+        await self.store.ack(ticket, rule, by, "test", self.clock.now(), scope=scope)
 
 
 def in_time_order(events: Sequence[Event]) -> tuple[list[Event], int]:
