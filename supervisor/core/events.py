@@ -40,11 +40,11 @@ MAX_YEAR = 2099
 MAX_OFFSET = timedelta(hours=14)  # the widest UTC offset in use (Pacific/Kiritimati)
 
 # Ticket ids become URL path segments (/api/v1/tickets/{id}): letters (any script), digits and
-# `-_.:#`, starting with a letter or digit, at most 64 characters. No `/`, braces, whitespace or
+# `-_.:`, starting with a letter or digit, at most 64 characters. No `/`, braces, whitespace or
 # control characters, which the router cannot reach and logs cannot show.
-TICKET_ID = re.compile(r"[^\W_][\w.:#-]{0,63}")
+TICKET_ID = re.compile(r"[^\W_][\w.:-]{0,63}")
 TICKET_ID_RULE = (
-    "must be 1-64 characters: letters, digits and - _ . : #, starting with a letter or digit"
+    "must be 1-64 characters: letters, digits and - _ . :, starting with a letter or digit"
 )
 
 

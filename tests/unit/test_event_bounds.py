@@ -76,14 +76,14 @@ def test_the_range_edges_are_accepted():
 
 
 @pytest.mark.parametrize(
-    "ticket", ["A{1}", "T/1", "T 1", "T\t1", "T\n", "T\x07", "-T", "_T", "x" * 65, "{ticket}"]
+    "ticket", ["A{1}", "A#1", "T/1", "T 1", "T\t1", "T\n", "T\x07", "-T", "_T", "x" * 65, "{ticket}"]
 )
 def test_ticket_ids_outside_the_alphabet_are_refused(ticket: str):
     message = _problem({"id": "x", "ticket": ticket, "type": "closed", "at": "2026-11-25T10:00:00+08:00"})
-    assert message.startswith("ticket: ") and "letters, digits and - _ . : #" in message
+    assert message.startswith("ticket: ") and "letters, digits and - _ . :," in message
 
 
-@pytest.mark.parametrize("ticket", ["A2026112500123", "GD-2026.11:7#2", "工单2026", "x" * 64])
+@pytest.mark.parametrize("ticket", ["A2026112500123", "GD-2026.11:7_2", "工单2026", "x" * 64])
 def test_ticket_ids_in_the_alphabet_are_accepted(ticket: str):
     assert parse_event({"id": "x", "ticket": ticket, "type": "closed", "at": "2026-11-25T10:00:00+08:00"}).ticket == ticket
 
