@@ -180,6 +180,11 @@ def plan_deliveries(
                 "tickets": [r["ticket"] for r in part],
                 "rules": sorted({g.rule for g in group if g.ticket in {r["ticket"] for r in part}}),
                 "held": when != n.at,
+                # why it waited: quiet hours (22:00-07:30, non-working days) or grouping
+                "held_by": None if when == n.at else (
+                    "quiet_hours" if delivery.quiet_release(n.at, settings.quiet_hours) != n.at
+                    else "grouping"
+                ),
                 "text": delivery.compose_group(part, None),
             })  # fmt: skip
     return sorted(out, key=lambda d: d["at"])

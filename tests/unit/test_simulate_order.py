@@ -52,3 +52,21 @@ def test_the_cli_says_which_order_it_used(tmp_path: Path, capsys: pytest.Capture
     assert "sorted by `at`" in err and "3 of 5 were not in that order" in err
     assert main(["--config", "config", "simulate", str(path), "--until", until, "--as-arrived"]) == 0
     assert "file order (--as-arrived)" in capsys.readouterr().err
+
+
+async def test_deliveries_say_why_a_message_waited():
+    from supervisor.tools.simulate import plan_deliveries
+    from tests.helpers import loaded
+
+    lo = loaded()
+    raws = [
+        ev("B1", 1, "created", sh(2026, 11, 24, 9, 0), kind="complaint"),
+        ev("B1", 2, "dispatched", sh(2026, 11, 24, 9, 0), unit="城管执法中队"),
+        ev("B1", 3, "signed", sh(2026, 11, 24, 9, 10), unit="城管执法中队"),
+        ev("B1", 4, "replied", sh(2026, 11, 24, 23, 0), unit="城管执法中队"),  # no contact before
+    ]
+    notes = await simulate(validate_batch(raws, b"k"), runtime(), sh(2026, 11, 25, 9, 10))
+    out = plan_deliveries(notes, lo.settings.delivery, None)
+    night = [d for d in out if d["rules"] == ["no-contact-before"]]
+    assert night and night[0]["held_by"] == "quiet_hours"
+    assert night[0]["at"] == "2026-11-25T07:30:00+08:00"
