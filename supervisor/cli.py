@@ -204,7 +204,8 @@ def cmd_run(args) -> int:
 
     from supervisor.config.settings import named_api_tokens
     from supervisor.server import logs
-    from supervisor.server.daemon import Daemon, PortInUse
+    from supervisor.server.daemon import Daemon
+    from supervisor.server.ports import PortInUse
 
     loaded = _load_or_report(args)
     if loaded is None:

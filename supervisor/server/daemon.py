@@ -37,34 +37,12 @@ from supervisor.delivery.outbox import Dispatcher
 from supervisor.server.acking import AckOutcome, acknowledge
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
+from supervisor.server.ports import PortInUse, check_port_free
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.db import database
 from supervisor.storage.pg import PgStore, run_report
 
 log = logging.getLogger("hotline.daemon")
-
-
-class PortInUse(Exception):
-    """The HTTP port is taken: one line for the user, no traceback."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(
-            f"port {port} on {host} is in use (is another hotline-supervisor running?); "
-            "choose another with `run --port N`, HOTLINE_PORT=N or http.port in settings.yaml"
-        )
-        self.host, self.port = host, port
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise PortInUse before anything else is opened (port 0: any free port, always fine)."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise PortInUse(host, port) from None
 
 
 class Daemon:
