@@ -79,7 +79,7 @@ AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus c
 
 _COLUMNS = (
     "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error, in_flight"
+    " attempts, claimed_at, last_error, in_flight, params"
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
@@ -367,7 +367,11 @@ class Dispatcher:
             rows = [dict(r) for r in await conn.fetch(CLAIM_READY, now, limit)]
             if not rows:
                 return []
-            keys = {(r["channel"], _person(r)) for r in rows if not r["urgent"]}
+            keys = {
+                (r["channel"], _person(r))
+                for r in rows
+                if not r["urgent"] and not self._templated(r["channel"])
+            }
             if keys and window:
                 joined = await conn.fetch(
                     JOIN_GROUP,
@@ -388,7 +392,7 @@ class Dispatcher:
         batches: list[_Batch] = []
         together: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in sorted(rows, key=lambda r: r["id"]):
-            if r["urgent"] or not self.settings.group_window_s:
+            if r["urgent"] or not self.settings.group_window_s or self._templated(r["channel"]):
                 batches.append(self._batch([r]))
             else:
                 together[(r["channel"], _person(r))].append(r)
@@ -396,6 +400,11 @@ class Dispatcher:
             for chunk in split_groups(group, self.settings.group_max_segments, self.render_group):
                 batches.append(self._batch([dict(r) for r in chunk]))
         return batches
+
+    def _templated(self, channel: str) -> bool:
+        # A provider that sends only registered templates (Aliyun, Tencent) cannot send a group
+        # composed as free text: each message goes alone with its own template and parameters.
+        return bool(getattr(self.notifiers.get(channel), "templated", False))
 
     def _batch(self, rows: list[dict[str, Any]], since: datetime | None = None) -> _Batch:
         return _Batch(rows[0]["id"], rows, compose_group(rows, self.render_group), since)
@@ -439,7 +448,8 @@ class Dispatcher:
             await self._give_up(b, f"no phone number for recipient {b.first['recipient']}", stats)
             return
         msg = Outgoing(key=f"outbox:{b.lead}", channel=b.channel, to=to, text=b.text,
-                       urgent=bool(b.first["urgent"]) and len(b.rows) == 1)  # fmt: skip
+                       urgent=bool(b.first["urgent"]) and len(b.rows) == 1,
+                       params=b.first.get("params") if len(b.rows) == 1 else None)  # fmt: skip
 
         if b.since is not None and not await self._reconcile(b, notifier, msg, stats):
             return

@@ -22,6 +22,7 @@ from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.policy.rulebook import Report
+from supervisor.storage.outbox_params import store_params
 
 # (ticket, events, its ladders, ids of the new events, repeat-call counts, the stored state the
 # events fold onto, or None when `events` is the whole history)
@@ -426,6 +427,7 @@ class PgStore:
             [n.address for n in notes], [n.channel for n in notes], [n.text for n in notes], [n.urgent for n in notes],
             [n.note for n in notes], [self.not_before(n) for n in notes], [n.at for n in notes],
         )  # fmt: skip
+        await store_params(conn, notes)  # template-SMS parameters (migration 007)
 
     async def next_due(self) -> datetime | None:
         async with self.pool.acquire() as conn:
