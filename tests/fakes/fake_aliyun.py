@@ -129,7 +129,9 @@ class FakeAliyun:
                                **{"x-acs-retry-after": "2000"})  # fmt: skip
         if answer.startswith("http-"):
             status = int(answer.removeprefix("http-"))
-            return self._error(status, "InternalError" if status >= 500 else "InvalidParameter", "error")
+            return self._error(
+                status, "InternalError" if status >= 500 else "InvalidParameter", "error"
+            )
         if answer not in ("OK", "500-after-accept"):
             return self._error(200, answer, "scripted")
         for field in ("PhoneNumbers", "SignName", "TemplateCode"):

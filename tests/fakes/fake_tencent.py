@@ -93,7 +93,9 @@ class FakeTencent:
         body = {**body, "RequestId": f"req-{next(self._ids)}"}
         # the SDK looks for errors only when the content type is exactly application/json
         return web.Response(
-            status=status, body=json.dumps({"Response": body}), headers={"Content-Type": "application/json"}
+            status=status,
+            body=json.dumps({"Response": body}),
+            headers={"Content-Type": "application/json"},
         )
 
     def _error(self, code: str, message: str = "scripted") -> web.Response:
@@ -120,7 +122,9 @@ class FakeTencent:
         action = request.headers.get("X-TC-Action", "")
         self.actions.append(action)
         if not self._signed(request, body):
-            return self._error("AuthFailure.SignatureFailure", "The provided credentials could not be validated.")
+            return self._error(
+                "AuthFailure.SignatureFailure", "The provided credentials could not be validated."
+            )
         params = json.loads(body or b"{}")
         if action == "SendSms":
             return await self._send(params)
