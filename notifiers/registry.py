@@ -101,7 +101,10 @@ def build_notifiers(
     if settings.wecom is not None:
         var = settings.wecom.webhook_url_env
         chosen["wecom"] = WeComNotifier(
-            env[var], timeout_s=settings.wecom.timeout_s, required_settings=(var,)
+            env[var],
+            timeout_s=settings.wecom.timeout_s,
+            required_settings=(var,),
+            format=settings.wecom.format,
         )
 
     dt = settings.dingtalk
@@ -111,6 +114,7 @@ def build_notifiers(
             secret=env[dt.secret_env] if dt.secret_env is not None else None,
             timeout_s=dt.timeout_s,
             required_settings=tuple(v for v in (dt.webhook_url_env, dt.secret_env) if v),
+            format=dt.format,
         )
     return chosen
 

@@ -40,6 +40,8 @@ class TwilioSettings(_Strict):
 class WeComSettings(_Strict):
     webhook_url_env: str = "WECOM_WEBHOOK_URL"
     timeout_s: float = Field(10, gt=0)
+    # markdown: heading and lists (notifiers/markdown.py); urgent messages stay text to @all
+    format: Literal["text", "markdown"] = "text"
 
 
 class DingTalkSettings(_Strict):
@@ -48,6 +50,7 @@ class DingTalkSettings(_Strict):
     # posts, so silently sending unsigned would only fail later). None -> unsigned mode.
     secret_env: str | None = None
     timeout_s: float = Field(10, gt=0)
+    format: Literal["text", "markdown"] = "text"  # markdown: heading and lists
 
 
 class AliyunSmsSettings(_Strict):
