@@ -54,12 +54,12 @@ class FakeAliyun:
     def script(self, *answers: str) -> None:
         self._answers.extend(answers)
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.endpoint = f"127.0.0.1:{self._runner.addresses[0][1]}"
         return self.endpoint
 
@@ -185,3 +185,10 @@ def reply(phone: str, content: str, sign_name: str = "某某街道办事处") ->
         "phone_number": phone, "send_time": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
         "content": content, "sign_name": sign_name, "dest_code": "1234", "sequence_id": 1,
     }  # fmt: skip
+
+
+if __name__ == "__main__":
+    # python -m tests.fakes.fake_aliyun --port N --log FILE: prints "listening 127.0.0.1:PORT"
+    from tests.fakes.serve import main
+
+    main(FakeAliyun, "python -m tests.fakes.fake_aliyun")

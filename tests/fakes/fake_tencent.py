@@ -65,12 +65,12 @@ class FakeTencent:
     def script(self, *answers: str) -> None:
         self._answers.extend(answers)
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.endpoint = f"127.0.0.1:{self._runner.addresses[0][1]}"
         return self.endpoint
 
@@ -193,3 +193,10 @@ def reply(phone: str, text: str, sign: str = "某某街道办事处") -> dict[st
     """A reply callback (上行短信), as Tencent posts it (one JSON object)."""
     return {"extend": "", "mobile": phone.removeprefix("+86"), "nationcode": "86", "sign": sign,
             "text": text, "time": int(datetime.now(UTC).timestamp())}  # fmt: skip
+
+
+if __name__ == "__main__":
+    # python -m tests.fakes.fake_tencent --port N --log FILE: prints "listening 127.0.0.1:PORT"
+    from tests.fakes.serve import main
+
+    main(FakeTencent, "python -m tests.fakes.fake_tencent")
