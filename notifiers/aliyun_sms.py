@@ -20,6 +20,7 @@ module relies on, checked in its source:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,9 +59,17 @@ MAX_PAGES = 20  # QuerySendDetails pages of 50 looked at when reconciling one me
 CLOCK_SLACK = timedelta(seconds=60)
 
 
+_NUMBER_LIKE = re.compile(r"\+?\d[\d\s-]{6,}\d")
+
+
+def redact(text: str) -> str:
+    """A provider's message, cut and without anything that could be a phone number."""
+    return _NUMBER_LIKE.sub("<number>", text)[:120]
+
+
 def outcome_for_code(code: str | None, message: str | None) -> SendResult:
     """The outcome of an error code Aliyun answered with (in a 200 body or an error answer)."""
-    error = f"aliyun {code}: {(message or '')[:120]}"
+    error = f"aliyun {code}: {redact(message or '')}"
     if code in RETRY_CODES:
         return SendResult("retry", error=error)
     if code in UNKNOWN_CODES:

@@ -36,6 +36,7 @@ from tencentcloud.sms.v20210111 import models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from notifiers.aliyun_sms import redact
 from notifiers.base import Outgoing, SendResult
 from notifiers.settings import TencentSmsSettings
 
@@ -60,7 +61,7 @@ CLOCK_SLACK = timedelta(seconds=60)
 
 def outcome_for_code(code: str | None, message: str | None) -> SendResult:
     code = code or ""
-    error = f"tencent {code}: {(message or '')[:120]}"
+    error = f"tencent {code}: {redact(message or '')}"
     if code.startswith(RETRY_PREFIXES):
         return SendResult("retry", error=error)
     if code in NOT_SENT_INTERNAL:

@@ -218,6 +218,7 @@ def load_policy(
             for provider, names in (sms_mapped or {}).items()
             if template not in names
         ]
+
     mpd = calendar.minutes_per_day
     rules: list[Rule] = []
     reports: list[Report] = []

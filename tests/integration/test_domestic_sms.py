@@ -311,3 +311,13 @@ def test_aliyun_and_tencent_together_are_refused() -> None:
         NotifierSettings.model_validate({"aliyun": {}, "tencent": {"sdk_app_id": "1400000001"}})
     with pytest.raises(pydantic.ValidationError, match="sdk_app_id"):
         NotifierSettings.model_validate({"tencent": {"sdk_app_id": "abc"}})
+
+
+def test_provider_messages_lose_anything_like_a_phone_number() -> None:
+    from notifiers.aliyun_sms import outcome_for_code as aliyun_outcome
+    from notifiers.tencent_sms import outcome_for_code as tencent_outcome
+
+    a = aliyun_outcome("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号 13800000001")
+    t = tencent_outcome("InvalidParameterValue.IncorrectPhoneNumber", "+86 138-0000-0001 错误")
+    assert a.error == "aliyun isv.MOBILE_NUMBER_ILLEGAL: 非法手机号 <number>"
+    assert t.error == "tencent InvalidParameterValue.IncorrectPhoneNumber: <number> 错误"
