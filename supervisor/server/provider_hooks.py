@@ -28,24 +28,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from notifiers.settings import NotifierSettings
+from supervisor.core.clock import Clock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.twilio_hooks import (
-    DELIVERED,
-    FINAL,
-    FIND_ROW,
-    MARK_FAILED,
-    NOT_DELIVERED,
-    RECORD_STATUS,
-    AckFn,
-    _outbox_id,
-    ack_word_set,
-    acknowledge_reply,
-)
+from supervisor.server.twilio_hooks import AckFn, _outbox_id, ack_word_set, acknowledge_reply
+from supervisor.storage.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +47,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def setup_provider_hooks(
     app: web.Application,
     *,
-    pool: asyncpg.Pool,
+    store: Store,
+    clock: Clock,
     notifiers: NotifierSettings,
     env: Mapping[str, str],
     ack: AckFn,
@@ -71,24 +62,20 @@ def setup_provider_hooks(
 
     async def record(row_key: str | None, provider_id: str | None, ok: bool, reason: str) -> None:
         state = "delivered" if ok else "undelivered"
-        async with pool.acquire() as conn:
-            row_id = await conn.fetchval(FIND_ROW, _outbox_id(row_key), provider_id)
-            if row_id is None:
-                log.warning("receipt for no known message", extra={"status": state})
-                return
-            await conn.execute(
-                RECORD_STATUS, row_id, state, provider_id, list(FINAL), list(DELIVERED), list(NOT_DELIVERED)
-            )  # fmt: skip
+        # the row by our key, else by the provider's id; the status goes on its whole group
+        row_id = await store.record_status(_outbox_id(row_key), provider_id, state, clock.now())
+        if row_id is None:
+            log.warning("receipt for no known message", extra={"status": state})
+            return
         if not ok:
             if dispatcher is not None:
                 await dispatcher.delivery_failed(row_id, reason)
-            else:
-                async with pool.acquire() as conn:
-                    await conn.execute(MARK_FAILED, row_id, reason)
+            else:  # no dispatcher in this process: record it; nobody can fall back here
+                await store.mark_failed(row_id, reason)
         log.info("delivery status", extra={"outbox": row_id, "status": state})
 
     async def on_reply(provider: str, sender: str, text: str) -> None:
-        answer = await acknowledge_reply(pool, ack, ack_words, sender, text)
+        answer = await acknowledge_reply(store, ack, ack_words, sender, text)
         log.info("sms reply handled", extra={"provider": provider, "answer": answer})
 
     # -- Aliyun ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from notifiers.settings import AliyunSmsSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.storage.pg import PgStore
 from tests.fakes import fake_aliyun
 from tests.fakes.fake_aliyun import FakeAliyun
 
@@ -53,7 +54,9 @@ def notifiers(fake: FakeAliyun) -> dict[str, Notifier]:
 
 def dispatcher(pool: asyncpg.Pool, notifiers, clock: VirtualClock) -> Dispatcher:
     settings = DeliverySettings(group_window_s=60, reconcile_after_s=60)
-    return Dispatcher(pool, notifiers, settings, clock, worker_id="w1", rng=random.Random(1))
+    return Dispatcher(
+        PgStore(pool), notifiers, settings, clock, worker_id="w1", rng=random.Random(1)
+    )
 
 
 async def insert(pool: asyncpg.Pool, ticket: str, p: dict | None, step: int = 0) -> int:

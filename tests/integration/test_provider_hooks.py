@@ -18,6 +18,7 @@ from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
 from supervisor.server.provider_hooks import e164, setup_provider_hooks
+from supervisor.storage.memory import MemoryStore
 from supervisor.storage.pg import PgStore
 from tests.fakes import fake_aliyun, fake_tencent
 
@@ -43,8 +44,9 @@ async def start(pool: asyncpg.Pool, provider: str) -> TestClient:
     )
     app = web.Application()
     served = setup_provider_hooks(
-        app, pool=pool, notifiers=NotifierSettings.model_validate(cfg), env=ENV, ack=ack,
-        dispatcher=Dispatcher(pool, {}, settings, clock, worker_id="hooks"), settings=settings,
+        app, store=store, clock=clock, notifiers=NotifierSettings.model_validate(cfg), env=ENV,
+        ack=ack, dispatcher=Dispatcher(store, {}, settings, clock, worker_id="hooks"),
+        settings=settings,
     )  # fmt: skip
     assert served == [provider]
     client = TestClient(TestServer(app, host="127.0.0.1"))
@@ -105,7 +107,8 @@ async def test_a_wrong_token_is_refused_and_changes_nothing(pool, aliyun) -> Non
 def test_a_provider_without_a_token_gets_no_webhook() -> None:
     app = web.Application()
     served = setup_provider_hooks(
-        app, pool=None, notifiers=NotifierSettings.model_validate({"aliyun": {}}), env={},  # type: ignore[arg-type]
+        app, store=MemoryStore(), clock=VirtualClock(T0),
+        notifiers=NotifierSettings.model_validate({"aliyun": {}}), env={},
         ack=None, dispatcher=None, settings=DeliverySettings(),  # type: ignore[arg-type]
     )  # fmt: skip
     assert served == [] and len(app.router.routes()) == 0
