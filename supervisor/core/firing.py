@@ -39,6 +39,8 @@ class Notification:
     text: str
     urgent: bool
     note: str | None = None  # e.g. why the supervisor stands in for a missing contact
+    # parameters of the provider-registered SMS templates (config/sms_templates.yaml), or None
+    params: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         """The JSON line simulate prints (no phone numbers)."""
@@ -152,6 +154,7 @@ def fire_step(
                 ]
             for rec in recipients:
                 text: str | None = None  # one text per recipient: a call speaks the SMS's words
+                params: dict[str, Any] | None = None
                 for channel in step.channels:
                     ch = channel_for(rec, channel)
                     key = (rec.person, ch, unit)
@@ -159,7 +162,7 @@ def fire_step(
                         continue
                     seen.add(key)
                     if text is None:
-                        text = _text(
+                        text, params = _text(
                             rule,
                             step,
                             templates,
@@ -188,6 +191,7 @@ def fire_step(
                             text,
                             urgent,
                             rec.fallback_reason,
+                            params if ch == "sms" else None,
                         )  # fmt: skip
                     )
     return out
@@ -205,7 +209,7 @@ def _text(
     anchor_at: datetime,
     at: datetime,
     extra: dict[str, Any] | None,
-) -> str:
+) -> tuple[str, dict[str, Any] | None]:
     context = {
         "ticket": ticket,
         "deadline": anchor_at,
@@ -219,8 +223,9 @@ def _text(
         **(extra or {}),
     }
     text = templates.render(step.template, context)
+    params = templates.sms_params(step.template, context)
     if rec.fallback_reason and rec.role != "supervisor":
         # the supervisor stands in for a missing contact: say so in the text
         who = context["target_unit_name"] or "该工单"
         text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
-    return text
+    return text, params

@@ -86,9 +86,9 @@ def _notifications(
     out = []
     for role in report.to:
         for rec in runtime.directory.resolve(role, unit=role_unit, grid=None):
-            text = runtime.templates.render(
-                report.template, {**context, "recipient_name": rec.name}
-            )
+            ctx = {**context, "recipient_name": rec.name}
+            text = runtime.templates.render(report.template, ctx)
+            params = runtime.templates.sms_params(report.template, ctx)
             for channel in report.channels:
                 ch = channel_for(rec, channel)
                 out.append(
@@ -107,6 +107,7 @@ def _notifications(
                         text,
                         False,
                         rec.fallback_reason,
+                        params if ch == "sms" else None,
                     )
                 )
     return out

@@ -8,7 +8,7 @@ use the triggering event without being anchored on it, and conditions no ticket 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,8 +22,6 @@ from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, ev
 from supervisor.policy.facts import ANCHORS, FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
 
-ROLES = ("liaison", "head", "supervisor", "leader", "grid")
-CHANNELS = ("sms", "voice", "wecom", "dingtalk", "console")
 DEADLINE_NAMES = ("sign_by", "reply_by")
 DEADLINE_FROM = ("dispatched_at", "reopened_at", "created_at", "signed_at")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -200,10 +198,25 @@ def load_policy(
     *,
     templates: Iterable[str] | None = None,
     matcher: str = "durable_rules",
+    sms_mapped: Mapping[str, frozenset[str]] | None = None,
 ) -> Policy:
-    """Load, check and compile rule files. Raises ConfigInvalid listing every problem."""
+    """Load, check and compile rule files. Raises ConfigInvalid listing every problem.
+
+    `sms_mapped`: for each configured template-only SMS provider (aliyun, tencent), the templates
+    config/sms_templates.yaml maps; a step or report sending sms with another one is an error."""
     errors: list[ConfigError] = []
     template_names = set(templates) if templates is not None else None
+
+    def unmapped(channels: Sequence[str], template: str) -> list[str]:
+        if "sms" not in channels:
+            return []
+        return [
+            f"template '{template}' has no {provider} mapping in sms_templates.yaml "
+            f"(notifiers.{provider} sends only registered templates)"
+            for provider, names in (sms_mapped or {}).items()
+            if template not in names
+        ]
+
     mpd = calendar.minutes_per_day
     rules: list[Rule] = []
     reports: list[Report] = []
@@ -291,6 +304,8 @@ def load_policy(
                         (*where, "steps", j, "template"),
                         f"unknown template '{sm.template}' (config/templates.yaml has: {', '.join(sorted(template_names))})",
                     )
+                for msg in unmapped(sm.channels, sm.template):
+                    err((*where, "steps", j, "template"), msg)
                 if rm.anchor == "event" and sm.at.is_negative:
                     err(
                         (*where, "steps", j, "at"),
@@ -336,6 +351,8 @@ def load_policy(
             seen[rp.id] = f"{path}:{located.line_of((*where, 'id'))}"
             if template_names is not None and rp.template not in template_names:
                 err((*where, "template"), f"unknown template '{rp.template}'")
+            for msg in unmapped(rp.channels, rp.template):
+                err((*where, "template"), msg)
             if rp.enabled:
                 reports.append(
                     Report(

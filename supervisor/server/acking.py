@@ -3,17 +3,15 @@ for this ticket, what core.acks lets them end, and the store call that ends it."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
-
-from supervisor.application import Runtime
+from supervisor.application import Runtime, Supervisor
 from supervisor.core.acks import AckScope, ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.state import TicketState
-from supervisor.storage.pg import Store
+from supervisor.storage.base import Store
 
 Status = Literal["ok", "unknown_ticket", "nothing_open", "not_allowed"]
 
@@ -34,7 +32,6 @@ def acker_roles(runtime: Runtime, person: str, state: TicketState) -> frozenset[
 
 
 async def acknowledge(
-    pool: asyncpg.Pool,
     store: Store,
     runtime: Runtime,
     ticket: str,
@@ -48,24 +45,14 @@ async def acknowledge(
 ) -> AckOutcome:
     """Acknowledge as `who` (a contact id, or an API token's name). Their roles for the ticket
     come from the directory, plus `extra_roles` (the roles of the messages they were sent);
-    someone holding none gets `default_roles`."""
-    async with pool.acquire() as conn:
-        raw = await conn.fetchval("SELECT state FROM tickets WHERE ticket = $1", ticket)
-        if raw is None:
-            return AckOutcome("unknown_ticket")
-        open_rules = sorted(
-            {
-                r["rule"]
-                for r in await conn.fetch(
-                    "SELECT rule FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active'",
-                    ticket,
-                    rule,
-                )  # fmt: skip
-            }
-        )
+    someone holding none gets `default_roles`. The only way from the outside (API, SMS replies
+    of every provider, Supervisor.ack) to Store.ack: always with a scope."""
+    subject = await store.ack_subject(ticket, rule)
+    if subject is None:
+        return AckOutcome("unknown_ticket")
+    state, open_rules = subject.state, sorted(subject.open_rules)
     if not open_rules:
         return AckOutcome("nothing_open")
-    state = TicketState.from_json(dict(raw)) if raw else TicketState(ticket=ticket)
     roles = acker_roles(runtime, who, state) | frozenset(extra_roles)
     if not roles:
         roles = frozenset(default_roles)
@@ -86,3 +73,21 @@ async def acknowledge(
         refused_roles=scope.refused(rule_roles),
         roles=ordered,
     )
+
+
+def reply_ack(
+    supervisor: Supervisor,
+) -> Callable[[str, str | None, str, str, frozenset[str]], Awaitable[AckOutcome]]:
+    """The acknowledgement of an SMS reply (Twilio, Aliyun, Tencent: twilio_hooks.AckFn), as the
+    daemon wires it: `acknowledge` with the roles of the messages the replier was sent. The
+    runtime is read at each call (a reload replaces it)."""
+
+    async def ack(
+        ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
+    ) -> AckOutcome:
+        return await acknowledge(
+            supervisor.store, supervisor.runtime, ticket, rule, by, via, supervisor.clock.now(),
+            extra_roles=roles,
+        )  # fmt: skip
+
+    return ack

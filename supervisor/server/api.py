@@ -21,12 +21,12 @@ from supervisor.server.acking import acknowledge
 from supervisor.server.metrics import Metrics
 from supervisor.server.openapi import AckRequest, openapi_document
 from supervisor.server.ticket_view import beijing_view
-from supervisor.storage.pg import PgStore
+from supervisor.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
-STORE = web.AppKey("store", PgStore)
+STORE: web.AppKey[Store] = web.AppKey("store")
 TOKENS = web.AppKey("tokens", list)  # [(name, token)]
 FUTURE = web.AppKey("future_tolerance", timedelta)
 TOKEN_ROLE = web.AppKey("token_role", str)
@@ -180,7 +180,7 @@ def _public(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "caller_hash"}
 
 
-async def _reused_id(store: PgStore, events: Sequence[Event]) -> web.Response | None:
+async def _reused_id(store: Store, events: Sequence[Event]) -> web.Response | None:
     """409 when an id is reused for a different event (in the batch or already stored): the same
     content again is a harmless duplicate, different content under one id is a sender's bug."""
     seen: dict[str, Event] = {}
@@ -188,16 +188,9 @@ async def _reused_id(store: PgStore, events: Sequence[Event]) -> web.Response | 
         first = seen.setdefault(e.id, e)
         if first is not e and _content(first) != _content(e):
             return _conflict(e.id, first.to_json(), "earlier in this batch")
-    async with store.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT id, ticket, type, at, data FROM events WHERE id = ANY($1::text[])", list(seen)
-        )
-    for r in rows:
-        stored = (r["ticket"], r["type"], r["at"], dict(r["data"]))
-        if stored != _content(seen[r["id"]]):
-            body = {"id": r["id"], "ticket": r["ticket"], "type": r["type"],
-                    "at": r["at"].isoformat(), **dict(r["data"])}  # fmt: skip
-            return _conflict(r["id"], body, "stored")
+    for stored in await store.stored_events(list(seen)):
+        if _content(stored) != _content(seen[stored.id]):
+            return _conflict(stored.id, stored.to_json(), "stored")
     return None
 
 
@@ -247,7 +240,7 @@ async def post_ack(request: web.Request) -> web.Response:
     who = request[WHO]  # from the token, never from the body's `by` (ignored)
     sup = request.app[SUPERVISOR]
     out = await acknowledge(
-        request.app[STORE].pool, sup.store, sup.runtime, ticket, rule, who, "api",
+        request.app[STORE], sup.runtime, ticket, rule, who, "api",
         sup.clock.now(), default_roles=(request.app[TOKEN_ROLE],),
     )  # fmt: skip
     if out.status == "unknown_ticket":
@@ -303,7 +296,6 @@ def make_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
-    assert isinstance(supervisor.store, PgStore), "the HTTP API serves the PostgreSQL store"
     app[STORE] = supervisor.store
     app[TOKENS] = [t if isinstance(t, tuple) else ("api", t) for t in tokens]
     app[FUTURE] = future_tolerance

@@ -18,8 +18,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,15 @@ from supervisor.config.settings import Loaded, caller_key, load_all, named_api_t
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
-from supervisor.delivery import policy as delivery
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.server.acking import AckOutcome, acknowledge
+from supervisor.server.acking import AckOutcome, reply_ack
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.server.ports import PortInUse, check_port_free
+from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.db import database
-from supervisor.storage.pg import PgStore, run_report
+from supervisor.storage.pg import PgStore
 
 log = logging.getLogger("hotline.daemon")
 
@@ -82,13 +81,13 @@ class Daemon:
             dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
         )
         self.pool: asyncpg.Pool = await self._db_cm.__aenter__()
-        self.store = PgStore(self.pool, not_before=partial(self._not_before))
+        self.store = PgStore(self.pool)
         self.supervisor = Supervisor(
             self.store, runtime_from(self.loaded, caller_key(settings, self.env)), self.clock
         )
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
-            self.pool, self._notifiers, settings.delivery, self.clock,
+            self.store, self._notifiers, settings.delivery, self.clock,
             worker_id=self.worker_id,
         )  # fmt: skip
         app = make_app(
@@ -105,9 +104,13 @@ class Daemon:
         twilio = settings.notifiers.twilio
         if twilio is not None:
             setup_twilio_hooks(
-                app, pool=self.pool, auth_token=self.env.get(twilio.auth_token_env, ""),
+                app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
             )  # fmt: skip
+        setup_provider_hooks(
+            app, store=self.store, clock=self.clock, notifiers=settings.notifiers, env=self.env,
+            ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+        )  # fmt: skip
         await self._demo_data()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -189,27 +192,22 @@ class Daemon:
         from supervisor.tools import demo_data
 
         if self.demo_data == "purge":
-            n = await demo_data.purge_demo(self.pool)
+            n = await demo_data.purge_demo(self.store)
             if n:
                 log.info(f"removed {n} demo tickets of an earlier `run --demo`")
-        elif await demo_data.count_demo(self.pool):
-            n = await demo_data.silence_demo(self.pool)
+        elif await demo_data.count_demo(self.store):
+            n = await demo_data.silence_demo(self.store)
             log.warning(
                 f"{n} demo tickets ({demo_data.DEMO_PREFIX}...) of an earlier `run --demo` are in "
                 "the database: their reminders are stopped; `run --reset-demo` deletes them"
             )
 
-    def _not_before(self, note) -> datetime:
-        return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
-
     async def _ack(
         self, ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
     ) -> AckOutcome:
-        """An acknowledgement by a contact (SMS reply): only what core.acks lets them end."""
-        return await acknowledge(
-            self.pool, self.store, self.supervisor.runtime, ticket, rule, by, via,
-            self.clock.now(), extra_roles=roles,
-        )  # fmt: skip
+        """An acknowledgement by a contact (an SMS reply through Twilio, Aliyun or Tencent):
+        only what core.acks lets them end."""
+        return await reply_ack(self.supervisor)(ticket, rule, by, via, roles)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         info: dict[str, Any] = {
@@ -219,8 +217,7 @@ class Daemon:
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
         try:
-            async with self.pool.acquire(timeout=3) as conn:
-                await conn.fetchval("SELECT 1")
+            await self.store.ping()
         except Exception as exc:  # any failure means "not healthy", with the reason
             info["database"] = f"unreachable: {type(exc).__name__}"
             return False, info
@@ -299,7 +296,7 @@ class Daemon:
                 if not runs:
                     continue
                 at = runs[-1]
-                notes = await run_report(self.store, report, reports.period(at), now, rt)
+                notes = await self.supervisor.run_report(report, reports.period(at), now)
                 if notes:
                     log.info("report sent", extra={"report": report.id, "messages": len(notes)})
                     self.wake_dispatcher.set()
@@ -312,11 +309,7 @@ class Daemon:
 
     async def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
-            async with self.pool.acquire() as conn:
-                await conn.execute(
-                    "INSERT INTO heartbeats (daemon, beat_at) VALUES ($1, $2) ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at",
-                    self.worker_id, self.clock.now(),
-                )  # fmt: skip
+            await self.store.heartbeat(self.worker_id, self.clock.now())
             await self._sleep(10)
 
     # --- configuration reload ----------------------------------------------------------------

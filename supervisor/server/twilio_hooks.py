@@ -19,70 +19,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from supervisor.core.clock import Clock
 from supervisor.core.events import TICKET_ID
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
 from supervisor.server.acking import AckOutcome
+from supervisor.storage.base import NOT_DELIVERED, Store
 
 log = logging.getLogger(__name__)
 
 # (ticket, rule, by, via, roles of the messages replied to) -> what was acknowledged
 AckFn = Callable[[str, str | None, str, str, frozenset[str]], Awaitable[AckOutcome]]
 
-# Message statuses and call statuses after which nothing more will happen.
-DELIVERED = frozenset({"delivered", "completed", "read"})
-NOT_DELIVERED = frozenset({"failed", "undelivered", "busy", "no-answer", "canceled"})
-FINAL = DELIVERED | NOT_DELIVERED
 _PUNCTUATION = " \t\r\n。.！!，,~～"
 
-# A row by our key (preferred: it survives a lost create answer) or by Twilio's SID.
-FIND_ROW = """
-SELECT id FROM outbox
-WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($2::text IS NOT NULL AND provider_id = $2)
-ORDER BY ($1::bigint IS NOT NULL AND id = $1) DESC, id
-LIMIT 1
-"""
-_GROUP = "coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)"
-# Any callback proves Twilio accepted the message: a 'sending' row whose create answer was lost
-# becomes 'sent' here. A final delivery status is not overwritten by a late interim one.
-RECORD_STATUS = f"""
-UPDATE outbox SET
-    delivery_status = CASE WHEN delivery_status = ANY($4::text[]) THEN delivery_status ELSE $2 END,
-    delivered_at = CASE WHEN $2 = ANY($5::text[]) THEN coalesce(delivered_at, now()) ELSE delivered_at END,
-    status = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN 'sent' ELSE status END,
-    sent_at = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN now() ELSE sent_at END,
-    provider_id = coalesce(provider_id, $3)
-WHERE {_GROUP}
-"""
-MARK_FAILED = f"""
-UPDATE outbox SET status = 'failed', last_error = $2
-WHERE {_GROUP} AND status IN ('sending', 'sent')
-"""
-# The latest message to this number whose ladder still runs: the one a reply answers.
-LATEST_SENT = """
-SELECT o.ticket, o.rule, o.recipient FROM outbox o
-JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
-WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active'
-ORDER BY o.sent_at DESC, o.id DESC
-LIMIT 1
-"""
-# The same, for a reply naming its ticket ("1 A2026..."): that ticket's latest message.
-LATEST_SENT_FOR = """
-SELECT o.ticket, o.rule, o.recipient FROM outbox o
-JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
-WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active' AND o.ticket = $2
-ORDER BY o.sent_at DESC, o.id DESC
-LIMIT 1
-"""
-# The roles this person was addressed as on the ticket (a supervisor standing in for a head).
-ROLES_SENT = (
-    "SELECT DISTINCT role FROM outbox WHERE ticket = $1 AND recipient = $2 AND status = 'sent'"
-)
 ROLE_NAMES = {"liaison": "联络员", "head": "单位负责人", "supervisor": "街道热线专员",
               "leader": "分管领导", "grid": "网格员"}  # fmt: skip
 
@@ -93,7 +47,8 @@ NOTHING_TO_ACK = "没有需要确认的督办提醒。"
 def setup_twilio_hooks(
     app: web.Application,
     *,
-    pool: asyncpg.Pool,
+    store: Store,
+    clock: Clock,
     auth_token: str,
     public_url: str | None,
     ack: AckFn,
@@ -102,7 +57,7 @@ def setup_twilio_hooks(
 ) -> None:
     """Add POST /twilio/status and POST /twilio/inbound to `app`."""
     validator = RequestValidator(auth_token)
-    ack_words = {w.strip(_PUNCTUATION).casefold() for w in settings.ack_words}
+    ack_words = ack_word_set(settings)
 
     async def verified_form(request: web.Request) -> dict[str, str] | None:
         form = await request.post()
@@ -120,22 +75,18 @@ def setup_twilio_hooks(
             return web.Response(status=403, text="invalid signature")
         state = (form.get("MessageStatus") or form.get("CallStatus") or "").lower()
         sid = form.get("MessageSid") or form.get("CallSid")
-        async with pool.acquire() as conn:
-            row_id = await conn.fetchval(FIND_ROW, _outbox_id(request.query.get("key")), sid)
-            if row_id is None or not state:
-                log.warning("status callback for no known message", extra={"status": state})
-                return web.Response(status=204)
-            await conn.execute(
-                RECORD_STATUS, row_id, state, sid, list(FINAL), list(DELIVERED), list(NOT_DELIVERED)
-            )
+        key = _outbox_id(request.query.get("key"))
+        row_id = await store.record_status(key, sid, state, clock.now())
+        if row_id is None:
+            log.warning("status callback for no known message", extra={"status": state})
+            return web.Response(status=204)
         if state in NOT_DELIVERED:
             code = form.get("ErrorCode")
             reason = f"twilio {state}" + (f" (error {code})" if code else "")
             if dispatcher is not None:
                 await dispatcher.delivery_failed(row_id, reason)
             else:  # no dispatcher in this process: record it; nobody can fall back here
-                async with pool.acquire() as conn:
-                    await conn.execute(MARK_FAILED, row_id, reason)
+                await store.mark_failed(row_id, reason)
         log.info("delivery status", extra={"outbox": row_id, "status": state})
         return web.Response(status=204)
 
@@ -143,35 +94,10 @@ def setup_twilio_hooks(
         form = await verified_form(request)
         if form is None:
             return web.Response(status=403, text="invalid signature")
-        word, ticket = parse_reply(form.get("Body") or "", ack_words)
-        if word is None:
-            return _twiml(HELP)
-        async with pool.acquire() as conn:
-            if ticket:
-                row = await conn.fetchrow(LATEST_SENT_FOR, form.get("From") or "", ticket)
-            else:
-                row = await conn.fetchrow(LATEST_SENT, form.get("From") or "")
-            roles = (
-                frozenset(
-                    r["role"] for r in await conn.fetch(ROLES_SENT, row["ticket"], row["recipient"])
-                )
-                if row is not None
-                else frozenset()
-            )
-        if row is None:
-            return _twiml(NOTHING_TO_ACK if not ticket else f"工单{ticket}没有发给您的待确认督办。")
-        out = await ack(row["ticket"], row["rule"], row["recipient"], "sms", roles)
-        log.info(
-            "acknowledged by SMS",
-            extra={
-                "ticket": row["ticket"],
-                "rule": row["rule"],
-                "recipient": row["recipient"],
-                "status": out.status,
-                "ladders": out.acknowledged,
-            },
+        answer = await acknowledge_reply(
+            store, ack, ack_words, form.get("From") or "", form.get("Body") or ""
         )
-        return _twiml(reply_text(row["ticket"], out))
+        return _twiml(answer)
 
     app.router.add_post("/twilio/status", status)
     app.router.add_post("/twilio/inbound", inbound)
@@ -201,6 +127,41 @@ def reply_text(ticket: str, out: AckOutcome) -> str:
     if out.still_open:
         return f"已确认，工单{ticket}中发给您的提醒已停止；更高一级的督办不受影响。"
     return f"已确认，工单{ticket}的督办已停止。"
+
+
+def ack_word_set(settings: DeliverySettings) -> set[str]:
+    return {w.strip(_PUNCTUATION).casefold() for w in settings.ack_words}
+
+
+async def acknowledge_reply(
+    store: Store, ack: AckFn, ack_words: set[str], sender: str, body: str
+) -> str:
+    """An SMS reply from `sender` (E.164): an acknowledgement word ("收到", or "收到 <ticket>"
+    naming one) answers the latest message sent to that number (of that ticket) whose ladder
+    still runs. `ack` applies the rank rule (server/acking.acknowledge, core.acks): the replier
+    ends only what is addressed to them and those below, never a higher rank's steps. Returns
+    the answer to send back (the Twilio webhook replies with it; the domestic providers' hooks
+    only log it). Shared by every SMS provider's reply webhook (provider_hooks.py)."""
+    word, ticket = parse_reply(body, ack_words)
+    if word is None:
+        return HELP
+    reply = await store.latest_sent_to(sender, ticket)
+    if reply is None:
+        return NOTHING_TO_ACK if not ticket else f"工单{ticket}没有发给您的待确认督办。"
+    # the roles this person was addressed as on the ticket (a supervisor standing in for a head)
+    roles = await store.roles_sent(reply.ticket, reply.recipient)
+    out = await ack(reply.ticket, reply.rule, reply.recipient, "sms", roles)
+    log.info(
+        "acknowledged by SMS",
+        extra={
+            "ticket": reply.ticket,
+            "rule": reply.rule,
+            "recipient": reply.recipient,
+            "status": out.status,
+            "ladders": out.acknowledged,
+        },
+    )
+    return reply_text(reply.ticket, out)
 
 
 def _outbox_id(key: str | None) -> int | None:

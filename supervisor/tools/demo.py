@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.clock import SHANGHAI
 from supervisor.delivery.policy import DeliverySettings, quiet_release
-from supervisor.tools.demo_data import DEMO_PREFIX
+from supervisor.tools.demo_data import DEMO_PREFIX, demo_messages
 
 if TYPE_CHECKING:
     from supervisor.server.daemon import Daemon
@@ -173,12 +173,7 @@ async def run_demo(daemon: Daemon, token: str | None = None) -> None:
         else:
             log.info(f"演示：工单 {ticket}：{s.status}")
     await asyncio.sleep(3)  # let the scheduler and the dispatcher do their work
-    async with daemon.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT ticket, rule, step, role, channel, urgent, status, created_at FROM outbox "
-            "WHERE ticket LIKE $1 ORDER BY created_at, id",
-            DEMO_PREFIX + "%",
-        )
+    rows = await demo_messages(daemon.store)
     settings = daemon.loaded.settings.delivery
     sent = sum(1 for r in rows if r["status"] == "sent")
     log.info(f"演示：共 {len(rows)} 条消息，已发送 {sent} 条；逐条说明（哪条规则触发、为何暂缓）：")

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from supervisor.application import Supervisor
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.acking import AckOutcome, acknowledge
+from supervisor.server.acking import reply_ack
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import sign
@@ -34,13 +34,9 @@ async def world(pool: asyncpg.Pool) -> AsyncIterator[tuple[Supervisor, VirtualCl
     clock = VirtualClock(sh(2026, 11, 23, 9, 0))
     sup = Supervisor(PgStore(pool), runtime(), clock)
 
-    async def ack(ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]) -> AckOutcome:
-        return await acknowledge(pool, sup.store, sup.runtime, ticket, rule, by, via, clock.now(),
-                                 extra_roles=roles)  # fmt: skip
-
     app = web.Application()
-    setup_twilio_hooks(app, pool=pool, auth_token=TOKEN, public_url=PUBLIC, ack=ack,
-                       dispatcher=None, settings=DeliverySettings())  # fmt: skip
+    setup_twilio_hooks(app, store=sup.store, clock=clock, auth_token=TOKEN, public_url=PUBLIC,
+                       ack=reply_ack(sup), dispatcher=None, settings=DeliverySettings())  # fmt: skip
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
