@@ -53,13 +53,20 @@ def _events_or_report(path: str, key: bytes):
 
 def cmd_check(args) -> int:
     from supervisor.config.settings import load_all
+    from supervisor.imports.mapping import check_mapping
 
+    import_problems = check_mapping(Path(args.config))  # config/import.yaml, when there is one
     try:
         loaded = load_all(Path(args.config))
     except ConfigInvalid as exc:
-        for err in exc.errors:
+        for err in [*exc.errors, *import_problems]:
             print(err, file=sys.stderr)
-        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        print(f"{len(exc.errors) + len(import_problems)} problem(s) found", file=sys.stderr)
+        return 1
+    if import_problems:
+        for err in import_problems:
+            print(err, file=sys.stderr)
+        print(f"{len(import_problems)} problem(s) found", file=sys.stderr)
         return 1
     for warning in loaded.warnings:
         print(f"warning: {warning}")

@@ -94,3 +94,17 @@ class Mapping(_Model):
 def load_mapping(path: Path | str) -> Mapping:
     """The mapping file, or ConfigInvalid listing every problem as file:line: key: message."""
     return load_model(Mapping, path)
+
+
+def check_mapping(config_dir: Path) -> list[str]:
+    """Problems of config_dir/import.yaml for `check` (none when the office has no such file)."""
+    from supervisor.config.yamlconf import ConfigInvalid
+
+    path = Path(config_dir) / "import.yaml"
+    if not path.exists():
+        return []
+    try:
+        load_mapping(path)
+    except ConfigInvalid as exc:
+        return [str(e) for e in exc.errors]
+    return []

@@ -578,6 +578,10 @@ async def run_report(
     Ticket states are streamed through the report with a cursor, never all held at once."""
     from supervisor.core.reports import builder
 
+    if report.kind == "monthly_stats":  # SQL aggregates, not ticket states: supervisor/stats
+        from supervisor.stats.scheduled import run_monthly
+
+        return await run_monthly(store, report, period, at, runtime)
     async with store.pool.acquire() as conn, conn.transaction():
         won = await conn.fetchval(
             "INSERT INTO report_runs (report, period) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",

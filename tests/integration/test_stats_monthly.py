@@ -164,3 +164,38 @@ async def test_later_events_do_not_change_a_closed_period_and_refresh_is_increme
     # T26 (12-01), T14 (12-02) replied late in December; T41 received
     assert december["received"]["total"] == 1 and december["closed"] == 2
     assert december["on_time_replies"]["num"] == 0 and december["period"]["to"] == "2026-12-31"
+
+
+async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps_the_file(
+    pool, tmp_path, monkeypatch
+):
+    from supervisor.core import reports
+    from supervisor.stats.command import kept
+    from supervisor.storage.pg import run_report
+
+    monkeypatch.chdir(tmp_path)  # the kept files go to ./var/reports
+    sup = await load_fixture(pool)
+    rt = sup.runtime
+    cfg = next(r for r in rt.policy.reports if r.kind == "monthly_stats")
+    cal = rt.policy.calendar
+    # Tuesday 1 December is a working day; 1-7 October 2026 are the National Day holidays
+    assert reports.occurrences(cfg, sh(2026, 11, 30, 12), sh(2026, 12, 3, 12), cal) == [
+        sh(2026, 12, 1, 9)
+    ]
+    assert reports.occurrences(cfg, sh(2026, 9, 30, 12), sh(2026, 10, 31, 12), cal) == [
+        sh(2026, 10, 8, 9)
+    ]
+    at = sh(2026, 12, 1, 9)
+    notes = await run_report(sup.store, cfg, reports.period(at), at, rt)
+    assert notes is not None and sorted(n.role for n in notes) == ["leader", "supervisor"]
+    text = notes[0].text
+    assert text.startswith("【12345月报】2026年11月受理37件、办结35件；签收及时率73.7%（28/38），")
+    assert (
+        "按时办结率81.1%（30/37）" in text
+        and "满意率71.4%（15/21）" in text
+        and "解决率66.7%（14/21）" in text
+    )
+    assert await run_report(sup.store, cfg, reports.period(at), at, rt) is None  # once per period
+    assert [p.name for p in kept(tmp_path / "var" / "reports")] == ["2026-11.xlsx"]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE rule = 'monthly-stats'") == 2
