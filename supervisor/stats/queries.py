@@ -113,12 +113,12 @@ WITH esc AS (
     FROM outbox o JOIN tickets t ON t.ticket = o.ticket
     WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
     GROUP BY 1, 2, 3
+), acked AS (
+    SELECT ticket, rule, cycle, min(at) AS at FROM acks WHERE at >= $1 GROUP BY 1, 2, 3
 )
 SELECT count(*) AS acknowledged,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.at - e.first_at) / 60) AS median
-FROM esc e
-JOIN LATERAL (SELECT min(at) AS at FROM acks
-              WHERE acks.ticket = e.ticket AND acks.rule = e.rule AND acks.cycle = e.cycle) a ON a.at IS NOT NULL
+FROM esc e JOIN acked a USING (ticket, rule, cycle)
 """
 
 COMMITMENTS = """
