@@ -3,6 +3,7 @@ JSON object that every rendering (xlsx, html, csv, json) and the desk's 统计 p
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -94,10 +95,29 @@ def _name(value: str | None) -> str:
     return value if value else UNKNOWN
 
 
-async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[str, Any]:
-    """Every figure of one period, with per-unit rows (unranked)."""
+async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Run named queries (sql, *args) concurrently, each on a connection of the pool."""
+
+    async def one(sql: str, *args: Any) -> list[Any]:
+        async with pool.acquire() as conn:
+            return await conn.fetch(sql, *args)
+
+    results = await asyncio.gather(*(one(*job) for job in jobs.values()))
+    return dict(zip(jobs, results, strict=True))
+
+
+async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any]:
+    """Every figure of one period, with per-unit rows (unranked). The queries run concurrently."""
     a, b = p.start, p.end
     cut = min(b, now)
+    res = await _fetch(pool, {
+        "received": (q.RECEIVED, a, b), "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut),
+        "callbacks": (q.CALLBACKS, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
+        "matters": (q.MATTERS_3PLUS, a, b), "repeats": (q.REPEAT_TICKETS, a, b), "disputes": (q.DISPUTES, a, b),
+        "returns": (q.RETURNS, a, b), "reminders": (q.MESSAGES, a, b, REMINDER_ROLES),
+        "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
+        "commitments": (q.COMMITMENTS, a, b, cut), "overdue": (q.OVERDUE_NOW, now),
+    })  # fmt: skip
     out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
     units: dict[str, dict[str, Any]] = {}
 
@@ -115,7 +135,7 @@ async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[st
         "by_kind": {},
         "by_grid": {},
     }
-    for r in await conn.fetch(q.RECEIVED, a, b):
+    for r in res["received"]:
         if r["g_cat"] and r["g_ch"] and r["g_kind"] and r["g_grid"]:
             received["total"] = r["n"]
         elif not r["g_cat"]:
@@ -131,16 +151,15 @@ async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[st
     out["received"] = received
 
     out["sign_off_on_time"] = rate(0, 0)
-    for r in await conn.fetch(q.SIGN_OFF, a, b, cut):
+    for r in res["sign_off"]:
         if r["total"]:
             out["sign_off_on_time"] = rate(r["num"], r["den"])
         else:
-            unit_row(r["unit"])["sign_off_on_time"] = rate(r["num"], r["den"])
-    for r in await conn.fetch(q.DISPATCHES, a, b):
-        unit_row(r["unit"])["dispatches"] = r["n"]
+            row = unit_row(r["unit"])
+            row["sign_off_on_time"], row["dispatches"] = rate(r["num"], r["den"]), r["dispatches"]
 
     out["closed"], out["on_time_replies"] = 0, rate(0, 0)
-    for r in await conn.fetch(q.ON_TIME, a, b, cut):
+    for r in res["on_time"]:
         if r["total"]:
             out["closed"], out["on_time_replies"] = r["replies"], rate(r["num"], r["den"])
         else:
@@ -149,33 +168,33 @@ async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[st
 
     for key in ("satisfaction", "satisfaction_strict", "resolution"):
         out[key] = rate(0, 0)
-    for r in await conn.fetch(q.CALLBACKS, a, b):
+    for r in res["callbacks"]:
         target = out if r["total"] else unit_row(r["unit"])
         target["satisfaction"] = rate(r["satisfied"], r["den"])
         target["satisfaction_strict"] = rate(r["satisfied_strict"], r["den"])
         target["resolution"] = rate(r["resolved"], r["den"])
 
-    out["rehandled"] = await conn.fetchval(q.REHANDLED, a, b)
-    out["handled_3_times"] = await conn.fetchval(q.HANDLED_3, a, b)
+    out["rehandled"] = res["rehandled"][0][0]
+    out["handled_3_times"] = res["handled_3"][0][0]
 
     matters = [
         {"key": r["key"], "category": r["category"], "address": r["address"],
          "tickets": list(r["tickets"]), "count": len(r["tickets"])}
-        for r in await conn.fetch(q.MATTERS_3PLUS, a, b)
+        for r in res["matters"]
     ]  # fmt: skip
     matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
     out["repeats"] = {
-        "tickets": await conn.fetchval(q.REPEAT_TICKETS, a, b),
+        "tickets": res["repeats"][0][0],
         "matters_3plus": matters,
     }
 
     disputes: dict[str, Any] = {"tickets": 0, "returns_by_unit": {}}
-    for r in await conn.fetch(q.DISPUTES, a, b):
+    for r in res["disputes"]:
         if r["total"]:
             disputes["tickets"] = r["n"]
         else:
             unit_row(r["unit"])["disputes"] = r["n"]
-    for r in await conn.fetch(q.RETURNS, a, b):
+    for r in res["returns"]:
         disputes["returns_by_unit"][_name(r["unit"])] = r["n"]
         unit_row(r["unit"])["returns"] = r["n"]
     disputes["returns_by_unit"] = dict(
@@ -183,9 +202,9 @@ async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[st
     )
     out["disputes"] = disputes
 
-    for key, roles in (("reminders", REMINDER_ROLES), ("escalations", ESCALATION_ROLES)):
+    for key in ("reminders", "escalations"):
         msgs: dict[str, Any] = {"total": 0, "by_unit": {}, "by_role": {}}
-        for r in await conn.fetch(q.MESSAGES, a, b, roles):
+        for r in res[key]:
             if r["g_unit"] and r["g_role"]:
                 msgs["total"] = r["n"]
             elif not r["g_unit"]:
@@ -194,17 +213,17 @@ async def figures(conn: asyncpg.Connection, p: Period, now: datetime) -> dict[st
             else:
                 msgs["by_role"][r["role"]] = r["n"]
         out[key] = msgs
-    ack = await conn.fetchrow(q.ACKS, a, b, ESCALATION_ROLES)
+    ack = res["acks"][0]
     out["escalations"]["acknowledged"] = ack["acknowledged"]
     median = ack["median"]
     out["escalations"]["median_ack_minutes"] = (
         round(float(median), 1) if median is not None else None
     )
 
-    c = await conn.fetchrow(q.COMMITMENTS, a, b, cut)
+    c = res["commitments"][0]
     out["commitments"] = {"made": c["made"], "kept": c["kept"], "broken": c["broken"]}
 
-    for r in await conn.fetch(q.OVERDUE_NOW, now):
+    for r in res["overdue"]:
         unit_row(r["unit"])["overdue_now"] = r["n"]
     out["units"] = list(units.values())
     return out
@@ -230,50 +249,68 @@ def rank(
     return ranked
 
 
+def _headline(res: dict[str, list[Any]], label: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"month": label, "received": res["received"][0][0]}
+    sign = [r for r in res["sign_off"] if r["total"]]
+    row["sign_off_on_time"] = rate(sign[0]["num"], sign[0]["den"]) if sign else rate(0, 0)
+    on_time = [r for r in res["on_time"] if r["total"]]
+    row["closed"] = on_time[0]["replies"] if on_time else 0
+    row["on_time_replies"] = rate(on_time[0]["num"], on_time[0]["den"]) if on_time else rate(0, 0)
+    cb = [r for r in res["callbacks"] if r["total"]]
+    row["satisfaction"] = rate(cb[0]["satisfied"], cb[0]["den"]) if cb else rate(0, 0)
+    row["resolution"] = rate(cb[0]["resolved"], cb[0]["den"]) if cb else rate(0, 0)
+    return row
+
+
 async def trend(
-    conn: asyncpg.Connection, p: Period, now: datetime, months: int = 12
+    pool: asyncpg.Pool,
+    p: Period,
+    now: datetime,
+    months: int = 12,
+    current: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The headline figures of the `months` months ending with the period's month."""
-    out = []
+    """The headline figures of the `months` months ending with the period's month (the last
+    one taken from `current` when it is that month's report)."""
     first = p.first.replace(day=1)
-    for i in range(months - 1, -1, -1):
-        m = month(_shift(first, -i))
+    periods = [month(_shift(first, -i)) for i in range(months - 1, -1, -1)]
+
+    async def one(m: Period) -> dict[str, Any]:
+        if current is not None and current["period"] == {
+            "from": m.first.isoformat(),
+            "to": m.last.isoformat(),
+        }:
+            keys = (
+                "received",
+                "closed",
+                "sign_off_on_time",
+                "on_time_replies",
+                "satisfaction",
+                "resolution",
+            )
+            return {
+                "month": m.label,
+                **{k: current[k] for k in keys},
+                "received": current["received"]["total"],
+            }
         a, b = m.start, m.end
         cut = min(b, now)
-        row: dict[str, Any] = {"month": m.label}
-        row["received"] = await conn.fetchval(
-            "SELECT count(*) FROM events WHERE type = 'created' AND at >= $1 AND at < $2", a, b
-        )
-        row["sign_off_on_time"] = next(
-            (
-                rate(r["num"], r["den"])
-                for r in await conn.fetch(q.SIGN_OFF, a, b, cut)
-                if r["total"]
-            ),
-            rate(0, 0),
-        )
-        on_time = [r for r in await conn.fetch(q.ON_TIME, a, b, cut) if r["total"]]
-        row["closed"] = on_time[0]["replies"] if on_time else 0
-        row["on_time_replies"] = (
-            rate(on_time[0]["num"], on_time[0]["den"]) if on_time else rate(0, 0)
-        )
-        cb = [r for r in await conn.fetch(q.CALLBACKS, a, b) if r["total"]]
-        row["satisfaction"] = rate(cb[0]["satisfied"], cb[0]["den"]) if cb else rate(0, 0)
-        row["resolution"] = rate(cb[0]["resolved"], cb[0]["den"]) if cb else rate(0, 0)
-        out.append(row)
-    return out
+        res = await _fetch(pool, {
+            "received": ("SELECT count(*) FROM events WHERE type = 'created' AND at >= $1 AND at < $2", a, b),
+            "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut), "callbacks": (q.CALLBACKS, a, b),
+        })  # fmt: skip
+        return _headline(res, m.label)
+
+    return list(await asyncio.gather(*(one(m) for m in periods)))
 
 
 async def monthly_report(
     pool: asyncpg.Pool, p: Period, now: datetime, *, with_trend: bool = True
 ) -> dict[str, Any]:
     """The whole report of a period: figures, ranked units with change, 12-month trend."""
-    async with pool.acquire() as conn:
-        current = await figures(conn, p, now)
-        before = await figures(conn, p.previous(), now)
-        before["units"] = rank(before["units"], None)
-        current["units"] = rank(current["units"], before["units"])
-        current["previous"] = {k: before[k] for k in HEADLINE}
-        current["trend"] = await trend(conn, p, now) if with_trend else []
+    current, before = await asyncio.gather(figures(pool, p, now), figures(pool, p.previous(), now))
+    before["units"] = rank(before["units"], None)
+    current["units"] = rank(current["units"], before["units"])
+    current["previous"] = {k: before[k] for k in HEADLINE}
+    current["trend"] = await trend(pool, p, now, current=current) if with_trend else []
     current["generated_at"] = now.astimezone(SHANGHAI).isoformat(timespec="seconds")
     return current

@@ -18,16 +18,13 @@ GROUP BY GROUPING SETS ((data->>'category'), (data->>'channel'), (data->>'kind')
 # cut-off; on time when signed by the deadline.
 SIGN_OFF = """
 SELECT GROUPING(unit) AS total, unit,
-       count(*) FILTER (WHERE signed_at < $3 AND (sign_due IS NULL OR signed_at <= sign_due)) AS num,
-       count(*) AS den,
-       count(*) AS dispatches_settled
+       count(*) FILTER (WHERE (sign_due < $3 OR signed_at < $3)
+                        AND signed_at < $3 AND (sign_due IS NULL OR signed_at <= sign_due)) AS num,
+       count(*) FILTER (WHERE sign_due < $3 OR signed_at < $3) AS den,
+       count(*) AS dispatches
 FROM stats_dispatches
-WHERE at >= $1 AND at < $2 AND (sign_due < $3 OR signed_at < $3)
+WHERE at >= $1 AND at < $2
 GROUP BY GROUPING SETS ((unit), ())
-"""
-
-DISPATCHES = """
-SELECT unit, count(*) AS n FROM stats_dispatches WHERE at >= $1 AND at < $2 GROUP BY unit
 """
 
 # 按时办结率: first replies of handlings in the period, plus handlings whose deadline fell in the
@@ -70,18 +67,26 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # 重复诉求: tickets created in the period with another ticket of the same caller and category, or
 # of the same address, created within 30 days of it (and before the period's end).
 REPEAT_TICKETS = """
-SELECT count(*) FROM stats_tickets t
-WHERE t.created_at >= $1 AND t.created_at < $2 AND (
-    (t.caller_hash IS NOT NULL AND EXISTS (
-        SELECT 1 FROM stats_tickets o
-        WHERE o.caller_hash = t.caller_hash AND o.category IS NOT DISTINCT FROM t.category
-          AND o.ticket <> t.ticket AND o.created_at > t.created_at - interval '30 days'
-          AND o.created_at < least(t.created_at + interval '30 days', $2)))
-    OR (t.address_key IS NOT NULL AND EXISTS (
-        SELECT 1 FROM stats_tickets o
-        WHERE o.address_key = t.address_key AND o.ticket <> t.ticket
-          AND o.created_at > t.created_at - interval '30 days'
-          AND o.created_at < least(t.created_at + interval '30 days', $2))))
+WITH by_caller AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
+), by_address AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
+)
+SELECT count(*) FROM (
+    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
+    UNION
+    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
+) x
 """
 # Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
 # the period. The caller's hash never leaves the database: a matter is shown by its category.
