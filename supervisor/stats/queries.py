@@ -6,12 +6,12 @@ the total (unit NULL, GROUPING = 1) and the per-unit rows in one pass.
 """
 
 RECEIVED = """
-SELECT GROUPING(data->>'category') AS g_cat, GROUPING(data->>'channel') AS g_ch,
-       GROUPING(data->>'kind') AS g_kind, GROUPING(data->>'grid') AS g_grid,
-       data->>'category' AS category, data->>'channel' AS channel, data->>'kind' AS kind,
-       data->>'grid' AS grid, count(*) AS n
-FROM events WHERE type = 'created' AND at >= $1 AND at < $2
-GROUP BY GROUPING SETS ((data->>'category'), (data->>'channel'), (data->>'kind'), (data->>'grid'), ())
+SELECT GROUPING(category) AS g_cat, GROUPING(channel) AS g_ch, GROUPING(kind) AS g_kind,
+       GROUPING(grid) AS g_grid, category, channel, kind, grid, count(*) AS n
+FROM (SELECT data->>'category' AS category, data->>'channel' AS channel, data->>'kind' AS kind,
+             data->>'grid' AS grid
+      FROM events WHERE type = 'created' AND at >= $1 AND at < $2) c
+GROUP BY GROUPING SETS ((category), (channel), (kind), (grid), ())
 """
 
 # 签收及时率: dispatches in the period whose sign-off deadline passed (or that were signed) by the
@@ -44,6 +44,76 @@ FROM h GROUP BY GROUPING SETS ((unit), ())
 """
 
 CALLBACKS = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS den,
+       count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
+       count(*) FILTER (WHERE satisfaction = 'satisfied') AS satisfied_strict,
+       count(*) FILTER (WHERE resolved) AS resolved
+FROM stats_callbacks WHERE at >= $1 AND at < $2
+GROUP BY GROUPING SETS ((unit), ())
+"""
+
+REHANDLED = "SELECT count(*) FROM events WHERE type = 'reopened' AND at >= $1 AND at < $2"
+HANDLED_3 = "SELECT count(*) FROM stats_tickets WHERE handled3_at >= $1 AND handled3_at < $2"
+
+DISPUTES = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS n FROM stats_tickets
+WHERE dispute_at >= $1 AND dispute_at < $2 GROUP BY GROUPING SETS ((unit), ())
+"""
+RETURNS = """
+SELECT data->>'unit' AS unit, count(*) AS n FROM events
+WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
+"""
+
+# 重复诉求: tickets created in the period with another ticket of the same caller and category, or
+# of the same address, created within 30 days of it (and before the period's end).
+REPEAT_TICKETS = """
+WITH by_caller AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
+), by_address AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
+)
+SELECT count(*) FROM (
+    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
+    UNION
+    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
+) x
+"""
+# Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
+# the period. The caller's hash never leaves the database: a matter is shown by its category.
+MATTERS_3PLUS = """
+SELECT 'caller' AS key, min(category) AS category, NULL AS address,
+       array_agg(ticket ORDER BY created_at, ticket) AS tickets
+FROM stats_tickets
+WHERE caller_hash IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY caller_hash, category HAVING count(*) >= 3 AND max(created_at) >= $1
+UNION ALL
+SELECT 'address', NULL, address_key, array_agg(ticket ORDER BY created_at, ticket)
+FROM stats_tickets
+WHERE address_key IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY address_key HAVING count(*) >= 3 AND max(created_at) >= $1
+"""
+
+# 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role
+# count once, whatever the channels; cancelled ones (acknowledged before they went) do not count.
+MESSAGES = """
+SELECT GROUPING(unit) AS g_unit, GROUPING(role) AS g_role, unit, role, count(*) AS n
+FROM (SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, min(t.unit) AS unit
+      FROM outbox o JOIN tickets t ON t.ticket = o.ticket
+      WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
+      GROUP BY 1, 2, 3, 4, 5, 6) steps
+GROUP BY GROUPING SETS ((unit), (role), ())
+"""
+ACKS = """
 SELECT GROUPING(unit) AS total, unit, count(*) AS den,
        count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
        count(*) FILTER (WHERE satisfaction = 'satisfied') AS satisfied_strict,
