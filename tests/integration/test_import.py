@@ -272,3 +272,31 @@ def test_cli_imports_a_few_thousand_rows_once(pg_url, tmp_path, monkeypatch, cap
             await conn.close()
 
     assert asyncio.run(counts()) == (10500, 3000)
+
+
+def _to_xls(path, outdir) -> None:
+    import subprocess
+
+    profile = f"-env:UserInstallation=file://{outdir / 'lo-profile'}"
+    subprocess.run(
+        ["/usr/bin/soffice", profile, "--headless", "--convert-to", "xls", "--outdir", str(outdir), str(path)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+
+
+async def test_an_old_xls_export_imports_like_the_xlsx(pool, tmp_path):
+    import asyncio
+
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
+    xlsx = tmp_path / "export.xlsx"
+    write_export(xlsx, "L")
+    await asyncio.to_thread(_to_xls, xlsx, tmp_path)
+    summary = await import_file(sup, tmp_path / "export.xls", MAPPING)
+    assert (summary.problems, summary.rows_read, summary.events_new) == ([], 3, 13)
+    await sup.ingest(jsonl_events("J"))
+    async with pool.acquire() as conn:
+        states = {
+            r["ticket"]: r["state"] for r in await conn.fetch("SELECT ticket, state FROM tickets")
+        }
+    for no in ("001", "002", "003"):
+        assert _state(states["L" + no]) == _state(states["J" + no]), no
