@@ -29,6 +29,7 @@ from supervisor.imports.readers import SUFFIXES, ReadError
 
 Guard = Callable[[web.Request], Awaitable[None]]
 MAX_UPLOAD = 64 * 1024 * 1024
+KEEP_UPLOAD_S = 24 * 3600  # an upload previewed but never confirmed
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _env = Environment(
     loader=PackageLoader("supervisor.imports", "templates"), autoescape=select_autoescape(["html"])
@@ -115,5 +116,15 @@ def setup_import_routes(
 
 
 def _save(path: Path, data: bytes) -> None:
+    """Keep an upload; uploads left unconfirmed for a day are removed on the way."""
+    import time
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.iterdir():
+        if (
+            old.is_file()
+            and old.suffix in SUFFIXES
+            and time.time() - old.stat().st_mtime > KEEP_UPLOAD_S
+        ):
+            old.unlink(missing_ok=True)
     path.write_bytes(data)

@@ -80,6 +80,10 @@ async def test_upload_page_previews_then_stores(pool, tmp_path):
                         upload_dir=tmp_path / "uploads")  # fmt: skip
     export = tmp_path / "平台导出.xlsx"
     write_export(export, "U")
+    stale = tmp_path / "uploads" / "previewed-two-days-ago.csv"  # never confirmed: removed
+    stale.parent.mkdir()
+    stale.write_text("工单编号\n")
+    os.utime(stale, (stale.stat().st_atime - 2 * 86400, stale.stat().st_mtime - 2 * 86400))
     async with TestClient(TestServer(app)) as c:
         assert "上传并试运行" in await (await c.get("/desk/import")).text()
         form = FormData()
