@@ -76,6 +76,8 @@ class Mapping(_Model):
     sheet: str | int = 0  # a sheet name, or its position (0 = the first)
     date_formats: list[str] = Field(min_length=1)
     list_separators: str = "，,、；;"
+    # cell texts that mean "nothing here" (a callback result of 未回访 is no callback)
+    empty_values: list[str] = []
     columns: Columns
     values: Values = Values()
 

@@ -116,7 +116,8 @@ def row_events(
             continue
         index, column = header.columns[name]
         raw = cells[index] if index < len(cells) else None
-        if _text(raw) is None:
+        text = _text(raw)
+        if text is None or text in mapping.empty_values:
             continue
         try:
             v[name] = _value(name, raw, mapping)

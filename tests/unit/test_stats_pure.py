@@ -194,3 +194,15 @@ def test_csv_rendering_has_every_rate_with_numerator_and_denominator():
     assert text.startswith("\ufeff栏目,项目,分子,分母,数值")
     assert "总览,签收及时率,1,2,50.0%" in text and "总览,按时办结率,0,0,—" in text
     assert "来源渠道,电话,2,2,2" in text
+
+
+def test_empty_values_are_empty_cells():
+    header = Header(1, ["工单编号", "受理时间", "回访时间", "回访结果", "是否紧急"], MAPPING)
+    events, problems = row_events(
+        2, ["T9", "2026-11-16T09:30:00", "", "未回访", "特急"], header, MAPPING
+    )
+    assert (
+        problems == []
+        and [e["type"] for e in events] == ["created"]
+        and events[0]["urgent"] is True
+    )
