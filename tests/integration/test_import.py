@@ -272,6 +272,17 @@ def test_cli_imports_a_few_thousand_rows_once(pg_url, tmp_path, monkeypatch, cap
             await conn.close()
 
     assert asyncio.run(counts()) == (10500, 3000)
+    # a bad row: named on stderr, skipped, the rest stored, exit status 1; --strict stores nothing
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "工单编号,受理时间\nB90001,2026-11-16 09:00\nB90002,16/11/2026\n", encoding="utf-8"
+    )
+    assert main([*args[:-1], str(bad), "--strict"]) == 1
+    assert "未保存任何事件" in capsys.readouterr().out and asyncio.run(counts())[0] == 10500
+    assert main([*args[:-1], str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert f"{bad}:3:受理时间: '16/11/2026' is not a time" in captured.err
+    assert "跳过行数 rows skipped: 1" in captured.out and asyncio.run(counts())[0] == 10501
 
 
 def _to_xls(path, outdir) -> None:
