@@ -36,6 +36,10 @@ class Handling:
     reply_due: datetime | None = None
     replied_at: datetime | None = None
     reply_unit: str | None = None
+    # the deadline before reply_due and since when reply_due holds: a month that ended before
+    # an extension was approved still sees the deadline it had (one change back)
+    prev_due: datetime | None = None
+    due_since: datetime | None = None
 
 
 @dataclass
@@ -75,6 +79,8 @@ class TicketFacts:
 
 
 ACTIVE = ("dispatched", "signed", "returned", "reopened")
+# the events after which a handling's reply deadline may change
+DEADLINE_EVENTS = frozenset(("created", "dispatched", "extension_decided", "reopened"))
 
 
 def address_key(address: str | None) -> str | None:
@@ -190,6 +196,14 @@ def ticket_facts(ticket: str, events: Iterable[Event], policy: Policy) -> Ticket
                 open_commitment.kept_at = event.at
         if handling.replied_at is None:
             handling.unit = state.unit or handling.unit
+            if etype in DEADLINE_EVENTS:
+                due = _deadlines(state, policy).reply_by
+                if due != handling.reply_due:
+                    handling.prev_due, handling.reply_due, handling.due_since = (
+                        handling.reply_due,
+                        due,
+                        event.at,
+                    )
         before_reopen = state  # the state a re-opening closes the handling on
     if handling.replied_at is None:
         handling.reply_due = _deadlines(state, policy).reply_by
@@ -215,7 +229,8 @@ def rows(facts: TicketFacts) -> dict[str, list[tuple[Any, ...]]]:
             (t, x.n, x.at, x.unit, x.sign_due, x.signed_at) for x in facts.dispatches
         ],
         "stats_handlings": [
-            (t, h.n, h.unit, h.reply_due, h.replied_at, h.reply_unit) for h in facts.handlings
+            (t, h.n, h.unit, h.reply_due, h.replied_at, h.reply_unit, h.prev_due, h.due_since)
+            for h in facts.handlings
         ],
         "stats_callbacks": [
             (c.event_id, t, c.at, c.unit, c.satisfaction, c.resolved) for c in facts.callbacks
@@ -232,7 +247,9 @@ COLUMNS = {
         "handled3_at", "overdue_due",
     ),
     "stats_dispatches": ("ticket", "n", "at", "unit", "sign_due", "signed_at"),
-    "stats_handlings": ("ticket", "n", "unit", "reply_due", "replied_at", "reply_unit"),
+    "stats_handlings": (
+        "ticket", "n", "unit", "reply_due", "replied_at", "reply_unit", "prev_due", "due_since",
+    ),
     "stats_callbacks": ("event_id", "ticket", "at", "unit", "satisfaction", "resolved"),
     "stats_commitments": ("ticket", "n", "made_at", "unit", "due", "kept_at", "ended_at"),
 }  # fmt: skip

@@ -28,7 +28,8 @@ GROUP BY GROUPING SETS ((unit), ())
 """
 
 # 按时办结率: first replies of handlings in the period, plus handlings whose deadline fell in the
-# period unreplied by its end. 办结量 is the first kind alone.
+# period unreplied by its end (the deadline the period knew: a later extension does not move it).
+# 办结量 is the first kind alone.
 ON_TIME = """
 WITH h AS (
     SELECT CASE WHEN replied_at >= $1 AND replied_at < $2 THEN coalesce(reply_unit, unit) ELSE unit END AS unit,
@@ -36,7 +37,9 @@ WITH h AS (
            (replied_at >= $1 AND replied_at < $2 AND (reply_due IS NULL OR replied_at <= reply_due)) AS on_time
     FROM stats_handlings
     WHERE (replied_at >= $1 AND replied_at < $2)
-       OR (reply_due >= $1 AND reply_due < $3 AND (replied_at IS NULL OR replied_at >= $2))
+       OR ((CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) >= $1
+           AND (CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) < $3
+           AND (replied_at IS NULL OR replied_at >= $2))
 )
 SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE on_time) AS num, count(*) AS den,
        count(*) FILTER (WHERE replied) AS replies

@@ -142,8 +142,12 @@ async def test_later_events_do_not_change_a_closed_period_and_refresh_is_increme
     assert await refresh(pool, policy) == 40
     assert await refresh(pool, policy) == 0  # nothing new: nothing derived again
     before = await monthly_report(pool, NOVEMBER, NOW, with_trend=False)
-    # December: T14 is finally replied, T19 gets a callback, a new ticket arrives
+    # December: T14 gets an extension to 12-10 approved (its November deadline stays November's)
+    # and is replied 12-02 (on time by it); a new ticket arrives
+    until = sh(2026, 12, 10, 17).isoformat()
     await sup.ingest([
+        {"id": "T14-v", "ticket": "T14", "type": "extension_requested", "at": sh(2026, 12, 1, 9).isoformat(), "until": until},
+        {"id": "T14-w", "ticket": "T14", "type": "extension_decided", "at": sh(2026, 12, 1, 12).isoformat(), "approved": True, "until": until},
         {"id": "T14-x", "ticket": "T14", "type": "replied", "at": sh(2026, 12, 2, 10).isoformat(), "unit": fx.B},
         {"id": "T41-1", "ticket": "T41", "type": "created", "at": sh(2026, 12, 1, 9).isoformat(), "kind": "help"},
     ])  # fmt: skip
@@ -161,9 +165,10 @@ async def test_later_events_do_not_change_a_closed_period_and_refresh_is_increme
     december = await monthly_report(
         pool, Period(sh(2026, 12, 1).date(), sh(2026, 12, 31).date()), NOW, with_trend=False
     )
-    # T26 (12-01), T14 (12-02) replied late in December; T41 received
+    # replies: T26 (12-01, late), T14 (12-02, on time by its extension); unreplied past their
+    # deadlines by 12-15: T19 (12-04), T27 (12-07); T41 received
     assert december["received"]["total"] == 1 and december["closed"] == 2
-    assert december["on_time_replies"]["num"] == 0 and december["period"]["to"] == "2026-12-31"
+    assert december["on_time_replies"] == r(1, 4) and december["period"]["to"] == "2026-12-31"
 
 
 async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps_the_file(

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS stats_handlings (
     reply_due   timestamptz,            -- the deadline that applies (platform, default, extension)
     replied_at  timestamptz,            -- the handling's first reply
     reply_unit  text,                   -- the unit credited with the reply (and its callback)
+    prev_due    timestamptz,            -- the deadline before reply_due (an extension moved it)
+    due_since   timestamptz,            -- when reply_due took effect
     PRIMARY KEY (ticket, n)
 );
 CREATE INDEX IF NOT EXISTS stats_handlings_replied ON stats_handlings (replied_at);
