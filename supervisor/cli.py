@@ -8,6 +8,8 @@ simulate EVENTS.jsonl        replay events (sorted by `at`; --as-arrived: file o
                              clock, print the notifications (JSON lines)
 ingest EVENTS.jsonl          store a file of events through the same path as the API
 schema                       print the JSON Schema of rule files
+report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
+import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
 """
 
 from __future__ import annotations
@@ -53,13 +55,20 @@ def _events_or_report(path: str, key: bytes):
 
 def cmd_check(args) -> int:
     from supervisor.config.settings import load_all
+    from supervisor.imports.mapping import check_mapping
 
+    import_problems = check_mapping(Path(args.config))  # config/import.yaml, when there is one
     try:
         loaded = load_all(Path(args.config))
     except ConfigInvalid as exc:
-        for err in exc.errors:
+        for err in [*exc.errors, *import_problems]:
             print(err, file=sys.stderr)
-        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        print(f"{len(exc.errors) + len(import_problems)} problem(s) found", file=sys.stderr)
+        return 1
+    if import_problems:
+        for err in import_problems:
+            print(err, file=sys.stderr)
+        print(f"{len(import_problems)} problem(s) found", file=sys.stderr)
         return 1
     for warning in loaded.warnings:
         print(f"warning: {warning}")
@@ -253,6 +262,20 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_report_monthly(args) -> int:
+    from supervisor.stats.command import run
+
+    loaded = _load_or_report(args)
+    return 1 if loaded is None else run(args, loaded)
+
+
+def cmd_import(args) -> int:
+    from supervisor.imports.command import run
+
+    loaded = _load_or_report(args)
+    return 1 if loaded is None else run(args, loaded)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline-supervisor",
@@ -309,6 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(
         func=cmd_schema
     )
+    p = sub.add_parser("report", help="reports (monthly statistics)")
+    rsub = p.add_subparsers(dest="report", required=True)
+    p = rsub.add_parser("monthly", help="the monthly statistics and unit assessment")
+    p.add_argument("--month", help="YYYY-MM (default: the previous month, Beijing time)")
+    p.add_argument("--from", dest="date_from", help="first day YYYY-MM-DD (with --to)")
+    p.add_argument("--to", dest="date_to", help="last day YYYY-MM-DD, included")
+    p.add_argument("--format", choices=("xlsx", "html", "json", "csv"), help="default: from -o, else xlsx")
+    p.add_argument("-o", "--output", help="file to write (- for stdout; default report-PERIOD.FORMAT)")
+    p.set_defaults(func=cmd_report_monthly)
+    p = sub.add_parser("import", help="store a platform export (.xlsx, .xls, .csv) as events")
+    p.add_argument("file")
+    p.add_argument("--mapping", help="the column mapping (default: import.yaml in the config folder)")
+    p.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
+    p.add_argument("--strict", action="store_true", help="store nothing unless every row is good")
+    p.set_defaults(func=cmd_import)
     return parser
 
 

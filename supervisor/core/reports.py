@@ -28,6 +28,8 @@ ACTIVE = ("dispatched", "signed", "reopened")
 
 
 def _runs_on(report: Report, day: date, calendar: WorkCalendar) -> bool:
+    if report.days == "first_working_day_of_month":  # the monthly statistics (supervisor/stats)
+        return _first_working_day_of_month(day, calendar)
     if report.days == "every_day":
         return True
     if report.days == "working_days":
@@ -36,6 +38,19 @@ def _runs_on(report: Report, day: date, calendar: WorkCalendar) -> bool:
         except CalendarGapError:
             return day.weekday() < 5  # a digest on a guessed day beats no digest; check warns
     return day.weekday() == WEEKDAY[report.days]
+
+
+def _first_working_day_of_month(day: date, calendar: WorkCalendar) -> bool:
+    def working(d: date) -> bool:
+        try:
+            return calendar.is_workday(d)
+        except CalendarGapError:
+            return d.weekday() < 5
+
+    first = day.replace(day=1)
+    return working(day) and not any(
+        working(first + timedelta(days=i)) for i in range((day - first).days)
+    )
 
 
 def occurrences(

@@ -90,14 +90,14 @@ class DeadlineModel(_Model):
 
 
 class ScheduleModel(_Model):
-    days: Literal["working_days", "every_day", *WEEKDAYS]  # type: ignore[valid-type]
+    days: Literal["working_days", "every_day", "first_working_day_of_month", *WEEKDAYS]  # type: ignore[valid-type]
     at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
 class ReportModel(_Model):
     id: RuleId
     description: str
-    kind: Literal["look_back", "digest"]
+    kind: Literal["look_back", "digest", "monthly_stats"]
     schedule: ScheduleModel
     to: Annotated[list[Role], Field(min_length=1)]
     channels: Annotated[list[ChannelName], Field(min_length=1)] = ["sms"]

@@ -428,6 +428,10 @@ class PgStore(PgOutbox):
         Ticket states are streamed through the report with a cursor, never all held at once."""
         from supervisor.core.reports import builder
 
+        if report.kind == "monthly_stats":  # SQL aggregates, not ticket states: supervisor/stats
+            from supervisor.stats.scheduled import run_monthly
+
+            return await run_monthly(self, report, period, at, runtime)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(q.CLAIM_REPORT_RUN, report.id, str(period)):
                 return None
