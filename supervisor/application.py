@@ -15,6 +15,7 @@ from supervisor.core import deadlines as dl
 from supervisor.core.clock import Clock
 from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
 from supervisor.core.firing import Notification, fire_step
+from supervisor.core.matter import matter_context
 from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
@@ -83,6 +84,11 @@ class Supervisor:
 
     async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
         rt = self.runtime
+        matter = rt.policy.matter_spec
+        if matter.active:  # same-matter matching (core/matter.py) only when rules use it
+            return await self.store.ingest(
+                events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=matter
+            )
         return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
 
     def _plan_fn(self, rt: Runtime, *, replan: bool):
@@ -115,6 +121,7 @@ class Supervisor:
     async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
         rt = self.runtime
         now = now or self.clock.now()
+        matter = rt.policy.matter_spec
         return await self.store.fire_due(
             now,
             limit,
@@ -122,6 +129,7 @@ class Supervisor:
             rt.catch_up_grace,
             frozenset(r.id for r in rt.policy.rules if r.lists_linked),
             timedelta(minutes=max(rt.policy.windows, default=0)),
+            **({"matter": matter} if matter.active else {}),
         )
 
     def _fire_fn(self, rt: Runtime, now: datetime):
@@ -134,7 +142,7 @@ class Supervisor:
             timer: DueTimer,
             ladder: Ladder | None,
             state: TicketState | None,
-            linked: list[tuple[str, datetime]],
+            linked: list[Any],
         ) -> list[Notification]:
             rule = rules.get(timer.rule)
             if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
@@ -145,7 +153,9 @@ class Supervisor:
                     state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
                 )
             extra = None
-            if state.created_at is not None and window:
+            if rule.lists_matter and state.created_at is not None:
+                extra = matter_context(linked, state.created_at, rule.matter_window_m)
+            elif state.created_at is not None and window:
                 # repeat callers: the same caller's tickets in the same category within the window
                 recent = [
                     t
@@ -166,9 +176,22 @@ class Supervisor:
                 templates=rt.templates,
                 at=now,
                 extra=extra,
+                calendar=rt.policy.calendar,
             )
 
         return fire_fn
+
+    async def matter_links(self, ticket: str) -> list[str]:
+        """Tickets about the same matter as `ticket`, both ways (for the ticket view)."""
+        spec = self.runtime.policy.matter_spec
+        return await self.store.matter_links(ticket, spec) if spec.active else []
+
+    async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
+        """The store's ticket view plus `same_matter`: the tickets linked as the same matter."""
+        view = await self.store.ticket_view(ticket)  # type: ignore[attr-defined]
+        if view is not None:
+            view["same_matter"] = await self.matter_links(ticket)
+        return view
 
     async def ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())

@@ -52,6 +52,7 @@ def every_type(ticket: str = "T1") -> list[dict[str, Any]]:
         ev(ticket, 6, "extension_decided", sh(2026, 11, 24, 11, 0), approved=True, until=sh(2026, 12, 4, 17, 0).isoformat()),
         ev(ticket, 7, "commitment_made", sh(2026, 11, 24, 14, 0), unit="城管执法中队", due="2026-12-03", promise="月底前清理"),
         ev(ticket, 8, "contacted", sh(2026, 11, 24, 15, 0), unit="城管执法中队", phase="before"),
+        ev(ticket, 14, "commitment_kept", sh(2026, 11, 25, 16, 0), unit="城管执法中队", result="已清理"),
         ev(ticket, 9, "replied", sh(2026, 11, 26, 10, 0), unit="城管执法中队", result="已清理"),
         ev(ticket, 10, "visited", sh(2026, 11, 26, 15, 0), satisfaction="dissatisfied", resolved=False),
         ev(ticket, 11, "reopened", sh(2026, 11, 26, 16, 0), reason="仍有占道"),

@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "visited",
     "reopened",
     "closed",
+    "commitment_kept",
 )
 
 MAX_TEXT = 2000  # free-text fields (summary, reason, result): the hotline's own limits are lower
@@ -113,6 +114,11 @@ class CommitmentMade(_Body):
     promise: Text | None = None
 
 
+class CommitmentKept(_Body):
+    unit: Name | None = None
+    result: Text | None = None
+
+
 class Contacted(_Body):
     unit: Name | None = None
     phase: Literal["before", "after"] | None = None
@@ -150,6 +156,7 @@ BODIES: dict[str, type[_Body]] = {
     "visited": Visited,
     "reopened": Reopened,
     "closed": Closed,
+    "commitment_kept": CommitmentKept,
 }
 
 ENVELOPE = ("id", "ticket", "type", "at")

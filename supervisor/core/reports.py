@@ -86,11 +86,11 @@ def _notifications(
     out = []
     for role in report.to:
         for rec in runtime.directory.resolve(role, unit=role_unit, grid=None):
-            text = runtime.templates.render(
-                report.template, {**context, "recipient_name": rec.name}
-            )
             for channel in report.channels:
                 ch = channel_for(rec, channel)
+                text = runtime.templates.render(
+                    report.template, {**context, "recipient_name": rec.name, "role": role}, ch
+                )
                 out.append(
                     Notification(
                         at,

@@ -17,9 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.durations import Duration, parse_duration
+from supervisor.core.matter import MatterConfig, MatterSpec
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
-from supervisor.policy.facts import ANCHORS, FIELDS
+from supervisor.policy.facts import ANCHORS, FIELDS, MATTER_WINDOW_FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
 
 ROLES = ("liaison", "head", "supervisor", "leader", "grid")
@@ -108,7 +109,19 @@ class ReportModel(_Model):
     enabled: bool = True
 
 
+class MatterModel(_Model):
+    """How tickets are matched as the same matter (supervisor/core/matter.py)."""
+
+    summary_similarity: Annotated[int, Field(ge=1, le=100)] = Field(
+        60,
+        description="rapidfuzz ratio (0-100) at which two summaries in one grid are the same matter",
+    )
+    min_summary_chars: Annotated[int, Field(ge=1, le=200)] = 6
+    min_address_chars: Annotated[int, Field(ge=1, le=200)] = 4
+
+
 class RuleFileModel(_Model):
+    matter: MatterModel | None = None
     deadlines: dict[Literal["sign_by", "reply_by"], list[DeadlineModel]] = {}
     rules: list[RuleModel] = []
     reports: list[ReportModel] = []
@@ -141,6 +154,8 @@ class Rule:
     steps: tuple[Step, ...]
     source: str
     lists_linked: bool = False  # its messages list the caller's linked tickets (repeat_calls)
+    lists_matter: bool = False  # its messages list the tickets about the same matter
+    matter_window_m: int = 0  # ... within this many minutes (its longest matter window)
 
     @property
     def event_triggered(self) -> bool:
@@ -178,6 +193,18 @@ class Policy:
     matcher: Matcher
     windows: frozenset[int]  # minutes of the repeat_calls windows the rules use
     files: tuple[str, ...] = field(default=())
+    # same-matter matching: thresholds, and the (field, minutes) windows the rules use
+    matter: MatterConfig = field(default_factory=MatterConfig)
+    matter_windows: frozenset[tuple[str, int]] = field(default=frozenset())
+
+    @property
+    def matter_spec(self) -> MatterSpec:
+        return MatterSpec(self.matter, self.matter_windows, self.matter_rules)
+
+    @property
+    def matter_rules(self) -> frozenset[str]:
+        """Rules whose messages list the matter's tickets."""
+        return frozenset(r.id for r in self.rules if r.lists_matter)
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -212,6 +239,9 @@ def load_policy(
     seen: dict[str, str] = {}
     conditions: dict[str, Compiled] = {}
     windows: set[int] = set()
+    matter_windows: set[tuple[str, int]] = set()
+    matter = MatterConfig()
+    matter_src: str | None = None
     for path in paths:
         try:
             located = load_yaml(path)
@@ -223,6 +253,13 @@ def load_policy(
 
         def err(p: tuple, msg: str, _loc: Located = located) -> None:
             errors.append(_loc.error(p, msg))
+
+        if model.matter is not None:
+            if matter_src is not None:
+                err(("matter",), f"'matter' is already set in {matter_src}")
+            else:
+                matter_src = str(path)
+                matter = MatterConfig(**model.matter.model_dump())
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
@@ -271,6 +308,7 @@ def load_policy(
             for p, msg in res.errors + (stop.errors if stop else []):
                 err(p, msg)
             windows |= res.windows
+            matter_windows |= {(f, m) for f, m in res.field_windows if f in MATTER_WINDOW_FIELDS}
             event_fields = sorted(f for f in res.fields if FIELDS[f].event)
             if event_fields and rm.anchor != "event":
                 err(
@@ -325,6 +363,8 @@ def load_policy(
                     tuple(steps),
                     seen[rm.id],
                     "repeat_calls" in res.fields,
+                    bool(res.fields & set(MATTER_WINDOW_FIELDS)),
+                    max((m for f, m in res.field_windows if f in MATTER_WINDOW_FIELDS), default=0),
                 )
             )
 
@@ -370,6 +410,8 @@ def load_policy(
         calendar=calendar,
         matcher=make_matcher(conditions, matcher),
         windows=frozenset(windows),
+        matter=matter,
+        matter_windows=frozenset(matter_windows),
         files=tuple(str(p) for p in paths),
     )
 

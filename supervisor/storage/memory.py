@@ -5,12 +5,14 @@ behaves the same on both."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.core.matter import Candidate, MatterKey, MatterSpec, matches
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.storage.pg import DueTimer, FireFn, FireOutcome, IngestOutcome, PlanFn
@@ -34,9 +36,15 @@ class MemoryStore:
         self._heap: list[tuple[datetime, int, tuple]] = []
         self._ids = 0
         self.not_before = not_before or (lambda n: n.at)
+        # same-matter keys: (kind, key) -> candidates, the index PgStore keeps in matter_keys
+        self.matter_index: dict[tuple[str, str], list[Candidate]] = {}
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         out = IngestOutcome()
         new: list[Event] = []
@@ -63,12 +71,52 @@ class MemoryStore:
                 counts[ev.id][f"repeat_calls__{m}m"] = (
                     1 + self._repeats(ev, m, exclude=in_batch) + len(in_batch)
                 )
+        if matter is not None and matter.active:
+            # in time order, so a batch's earlier tickets are candidates for its later ones
+            for ev in sorted((e for e in new if e.type == "created"), key=lambda e: e.at):
+                keys = matter.keys(ev.data)
+                found = self.matter_candidates(keys, ev.at - matter.horizon, ev.at)
+                counts.setdefault(ev.id, {}).update(matter.fields(ev.ticket, ev.at, ev.data, found))
+                me = matter.candidate(ev.ticket, ev.at, ev.data)
+                for k in keys:
+                    self.matter_index.setdefault((k.kind, k.key), []).append(me)
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
             p = plan_fn(ticket, list(self.by_ticket[ticket]), ladders, new_ids, counts, None)
             self._apply(p)
             out.plans[ticket] = p
         return out
+
+    def matter_candidates(
+        self, keys: Iterable[MatterKey], lo: datetime, hi: datetime
+    ) -> list[Candidate]:
+        """Tickets stored under any of `keys`, created in (lo, hi]: the index lookup."""
+        out: dict[str, Candidate] = {}
+        for k in keys:
+            for c in self.matter_index.get((k.kind, k.key), []):
+                if lo < c.at <= hi:
+                    out.setdefault(c.ticket, c)
+        return list(out.values())
+
+    def matter_linked(
+        self, ticket: str, matter: MatterSpec, *, both_ways: bool = False
+    ) -> list[tuple[str, datetime, str | None]]:
+        """The tickets about the same matter as `ticket` within the horizon before it (and after
+        it, `both_ways`, for the ticket view), this one included, oldest first."""
+        me = self.states.get(ticket)
+        if me is None or me.created_at is None:
+            return []
+        data = {"address": me.address, "grid": me.grid, "summary": me.summary}
+        hi = me.created_at + (matter.horizon if both_ways else timedelta(0))
+        found = self.matter_candidates(matter.keys(data), me.created_at - matter.horizon, hi)
+        same = matches(ticket, me.address, me.summary, found, matter.config)
+        rows = [(c.ticket, c.at, c.caller) for c in same]
+        rows.append((ticket, me.created_at, me.caller_hash))
+        return sorted(rows, key=lambda r: (r[1], r[0]))
+
+    async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]:
+        """The other tickets about the same matter, before and after it (ticket view)."""
+        return [t for t, _, _ in self.matter_linked(ticket, matter, both_ways=True) if t != ticket]
 
     def _linked(self, ticket: str, window: timedelta) -> list[tuple[str, datetime]]:
         me = self.states.get(ticket)
@@ -145,6 +193,7 @@ class MemoryStore:
         grace: timedelta,
         linked_rules: frozenset[str] = frozenset(),
         linked_window: timedelta = timedelta(0),
+        matter: MatterSpec | None = None,
     ) -> FireOutcome:
         out = FireOutcome()
         claimed: list[_Timer] = []
@@ -181,12 +230,13 @@ class MemoryStore:
                 timer.status = "fired"
                 out.fired += 1
                 out.lags_s.append((now - s.due_at).total_seconds())
-                for n in fire_fn(
-                    due_timer,
-                    lad,
-                    self.states.get(s.ticket),
-                    self._linked(s.ticket, linked_window) if s.rule in linked_rules else [],
-                ):
+                if matter is not None and s.rule in matter.rules:
+                    linked: list[Any] = self.matter_linked(s.ticket, matter)
+                elif s.rule in linked_rules:
+                    linked = self._linked(s.ticket, linked_window)
+                else:
+                    linked = []
+                for n in fire_fn(due_timer, lad, self.states.get(s.ticket), linked):
                     key = (n.ticket, n.rule, n.cycle, n.step, n.rep, n.to or "-", n.channel)
                     if key not in self.outbox:
                         self.outbox[key] = n

@@ -19,9 +19,11 @@ import asyncpg
 
 from supervisor.core.events import Event, event_from_store
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.policy.rulebook import Report
+from supervisor.storage import matter_pg
 
 # (ticket, events, its ladders, ids of the new events, repeat-call counts, the stored state the
 # events fold onto, or None when `events` is the whole history)
@@ -42,10 +44,9 @@ class DueTimer:
     superseded: bool  # a later step of the same ladder is due too and this one is late
 
 
-# (timer, its ladder, the ticket's state, the tickets linked to it: same caller, same category)
-FireFn = Callable[
-    [DueTimer, Ladder | None, TicketState | None, list[tuple[str, datetime]]], list[Notification]
-]
+# (timer, its ladder, the ticket's state, the tickets linked to it: same caller, same category as
+# (ticket, created_at); for same-matter rules, the matter's as (ticket, created_at, caller hash))
+FireFn = Callable[[DueTimer, Ladder | None, TicketState | None, list[Any]], list[Notification]]
 
 
 @dataclass
@@ -66,7 +67,11 @@ class FireOutcome:
 
 class Store(Protocol):
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome: ...
     async def fire_due(
         self,
@@ -76,8 +81,10 @@ class Store(Protocol):
         grace: timedelta,
         linked_rules: frozenset[str] = frozenset(),
         linked_window: timedelta = timedelta(0),
+        matter: MatterSpec | None = None,
     ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
+    async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]: ...
     async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int: ...
     async def replan(self, plan_fn: PlanFn) -> int: ...
 
@@ -220,7 +227,11 @@ class PgStore:
         self.not_before = not_before or (lambda n: n.at)
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         outcome = IngestOutcome()
         if not events:
@@ -293,6 +304,12 @@ class PgStore:
                 # the first to commit. Taken after every ticket lock, in one order: no deadlock.
                 await conn.execute(LOCK_CALLERS, [e.data["caller_hash"] for e in created])
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
+            if matter is not None and matter.active:  # same matter: matter_pg.py, migration 008
+                new_events = [e for e in batch if e.id in new_ids]
+                for eid, fields in (
+                    await matter_pg.match_created(conn, new_events, matter)
+                ).items():
+                    counts.setdefault(eid, {}).update(fields)
             plans = {
                 t: plan_fn(t, all_events[t], ladders[t], new_ids, counts, starts[t])
                 for t in changed
@@ -350,6 +367,7 @@ class PgStore:
         grace: timedelta,
         linked_rules: frozenset[str] = frozenset(),
         linked_window: timedelta = timedelta(0),
+        matter: MatterSpec | None = None,
     ) -> FireOutcome:
         out = FireOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -365,7 +383,7 @@ class PgStore:
                 (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
                 for r in await conn.fetch(LOAD_LADDERS, tickets)
             }
-            linked: dict[str, list[tuple[str, datetime]]] = {}
+            linked: dict[str, list[Any]] = {}
             ids, statuses, lates = [], [], []
             notes: list[Notification] = []
             for r in rows:
@@ -390,6 +408,15 @@ class PgStore:
                 else:
                     state = states.get(timer.ticket)
                     if (
+                        matter is not None and timer.rule in matter.rules
+                        and state is not None and state.created_at
+                    ):  # fmt: skip
+                        # same-matter messages list the matter's tickets (matter_pg.py)
+                        linked[timer.ticket] = await matter_pg.linked(
+                            conn, timer.ticket, state.address, state.grid, state.summary,
+                            state.created_at, state.caller_hash, matter,
+                        )  # fmt: skip
+                    elif (
                         state is not None and state.caller_hash and state.created_at
                         and timer.rule in linked_rules and timer.ticket not in linked
                     ):  # fmt: skip
@@ -506,6 +533,21 @@ class PgStore:
                     )
                 await self._apply(conn, plans)
                 done += len(plans)
+
+    async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]:
+        """The other tickets about the same matter, before and after it (ticket view)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT state FROM tickets WHERE ticket = $1", ticket)
+            if row is None:
+                return []
+            s = TicketState.from_json(row["state"])
+            if s.created_at is None:
+                return []
+            rows = await matter_pg.linked(
+                conn, ticket, s.address, s.grid, s.summary, s.created_at, s.caller_hash, matter,
+                both_ways=True,
+            )  # fmt: skip
+        return [t for t, _, _ in rows if t != ticket]
 
     async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
