@@ -123,7 +123,9 @@ def cmd_simulate(args) -> int:
     if args.deliveries:
         from supervisor.tools.simulate import plan_deliveries
 
-        for item in plan_deliveries(notes, loaded.settings.delivery, runtime.templates):
+        for item in plan_deliveries(
+            notes, loaded.settings.delivery, runtime.templates, loaded.calendar.is_workday
+        ):
             print(json.dumps(item, ensure_ascii=False))
         return 0
     for n in notes:

@@ -30,11 +30,15 @@ ACTIVE = ("dispatched", "signed", "reopened")
 def _runs_on(report: Report, day: date, calendar: WorkCalendar) -> bool:
     if report.days == "every_day":
         return True
-    if report.days == "working_days":
-        try:
+    try:
+        if report.days == "working_days":
             return calendar.is_workday(day)
-        except CalendarGapError:
-            return day.weekday() < 5  # a digest on a guessed day beats no digest; check warns
+        if report.days == "first_working_day_of_week":
+            return calendar.first_workday_of_week(day) == day
+        if report.days == "first_working_day_of_month":
+            return calendar.first_workday_of_month(day) == day
+    except CalendarGapError:  # a report on a guessed day beats no report; check warns
+        return day.weekday() < 5 and (report.days == "working_days" or day.weekday() == 0)
     return day.weekday() == WEEKDAY[report.days]
 
 
@@ -116,7 +120,12 @@ class _LookBack:
     def __init__(self, report: Report, at: datetime, runtime) -> None:
         self.report, self.at, self.runtime = report, at, runtime
         window = report.window.as_timedelta() if report.window is not None else timedelta(days=7)
-        self.since = at - window
+        nominal = at
+        if report.days == "first_working_day_of_week":
+            # run late because Monday was a holiday: still "last week", counted from Monday
+            local = at.astimezone(SHANGHAI)
+            nominal = at - timedelta(days=local.weekday())
+        self.since = nominal - window
         self.count = 0
         self.kept: list[TicketState] = []
 

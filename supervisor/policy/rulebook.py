@@ -93,7 +93,14 @@ class DeadlineModel(_Model):
 
 
 class ScheduleModel(_Model):
-    days: Literal["working_days", "every_day", *WEEKDAYS]  # type: ignore[valid-type]
+    # first_working_day_of_week: Monday, or the next working day when Monday is a holiday
+    days: Literal[  # type: ignore[valid-type]
+        "working_days",
+        "every_day",
+        "first_working_day_of_week",
+        "first_working_day_of_month",
+        *WEEKDAYS,
+    ]
     at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 

@@ -167,7 +167,9 @@ class Daemon:
     # --- helpers -----------------------------------------------------------------------------
 
     def _not_before(self, note) -> datetime:
-        return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
+        return delivery.not_before(
+            note.at, note.urgent, self.loaded.settings.delivery, self.loaded.calendar.is_workday
+        )
 
     async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())
