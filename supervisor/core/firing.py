@@ -185,7 +185,7 @@ def fire_step(
                               f"no contact for {role} and no supervisor")
                 ]  # fmt: skip
             for rec in recipients:
-                note = _note(rec, role, unit, directory)
+                note = _note(rec, role, unit, state.grid, directory)
                 notes = [note] if note else []
                 reasons = [rec.fallback_reason] if rec.fallback_reason else []
                 i = next(
@@ -235,9 +235,13 @@ def fire_step(
     return out
 
 
-def _note(rec: Recipient, role: str, unit: str | None, directory: Directory) -> str | None:
+def _note(
+    rec: Recipient, role: str, unit: str | None, grid: str | None, directory: Directory
+) -> str | None:
     if not rec.fallback_reason or role == "supervisor":
         return None
+    if role == "grid":
+        return f"（网格{grid}未配置网格员，转您处理）" if grid else "（工单未标明网格，转您处理）"
     who = directory.unit_name(unit) if unit else "该工单"
     return f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）"
 
