@@ -109,6 +109,9 @@ def cmd_simulate(args) -> int:
     if loaded is None:
         return 1
     runtime = runtime_from(loaded, b"simulate")
+    for warning in loaded.warnings:  # e.g. a year without holiday data: say so, on stderr
+        if warning.startswith("calendar:"):
+            print(f"warning: {warning}", file=sys.stderr)
     events = _events_or_report(args.events, runtime.caller_key)
     if events is None:
         return 1
@@ -120,6 +123,12 @@ def cmd_simulate(args) -> int:
             print(f"--until: {exc}", file=sys.stderr)
             return 1
     notes = asyncio.run(simulate(events, runtime, until))
+    for year in sorted(runtime.policy.calendar.gap_years_used):
+        print(
+            f"warning: the simulation used {year}, which has no official holiday data: statutory "
+            "holidays only, 调休 unknown (see config/calendar.yaml)",
+            file=sys.stderr,
+        )
     if args.deliveries:
         from supervisor.tools.simulate import plan_deliveries
 
