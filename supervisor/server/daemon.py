@@ -181,6 +181,13 @@ class Daemon:
         }
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
+        year = self.clock.now().year
+        gaps = self.loaded.calendar.uncovered_years(range(year, year + 2))
+        if gaps:  # healthy, but deadlines in these years skip only the statutory holidays
+            info["calendar"] = {
+                "years_without_data": gaps,
+                "assumed": "Monday-Friday minus statutory holidays; 调休 unknown",
+            }
         try:
             async with self.pool.acquire(timeout=3) as conn:
                 await conn.fetchval("SELECT 1")
