@@ -171,7 +171,9 @@ def fire_step(
             return []
     else:
         units = [state.unit]
-    overdue = overdue_words(at, anchor_at, calendar, step.offset.working)
+    # working time unless the rule counts natural time only (urgent tickets)
+    working = step.offset.working or any(s.offset.working for s in rule.steps)
+    overdue = overdue_words(at, anchor_at, calendar, working)
     out: list[Notification] = []
     for unit in units:
         # (role, person, texts' notes, reasons) in step order, one entry per person
@@ -209,11 +211,11 @@ def fire_step(
                 seen.add(ch)
                 text = _text(rule, step, templates, directory, ticket, rec, role, unit,
                              anchor_at, overdue, extra, ch)  # fmt: skip
-                note = "".join(dict.fromkeys(notes)) or None
-                if ch == "voice" and note:  # spoken: no brackets
-                    text = note.strip("（）") + "。" + text
+                unique = list(dict.fromkeys(notes))
+                if ch == "voice" and unique:  # spoken: no brackets
+                    text = "".join(n.strip("（）") + "。" for n in unique) + text
                 else:
-                    text = with_note(text, note)
+                    text = with_note(text, "".join(unique) or None)
                 out.append(
                     Notification(
                         at,
