@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from supervisor.config.contacts import Directory
 from supervisor.config.templates import Templates
@@ -15,13 +15,25 @@ from supervisor.core import deadlines as dl
 from supervisor.core.clock import Clock
 from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
 from supervisor.core.firing import Notification, fire_step
-from supervisor.core.matter import matter_context
+from supervisor.core.matter import MatterSpec, matter_context
 from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
-from supervisor.storage.pg import DueTimer, FireOutcome, IngestOutcome, Store
+from supervisor.storage.base import (
+    DueTimer,
+    FireFn,
+    FireOutcome,
+    FirePolicy,
+    IngestOutcome,
+    LinkedTicket,
+    PlanFn,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,13 @@ class Runtime:
     templates: Templates
     caller_key: bytes
     catch_up_grace: timedelta = timedelta(minutes=5)
+    # when a queued message may go (quiet hours, grouping); None: as soon as it is produced
+    delivery: DeliverySettings | None = None
+
+    @property
+    def workday(self) -> Callable[[date], bool]:
+        """The office calendar's working days: messages wait through non-working days."""
+        return self.policy.calendar.is_workday
 
 
 def runtime_from(loaded: Any, key: bytes) -> Runtime:
@@ -45,6 +64,7 @@ def runtime_from(loaded: Any, key: bytes) -> Runtime:
         templates=loaded.templates,
         caller_key=key,
         catch_up_grace=timedelta(seconds=loaded.settings.scheduler.catch_up_grace_s),
+        delivery=loaded.settings.delivery,
     )
 
 
@@ -84,20 +104,24 @@ class Supervisor:
 
     async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
         rt = self.runtime
-        matter = rt.policy.matter_spec
-        if matter.active:  # same-matter matching (core/matter.py) only when rules use it
-            return await self.store.ingest(
-                events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=matter
-            )
-        return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
+        return await self.store.ingest(
+            events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=self._matter(rt)
+        )
 
-    def _plan_fn(self, rt: Runtime, *, replan: bool):
+    @staticmethod
+    def _matter(rt: Runtime) -> MatterSpec | None:
+        """Same-matter matching (core/matter.py), only when the rules use it."""
+        spec = rt.policy.matter_spec
+        return spec if spec.active else None
+
+    def _plan_fn(self, rt: Runtime, *, replan: bool) -> PlanFn:
         def plan_fn(
+            *,
             ticket: str,
             events: list[Event],
             ladders: list[Ladder],
             new_ids: set[str],
-            windows: dict[str, dict[str, int]],
+            repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
             return plan(
@@ -106,7 +130,7 @@ class Supervisor:
                 ladders,
                 rt.policy,
                 new_event_ids=new_ids,
-                windows=windows,
+                windows=repeat_counts,
                 replan=replan,
                 start=start,
             )
@@ -121,31 +145,31 @@ class Supervisor:
     async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
         rt = self.runtime
         now = now or self.clock.now()
-        matter = rt.policy.matter_spec
-        return await self.store.fire_due(
-            now,
-            limit,
-            self._fire_fn(rt, now),
-            rt.catch_up_grace,
-            frozenset(r.id for r in rt.policy.rules if r.lists_linked),
-            timedelta(minutes=max(rt.policy.windows, default=0)),
-            **({"matter": matter} if matter.active else {}),
+        policy = FirePolicy(
+            grace=rt.catch_up_grace,
+            linked_rules=frozenset(r.id for r in rt.policy.rules if r.lists_linked),
+            linked_window=timedelta(minutes=max(rt.policy.windows, default=0)),
+            matter=self._matter(rt),
+            delivery=rt.delivery,
+            workday=rt.workday,
         )
+        return await self.store.fire_due(now, limit, self._fire_fn(rt, now), policy)
 
-    def _fire_fn(self, rt: Runtime, now: datetime):
+    def _fire_fn(self, rt: Runtime, now: datetime) -> FireFn:
         rules = rt.policy.rules_by_id
 
         window = timedelta(minutes=max(rt.policy.windows, default=0))
         known: dict[str, dl.Deadlines] = {}  # per claimed batch: fire_fn lives for one call
 
         def fire_fn(
+            *,
             timer: DueTimer,
-            ladder: Ladder | None,
+            ladder: Ladder,
             state: TicketState | None,
-            linked: list[Any],
+            linked: list[LinkedTicket],
         ) -> list[Notification]:
             rule = rules.get(timer.rule)
-            if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
+            if rule is None or state is None or timer.step >= len(rule.steps):
                 return []
             deadlines = known.get(state.ticket)
             if deadlines is None:  # several steps of one ticket often fire together
@@ -158,9 +182,9 @@ class Supervisor:
             elif state.created_at is not None and window:
                 # repeat callers: the same caller's tickets in the same category within the window
                 recent = [
-                    t
-                    for t, created in linked
-                    if state.created_at - window < created <= state.created_at
+                    x.ticket
+                    for x in linked
+                    if state.created_at - window < x.created_at <= state.created_at
                 ]
                 if len(recent) > 1:
                     extra = {"tickets": [{"id": t} for t in recent], "count": len(recent)}
@@ -188,10 +212,14 @@ class Supervisor:
 
     async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         """The store's ticket view plus `same_matter`: the tickets linked as the same matter."""
-        view = await self.store.ticket_view(ticket)  # type: ignore[attr-defined]
+        view = await self.store.ticket_view(ticket)
         if view is not None:
             view["same_matter"] = await self.matter_links(ticket)
         return view
 
     async def ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())
+
+    async def run_report(self, report: Any, period: int, at: datetime) -> list[Notification] | None:
+        """One period of a periodic report, once across all daemons; its messages are queued."""
+        return await self.store.run_report(report, period, at, self.runtime)

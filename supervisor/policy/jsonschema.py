@@ -9,7 +9,7 @@ from typing import Any
 
 from supervisor.policy.conditions import OPS
 from supervisor.policy.facts import FIELDS, FieldSpec
-from supervisor.policy.rulebook import DURATION_SCHEMA, RuleFileModel
+from supervisor.policy.rulefile import DURATION_SCHEMA, RuleFileModel
 
 _TYPES: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},

@@ -15,12 +15,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from supervisor.application import BatchRejected, Supervisor
 from supervisor.server.metrics import Metrics
-from supervisor.storage.pg import PgStore
+from supervisor.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
-STORE = web.AppKey("store", PgStore)
+STORE: web.AppKey[Store] = web.AppKey("store")
 TOKENS = web.AppKey("tokens", list)
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
@@ -144,7 +144,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    view = await request.app[STORE].ticket_view(request.match_info["ticket"])
+    view = await request.app[SUPERVISOR].ticket_view(request.match_info["ticket"])
     if view is None:
         return _problem(404, f"no ticket {request.match_info['ticket']!r}")
     return web.json_response(view, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
@@ -195,8 +195,7 @@ def make_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
-    assert isinstance(supervisor.storage.pg, PgStore), "the HTTP API serves the PostgreSQL store"
-    app[STORE] = supervisor.storage.pg
+    app[STORE] = supervisor.store
     app[TOKENS] = tokens
     app[METRICS] = metrics
     app[MAX_BATCH] = max_batch
