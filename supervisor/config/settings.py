@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from notifiers.registry import missing_settings
 from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.sms_templates import FILE_NAME as SMS_FILE
+from supervisor.config.sms_templates import load_sms_templates
 from supervisor.config.templates import Templates, load_templates
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
@@ -131,11 +133,16 @@ def load_all(
     templates = _collect(errors, lambda: load_templates(config_dir / "templates.yaml"))
     if templates is not None:
         errors.extend(templates.check())
+    sms_mapped = _sms_templates(config_dir, settings, templates, errors)
     rules_dir = (config_dir / settings.rules_dir).resolve()
     policy = _collect(
         errors,
         lambda: load_policy(
-            rule_files(rules_dir), calendar, templates=templates, matcher=settings.matcher
+            rule_files(rules_dir),
+            calendar,
+            templates=templates,
+            matcher=settings.matcher,
+            sms_mapped=sms_mapped,
         ),
     )
     if directory is not None:
@@ -161,6 +168,39 @@ def load_all(
         raise ConfigInvalid(errors)
     assert directory is not None and templates is not None and policy is not None
     return Loaded(settings, calendar, directory, templates, policy, config_dir, warnings)
+
+
+def _sms_templates(
+    config_dir: Path, settings: Settings, templates: Templates | None, errors: list[ConfigError]
+) -> dict[str, frozenset[str]]:
+    """Load config/sms_templates.yaml when it exists (attached to `templates`: fired steps store
+    the providers' parameters) and return, for each configured template-only provider, the
+    templates it maps. A configured provider needs the file."""
+    path = config_dir / SMS_FILE
+    configured = settings.notifiers.template_sms()
+    if not path.exists():
+        for provider in configured:
+            errors.append(
+                ConfigError(str(path), None, None, f"notifiers.{provider} is configured: "
+                            f"map every template sent by sms to its registered template here")
+            )  # fmt: skip
+        return dict.fromkeys(configured, frozenset())
+    mapping = _collect(errors, lambda: load_sms_templates(path))
+    if mapping is None:
+        return {}
+    if templates is not None:
+        errors.extend(mapping.check(frozenset(templates.names)))
+        templates.sms = mapping
+    for provider in configured:
+        if provider not in mapping.providers:
+            errors.append(
+                ConfigError(str(path), None, provider, f"notifiers.{provider} is configured "
+                            "but this file has no mapping for it")
+            )  # fmt: skip
+    return {
+        p: frozenset(n for n in (templates.names if templates else ()) if mapping.has(p, n))
+        for p in configured
+    }
 
 
 def _years_ahead() -> range:

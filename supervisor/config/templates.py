@@ -231,6 +231,14 @@ class Templates:
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
 
+    # config/sms_templates.yaml (sms_templates.SmsTemplates), attached by load_all when present:
+    # the parameters of the registered templates of template-only SMS providers.
+    sms: Any = None
+
+    def sms_params(self, name: str, context: dict[str, Any]) -> dict[str, Any] | None:
+        """The provider parameters stored with a message (see sms_templates.py), or None."""
+        return None if self.sms is None else self.sms.params(name, context)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -42,6 +42,8 @@ class Notification:
     text: str
     urgent: bool
     note: str | None = None  # e.g. why the supervisor stands in for a missing contact
+    # parameters of the provider-registered SMS templates (config/sms_templates.yaml), or None
+    params: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         """The JSON line simulate prints (no phone numbers)."""
@@ -209,8 +211,8 @@ def fire_step(
                 if ch in seen:
                     continue
                 seen.add(ch)
-                text = _text(rule, step, templates, directory, ticket, rec, role, unit,
-                             anchor_at, overdue, extra, ch)  # fmt: skip
+                text, params = _text(rule, step, templates, directory, ticket, rec, role, unit,
+                                     anchor_at, overdue, extra, ch)  # fmt: skip
                 unique = list(dict.fromkeys(notes))
                 if ch == "voice" and unique:  # spoken: no brackets
                     text = "".join(n.strip("（）") + "。" for n in unique) + text
@@ -232,6 +234,7 @@ def fire_step(
                         text,
                         urgent,
                         "; ".join(dict.fromkeys(reasons)) or None,
+                        params,
                     )  # fmt: skip
                 )
     return out
@@ -261,7 +264,7 @@ def _text(
     overdue: str,
     extra: dict[str, Any] | None,
     channel: str,
-) -> str:
+) -> tuple[str, dict[str, Any] | None]:
     context = {
         "ticket": ticket,
         "deadline": anchor_at,
@@ -275,4 +278,6 @@ def _text(
         "target_unit_name": directory.unit_name(unit) if unit else "",
         **(extra or {}),
     }
-    return templates.render(step.template, context, channel=channel)
+    text = templates.render(step.template, context, channel=channel)
+    params = templates.sms_params(step.template, context) if channel == "sms" else None
+    return text, params

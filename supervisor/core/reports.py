@@ -92,9 +92,9 @@ def _notifications(
         for rec in runtime.directory.resolve(role, unit=role_unit, grid=None):
             for channel in report.channels:
                 ch = channel_for(rec, channel)
-                text = runtime.templates.render(
-                    report.template, {**context, "recipient_name": rec.name, "role": role}, ch
-                )
+                ctx = {**context, "recipient_name": rec.name, "role": role}
+                text = runtime.templates.render(report.template, ctx, ch)
+                params = runtime.templates.sms_params(report.template, ctx) if ch == "sms" else None
                 out.append(
                     Notification(
                         at,
@@ -111,6 +111,7 @@ def _notifications(
                         text,
                         False,
                         rec.fallback_reason,
+                        params,
                     )
                 )
     return out

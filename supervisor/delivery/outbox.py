@@ -167,15 +167,19 @@ class Dispatcher:
 
     async def _claim_ready(self, now: datetime, limit: int) -> list[Batch]:
         window = timedelta(seconds=self.settings.group_window_s)
-        messages = await self.store.claim_ready(now, limit, self.worker_id, window, self._group)
+        solo = frozenset(ch for ch in self.notifiers if self._templated(ch))
+        messages = await self.store.claim_ready(
+            now, limit, self.worker_id, window, self._group, solo
+        )
         return [self._batch(rows) for rows in messages]
 
     def _group(self, rows: list[OutboxRow]) -> list[list[OutboxRow]]:
-        """Urgent rows go alone; the others by person and channel, cut to the SMS budget."""
+        """Urgent rows go alone, and so do those of template-only providers; the others by
+        person and channel, cut to the SMS budget."""
         out: list[list[OutboxRow]] = []
         together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for r in sorted(rows, key=lambda r: r["id"]):
-            if r["urgent"] or not self.settings.group_window_s:
+            if r["urgent"] or not self.settings.group_window_s or self._templated(r["channel"]):
                 out.append([r])
             else:
                 together[(r["channel"], person(r))].append(r)
@@ -183,6 +187,11 @@ class Dispatcher:
             for chunk in split_groups(group, self.settings.group_max_segments):
                 out.append([cast(OutboxRow, r) for r in chunk])
         return out
+
+    def _templated(self, channel: str) -> bool:
+        # A provider that sends only registered templates (Aliyun, Tencent) cannot send a group
+        # composed as free text: each message goes alone with its own template and parameters.
+        return bool(getattr(self.notifiers.get(channel), "templated", False))
 
     def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
         return Batch(rows[0]["id"], rows, compose_group(rows), since)
@@ -219,7 +228,8 @@ class Dispatcher:
             await self._give_up(b, f"no phone number for recipient {b.first['recipient']}", stats)
             return
         msg = Outgoing(key=f"outbox:{b.lead}", channel=b.channel, to=to, text=b.text,
-                       urgent=bool(b.first["urgent"]) and len(b.rows) == 1)  # fmt: skip
+                       urgent=bool(b.first["urgent"]) and len(b.rows) == 1,
+                       params=b.first.get("params") if len(b.rows) == 1 else None)  # fmt: skip
 
         if b.since is not None and not await self._reconcile(b, notifier, msg, stats):
             return

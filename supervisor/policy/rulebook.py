@@ -9,7 +9,7 @@ The files' schema (the pydantic models) is in rulefile.py; this module compiles 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,25 @@ def load_policy(
     *,
     templates: Iterable[str] | None = None,
     matcher: str = "durable_rules",
+    sms_mapped: Mapping[str, frozenset[str]] | None = None,
 ) -> Policy:
-    """Load, check and compile rule files. Raises ConfigInvalid listing every problem."""
+    """Load, check and compile rule files. Raises ConfigInvalid listing every problem.
+
+    `sms_mapped`: for each configured template-only SMS provider (aliyun, tencent), the templates
+    config/sms_templates.yaml maps; a step or report sending sms with another one is an error."""
     errors: list[ConfigError] = []
     template_names = set(templates) if templates is not None else None
+
+    def unmapped(channels: Sequence[str], template: str) -> list[str]:
+        if "sms" not in channels:
+            return []
+        return [
+            f"template '{template}' has no {provider} mapping in sms_templates.yaml "
+            f"(notifiers.{provider} sends only registered templates)"
+            for provider, names in (sms_mapped or {}).items()
+            if template not in names
+        ]
+
     mpd = calendar.minutes_per_day
     rules: list[Rule] = []
     reports: list[Report] = []
@@ -225,6 +240,8 @@ def load_policy(
                         (*where, "steps", j, "template"),
                         f"unknown template '{sm.template}' (config/templates.yaml has: {', '.join(sorted(template_names))})",
                     )
+                for msg in unmapped(sm.channels, sm.template):
+                    err((*where, "steps", j, "template"), msg)
                 if rm.anchor == "event" and sm.at.is_negative:
                     err(
                         (*where, "steps", j, "at"),
@@ -272,6 +289,8 @@ def load_policy(
             seen[rp.id] = f"{path}:{located.line_of((*where, 'id'))}"
             if template_names is not None and rp.template not in template_names:
                 err((*where, "template"), f"unknown template '{rp.template}'")
+            for msg in unmapped(rp.channels, rp.template):
+                err((*where, "template"), msg)
             if rp.enabled:
                 reports.append(
                     Report(

@@ -34,6 +34,7 @@ from supervisor.core.clock import Clock, SystemClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
+from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.db import database
 from supervisor.storage.pg import PgStore
@@ -98,6 +99,10 @@ class Daemon:
                 app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
             )  # fmt: skip
+        setup_provider_hooks(
+            app, store=self.store, clock=self.clock, notifiers=settings.notifiers, env=self.env,
+            ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+        )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http.host, settings.http.port)

@@ -51,7 +51,7 @@ def setup_twilio_hooks(
 ) -> None:
     """Add POST /twilio/status and POST /twilio/inbound to `app`."""
     validator = RequestValidator(auth_token)
-    ack_words = {w.strip(_PUNCTUATION).casefold() for w in settings.ack_words}
+    ack_words = ack_word_set(settings)
 
     async def verified_form(request: web.Request) -> dict[str, str] | None:
         form = await request.post()
@@ -88,28 +88,44 @@ def setup_twilio_hooks(
         form = await verified_form(request)
         if form is None:
             return web.Response(status=403, text="invalid signature")
-        body = (form.get("Body") or "").strip(_PUNCTUATION).casefold()
-        if body not in ack_words:
-            return _twiml(HELP)
-        reply = await store.latest_sent_to(form.get("From") or "")
-        if reply is None:
-            return _twiml(NOTHING_TO_ACK)
-        acked = await ack(reply.ticket, reply.rule, reply.recipient, "sms")
-        log.info(
-            "acknowledged by SMS",
-            extra={
-                "ticket": reply.ticket,
-                "rule": reply.rule,
-                "recipient": reply.recipient,
-                "ladders": acked,
-            },
+        answer = await acknowledge_reply(
+            store, ack, ack_words, form.get("From") or "", form.get("Body") or ""
         )
-        if not acked:
-            return _twiml(NOTHING_TO_ACK)
-        return _twiml(f"已确认，工单{reply.ticket}的督办已停止。")
+        return _twiml(answer)
 
     app.router.add_post("/twilio/status", status)
     app.router.add_post("/twilio/inbound", inbound)
+
+
+def ack_word_set(settings: DeliverySettings) -> set[str]:
+    return {w.strip(_PUNCTUATION).casefold() for w in settings.ack_words}
+
+
+async def acknowledge_reply(
+    store: Store, ack: AckFn, ack_words: set[str], sender: str, body: str
+) -> str:
+    """An SMS reply from `sender` (E.164): an acknowledgement word stops the escalation of the
+    latest message sent to that number whose ladder still runs. Returns the answer to send back
+    (the Twilio webhook replies with it; the domestic providers' hooks only log it). Shared by
+    every SMS provider's reply webhook (provider_hooks.py)."""
+    if body.strip(_PUNCTUATION).casefold() not in ack_words:
+        return HELP
+    reply = await store.latest_sent_to(sender)
+    if reply is None:
+        return NOTHING_TO_ACK
+    acked = await ack(reply.ticket, reply.rule, reply.recipient, "sms")
+    log.info(
+        "acknowledged by SMS",
+        extra={
+            "ticket": reply.ticket,
+            "rule": reply.rule,
+            "recipient": reply.recipient,
+            "ladders": acked,
+        },
+    )
+    if not acked:
+        return NOTHING_TO_ACK
+    return f"已确认，工单{reply.ticket}的督办已停止。"
 
 
 def _outbox_id(key: str | None) -> int | None:

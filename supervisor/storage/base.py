@@ -8,7 +8,9 @@ A store only moves data. Decisions are made by pure code and handed in as named 
 - what becomes of a due timer is `core.timers.verdict`; when a message may go is
   `delivery.policy.not_before` with the `DeliverySettings` in `FirePolicy`;
 - the outbox's state machine (pending -> sending -> sent | failed, fallback rows) is carried out
-  by the store's outbox methods; the dispatcher (delivery/outbox.py) decides when to call which.
+  by the store's outbox methods; the dispatcher (delivery/outbox.py) decides when to call which;
+  `claim_ready` joins no rows of the `solo` channels into groups (template-only SMS providers,
+  which send each message alone with its own template and `params`).
 
 Same-matter matching (core/matter.py) is a concern of its own: a `MatterSpec` handed to `ingest`
 (the counts rules see on `created` events) and to `fire_due` in `FirePolicy` (the tickets a
@@ -155,6 +157,9 @@ class OutboxRow(TypedDict):
     claimed_at: datetime | None
     last_error: str | None
     in_flight: bool
+    # the parameters of the provider-registered SMS templates (migration 007,
+    # config/sms_templates.yaml), rendered when the step fired; None for other channels
+    params: dict[str, Any] | None
 
 
 class Grouper(Protocol):
@@ -224,7 +229,13 @@ class Store(Protocol):
         workday: Workday | None = None,
     ) -> None: ...
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]: ...
     async def claim_stale(
         self, now: datetime, cutoff: datetime, limit: int, worker: str

@@ -4,6 +4,7 @@ One process, one event loop: no locks are needed; claimed rows are simply no lon
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 _VIEW = tuple(OutboxRow.__annotations__)  # the columns a claimed row shows
 
 
+def _copy(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Template parameters as stored: a deep copy (PostgreSQL keeps JSON, not the caller's dict)."""
+    return None if params is None else copy.deepcopy(dict(params))
+
+
 class MemoryOutbox:
     ladders: dict[tuple[str, str, int], Ladder]
 
@@ -52,7 +58,7 @@ class MemoryOutbox:
             "id": self._row_ids, "status": "pending", "attempts": 0, "provider_id": None,
             "last_error": None, "sent_at": None, "group_id": None, "claimed_at": None,
             "claimed_by": None, "delivery_status": None, "delivered_at": None, "in_flight": False,
-            **values,
+            "params": None, **values,
         }  # fmt: skip
         self.rows[row["id"]] = row
         self._keys[key] = row["id"]
@@ -69,6 +75,7 @@ class MemoryOutbox:
                 "rep": n.rep, "role": n.role, "recipient": n.to or "-", "name": n.name,
                 "address": n.address, "channel": n.channel, "text": n.text, "urgent": n.urgent,
                 "note": n.note, "not_before": release_time(n, delivery, workday), "created_at": n.at,
+                "params": _copy(n.params),
             }  # fmt: skip
             if self._insert(values) is not None:
                 new.append(n)
@@ -101,7 +108,13 @@ class MemoryOutbox:
     # -- claiming ---------------------------------------------------------------------------------
 
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]:
         for r in self.rows.values():
             status = self._ladder_status(r)
@@ -116,7 +129,9 @@ class MemoryOutbox:
         if not ready:
             return []
         taken = {r["id"] for r in ready}
-        keys = {(r["channel"], person(r)) for r in ready if not r["urgent"]}
+        keys = {
+            (r["channel"], person(r)) for r in ready if not r["urgent"] and r["channel"] not in solo
+        }
         if keys and window:
             ready += [
                 r for r in self.rows.values()
@@ -132,7 +147,9 @@ class MemoryOutbox:
 
     @staticmethod
     def _view(row: Mapping[str, Any]) -> OutboxRow:
-        return cast(OutboxRow, {k: row[k] for k in _VIEW})
+        view = {k: row[k] for k in _VIEW}
+        view["params"] = _copy(row["params"])  # a copy, as a row read from PostgreSQL would be
+        return cast(OutboxRow, view)
 
     async def claim_stale(
         self, now: datetime, cutoff: datetime, limit: int, worker: str

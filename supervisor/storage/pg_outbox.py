@@ -7,6 +7,7 @@ applies to the whole group."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -36,6 +37,10 @@ def _row(r: Any) -> OutboxRow:
     return cast(OutboxRow, dict(r))
 
 
+def _json(params: Mapping[str, Any] | None) -> str | None:
+    return None if params is None else json.dumps(params, ensure_ascii=False)
+
+
 def person(row: Mapping[str, Any]) -> str:
     """Whom a message goes to: phone channels by number (two contact ids may share a phone),
     robots by contact."""
@@ -58,6 +63,7 @@ class PgOutbox:
             [n.rep for n in notes], [n.role for n in notes], [n.to or "-" for n in notes], [n.name for n in notes],
             [n.address for n in notes], [n.channel for n in notes], [n.text for n in notes], [n.urgent for n in notes],
             [n.note for n in notes], [release_time(n, delivery, workday) for n in notes], [n.at for n in notes],
+            [_json(n.params) for n in notes],
         )  # fmt: skip
 
     async def enqueue(
@@ -68,17 +74,28 @@ class PgOutbox:
                 await self._insert_outbox(conn, notes, delivery, workday)
 
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]:
         """Cancel messages of stopped ladders, take ready rows (urgent first) and, when grouping,
-        the other pending rows for the same people that become ready within the window; mark
-        them all 'sending' under this worker, as the messages `group` makes of them."""
+        the other pending rows for the same people that become ready within the window (not on
+        the `solo` channels, whose messages always go alone); mark them all 'sending' under this
+        worker, as the messages `group` makes of them."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.CANCEL_STOPPED, now + window)
             rows = [_row(r) for r in await conn.fetch(q.CLAIM_READY, now, limit)]
             if not rows:
                 return []
-            keys = {(r["channel"], person(r)) for r in rows if not r["urgent"]}
+            keys = {
+                (r["channel"], person(r))
+                for r in rows
+                if not r["urgent"] and r["channel"] not in solo
+            }
             if keys and window:
                 joined = await conn.fetch(
                     q.JOIN_GROUP, now + window, [k[0] for k in keys], [k[1] for k in keys],

@@ -84,10 +84,13 @@ UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
 FROM unnest($2::bigint[], $3::text[], $4::float8[]) AS v(id, status, late_s)
 WHERE t.id = v.id
 """
+# `params`: the parameters of the provider-registered SMS templates (migration 007), or NULL. A row
+# that already exists keeps what it was queued with.
 INSERT_OUTBOX = """
-INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent, note, not_before, created_at)
+INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent, note, not_before, created_at, params)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[])
+                     $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+                     $16::text[]::jsonb[])
 ON CONFLICT DO NOTHING
 """
 NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
@@ -168,7 +171,7 @@ COUNT_SENT = "SELECT count(*) FROM outbox WHERE status = 'sent'"
 
 _COLUMNS = (
     "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error, in_flight"
+    " attempts, claimed_at, last_error, in_flight, params"
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
@@ -244,7 +247,8 @@ WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE 
   AND status = ANY($3::text[])
 RETURNING id, channel
 """
-# Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile.
+# Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile. The
+# template parameters (`params`) are the SMS provider's, so a fallback row goes without them.
 INSERT_FALLBACK = """
 INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text,
                     urgent, note, not_before, created_at)

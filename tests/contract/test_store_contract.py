@@ -307,3 +307,74 @@ async def test_grouped_rows_share_one_lead(store: Store) -> None:
     await store.record_sent(lead, "SM7", later)
     sent, _ = await store.outbox_summary(later)
     assert sent == 2
+
+
+# --- template parameters (migration 007), template-only providers, provider receipts ----------
+
+PARAMS = {
+    "template": "sign_reminder",
+    "aliyun": {"code": "SMS_1", "sign_name": "某某街道办事处", "params": {"ticket": "T1"}},
+    "tencent": {"template_id": "1001", "sign_name": "某某街道", "params": ["T1"]},
+}
+
+
+async def test_template_parameters_go_with_the_row_to_every_claim(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(params=PARAMS), note(step=1, channel="voice")], None)
+    await store.enqueue([note(params={"template": "other"})], None)  # the row keeps its own
+    by_step = {
+        m[0]["step"]: m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one)
+    }
+    assert by_step[0]["params"] == PARAMS and by_step[1]["params"] is None
+    row = by_step[0]
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    await store.record_unknown(row["id"], "timeout", "w1")
+    later = FIRST_DUE + timedelta(seconds=61)
+    stale = await store.claim_stale(later, later - timedelta(seconds=60), 10, "w2")
+    assert [r["params"] for r in stale[row["id"]]] == [PARAMS]  # a reconcile resends the same
+
+
+async def test_a_fallback_row_goes_without_the_sms_template_parameters(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(params=PARAMS)], None)
+    row = await claim_one(store, FIRST_DUE)
+    out = await store.fail_group(
+        row["id"], "no registered template", ("sending",), {"sms": "voice"}, FIRST_DUE, FIRST_DUE
+    )
+    assert out.created == 1
+    voice = await claim_one(store, FIRST_DUE)
+    assert voice["channel"] == "voice" and voice["params"] is None
+
+
+async def test_rows_of_solo_channels_are_not_joined_into_groups(store: Store) -> None:
+    await supervisor(store)
+    soon = FIRST_DUE + timedelta(seconds=5)
+    await store.enqueue([note(step=0), replace(note(step=1), at=soon)], None)
+    window = timedelta(seconds=10)
+    # a template-only SMS provider: the second row waits for its own time
+    first = await store.claim_ready(FIRST_DUE, 10, "w1", window, one_by_one, frozenset({"sms"}))
+    assert [[r["step"] for r in m] for m in first] == [[0]]
+    assert (
+        await store.claim_ready(FIRST_DUE, 10, "w1", window, one_by_one, frozenset({"sms"})) == []
+    )
+    second = await store.claim_ready(soon, 10, "w1", window, one_by_one, frozenset({"sms"}))
+    assert [[r["step"] for r in m] for m in second] == [[1]]
+
+
+async def test_a_failure_receipt_by_the_providers_id_finds_the_row_and_keeps_it_unsent(
+    store: Store,
+) -> None:
+    await supervisor(store)
+    await store.enqueue([note(step=0), note(step=1)], None)
+    a, b = (m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one))
+    assert await store.touch(a["id"], FIRST_DUE, "w1")
+    await store.record_sent(a["id"], "2433:0001", FIRST_DUE)
+    assert await store.touch(b["id"], FIRST_DUE, "w1")  # its answer was lost: still 'sending'
+    # Tencent reports by SerialNo only; Aliyun by our key (OutId) with its BizId
+    assert await store.record_status(None, "2433:0001", "undelivered", FIRST_DUE) == a["id"]
+    assert await store.record_status(b["id"], "biz-2", "undelivered", FIRST_DUE) == b["id"]
+    view = await store.ticket_view("T1")
+    assert view is not None and [m["status"] for m in view["messages"]] == ["sent", "sending"]
+    assert await store.known_ids(PHONE, "sms", START) == frozenset({"2433:0001"})
+    await store.mark_failed(b["id"], "aliyun MK:0001")
+    assert await store.record_status(None, "biz-2", "delivered", FIRST_DUE) == b["id"]
