@@ -10,6 +10,7 @@ ingest EVENTS.jsonl          store a file of events through the same path as the
 schema                       print the JSON Schema of rule files
 report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
 import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
+calendar import NOTICE.txt   read the State Council's holiday notice into config/calendar.yaml
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def cmd_simulate(args) -> int:
     if loaded is None:
         return 1
     runtime = runtime_from(loaded, b"simulate")
+    for warning in loaded.warnings:  # e.g. a year without holiday data: say so, on stderr
+        if warning.startswith("calendar:"):
+            print(f"warning: {warning}", file=sys.stderr)
     events = _events_or_report(args.events, runtime.caller_key)
     if events is None:
         return 1
@@ -141,10 +145,18 @@ def cmd_simulate(args) -> int:
               f"{moved} of {len(events)} were not in that order in the file; "
               "--as-arrived replays file order", file=sys.stderr)  # fmt: skip
     notes = asyncio.run(simulate(events, runtime, until, as_arrived=args.as_arrived))
+    for year in sorted(runtime.policy.calendar.gap_years_used):
+        print(
+            f"warning: the simulation used {year}, which has no official holiday data: statutory "
+            "holidays only, 调休 unknown (see config/calendar.yaml)",
+            file=sys.stderr,
+        )
     if args.deliveries:
         from supervisor.tools.simulate import plan_deliveries
 
-        for item in plan_deliveries(notes, loaded.settings.delivery, runtime.templates):
+        for item in plan_deliveries(
+            notes, loaded.settings.delivery, runtime.templates, loaded.calendar.is_workday
+        ):
             print(json.dumps(item, ensure_ascii=False))
         return 0
     for n in notes:
@@ -255,6 +267,48 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_calendar_import(args) -> int:
+    """Read the State Council's holiday notice, show what was understood, write calendar.yaml."""
+    from supervisor.config.settings import CalendarFile
+    from supervisor.config.yamlconf import load_model
+    from supervisor.tools.calendar_notice import NoticeError, parse_notice, updated_calendar_yaml
+
+    try:
+        notice = parse_notice(Path(args.notice).read_text(encoding="utf-8"), args.year)
+    except (OSError, UnicodeDecodeError, NoticeError, ValueError) as exc:
+        print(f"{args.notice}: {exc}", file=sys.stderr)
+        return 1
+    print(notice.describe())
+    problems = notice.problems()
+    for problem in problems:
+        print(f"注意：{problem}", file=sys.stderr)
+    if problems and not args.force:
+        print("未写入：请核对通知原文（或用 --force 仍然写入）", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    path = Path(args.config) / "calendar.yaml"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"未写入 {path}：确认无误后加 --yes 写入", file=sys.stderr)
+            return 1
+        if input(f"写入 {path}？[y/N] ").strip().lower() not in ("y", "yes", "是"):
+            return 1
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(updated_calendar_yaml(old, notice), encoding="utf-8")
+    try:
+        load_model(CalendarFile, path)
+    except ConfigInvalid as exc:  # never leave a broken file behind
+        path.write_text(old, encoding="utf-8")
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"已写入 {path}：{len(notice.days_off)} 天放假、{len(notice.workdays)} 个调休上班日，"
+        f"{notice.year} 列入 covered_years"
+    )
+    return 0
+
+
 def cmd_schema(args) -> int:
     from supervisor.policy.jsonschema import rule_file_schema
 
@@ -347,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
     p.add_argument("--strict", action="store_true", help="store nothing unless every row is good")
     p.set_defaults(func=cmd_import)
+    p = sub.add_parser("calendar", help="the working-time calendar")
+    cal = p.add_subparsers(dest="calendar_command", required=True)
+    p = cal.add_parser(
+        "import", help="read the State Council's holiday notice into config/calendar.yaml"
+    )
+    p.add_argument("notice", help="the notice's text (UTF-8), as published")
+    p.add_argument("--year", type=int, help="the year, when the text does not name it")
+    p.add_argument("--dry-run", action="store_true", help="only show what was understood")
+    p.add_argument("--yes", action="store_true", help="write without asking")
+    p.add_argument("--force", action="store_true", help="write even if the totals disagree")
+    p.set_defaults(func=cmd_calendar_import)
     return parser
 
 

@@ -185,7 +185,11 @@ def load_all(
                 msg + "; deadlines in that year cannot be computed (missing_year: error)"
             )
         else:
-            warnings.append(msg + "; until then Monday-Friday is assumed (missing_year: weekdays)")
+            warnings.append(
+                msg + "; until then its working days are Monday-Friday minus the statutory "
+                "holidays, without the 调休 swaps (missing_year: weekdays); paste the State "
+                "Council's notice into `hotline-supervisor calendar import`"
+            )
     if errors:
         raise ConfigInvalid(errors)
     assert directory is not None and templates is not None and policy is not None

@@ -145,6 +145,11 @@ class CommitmentMade(_Body):
     promise: Text | None = None
 
 
+class CommitmentKept(_Body):
+    unit: Name | None = None
+    result: Text | None = None
+
+
 class Contacted(_Body):
     unit: Name | None = None
     phase: Literal["before", "after"] | None = None
@@ -167,11 +172,6 @@ class Reopened(_Body):
 
 class Closed(_Body):
     pass
-
-
-class CommitmentKept(_Body):
-    unit: Name | None = None
-    result: Text | None = None
 
 
 BODIES: dict[str, type[_Body]] = {

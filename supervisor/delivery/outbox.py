@@ -56,6 +56,7 @@ from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
 from supervisor.delivery.policy import (
     DeliverySettings,
+    Workday,
     backoff_s,
     compose_group,
     release_at,
@@ -84,12 +85,15 @@ class Dispatcher:
         *,
         worker_id: str,
         rng: random.Random | None = None,
+        workday: Workday | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id
+        # the office calendar: non-urgent retries and fallbacks wait through non-working days
+        self.workday = workday
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
 
@@ -312,7 +316,9 @@ class Dispatcher:
             return
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
-        when = release_at(now + timedelta(seconds=delay), bool(b.first["urgent"]), self.settings)
+        when = release_at(
+            now + timedelta(seconds=delay), bool(b.first["urgent"]), self.settings, self.workday
+        )
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
@@ -333,7 +339,7 @@ class Dispatcher:
         self, outbox_id: int, reason: str, statuses: tuple[str, ...]
     ) -> int:
         now = self.clock.now()
-        held = release_at(now, False, self.settings)
+        held = release_at(now, False, self.settings, self.workday)
         out = await self.store.fail_group(
             outbox_id, reason, statuses, self.settings.fallback, now, held
         )

@@ -14,6 +14,8 @@ with what it expects, and expects silence from the rules it names for anything e
         until: "2026-11-30T18:00:00+08:00"   # optional, default 30 days after the last event
         rules: [sign-off, sign-off-urgent]   # the rules this test speaks for (default: all)
         expect: []                      # exactly these notifications from those rules
+                                        # (keys: at rule step role to channel text text_contains
+                                        #  note repeat cycle)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Expected(_Model):
     to: str | None = None
     channel: str | None = None
     text_contains: str | None = None
+    text: str | None = None  # the whole text, exactly
+    note: str | None = None  # text the notification's note (why a stand-in) must contain
     repeat: int | None = None
     cycle: int | None = None
 
@@ -94,6 +98,10 @@ def _matches(exp: Expected, n: Notification) -> bool:
     if exp.repeat is not None and exp.repeat != n.rep:
         return False
     if exp.cycle is not None and exp.cycle != n.cycle:
+        return False
+    if exp.text is not None and exp.text != n.text:
+        return False
+    if exp.note is not None and (n.note is None or exp.note not in n.note):
         return False
     return exp.text_contains is None or exp.text_contains in n.text
 
@@ -147,7 +155,7 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
         else:
             unmatched.remove(hit)
     for n in unmatched:
-        result.failures.append(f"produced, not expected: {describe(n)}")
+        result.failures.append(f"produced, not expected: {describe(n)}: {n.text}")
     return result
 
 

@@ -209,7 +209,7 @@ def _conflict(event_id: str, stored: dict[str, Any], where: str) -> web.Response
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    view = await request.app[STORE].ticket_view(request.match_info["ticket"])
+    view = await request.app[SUPERVISOR].ticket_view(request.match_info["ticket"])
     if view is None:
         return _problem(404, f"no ticket {request.match_info['ticket']!r}")
     view = beijing_view(view, request.app[SUPERVISOR].runtime)

@@ -18,7 +18,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class Daemon:
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
             self.store, self._notifiers, settings.delivery, self.clock,
-            worker_id=self.worker_id,
+            worker_id=self.worker_id, workday=self._workday,
         )  # fmt: skip
         app = make_app(
             self.supervisor,
@@ -209,6 +209,11 @@ class Daemon:
         only what core.acks lets them end."""
         return await reply_ack(self.supervisor)(ticket, rule, by, via, roles)
 
+    def _workday(self, day: date) -> bool:
+        """The running calendar (it may change on reload): retries and fallbacks wait through
+        the office's non-working days."""
+        return self.supervisor.runtime.workday(day)
+
     async def health(self) -> tuple[bool, dict[str, Any]]:
         info: dict[str, Any] = {
             "worker": self.worker_id,
@@ -216,6 +221,13 @@ class Daemon:
         }
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
+        year = self.clock.now().year
+        gaps = self.loaded.calendar.uncovered_years(range(year, year + 2))
+        if gaps:  # healthy, but deadlines in these years skip only the statutory holidays
+            info["calendar"] = {
+                "years_without_data": gaps,
+                "assumed": "Monday-Friday minus statutory holidays; 调休 unknown",
+            }
         try:
             await self.store.ping()
         except Exception as exc:  # any failure means "not healthy", with the reason

@@ -12,6 +12,11 @@ A store only moves data. Decisions are made by pure code and handed in as named 
   `claim_ready` joins no rows of the `solo` channels into groups (template-only SMS providers,
   which send each message alone with its own template and `params`).
 
+Same-matter matching (core/matter.py) is a concern of its own: a `MatterSpec` handed to `ingest`
+(the counts rules see on `created` events) and to `fire_due` in `FirePolicy` (the tickets a
+same-matter message lists), and `matter_links` for the ticket view. Its PostgreSQL side is
+storage/pg_matter.py (table matter_keys), its memory side storage/memory_matter.py.
+
 Two stores keep this contract: PgStore (storage/pg.py, the real one) and MemoryStore
 (storage/memory.py, for `simulate` and fast tests); tests/contract runs the same tests on both.
 """
@@ -26,11 +31,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan
 from supervisor.core.state import TicketState
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import DeliverySettings
+    from supervisor.delivery.policy import DeliverySettings, Workday
     from supervisor.policy.rulebook import Report
 
 
@@ -50,10 +56,12 @@ class DueTimer:
 
 
 class LinkedTicket(NamedTuple):
-    """Another ticket of the same caller in the same category (repeat callers)."""
+    """Another ticket linked to this one: of the same caller in the same category (repeat
+    callers), or, for same-matter rules, about the same matter, with its caller's keyed hash."""
 
     ticket: str
     created_at: datetime
+    caller: str | None = None  # keyed hash; set for same-matter links only
 
 
 class PlanFn(Protocol):
@@ -93,7 +101,10 @@ class FirePolicy:
     grace: timedelta = timedelta(minutes=5)  # catch-up grace before a late step is superseded
     linked_rules: frozenset[str] = frozenset()  # rules whose messages list linked tickets
     linked_window: timedelta = timedelta(0)
+    # same matter: rules in `matter.rules` list the matter's tickets (None: no rule does)
+    matter: MatterSpec | None = None
     delivery: DeliverySettings | None = None  # None: a message may go when it is produced
+    workday: Workday | None = None  # the office calendar: non-working days are quiet all day
 
 
 @dataclass
@@ -112,13 +123,16 @@ class FireOutcome:
     lags_s: list[float] = field(default_factory=list)
 
 
-def release_time(note: Notification, delivery: DeliverySettings | None) -> datetime:
-    """When a new message may go: the delivery policy decides (quiet hours, grouping)."""
+def release_time(
+    note: Notification, delivery: DeliverySettings | None, workday: Workday | None = None
+) -> datetime:
+    """When a new message may go: the delivery policy decides (quiet hours, grouping, and with
+    `workday` the office's non-working days)."""
     if delivery is None:
         return note.at
     from supervisor.delivery.policy import not_before
 
-    return not_before(note.at, note.urgent, delivery)
+    return not_before(note.at, note.urgent, delivery, workday)
 
 
 # --- the outbox --------------------------------------------------------------------------------
@@ -195,12 +209,17 @@ FINAL = DELIVERED | NOT_DELIVERED
 class Store(Protocol):
     # tickets, ladders, timers
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome: ...
     async def fire_due(
         self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
     ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
+    async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]: ...
     async def ack(
         self,
         ticket: str,
@@ -234,7 +253,10 @@ class Store(Protocol):
 
     # the outbox
     async def enqueue(
-        self, notes: Sequence[Notification], delivery: DeliverySettings | None
+        self,
+        notes: Sequence[Notification],
+        delivery: DeliverySettings | None,
+        workday: Workday | None = None,
     ) -> None: ...
     async def claim_ready(
         self,

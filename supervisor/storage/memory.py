@@ -14,6 +14,7 @@ from supervisor.core import timers as timer_rules
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.policy.rulebook import Report
@@ -27,6 +28,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
+from supervisor.storage.memory_matter import MemoryMatter
 from supervisor.storage.memory_outbox import MemoryOutbox
 
 
@@ -37,7 +39,7 @@ class _Timer:
     status: str = "pending"
 
 
-class MemoryStore(MemoryOutbox):
+class MemoryStore(MemoryMatter, MemoryOutbox):
     def __init__(self) -> None:
         self.events: dict[str, Event] = {}
         self.by_ticket: dict[str, list[Event]] = {}
@@ -50,9 +52,14 @@ class MemoryStore(MemoryOutbox):
         self.report_runs: set[tuple[str, str]] = set()
         self.acks: list[tuple[str, str, int, str, str, datetime]] = []
         self._init_outbox()
+        self._init_matter()
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         out = IngestOutcome()
         new: list[Event] = []
@@ -79,6 +86,8 @@ class MemoryStore(MemoryOutbox):
                 counts[ev.id][f"repeat_calls__{m}m"] = (
                     1 + self._repeats(ev, m, exclude=in_batch) + len(in_batch)
                 )
+        if matter is not None and matter.active:  # same matter: memory_matter.py
+            self._match_created(new, matter, counts)
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
             p = plan_fn(
@@ -189,15 +198,17 @@ class MemoryStore(MemoryOutbox):
                 assert lad is not None
                 out.fired += 1
                 out.lags_s.append(timer_rules.lateness_s(now, s.due_at))
-                linked = (
-                    self._linked(s.ticket, policy.linked_window)
-                    if s.rule in policy.linked_rules
-                    else []
-                )
+                matter = policy.matter
+                if matter is not None and s.rule in matter.rules:
+                    linked = self.matter_linked(s.ticket, matter)
+                elif s.rule in policy.linked_rules:
+                    linked = self._linked(s.ticket, policy.linked_window)
+                else:
+                    linked = []
                 notes = fire_fn(
                     timer=due_timer, ladder=lad, state=self.states.get(s.ticket), linked=linked
                 )
-                out.notifications.extend(self._queue(notes, policy.delivery))
+                out.notifications.extend(self._queue(notes, policy.delivery, policy.workday))
         return out
 
     async def ack(
@@ -346,7 +357,7 @@ class MemoryStore(MemoryOutbox):
         for state in self.states.values():
             b.add(state)
         notes = b.finish()
-        self._queue(notes, getattr(runtime, "delivery", None))
+        self._queue(notes, getattr(runtime, "delivery", None), getattr(runtime, "workday", None))
         return notes
 
     async def heartbeat(self, daemon: str, at: datetime) -> None:

@@ -8,7 +8,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder
@@ -24,6 +24,9 @@ from supervisor.storage.base import (
     release_time,
 )
 from supervisor.storage.pg_outbox import person
+
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import Workday
 
 _VIEW = tuple(OutboxRow.__annotations__)  # the columns a claimed row shows
 
@@ -61,7 +64,9 @@ class MemoryOutbox:
         self._keys[key] = row["id"]
         return int(row["id"])
 
-    def _queue(self, notes: Sequence[Notification], delivery: Any) -> list[Notification]:
+    def _queue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> list[Notification]:
         """Insert the messages; returns those that were new."""
         new = []
         for n in notes:
@@ -69,15 +74,17 @@ class MemoryOutbox:
                 "ticket": n.ticket, "rule": n.rule, "cycle": n.cycle, "step": n.step,
                 "rep": n.rep, "role": n.role, "recipient": n.to or "-", "name": n.name,
                 "address": n.address, "channel": n.channel, "text": n.text, "urgent": n.urgent,
-                "note": n.note, "not_before": release_time(n, delivery), "created_at": n.at,
+                "note": n.note, "not_before": release_time(n, delivery, workday), "created_at": n.at,
                 "params": _copy(n.params),
             }  # fmt: skip
             if self._insert(values) is not None:
                 new.append(n)
         return new
 
-    async def enqueue(self, notes: Sequence[Notification], delivery: Any) -> None:
-        self._queue(notes, delivery)
+    async def enqueue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> None:
+        self._queue(notes, delivery, workday)
 
     def _ladder_status(self, row: Mapping[str, Any]) -> str | None:
         lad = self.ladders.get((row["ticket"], row["rule"], row["cycle"]))

@@ -1,6 +1,6 @@
 """The PostgreSQL store (asyncpg): tickets, ladders, timers, reports and the ticket view; the
-outbox half is in pg_outbox.py. The SQL is in queries.py; the decisions come from the core
-(see base.py)."""
+outbox half is in pg_outbox.py, the same-matter half in pg_matter.py. The SQL is in queries.py;
+the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from supervisor.core import timers as timer_rules
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event, event_from_store
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.policy.rulebook import Report
@@ -29,6 +30,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
+from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_outbox import PgOutbox
 
 
@@ -71,12 +73,16 @@ def _ladder(row: Any) -> Ladder:
     )
 
 
-class PgStore(PgOutbox):
+class PgStore(PgMatter, PgOutbox):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         outcome = IngestOutcome()
         if not events:
@@ -151,6 +157,10 @@ class PgStore(PgOutbox):
                 # the first to commit. Taken after every ticket lock, in one order: no deadlock.
                 await conn.execute(q.LOCK_CALLERS, [e.data["caller_hash"] for e in created])
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
+            if matter is not None and matter.active:  # same matter: pg_matter.py, migration 008
+                new_events = [e for e in batch if e.id in new_ids]
+                for eid, fields in (await match_created(conn, new_events, matter)).items():
+                    counts.setdefault(eid, {}).update(fields)
             plans = {
                 t: plan_fn(
                     ticket=t,
@@ -224,7 +234,9 @@ class PgStore(PgOutbox):
                 (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
                 for r in await conn.fetch(q.LOAD_LADDERS, tickets)
             }
-            linked: dict[str, list[LinkedTicket]] = {}
+            # per (ticket, kind): the same-matter tickets, or the caller's (repeat callers)
+            linked: dict[tuple[str, str], list[LinkedTicket]] = {}
+            matter = policy.matter
             ids, statuses, lates = [], [], []
             notes: list[Notification] = []
             for r in rows:
@@ -242,12 +254,20 @@ class PgStore(PgOutbox):
                 else:
                     assert lad is not None
                     state = states.get(timer.ticket)
-                    if (
-                        state is not None and state.caller_hash and state.created_at
-                        and timer.rule in policy.linked_rules and timer.ticket not in linked
-                    ):  # fmt: skip
+                    kind = (
+                        "matter" if matter is not None and timer.rule in matter.rules
+                        else "caller" if timer.rule in policy.linked_rules else ""
+                    )  # fmt: skip
+                    key = (timer.ticket, kind)
+                    fetch = kind and state is not None and state.created_at and key not in linked
+                    if fetch and matter is not None and kind == "matter":
+                        # same-matter messages list the matter's tickets (pg_matter.py)
+                        assert state is not None
+                        linked[key] = await matter_linked(conn, state, matter)
+                    elif fetch and kind == "caller" and state is not None and state.caller_hash:
                         # only for rules whose messages list them (repeat callers), in the window
-                        linked[timer.ticket] = [
+                        assert state.created_at is not None
+                        linked[key] = [
                             LinkedTicket(x["ticket"], x["created_at"])
                             for x in await conn.fetch(
                                 q.LINKED,
@@ -262,7 +282,7 @@ class PgStore(PgOutbox):
                             timer=timer,
                             ladder=lad,
                             state=state,
-                            linked=linked.get(timer.ticket, []),
+                            linked=linked.get(key, []),
                         )  # fmt: skip
                     )
                     out.fired += 1
@@ -271,7 +291,7 @@ class PgStore(PgOutbox):
                 statuses.append(status)
                 lates.append(late)
             if notes:
-                await self._insert_outbox(conn, notes, policy.delivery)
+                await self._insert_outbox(conn, notes, policy.delivery, policy.workday)
             await conn.execute(q.MARK_TIMERS, now, ids, statuses, lates)
             out.notifications = notes
         return out
@@ -441,7 +461,12 @@ class PgStore(PgOutbox):
                 b.add(TicketState.from_json(r["state"]))
             notes = b.finish()
             if notes:
-                await self._insert_outbox(conn, notes, getattr(runtime, "delivery", None))
+                await self._insert_outbox(
+                    conn,
+                    notes,
+                    getattr(runtime, "delivery", None),
+                    getattr(runtime, "workday", None),
+                )
             return notes
 
     async def heartbeat(self, daemon: str, at: datetime) -> None:

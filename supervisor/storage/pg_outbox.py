@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
@@ -28,6 +28,9 @@ from supervisor.storage.base import (
     Reply,
     release_time,
 )
+
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import Workday
 
 
 def _row(r: Any) -> OutboxRow:
@@ -48,21 +51,27 @@ class PgOutbox:
     pool: asyncpg.Pool
 
     async def _insert_outbox(
-        self, conn: asyncpg.Connection, notes: Sequence[Notification], delivery: Any
+        self,
+        conn: asyncpg.Connection,
+        notes: Sequence[Notification],
+        delivery: Any,
+        workday: Workday | None = None,
     ) -> None:
         await conn.execute(
             q.INSERT_OUTBOX,
             [n.ticket for n in notes], [n.rule for n in notes], [n.cycle for n in notes], [n.step for n in notes],
             [n.rep for n in notes], [n.role for n in notes], [n.to or "-" for n in notes], [n.name for n in notes],
             [n.address for n in notes], [n.channel for n in notes], [n.text for n in notes], [n.urgent for n in notes],
-            [n.note for n in notes], [release_time(n, delivery) for n in notes], [n.at for n in notes],
+            [n.note for n in notes], [release_time(n, delivery, workday) for n in notes], [n.at for n in notes],
             [_json(n.params) for n in notes],
         )  # fmt: skip
 
-    async def enqueue(self, notes: Sequence[Notification], delivery: Any) -> None:
+    async def enqueue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> None:
         if notes:
             async with self.pool.acquire() as conn:
-                await self._insert_outbox(conn, notes, delivery)
+                await self._insert_outbox(conn, notes, delivery, workday)
 
     async def claim_ready(
         self,

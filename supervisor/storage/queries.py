@@ -1,5 +1,5 @@
-"""Every SQL statement of the PostgreSQL store, named. PgStore (pg.py, pg_outbox.py) runs these
-and nothing else; bench/ reads them to EXPLAIN the hot ones."""
+"""Every SQL statement of the PostgreSQL store, named. PgStore (pg.py, pg_outbox.py, pg_matter.py)
+runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 
 # ruff: noqa: E501
 
@@ -121,6 +121,27 @@ CANCEL_TIMER_IDS = "UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bi
 # --- ingest through the API: an id reused for another event is a 409 ------------------------------
 
 EVENTS_BY_ID = "SELECT id, ticket, type, at, data FROM events WHERE id = ANY($1::text[])"
+
+# --- same matter (pg_matter.py; table matter_keys, migration 008) ------------------------------
+
+# The tickets stored under any of the keys ($1 kinds, $2 keys), created in ($3, $4]: index lookups.
+MATTER_LOOKUP = """
+SELECT DISTINCT ON (m.ticket) m.ticket, m.created_at, m.caller_hash, m.address_key, m.summary_key
+FROM unnest($1::text[], $2::text[]) AS k(kind, key)
+JOIN matter_keys m ON m.kind = k.kind AND m.key = k.key
+WHERE m.created_at > $3 AND m.created_at <= $4
+ORDER BY m.ticket
+"""
+MATTER_INSERT = """
+INSERT INTO matter_keys (kind, key, ticket, created_at, caller_hash, address_key, summary_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+ON CONFLICT (kind, key, ticket) DO NOTHING
+"""
+# Two batches about one matter must see each other: the second waits for the first to commit.
+MATTER_LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(7346, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($1::text[]) AS h ORDER BY 1) AS s
+"""
+MATTER_TICKET = "SELECT state FROM tickets WHERE ticket = $1"
 
 # --- the ticket view ---------------------------------------------------------------------------
 

@@ -143,7 +143,7 @@ async def simulate(
 
 
 def plan_deliveries(
-    notes: Sequence[Notification], settings: Any, templates: Any
+    notes: Sequence[Notification], settings: Any, templates: Any, workday: Any = None
 ) -> list[dict[str, Any]]:
     """What would actually go out: quiet hours hold non-urgent messages, and messages for one
     person and channel released together go as one (delivery.py's policy, as the dispatcher
@@ -153,7 +153,10 @@ def plan_deliveries(
 
     window = timedelta(seconds=settings.group_window_s)
     pending = sorted(
-        ((delivery.not_before(n.at, n.urgent, settings), i, n) for i, n in enumerate(notes)),
+        (
+            (delivery.not_before(n.at, n.urgent, settings, workday), i, n)
+            for i, n in enumerate(notes)
+        ),
         key=lambda x: (x[0], x[1]),
     )
     taken: set[int] = set()

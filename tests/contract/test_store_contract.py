@@ -186,6 +186,19 @@ async def test_quiet_hours_hold_a_queued_message(store: Store) -> None:
     assert sent == 0 and [h.not_before for h in held] == [sh(2026, 11, 24, 7, 30)]
 
 
+async def test_a_message_produced_on_a_non_working_day_waits_for_the_next_one(
+    store: Store,
+) -> None:
+    await supervisor(store)
+    rt = runtime()
+    saturday = note(at=sh(2026, 11, 28, 10, 0))
+    await store.enqueue([saturday], rt.delivery, rt.workday)
+    urgent = note(step=1, urgent=True, at=sh(2026, 11, 28, 10, 0))
+    await store.enqueue([urgent], rt.delivery, rt.workday)
+    _, held = await store.outbox_summary(sh(2026, 11, 28, 9, 0))
+    assert [h.not_before for h in held] == [sh(2026, 11, 30, 7, 30), sh(2026, 11, 28, 10, 0)]
+
+
 async def test_a_retry_goes_back_to_pending_until_its_time(store: Store) -> None:
     await supervisor(store)
     await store.enqueue([note()], None)

@@ -8,7 +8,7 @@ import pytest
 
 from supervisor.config.yamlconf import ConfigInvalid, load_yaml
 from supervisor.core.durations import Duration, DurationError, parse_duration
-from supervisor.policy.rulebook import DURATION_SCHEMA
+from supervisor.policy.rulefile import DURATION_SCHEMA
 
 
 @pytest.mark.parametrize(
