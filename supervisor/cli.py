@@ -6,6 +6,7 @@ test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
 simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
 ingest EVENTS.jsonl          store a file of events through the same path as the API
 schema                       print the JSON Schema of rule files
+user add NAME --role ROLE    add an account of the desk (config/users.yaml)
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ def cmd_check(args) -> int:
         for err in exc.errors:
             print(err, file=sys.stderr)
         print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        return 1
+    from supervisor.desk.users import check_users
+
+    user_errors = check_users(Path(args.config) / "users.yaml")
+    for err in user_errors:
+        print(err, file=sys.stderr)
+    if user_errors:
+        print(f"{len(user_errors)} problem(s) found", file=sys.stderr)
         return 1
     for warning in loaded.warnings:
         print(f"warning: {warning}")
@@ -188,6 +197,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_user_add(args) -> int:
+    from supervisor.desk.cli import user_add
+
+    return user_add(args)
+
+
 def cmd_schema(args) -> int:
     from supervisor.policy.jsonschema import rule_file_schema
 
@@ -234,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(
         func=cmd_schema
     )
+    from supervisor.desk.cli import add_user_parser
+
+    add_user_parser(sub, cmd_user_add)
     return parser
 
 

@@ -143,6 +143,13 @@ async def run_demo(daemon: Daemon) -> None:
             f"demo:   [{row['channel']} → {row['recipient']}, goes at {row['not_before'].astimezone(SHANGHAI):%m-%d %H:%M}] {row['text']}"
         )
     port = daemon.port
+    from supervisor.desk.demo import demo_account
+
+    login, password = demo_account(daemon.desk)
+    print(
+        f"\n督办台 (the desk): http://127.0.0.1:{port}/  user: {login}  password: {password}\n",
+        flush=True,
+    )
     log.info(
         f"demo: the daemon keeps running: GET http://127.0.0.1:{port}/healthz, /metrics, /api/v1/tickets/<id> (with a token). Ctrl-C stops it."
     )
