@@ -142,12 +142,23 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
         "csrf": v.session.csrf if v else (session.csrf if session else ""),
         "nav_extra": desk.nav_extra,
         "path": request.path,
-        "warnings": list(desk.host.loaded.warnings),
+        "warnings": desk_warnings(desk),
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     if session is not None:
         _set_cookie(response, session, desk.key)
     return response
+
+
+def desk_warnings(desk: Desk) -> list[str]:
+    """The configuration's warnings in Chinese: the calendar gap in words, the rest as given."""
+    from supervisor.desk.format import calendar_warning
+
+    cal = desk.runtime.policy.calendar
+    year = desk.now().astimezone(cal.tz).year
+    gap = calendar_warning(cal.uncovered_years(range(year, year + 2)), cal.config.missing_year)
+    rest = [f"配置提示：{w}" for w in desk.host.loaded.warnings if not w.startswith("calendar:")]
+    return ([gap] if gap else []) + rest
 
 
 async def audit(pool: asyncpg.Pool, **row: Any) -> None:

@@ -63,7 +63,8 @@ def _deadlines(state: TicketState, policy: Policy, now: datetime) -> list[dict[s
 def _event(e: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in (e["data"] or {}).items() if k not in HIDDEN}
     return {"id": e["id"], "type": e["type"], "label": fmt.EVENT_LABELS.get(e["type"], e["type"]),
-            "at": fmt.bj_iso(e["at"]), "at_text": fmt.bj(e["at"]), "data": data}  # fmt: skip
+            "at": fmt.bj_iso(e["at"]), "at_text": fmt.bj(e["at"]), "data": data,
+            "fields": fmt.event_fields(data)}  # fmt: skip
 
 
 def build_detail(

@@ -175,3 +175,88 @@ def day_kind(day: date, calendar: WorkCalendar) -> dict[str, Any]:
     if not working and not weekend:
         return {**out, "kind": "holiday", "label": "法定节假日", "working": False}
     return {**out, "kind": "workday" if working else "weekend", "label": "", "working": working}
+
+
+SOURCE_CHANNELS = {
+    "phone": "电话",
+    "provincial": "省级平台",
+    "wechat": "微信",
+    "web": "网站",
+    "sms": "短信",
+    "app": "客户端",
+}
+ANCHOR_LABELS = {
+    "event": "事件发生时",
+    "sign_by": "签收时限",
+    "reply_by": "办理时限",
+    "commitment_due": "承诺时限",
+    "replied_at": "回复时间",
+}
+SCHEDULE_DAYS = {"working_days": "每个工作日", "every_day": "每天"}
+FIELD_LABELS = {
+    "channel": "来源渠道", "category": "诉求归口", "kind": "诉求类型", "urgent": "紧急",
+    "address": "事发地址", "grid": "网格", "summary": "诉求内容", "unit": "单位",
+    "co_units": "协办单位", "sign_by": "签收时限", "reply_by": "办理时限", "by": "经办人",
+    "reason": "原因", "until": "延期至", "approved": "批准", "due": "承诺日期",
+    "promise": "承诺内容", "phase": "阶段", "result": "办理结果", "satisfaction": "满意度",
+    "resolved": "是否解决",
+}  # fmt: skip
+_VALUE_LABELS: dict[str, dict[str, str]] = {
+    "channel": SOURCE_CHANNELS,
+    "kind": KIND_LABELS,
+    "satisfaction": SATISFACTION_LABELS,
+    "phase": {"before": "办理前", "after": "办理后"},
+}
+
+
+def event_fields(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """An event's fields in words for the timeline: (label, value), empty ones left out."""
+    out = []
+    for key, value in data.items():
+        if key not in FIELD_LABELS or value in (None, "", [], ()):
+            continue
+        if isinstance(value, bool):
+            text = "是" if value else "否"
+        elif isinstance(value, list | tuple):
+            text = "、".join(str(v) for v in value)
+        elif key in ("sign_by", "reply_by", "until") and isinstance(value, str) and "T" in value:
+            try:
+                text = bj(datetime.fromisoformat(value))
+            except ValueError:
+                text = value
+        else:
+            text = _VALUE_LABELS.get(key, {}).get(str(value), str(value))
+        out.append((FIELD_LABELS[key], text))
+    return out
+
+
+def offset_text(offset: Any, anchor: str) -> str:
+    """A step's time in words: 到期前1个工作日, 事件发生时, 到期后1个工作小时, 30分钟后."""
+    amount, unit, working = offset.amount, offset.unit, offset.working
+    if amount == 0:
+        return (
+            ANCHOR_LABELS.get(anchor, anchor)
+            if anchor == "event"
+            else f"{ANCHOR_LABELS.get(anchor, anchor)}到达时"
+        )
+    n = abs(amount)
+    if unit == "day":
+        size = f"{n}个工作日"
+    elif working:
+        size = f"{n // 60}个工作小时" if n % 60 == 0 else f"{n}个工作分钟"
+    elif n % 1440 == 0:
+        size = f"{n // 1440}天"
+    else:
+        size = f"{n // 60}小时" if n % 60 == 0 else f"{n}分钟"
+    where = ANCHOR_LABELS.get(anchor, anchor)
+    return f"{where}前{size}" if amount < 0 else f"{where}后{size}"
+
+
+def calendar_warning(years: list[int], missing_year: str) -> str | None:
+    if not years:
+        return None
+    how = "暂按周一至周五上班计算" if missing_year == "weekdays" else "这些年份的时限无法计算"
+    ys = "、".join(str(y) for y in years)
+    return (
+        f"{ys}年尚无官方节假日与调休数据，{how}；请在 config/calendar.yaml 中录入国务院公布的安排。"
+    )

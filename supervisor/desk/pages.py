@@ -235,10 +235,13 @@ async def rules(request: web.Request, v: Viewer) -> web.Response:
         pending = await views.pending_timers_per_rule(conn)
     data = {
         "rules": [{"id": r.id, "description": r.description, "anchor": r.anchor,
-                   "steps": [{"index": s.index, "at": str(s.offset), "roles": list(s.roles),
+                   "anchor_label": fmt.ANCHOR_LABELS.get(r.anchor, r.anchor),
+                   "steps": [{"index": s.index, "at": str(s.offset), "when": fmt.offset_text(s.offset, r.anchor),
+                              "roles": list(s.roles),
                               "channels": list(s.channels)} for s in r.steps],
                    "pending_timers": pending.get(r.id, 0)} for r in policy.rules],
-        "reports": [{"id": r.id, "description": r.description, "days": r.days, "at": r.at}
+        "reports": [{"id": r.id, "description": r.description, "days": r.days, "at": r.at,
+                     "when": f"{fmt.SCHEDULE_DAYS.get(r.days, r.days)} {r.at}"}
                     for r in policy.reports],
         "matcher": policy.matcher.name,
         "last_reload": getattr(desk.host, "last_reload", None),
@@ -297,5 +300,6 @@ def add_filters(env: jinja2.Environment) -> None:
         STATUS=fmt.STATUS_LABELS, EVENT=fmt.EVENT_LABELS, ROLE=fmt.ROLE_LABELS,
         CHANNEL=fmt.CHANNEL_LABELS, OUTBOX=fmt.OUTBOX_LABELS, LADDER=fmt.LADDER_LABELS,
         KIND=fmt.KIND_LABELS, SAT=fmt.SATISFACTION_LABELS, SOURCE=fmt.SOURCE_LABELS,
+        SRC=fmt.SOURCE_CHANNELS,
         WEEKDAYS=fmt.WEEKDAYS,
     )  # fmt: skip

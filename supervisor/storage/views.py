@@ -254,6 +254,11 @@ async def ticket_detail(conn: asyncpg.Connection, ticket: str) -> dict[str, Any]
 # --- 单位 -------------------------------------------------------------------------------------
 
 UNITS = f"""
+WITH cand AS (  -- open tickets, and closed ones with a deadline this week: each an indexed set
+  SELECT ticket FROM tickets WHERE status <> 'closed'
+  UNION SELECT ticket FROM desk_deadlines WHERE reply_by >= $2 AND reply_by < $1
+  UNION SELECT ticket FROM desk_deadlines WHERE sign_by >= $2 AND sign_by < $1
+)
 SELECT t.unit,
   count(*) FILTER (WHERE t.status <> 'closed') AS open,
   count(*) FILTER (WHERE t.status = ANY('{{{",".join(HANDLING)}}}'::text[])
@@ -262,15 +267,14 @@ SELECT t.unit,
                    AND coalesce((t.state->>'replied_at')::timestamptz > d.reply_by, true)) AS missed_reply_week,
   count(*) FILTER (WHERE d.sign_by >= $2 AND d.sign_by < $1
                    AND coalesce((t.state->>'signed_at')::timestamptz > d.sign_by, true)) AS missed_sign_week
-FROM tickets t LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
+FROM cand JOIN tickets t ON t.ticket = cand.ticket LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
 WHERE t.unit IS NOT NULL AND ($3::text IS NULL OR t.unit = $3)
-  AND (t.status <> 'closed' OR d.reply_by >= $2 OR d.sign_by >= $2)
 GROUP BY t.unit
 """
 UNIT_MESSAGES = """
 SELECT t.unit,
-  count(*) FILTER (WHERE o.created_at >= $1) AS messages_month,
-  count(*) FILTER (WHERE o.created_at >= $2) AS messages_week,
+  count(*) FILTER (WHERE o.created_at >= $1 AND o.role IN ('liaison', 'head')) AS messages_month,
+  count(*) FILTER (WHERE o.created_at >= $2 AND o.role IN ('liaison', 'head')) AS messages_week,
   count(*) FILTER (WHERE o.created_at >= $2 AND o.role = ANY('{head,supervisor,leader}'::text[])) AS escalations_week
 FROM outbox o JOIN tickets t ON t.ticket = o.ticket
 WHERE o.created_at >= least($1, $2) AND o.status IN ('sent', 'sending', 'failed')

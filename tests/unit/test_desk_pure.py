@@ -116,3 +116,26 @@ def test_user_add_writes_argon2_and_check_names_file_line_key(tmp_path):
     assert not any("plain" in e for e in errors)  # a value given as a hash is not echoed
     with pytest.raises(ConfigInvalid):
         load_users(path)
+
+
+def test_rule_steps_and_event_fields_in_words():
+    from supervisor.core.durations import parse_duration
+    from supervisor.desk.format import calendar_warning, event_fields, offset_text
+
+    assert offset_text(parse_duration("-1 working day"), "reply_by") == "办理时限前1个工作日"
+    assert offset_text(parse_duration("1 working hour"), "sign_by") == "签收时限后1个工作小时"
+    assert offset_text(parse_duration("-30m"), "sign_by") == "签收时限前30分钟"
+    assert offset_text(parse_duration("0"), "event") == "事件发生时"
+    assert offset_text(parse_duration("0"), "sign_by") == "签收时限到达时"
+    fields = event_fields({"channel": "wechat", "urgent": False, "co_units": ["甲", "乙"], "grid": None,
+                           "reply_by": "2026-11-25T08:00:00+00:00", "caller_masked": "138****5678"})  # fmt: skip
+    assert fields == [
+        ("来源渠道", "微信"),
+        ("紧急", "否"),
+        ("协办单位", "甲、乙"),
+        ("办理时限", "2026-11-25 16:00"),
+    ]
+    assert (
+        "2027年" in (calendar_warning([2027], "weekdays") or "")
+        and calendar_warning([], "error") is None
+    )
