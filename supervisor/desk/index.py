@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -28,30 +29,44 @@ log = logging.getLogger("hotline.desk")
 # A transaction that began before the watermark but committed after it is still found:
 # each pass looks back this far and skips rows whose desk entry is current.
 OVERLAP = timedelta(seconds=30)
+# Closed tickets keep their row this long (the 单位 page's "deadlines missed this week"), then go:
+# the table holds the open tickets and last week's closures, not the whole history, so joining it
+# stays cheap with a million tickets.
+KEEP_CLOSED = "8 days"
+PRUNE_EVERY_S = 600.0
 
-CHANGED = """
-SELECT t.ticket, t.state, t.updated_at FROM tickets t
+CHANGED = f"""
+SELECT t.ticket, t.state, t.status, t.unit, t.updated_at FROM tickets t
 LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
 WHERE (t.updated_at, t.ticket) > ($1, $2)
+  AND (t.status <> 'closed' OR t.updated_at > now() - interval '{KEEP_CLOSED}')
   AND (d.ticket IS NULL OR d.src_updated_at <> t.updated_at OR d.policy <> $3)
 ORDER BY t.updated_at, t.ticket
 LIMIT $4
 """
 STALE_POLICY = """
-SELECT t.ticket, t.state, t.updated_at FROM tickets t
+SELECT t.ticket, t.state, t.status, t.unit, t.updated_at FROM tickets t
 JOIN desk_deadlines d ON d.ticket = t.ticket
 WHERE t.status <> 'closed' AND d.policy <> $1 AND t.ticket > $2
 ORDER BY t.ticket LIMIT $3
 """
 UPSERT = """
-INSERT INTO desk_deadlines (ticket, sign_by, reply_by, commitment_due, src_updated_at, policy)
+INSERT INTO desk_deadlines (ticket, sign_by, reply_by, commitment_due, src_updated_at, policy,
+                            status, unit, signed_at, replied_at)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
-                     $5::timestamptz[], $6::text[])
+                     $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                     $10::timestamptz[])
 ON CONFLICT (ticket) DO UPDATE SET sign_by = EXCLUDED.sign_by, reply_by = EXCLUDED.reply_by,
+    status = EXCLUDED.status, unit = EXCLUDED.unit, signed_at = EXCLUDED.signed_at,
+    replied_at = EXCLUDED.replied_at,
     commitment_due = EXCLUDED.commitment_due, src_updated_at = EXCLUDED.src_updated_at,
     policy = EXCLUDED.policy
 """
 LAST_SEEN = "SELECT max(src_updated_at) FROM desk_deadlines"
+PRUNE = f"""
+DELETE FROM desk_deadlines d USING tickets t
+WHERE t.ticket = d.ticket AND t.status = 'closed' AND t.updated_at < now() - interval '{KEEP_CLOSED}'
+"""
 
 
 def fingerprint(policy: Policy) -> str:
@@ -72,7 +87,11 @@ def compute_row(state: TicketState, policy: Policy) -> tuple[datetime | None, ..
 async def _upsert(
     conn: asyncpg.Connection, rows: list[asyncpg.Record], policy: Policy, fp: str
 ) -> None:
-    computed = [compute_row(TicketState.from_json(r["state"]), policy) for r in rows]
+    states = [
+        TicketState.from_json(r["state"]) if r["state"].get("ticket") else TicketState(r["ticket"])
+        for r in rows
+    ]
+    computed = [compute_row(s, policy) for s in states]
     await conn.execute(
         UPSERT,
         [r["ticket"] for r in rows],
@@ -81,6 +100,10 @@ async def _upsert(
         [c[2] for c in computed],
         [r["updated_at"] for r in rows],
         [fp] * len(rows),
+        [r["status"] for r in rows],
+        [r["unit"] for r in rows],
+        [s.signed_at for s in states],
+        [s.replied_at for s in states],
     )
 
 
@@ -93,6 +116,7 @@ class DeadlineIndex:
         self.batch = batch
         self._since: datetime | None = None  # tickets updated before this are indexed
         self._fingerprint: str | None = None
+        self._pruned_at = float("-inf")
 
     async def refresh(self) -> int:
         """One pass: index what changed since the watermark; returns how many rows it wrote."""
@@ -117,6 +141,9 @@ class DeadlineIndex:
                 if len(rows) < self.batch:
                     break
             self._since = max(self._since, since - OVERLAP)
+            if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                await conn.execute(PRUNE)
+                self._pruned_at = time.monotonic()
         return done
 
     async def _recompute_open(self, conn: asyncpg.Connection, policy: Policy, fp: str) -> int:

@@ -19,9 +19,11 @@ ESCALATION_ROLES = ("head", "supervisor", "leader")
 VIEWS = ("awaiting", "due_today", "overdue", "escalated")
 SORT_KEY = "coalesce(t.created_at, '-infinity'::timestamptz)"
 
-ESCALATED = """EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = t.ticket AND l.status = 'active'
-  AND EXISTS (SELECT 1 FROM outbox o WHERE o.ticket = l.ticket AND o.rule = l.rule AND o.cycle = l.cycle
-              AND o.role = ANY('{head,supervisor,leader}'::text[]) AND o.status IN ('sent', 'sending')))"""
+# matches the partial index outbox_escalated (migration 009)
+ESCALATION_SENT = """EXISTS (SELECT 1 FROM outbox o WHERE o.ticket = l.ticket AND o.rule = l.rule
+  AND o.cycle = l.cycle AND o.role IN ('head', 'supervisor', 'leader') AND o.status IN ('sent', 'sending'))"""
+ESCALATED = f"""EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = t.ticket AND l.status = 'active'
+  AND {ESCALATION_SENT})"""
 
 
 def day_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -44,20 +46,19 @@ def month_start(now: datetime) -> datetime:
 # --- 总览 -------------------------------------------------------------------------------------
 
 OVERVIEW_TICKETS = f"""
-SELECT t.unit,
-  count(*) FILTER (WHERE t.status = 'dispatched') AS awaiting,
+SELECT d.unit,
+  count(*) FILTER (WHERE d.status = 'dispatched') AS awaiting,
   count(*) FILTER (WHERE d.reply_by >= $1 AND d.reply_by < $2) AS due_today,
-  count(*) FILTER (WHERE d.reply_by < $1 OR (t.status = 'dispatched' AND d.sign_by < $1)) AS overdue
-FROM tickets t LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
-WHERE t.status = ANY('{{{",".join(HANDLING)}}}'::text[]) AND ($3::text IS NULL OR t.unit = $3)
-GROUP BY t.unit
+  count(*) FILTER (WHERE d.reply_by < $1 OR (d.status = 'dispatched' AND d.sign_by < $1)) AS overdue
+FROM desk_deadlines d
+WHERE d.status = ANY('{{{",".join(HANDLING)}}}'::text[]) AND ($3::text IS NULL OR d.unit = $3)
+GROUP BY d.unit
 """
-OVERVIEW_ESCALATIONS = """
-SELECT t.unit, count(*) AS escalations FROM ladders l JOIN tickets t ON t.ticket = l.ticket
-WHERE l.status = 'active' AND ($1::text IS NULL OR t.unit = $1)
-  AND EXISTS (SELECT 1 FROM outbox o WHERE o.ticket = l.ticket AND o.rule = l.rule AND o.cycle = l.cycle
-              AND o.role = ANY('{head,supervisor,leader}'::text[]) AND o.status IN ('sent', 'sending'))
-GROUP BY t.unit
+OVERVIEW_ESCALATIONS = f"""
+SELECT d.unit, count(*) AS escalations FROM ladders l JOIN desk_deadlines d ON d.ticket = l.ticket
+WHERE l.status = 'active' AND d.status <> 'closed' AND ($1::text IS NULL OR d.unit = $1)
+  AND {ESCALATION_SENT}
+GROUP BY d.unit
 """
 OVERVIEW_FAILED = """
 SELECT t.unit, count(*) AS failed FROM outbox o LEFT JOIN tickets t ON t.ticket = o.ticket
@@ -164,16 +165,17 @@ def ticket_query(f: TicketFilter, now: datetime) -> tuple[str, list[Any]]:
             f"(t.ticket = {arg(q)} OR t.ticket LIKE {arg(_like(q) + '%')} "
             f"OR t.state->>'address' LIKE {arg('%' + _like(q) + '%')})"
         )
-    handling = f"t.status = ANY('{{{','.join(HANDLING)}}}'::text[])"
+    # the views read the desk's copy of the status, as the overview's counts do
+    handling = f"d.status = ANY('{{{','.join(HANDLING)}}}'::text[])"
     if f.view == "awaiting":
-        where.append("t.status = 'dispatched'")
+        where.append("d.status = 'dispatched'")
     elif f.view == "due_today":
         _, end = day_bounds(now)
         where.append(f"{handling} AND d.reply_by >= {arg(now)} AND d.reply_by < {arg(end)}")
     elif f.view == "overdue":
         n = arg(now)
         where.append(
-            f"{handling} AND (d.reply_by < {n} OR (t.status = 'dispatched' AND d.sign_by < {n}))"
+            f"{handling} AND (d.reply_by < {n} OR (d.status = 'dispatched' AND d.sign_by < {n}))"
         )
     elif f.view == "escalated":
         where.append(ESCALATED)
@@ -254,22 +256,17 @@ async def ticket_detail(conn: asyncpg.Connection, ticket: str) -> dict[str, Any]
 # --- 单位 -------------------------------------------------------------------------------------
 
 UNITS = f"""
-WITH cand AS (  -- open tickets, and closed ones with a deadline this week: each an indexed set
-  SELECT ticket FROM tickets WHERE status <> 'closed'
-  UNION SELECT ticket FROM desk_deadlines WHERE reply_by >= $2 AND reply_by < $1
-  UNION SELECT ticket FROM desk_deadlines WHERE sign_by >= $2 AND sign_by < $1
-)
-SELECT t.unit,
-  count(*) FILTER (WHERE t.status <> 'closed') AS open,
-  count(*) FILTER (WHERE t.status = ANY('{{{",".join(HANDLING)}}}'::text[])
-                   AND (d.reply_by < $1 OR (t.status = 'dispatched' AND d.sign_by < $1))) AS overdue,
+SELECT d.unit,
+  count(*) FILTER (WHERE d.status <> 'closed') AS open,
+  count(*) FILTER (WHERE d.status = ANY('{{{",".join(HANDLING)}}}'::text[])
+                   AND (d.reply_by < $1 OR (d.status = 'dispatched' AND d.sign_by < $1))) AS overdue,
   count(*) FILTER (WHERE d.reply_by >= $2 AND d.reply_by < $1
-                   AND coalesce((t.state->>'replied_at')::timestamptz > d.reply_by, true)) AS missed_reply_week,
+                   AND coalesce(d.replied_at > d.reply_by, true)) AS missed_reply_week,
   count(*) FILTER (WHERE d.sign_by >= $2 AND d.sign_by < $1
-                   AND coalesce((t.state->>'signed_at')::timestamptz > d.sign_by, true)) AS missed_sign_week
-FROM cand JOIN tickets t ON t.ticket = cand.ticket LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
-WHERE t.unit IS NOT NULL AND ($3::text IS NULL OR t.unit = $3)
-GROUP BY t.unit
+                   AND coalesce(d.signed_at > d.sign_by, true)) AS missed_sign_week
+FROM desk_deadlines d
+WHERE d.unit IS NOT NULL AND ($3::text IS NULL OR d.unit = $3)
+GROUP BY d.unit
 """
 UNIT_MESSAGES = """
 SELECT t.unit,

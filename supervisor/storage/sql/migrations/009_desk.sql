@@ -18,9 +18,15 @@ CREATE TABLE IF NOT EXISTS desk_audit (
 CREATE INDEX IF NOT EXISTS desk_audit_ticket ON desk_audit (ticket, rule, cycle) WHERE ticket IS NOT NULL;
 
 -- A ticket's effective deadlines as the rules compute them (deadlines.compute), kept by the desk's
--- indexer so that "overdue" and "due today" are one indexed query over a million tickets.
+-- indexer (supervisor/desk/index.py) for the open tickets and last week's closures, with the
+-- ticket's status, unit and sign/reply times copied, so that the overview and the 单位 page read
+-- one narrow table of tens of thousands of rows, not a million tickets.
 CREATE TABLE IF NOT EXISTS desk_deadlines (
     ticket          text PRIMARY KEY,
+    status          text NOT NULL,
+    unit            text,
+    signed_at       timestamptz,
+    replied_at      timestamptz,
     sign_by         timestamptz,
     reply_by        timestamptz,
     commitment_due  timestamptz,
@@ -41,6 +47,9 @@ CREATE INDEX IF NOT EXISTS tickets_unit_list
 CREATE INDEX IF NOT EXISTS tickets_open_unit ON tickets (status, unit) WHERE status <> 'closed';
 -- Escalations not acknowledged: active ladders only.
 CREATE INDEX IF NOT EXISTS ladders_active ON ladders (ticket, rule, cycle) WHERE status = 'active';
+-- Escalations: the messages that went to someone above the liaison, by ladder.
+CREATE INDEX IF NOT EXISTS outbox_escalated ON outbox (ticket, rule, cycle)
+    WHERE role IN ('head', 'supervisor', 'leader') AND status IN ('sent', 'sending');
 -- Failed messages on the overview and the outbox page; a ticket's messages on its page.
 CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (created_at) WHERE status = 'failed';
 CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at, id);
