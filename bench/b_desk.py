@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import time
 from types import SimpleNamespace
@@ -170,9 +171,13 @@ async def main() -> dict:
         open_n = await conn.fetchval("SELECT count(*) FROM tickets WHERE status <> 'closed'")
         await conn.close()
         print(f"built in {secs:.0f} s: {counts}, open tickets {open_n}", flush=True)
+        load_before = os.getloadavg()
         result = await measure(url, args.requests)
+        load_after = os.getloadavg()
+        print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}", flush=True)
         report = {"tickets": args.tickets, "open": open_n, "rows": counts, "build_s": round(secs, 1),
                   "requests_per_page": args.requests, "pages": result,
+                  "loadavg_before": load_before, "loadavg_after": load_after,
                   "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}}  # fmt: skip
         return report
     finally:

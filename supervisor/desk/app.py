@@ -45,6 +45,7 @@ class Desk:
     nav_extra: list[tuple[str, str]] = field(default_factory=list)  # (label, path): 统计, 导入
     _users: tuple[float, dict[str, tuple[User, str]]] | None = None
     users_error: str | None = None
+    choices: dict[str | None, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
 
     def users(self) -> dict[str, tuple[User, str]]:
         """users.yaml, re-read when it changes; an invalid edit keeps the last good accounts."""

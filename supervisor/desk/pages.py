@@ -4,6 +4,7 @@ plus GET /api/v1/tickets for integrators (bearer token, checked by the API's mid
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime
 from typing import Any
 
@@ -48,8 +49,7 @@ def _scope(v: Viewer) -> str | None:
 
 async def overview_data(request: web.Request, v: Viewer) -> dict[str, Any]:
     desk = request.app[DESK]
-    async with desk.host.pool.acquire() as conn:
-        return await views.overview(conn, desk.now(), _scope(v), _units_known(request))
+    return await views.overview(desk.host.pool, desk.now(), _scope(v), _units_known(request))
 
 
 async def overview(request: web.Request, v: Viewer) -> web.Response:
@@ -139,12 +139,24 @@ async def tickets(request: web.Request, v: Viewer) -> web.Response:
     data = await list_data(request, f)
     if request.path.endswith(".json"):
         return twin(request, data)
-    desk = request.app[DESK]
-    async with desk.host.pool.acquire() as conn:
-        choices = await views.filter_choices(conn, _scope(v))
+    choices = await _choices(request.app[DESK], _scope(v))
     query = {k: v2 for k, v2 in request.query.items() if k != "after"}
     return render(request, "tickets.html", {**data, "f": f, "query": query,
                   "units": _units_known(request), **choices}, v)  # fmt: skip
+
+
+CHOICES_TTL_S = 60.0  # the categories menu: a scan of the open tickets, not worth every request
+
+
+async def _choices(desk: Any, scope: str | None) -> dict[str, list[str]]:
+    cached = desk.choices.get(scope)
+    if cached is None or time.monotonic() - cached[0] > CHOICES_TTL_S:
+        async with desk.host.pool.acquire() as conn:
+            cached = desk.choices[scope] = (
+                time.monotonic(),
+                await views.filter_choices(conn, scope),
+            )
+    return cached[1]
 
 
 async def api_tickets(request: web.Request) -> web.Response:

@@ -3,7 +3,9 @@ page and its JSON twin cannot disagree. `unit` arguments scope a unit user to th
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +26,15 @@ ESCALATION_SENT = """EXISTS (SELECT 1 FROM outbox o WHERE o.ticket = l.ticket AN
   AND o.cycle = l.cycle AND o.role IN ('head', 'supervisor', 'leader') AND o.status IN ('sent', 'sending'))"""
 ESCALATED = f"""EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = t.ticket AND l.status = 'active'
   AND {ESCALATION_SENT})"""
+
+
+_SCOPE = re.compile(r"\((\$\d+)::text IS NULL OR ([\w.]+) = \1\)")
+
+
+def scoped(sql: str, unit: str | None) -> str:
+    """`($n::text IS NULL OR x.unit = $n)` made plain for the case at hand, so that a prepared
+    statement's generic plan is not one plan for both (it was twice as slow for the overview)."""
+    return _SCOPE.sub(r"(\1::text IS NULL)" if unit is None else r"(\2 = \1)", sql)
 
 
 def day_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -69,9 +80,10 @@ COUNTS = ("awaiting", "due_today", "overdue", "escalations", "failed")
 
 
 async def overview(
-    conn: asyncpg.Connection, now: datetime, unit: str | None, units: list[str]
+    pool: asyncpg.Pool, now: datetime, unit: str | None, units: list[str]
 ) -> dict[str, Any]:
-    """Counts now, per unit (every unit of the directory is listed, also with zeros)."""
+    """Counts now, per unit (every unit of the directory is listed, also with zeros). The three
+    queries run at once, each on its own pooled connection."""
     _, day_end = day_bounds(now)
     failed_since = now - timedelta(days=7)
     rows: dict[str | None, dict[str, int]] = {}
@@ -82,13 +94,18 @@ async def overview(
     for u in units:
         if unit is None or u == unit:
             row(u)
-    for r in await conn.fetch(OVERVIEW_TICKETS, now, day_end, unit):
+    counts, escalations, failed = await asyncio.gather(
+        pool.fetch(scoped(OVERVIEW_TICKETS, unit), now, day_end, unit),
+        pool.fetch(scoped(OVERVIEW_ESCALATIONS, unit), unit),
+        pool.fetch(scoped(OVERVIEW_FAILED, unit), failed_since, unit),
+    )
+    for r in counts:
         row(r["unit"]).update(
             awaiting=r["awaiting"], due_today=r["due_today"], overdue=r["overdue"]
         )
-    for r in await conn.fetch(OVERVIEW_ESCALATIONS, unit):
+    for r in escalations:
         row(r["unit"])["escalations"] = r["escalations"]
-    for r in await conn.fetch(OVERVIEW_FAILED, failed_since, unit):
+    for r in failed:
         row(r["unit"])["failed"] = r["failed"]
     per_unit: list[dict[str, Any]] = [
         {"unit": u, **c}
@@ -207,8 +224,11 @@ async def tickets(conn: asyncpg.Connection, f: TicketFilter, now: datetime) -> d
 async def filter_choices(conn: asyncpg.Connection, unit: str | None) -> dict[str, list[str]]:
     """Categories and units seen, for the filter menus (small: a few dozen values)."""
     cats = await conn.fetch(
-        "SELECT DISTINCT category FROM tickets WHERE category IS NOT NULL AND ($1::text IS NULL OR unit = $1) "
-        "AND status <> 'closed' ORDER BY 1",
+        scoped(
+            "SELECT DISTINCT category FROM tickets WHERE category IS NOT NULL "
+            "AND ($1::text IS NULL OR unit = $1) AND status <> 'closed' ORDER BY 1",
+            unit,
+        ),
         unit,
     )
     return {"categories": [r["category"] for r in cats]}
@@ -268,15 +288,18 @@ FROM desk_deadlines d
 WHERE d.unit IS NOT NULL AND ($3::text IS NULL OR d.unit = $3)
 GROUP BY d.unit
 """
+# the unit from the desk's narrow table; from tickets only for the rare ticket not in it any more
 UNIT_MESSAGES = """
-SELECT t.unit,
-  count(*) FILTER (WHERE o.created_at >= $1 AND o.role IN ('liaison', 'head')) AS messages_month,
-  count(*) FILTER (WHERE o.created_at >= $2 AND o.role IN ('liaison', 'head')) AS messages_week,
-  count(*) FILTER (WHERE o.created_at >= $2 AND o.role = ANY('{head,supervisor,leader}'::text[])) AS escalations_week
-FROM outbox o JOIN tickets t ON t.ticket = o.ticket
-WHERE o.created_at >= least($1, $2) AND o.status IN ('sent', 'sending', 'failed')
-  AND ($3::text IS NULL OR t.unit = $3)
-GROUP BY t.unit
+SELECT m.unit,
+  count(*) FILTER (WHERE m.created_at >= $1 AND m.role IN ('liaison', 'head')) AS messages_month,
+  count(*) FILTER (WHERE m.created_at >= $2 AND m.role IN ('liaison', 'head')) AS messages_week,
+  count(*) FILTER (WHERE m.created_at >= $2 AND m.role = ANY('{head,supervisor,leader}'::text[])) AS escalations_week
+FROM (SELECT coalesce(d.unit, (SELECT t.unit FROM tickets t WHERE t.ticket = o.ticket)) AS unit,
+             o.created_at, o.role
+      FROM outbox o LEFT JOIN desk_deadlines d ON d.ticket = o.ticket
+      WHERE o.created_at >= least($1::timestamptz, $2::timestamptz) AND o.status IN ('sent', 'sending', 'failed')) AS m
+WHERE m.unit IS NOT NULL AND ($3::text IS NULL OR m.unit = $3)
+GROUP BY m.unit
 """
 UNIT_KEYS = ("open", "overdue", "missed_reply_week", "missed_sign_week",
              "messages_month", "messages_week", "escalations_week")  # fmt: skip
@@ -290,11 +313,11 @@ async def units(
     rows: dict[str, dict[str, int]] = {
         u: dict.fromkeys(UNIT_KEYS, 0) for u in known if unit is None or u == unit
     }
-    for r in await conn.fetch(UNITS, now, week, unit):
+    for r in await conn.fetch(scoped(UNITS, unit), now, week, unit):
         rows.setdefault(r["unit"], dict.fromkeys(UNIT_KEYS, 0)).update(
             {k: r[k] for k in UNIT_KEYS[:4]}
         )
-    for r in await conn.fetch(UNIT_MESSAGES, month, week, unit):
+    for r in await conn.fetch(scoped(UNIT_MESSAGES, unit), month, week, unit):
         rows.setdefault(r["unit"], dict.fromkeys(UNIT_KEYS, 0)).update(
             {k: r[k] for k in UNIT_KEYS[4:]}
         )
@@ -328,15 +351,15 @@ async def messages(
                    o.status, o.attempts, o.last_error, o.created_at, o.not_before, o.sent_at,
                    o.delivery_status, t.unit
             FROM outbox o LEFT JOIN tickets t ON t.ticket = o.ticket
-            WHERE {" AND ".join(where)} ORDER BY o.id DESC LIMIT ${len(args)}""", *args)]  # fmt: skip
+            WHERE {scoped(" AND ".join(where), unit)} ORDER BY o.id DESC LIMIT ${len(args)}""", *args)]  # fmt: skip
     more = len(rows) > limit
     rows = rows[:limit]
-    counts = {r["status"]: r["n"] for r in await conn.fetch(
+    counts = {r["status"]: r["n"] for r in await conn.fetch(scoped(
         """SELECT o.status, count(*) AS n FROM outbox o LEFT JOIN tickets t ON t.ticket = o.ticket
-           WHERE ($1::text IS NULL OR t.unit = $1) GROUP BY o.status""", unit)}  # fmt: skip
-    counts["retried"] = await conn.fetchval(
+           WHERE ($1::text IS NULL OR t.unit = $1) GROUP BY o.status""", unit), unit)}  # fmt: skip
+    counts["retried"] = await conn.fetchval(scoped(
         """SELECT count(*) FROM outbox o LEFT JOIN tickets t ON t.ticket = o.ticket
-           WHERE o.attempts > 1 AND ($1::text IS NULL OR t.unit = $1)""", unit)  # fmt: skip
+           WHERE o.attempts > 1 AND ($1::text IS NULL OR t.unit = $1)""", unit), unit)  # fmt: skip
     return {"messages": rows, "counts": counts, "next": rows[-1]["id"] if more and rows else None}
 
 

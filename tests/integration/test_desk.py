@@ -71,6 +71,19 @@ async def test_overview_counts_and_twin(daemon):
     assert data["totals"]["awaiting"] == 2
 
 
+async def test_units_page_names_the_worst_unit_of_the_week(daemon):
+    base = f"http://127.0.0.1:{daemon.port}"
+    async with session() as http:
+        await sign_in(http, base, "li-hua")
+        data = await (await http.get(f"{base}/units.json")).json()
+        html = await (await http.get(f"{base}/units")).text()
+    worst = data["units"][0]
+    assert worst["unit"] == "城管执法中队" and worst["missed_sign_week"] == 1  # A100, due 09:30
+    assert worst["messages_month"] == 4  # A100: liaison, head SMS, head call; C300: liaison
+    assert worst["escalations_week"] == 2 and worst["open"] == 2
+    assert "本周最差：<b>城管执法中队</b>" in html
+
+
 async def test_list_filters_and_keyset_pages(daemon):
     base = f"http://127.0.0.1:{daemon.port}"
     async with session() as http:
