@@ -192,7 +192,11 @@ ANCHOR_LABELS = {
     "commitment_due": "承诺时限",
     "replied_at": "回复时间",
 }
-SCHEDULE_DAYS = {"working_days": "每个工作日", "every_day": "每天"}
+SCHEDULE_DAYS = {
+    "working_days": "每个工作日", "every_day": "每天", "monday": "每周一", "tuesday": "每周二",
+    "wednesday": "每周三", "thursday": "每周四", "friday": "每周五", "saturday": "每周六",
+    "sunday": "每周日",
+}  # fmt: skip
 FIELD_LABELS = {
     "channel": "来源渠道", "category": "诉求归口", "kind": "诉求类型", "urgent": "紧急",
     "address": "事发地址", "grid": "网格", "summary": "诉求内容", "unit": "单位",

@@ -214,3 +214,53 @@ async def test_liaison_ack_ends_only_the_liaisons_steps_supervisor_ends_the_ladd
             await conn.fetchval("SELECT count(*) FROM acks WHERE ticket = 'A100' AND via = 'desk'")
             == 2
         )
+
+
+async def test_a_head_ends_the_liaison_and_head_steps_not_the_supervisors(daemon):
+    base = f"http://127.0.0.1:{daemon.port}"
+    async with session() as http:
+        await sign_in(http, base, "sun-li")  # another unit: the ladder does not exist for them
+        page = await (await http.get(f"{base}/tickets")).text()
+        resp = await http.post(
+            f"{base}/tickets/A100/ack",
+            data={"rule": "sign-off", "cycle": "1", "csrf": csrf_of(page)},
+        )
+        assert resp.status == 404
+    async with session() as http:
+        await sign_in(http, base, "zhao-gang")
+        page = await (await http.get(f"{base}/tickets/A100")).text()
+        resp = await http.post(
+            f"{base}/tickets/A100/ack",
+            data={"rule": "sign-off", "cycle": "1", "csrf": csrf_of(page)},
+        )
+        assert resp.status == 200 and "上级督办继续" in await resp.text()
+        detail = await (await http.get(f"{base}/tickets/A100.json")).json()
+    ladder = next(x for x in detail["ladders"] if x["rule"] == "sign-off")
+    assert ladder["status"] == "active" and ladder["next"]["roles"] == ["街道热线专员"]
+    assert {m["role"]: m["ack"]["by"] for m in detail["messages"] if m["rule"] == "sign-off"} == {
+        "liaison": "zhao-gang", "head": "zhao-gang"}  # fmt: skip
+    assert "caller_hash" not in str(detail)
+    async with daemon.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT steps FROM desk_audit WHERE action = 'ack'") == [0, 1]
+        assert await conn.fetchval(
+            "SELECT status FROM timers WHERE ticket = 'A100' AND rule = 'sign-off' AND step = 2") == "pending"  # fmt: skip
+
+
+async def test_rules_page_shows_the_last_reload_and_its_errors(daemon):
+    base = f"http://127.0.0.1:{daemon.port}"
+    assert await daemon.reload("测试") is False  # the test's config folder holds only users.yaml
+    async with session() as http:
+        await sign_in(http, base, "zhang-min")
+        data = await (await http.get(f"{base}/rules.json")).json()
+        html = await (await http.get(f"{base}/rules")).text()
+    assert data["last_reload"]["ok"] is False and data["last_reload"]["errors"]
+    assert "被拒绝，仍使用原规则" in html and data["last_reload"]["errors"][0] in html.replace(
+        "&#39;", "'"
+    )
+    sign_off = next(r for r in data["rules"] if r["id"] == "sign-off")
+    assert sign_off["pending_timers"] == 4  # A100: the supervisor (10:30); B200: all three
+    assert [s["when"] for s in sign_off["steps"]] == [
+        "签收时限前30个工作分钟",
+        "签收时限到达时",
+        "签收时限后1个工作小时",
+    ]
