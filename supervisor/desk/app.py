@@ -176,7 +176,9 @@ def _remote(request: web.Request) -> str:
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+    # a path on this site only: "//host" and "/\\host" are other sites to a browser
+    ok = value and value.startswith("/") and not value.startswith(("//", "/\\"))
+    return value if ok and value else "/"
 
 
 async def signin_page(request: web.Request) -> web.Response:

@@ -94,12 +94,14 @@ def csrf_ok(session: Session | None, given: str | None) -> bool:
 
 
 class SignInLimiter:
-    """Failed sign-ins: at most `limit` per account name and per address within `window_s`;
-    past that, sign-ins from there (or for that name) are refused until the window passes.
+    """Failed sign-ins: at most `limit` per account name and `address_limit` per address within
+    `window_s`; past that, sign-ins for that name (or from there) are refused until the window
+    passes. The address allows more, since an office behind one proxy shares an address.
     Pure apart from its memory: every call takes `now`."""
 
-    def __init__(self, limit: int = 5, window_s: float = 900.0) -> None:
+    def __init__(self, limit: int = 5, window_s: float = 900.0, address_limit: int = 20) -> None:
         self.limit = limit
+        self.address_limit = address_limit
         self.window_s = window_s
         self._fails: dict[str, deque[float]] = {}
 
@@ -112,9 +114,9 @@ class SignInLimiter:
     def blocked(self, login: str, remote: str, now: float) -> float:
         """Seconds until a sign-in may be tried again (0: allowed now)."""
         wait = 0.0
-        for key in (f"u:{login}", f"r:{remote}"):
+        for key, limit in ((f"u:{login}", self.limit), (f"r:{remote}", self.address_limit)):
             q = self._recent(key, now)
-            if len(q) >= self.limit:
+            if len(q) >= limit:
                 wait = max(wait, q[0] + self.window_s - now)
         return wait
 

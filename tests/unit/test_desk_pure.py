@@ -77,14 +77,25 @@ def test_desk_key_file_is_made_once_with_mode_0600(tmp_path):
 
 
 def test_failed_sign_ins_are_limited_per_name_and_address():
-    lim = auth.SignInLimiter(limit=3, window_s=60)
+    lim = auth.SignInLimiter(limit=3, window_s=60, address_limit=5)
     for i in range(3):
         assert lim.blocked("a", "1.1.1.1", 100 + i) == 0
         lim.failed("a", "1.1.1.1", 100 + i)
     assert lim.blocked("a", "2.2.2.2", 105) > 0  # the name, from anywhere
-    assert lim.blocked("b", "1.1.1.1", 105) > 0  # the address, for any name
-    assert lim.blocked("b", "2.2.2.2", 105) == 0
+    assert lim.blocked("b", "1.1.1.1", 105) == 0  # the address allows more
+    lim.failed("b", "1.1.1.1", 106)
+    lim.failed("c", "1.1.1.1", 107)
+    assert lim.blocked("d", "1.1.1.1", 108) > 0  # the address, for any name
+    assert lim.blocked("b", "2.2.2.2", 108) == 0
     assert lim.blocked("a", "2.2.2.2", 161) == 0  # the window passed
+
+
+def test_sign_in_goes_back_only_to_a_path_of_this_site():
+    from supervisor.desk.app import _safe_next
+
+    assert _safe_next("/tickets?view=overdue") == "/tickets?view=overdue"
+    for bad in ("//evil.example", "/\\evil.example", "https://evil.example", "", None):
+        assert _safe_next(bad) == "/"
 
 
 def test_cursor_round_trip_and_refusal():
