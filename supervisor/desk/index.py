@@ -63,6 +63,7 @@ ON CONFLICT (ticket) DO UPDATE SET sign_by = EXCLUDED.sign_by, reply_by = EXCLUD
     policy = EXCLUDED.policy
 """
 LAST_SEEN = "SELECT max(src_updated_at) FROM desk_deadlines"
+NEWEST = "SELECT max(updated_at) FROM tickets"
 PRUNE = f"""
 DELETE FROM desk_deadlines d USING tickets t
 WHERE t.ticket = d.ticket AND t.status = 'closed' AND t.updated_at < now() - interval '{KEEP_CLOSED}'
@@ -130,6 +131,9 @@ class DeadlineIndex:
             if self._fingerprint not in (None, fp):
                 done += await self._recompute_open(conn, policy, fp)
             self._fingerprint = fp
+            # where this pass will have looked up to, matching or not (old closures are skipped
+            # by CHANGED, so the last row written can lie far behind)
+            top = await conn.fetchval(NEWEST)
             since, after = self._since, ""
             while True:
                 rows = await conn.fetch(CHANGED, since, after, fp, self.batch)
@@ -140,7 +144,7 @@ class DeadlineIndex:
                 since, after = rows[-1]["updated_at"], rows[-1]["ticket"]
                 if len(rows) < self.batch:
                     break
-            self._since = max(self._since, since - OVERLAP)
+            self._since = max(self._since, since - OVERLAP, (top or _EPOCH) - OVERLAP)
             if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
                 await conn.execute(PRUNE)
                 self._pruned_at = time.monotonic()
