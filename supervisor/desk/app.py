@@ -42,7 +42,7 @@ class Desk:
     limiter: auth.SignInLimiter = field(default_factory=auth.SignInLimiter)
     extra_users: dict[str, tuple[User, str]] = field(default_factory=dict)  # run --demo
     index: DeadlineIndex | None = None
-    nav_extra: list[tuple[str, str]] = field(default_factory=list)  # (label, path): 统计, 导入
+    nav_extra: list[tuple[str, str]] = field(default_factory=list)  # (path, label): 统计, 导入
     _users: tuple[float, dict[str, tuple[User, str]]] | None = None
     users_error: str | None = None
     choices: dict[str | None, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
@@ -262,6 +262,16 @@ def setup_desk(
     if run_index:
         app.cleanup_ctx.append(_index_task)
     return desk
+
+
+def add_page(app: web.Application, label: str, path: str, templates: Path | None = None) -> None:
+    """For the pages other modules add (统计, 导入): a link in the navigation and, optionally,
+    their template folder, whose templates may extend the desk's `base.html`. Register the
+    route yourself and wrap the handler in `signed_in`."""
+    app[DESK].nav_extra.append((path, label))
+    if templates is not None:
+        env = aiohttp_jinja2.get_env(app)
+        env.loader = jinja2.ChoiceLoader([env.loader, jinja2.FileSystemLoader(str(templates))])  # type: ignore[list-item]
 
 
 async def _index_task(app: web.Application) -> AsyncIterator[None]:

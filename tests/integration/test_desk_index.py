@@ -83,3 +83,50 @@ def test_user_add_and_check_from_the_command_line(tmp_path, monkeypatch, capsys)
     assert (
         f"{users}:{line}: users.li.role" in err and f"{users}:{line}: users.li.password_hash" in err
     )
+
+
+async def test_another_page_plugs_into_the_desk(pool, tmp_path):
+    from types import SimpleNamespace
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from supervisor.desk import add_page, setup_desk, signed_in
+    from supervisor.desk.app import render
+    from tests.deskkit import csrf_of
+
+    host = SimpleNamespace(
+        pool=pool,
+        supervisor=SimpleNamespace(runtime=runtime(), clock=VirtualClock(sh(2026, 11, 25, 10, 0))),
+        loaded=SimpleNamespace(config_dir=tmp_path, warnings=[]),
+    )
+    app = web.Application()
+    desk = setup_desk(app, host, env={"HOTLINE_DESK_KEY": "k"}, run_index=False)  # type: ignore[arg-type]
+    desk.add_ephemeral_user("demo", "leader", "a-long-password")
+    (tmp_path / "stats.html").write_text(
+        '{% extends "base.html" %}{% block main %}<h1>月度统计</h1>{% endblock %}'
+    )
+    add_page(app, "统计", "/stats", templates=tmp_path)
+
+    async def stats(request, viewer):
+        return render(request, "stats.html", {}, viewer)
+
+    app.router.add_get("/stats", signed_in(stats))
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/stats", allow_redirects=False)).status == 302
+        page = await (await client.get("/signin")).text()
+        resp = await client.post(
+            "/signin",
+            data={
+                "login": "demo",
+                "password": "a-long-password",
+                "csrf": csrf_of(page),
+                "next": "/stats",
+            },
+        )
+        html = await resp.text()
+    assert (
+        resp.status == 200
+        and "<h1>月度统计</h1>" in html
+        and '<a href="/stats" class="on">统计</a>' in html
+    )
