@@ -94,7 +94,7 @@ def _session(request: web.Request) -> auth.Session | None:
 
 def _set_cookie(response: web.StreamResponse, session: auth.Session, key: bytes) -> None:
     response.set_cookie(
-        auth.COOKIE, auth.sign(session, key), httponly=True, samesite="Strict", path="/",
+        auth.COOKIE, auth.sign(session, key), httponly=True, samesite="Lax", path="/",
         max_age=auth.SESSION_S,
     )  # fmt: skip
 

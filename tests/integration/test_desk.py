@@ -50,6 +50,9 @@ async def test_sign_in_audit_and_pages(daemon):
             assert resp.status == 200, path
             html = await resp.text()
             assert "热线督办台" in html and "13812345678" not in html
+            twin = await http.get(base + (path.rstrip("/") or "/overview") + ".json")
+            assert twin.status == 200 and twin.content_type == "application/json", path
+            assert "13812345678" not in await twin.text()
     async with daemon.pool.acquire() as conn:
         rows = await conn.fetch("SELECT actor, action FROM desk_audit ORDER BY id")
     assert [(r["actor"], r["action"]) for r in rows] == [
