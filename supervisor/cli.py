@@ -11,6 +11,7 @@ schema                       print the JSON Schema of rule files
 report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
 import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
 calendar import NOTICE.txt   read the State Council's holiday notice into config/calendar.yaml
+user add NAME --role ROLE    add an account of the desk (config/users.yaml)
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def cmd_check(args) -> int:
         for err in import_problems:
             print(err, file=sys.stderr)
         print(f"{len(import_problems)} problem(s) found", file=sys.stderr)
+        return 1
+    from supervisor.desk.users import check_users
+
+    user_errors = check_users(Path(args.config) / "users.yaml")
+    for err in user_errors:
+        print(err, file=sys.stderr)
+    if user_errors:
+        print(f"{len(user_errors)} problem(s) found", file=sys.stderr)
         return 1
     for warning in loaded.warnings:
         print(f"warning: {warning}")
@@ -309,6 +318,12 @@ def cmd_calendar_import(args) -> int:
     return 0
 
 
+def cmd_user_add(args) -> int:
+    from supervisor.desk.cli import user_add
+
+    return user_add(args)
+
+
 def cmd_schema(args) -> int:
     from supervisor.policy.jsonschema import rule_file_schema
 
@@ -412,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="write without asking")
     p.add_argument("--force", action="store_true", help="write even if the totals disagree")
     p.set_defaults(func=cmd_calendar_import)
+    from supervisor.desk.cli import add_user_parser
+
+    add_user_parser(sub, cmd_user_add)
     return parser
 
 

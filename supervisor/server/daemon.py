@@ -70,6 +70,7 @@ class Daemon:
         # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
         # deletes them (`run --demo`, `run --reset-demo`)
         self.demo_data = "silence"
+        self.last_reload: dict[str, Any] | None = None  # shown on the desk's 规则 page
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -112,6 +113,12 @@ class Daemon:
             ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
         )  # fmt: skip
         await self._demo_data()
+        from supervisor.desk import setup_desk
+
+        self.desk = setup_desk(
+            app, self, env=self.env,
+            key_file=Path(settings.privacy.caller_key_file).parent / "desk.key",
+        )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
@@ -350,6 +357,8 @@ class Daemon:
         try:
             loaded = load_all(self.loaded.config_dir, env=self.env)
         except ConfigInvalid as exc:
+            self.last_reload = {"at": self.clock.now(), "ok": False, "why": why,
+                                "errors": [str(e) for e in exc.errors]}  # fmt: skip
             self.metrics.reloads.labels("refused").inc()
             log.error(
                 "configuration edit refused; the running rules stay",
@@ -381,6 +390,7 @@ class Daemon:
         replanned = await self.supervisor.replan()
         self.wake_scheduler.set()
         self.metrics.reloads.labels("applied").inc()
+        self.last_reload = {"at": self.clock.now(), "ok": True, "why": why, "errors": []}
         log.info(
             "configuration reloaded",
             extra={"why": why, "rules": len(loaded.policy.rules), "tickets_replanned": replanned},

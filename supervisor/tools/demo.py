@@ -183,6 +183,13 @@ async def run_demo(daemon: Daemon, token: str | None = None) -> None:
     auth = f"-H 'Authorization: Bearer {token}' " if token else ""
     if token:
         log.info(f"演示：本次运行的 API 令牌（仅本次有效）：{token}")
+    from supervisor.desk.demo import demo_account
+
+    login, password = demo_account(daemon.desk)
+    print(
+        f"\n督办台 (the desk): http://127.0.0.1:{port}/  user: {login}  password: {password}\n",
+        flush=True,
+    )
     log.info(
         f"演示：守护进程继续运行：curl http://127.0.0.1:{port}/healthz ；"
         f"curl {auth}http://127.0.0.1:{port}/api/v1/tickets/<工单编号> ；Ctrl-C 停止。"
