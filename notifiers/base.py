@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-CHANNELS = frozenset({"sms", "voice", "console", "wecom", "dingtalk"})
+from supervisor.vocabulary import MESSAGE_CHANNELS
+
+CHANNELS = frozenset(MESSAGE_CHANNELS)
 
 Outcome = Literal["sent", "retry", "failed", "unknown"]
 

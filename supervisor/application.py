@@ -19,6 +19,7 @@ from supervisor.core.matter import MatterSpec, matter_context
 from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
+from supervisor.errors import HotlineError
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 from supervisor.storage.base import (
@@ -69,7 +70,7 @@ def runtime_from(loaded: Any, key: bytes) -> Runtime:
 
 
 @dataclass
-class BatchRejected(Exception):
+class BatchRejected(HotlineError):
     problems: list[tuple[int, FieldProblem]] = field(default_factory=list)
 
     def to_json(self) -> list[dict[str, Any]]:

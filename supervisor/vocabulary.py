@@ -16,12 +16,12 @@ EVENT_TYPES = (
     "extension_requested",
     "extension_decided",
     "commitment_made",
-    "commitment_kept",
     "contacted",
     "replied",
     "visited",
     "reopened",
     "closed",
+    "commitment_kept",
 )
 
 # Who receives messages, lowest first: an acknowledgement may end the steps addressed to the

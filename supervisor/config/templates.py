@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2 import meta
@@ -32,19 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.privacy import mask
-
-ZONE = ZoneInfo("Asia/Shanghai")
+from supervisor.errors import HotlineError, InputError
+from supervisor.vocabulary import ZONE
 
 # A mainland mobile number, also written with +86, spaces or dashes; not inside a longer digit run
 # (ticket numbers are long digit strings).
 PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)")
 
 
-class PhoneNumberInText(ValueError):
+class PhoneNumberInText(InputError):
     """A rendered message contains what looks like a mobile number."""
 
 
-class RenderError(Exception):
+class RenderError(HotlineError):
     """A template could not be rendered: unknown name, undefined variable, sandbox violation."""
 
 

@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from supervisor.errors import HotlineError
+
 M = TypeVar("M", bound=BaseModel)
 Path_ = tuple[Any, ...]
 
@@ -48,7 +50,7 @@ class ConfigError:
         return f"{where}: {self.message}"
 
 
-class ConfigInvalid(Exception):
+class ConfigInvalid(HotlineError):
     """One or more config errors; all of them, so a person fixes a file in one go."""
 
     def __init__(self, errors: Sequence[ConfigError]) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from supervisor.errors import InputError
+
 Unit = Literal["minute", "day"]
 
 # Rules never need more; the cap turns a typo such as `20000000 days` into a parse error
@@ -30,7 +32,7 @@ Unit = Literal["minute", "day"]
 MAX_AMOUNT = 999_999
 
 
-class DurationError(ValueError):
+class DurationError(InputError):
     """A duration text that does not parse; the message names the text."""
 
 

@@ -13,21 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-EVENT_TYPES = (
-    "created",
-    "dispatched",
-    "signed",
-    "returned",
-    "extension_requested",
-    "extension_decided",
-    "commitment_made",
-    "contacted",
-    "replied",
-    "visited",
-    "reopened",
-    "closed",
-    "commitment_kept",
-)
+from supervisor.errors import InputError
+from supervisor.vocabulary import EVENT_TYPES  # re-exported: the contract's types
 
 MAX_TEXT = 2000  # free-text fields (summary, reason, result): the hotline's own limits are lower
 MAX_DEPTH = 16  # no field nests; deeper JSON is junk (and would exhaust the stack when walked)
@@ -224,7 +211,7 @@ class FieldProblem:
         return f"{self.field}: {self.message}"
 
 
-class EventInvalid(ValueError):
+class EventInvalid(InputError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))

@@ -32,11 +32,12 @@ import chinese_calendar
 import holidays
 
 from supervisor.core.durations import Duration
+from supervisor.errors import HotlineError
 
 _DAY = timedelta(days=1)
 
 
-class CalendarGapError(Exception):
+class CalendarGapError(HotlineError):
     """A date falls in a year without holiday data and the office has not supplied it."""
 
     def __init__(self, year: int) -> None:

@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from supervisor.errors import HotlineError
+
 Row = tuple[int, list[Any]]  # (1-based row number, cells)
 SUFFIXES = (".xlsx", ".xls", ".xlsm", ".csv")
 
 
-class ReadError(Exception):
+class ReadError(HotlineError):
     """The file cannot be read at all (not a spreadsheet, no such sheet)."""
 
 

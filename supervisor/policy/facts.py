@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from supervisor import vocabulary
+
 if TYPE_CHECKING:
     from supervisor.core.deadlines import Deadlines
     from supervisor.core.events import Event
@@ -26,15 +28,12 @@ class FieldSpec:
     values: tuple[str, ...] = ()  # allowed values of a str field, when closed
 
 
-STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
-KINDS = ("complaint", "help", "consultation", "suggestion", "praise", "")
-CHANNELS = ("phone", "provincial", "wechat", "web", "sms", "app", "")
-SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "")
-EVENT_TYPES = (
-    "created", "dispatched", "signed", "returned", "extension_requested", "extension_decided",
-    "commitment_made", "contacted", "replied", "visited", "reopened", "closed",
-    "commitment_kept",
-)  # fmt: skip
+# Closed value sets of the fields; "" is the value of a field not (yet) known.
+STATUSES = (*vocabulary.TICKET_STATUSES, )
+KINDS = (*vocabulary.KINDS, "")
+CHANNELS = (*vocabulary.INTAKE_CHANNELS, "")
+SATISFACTION = (*vocabulary.SATISFACTION, "")
+EVENT_TYPES = vocabulary.EVENT_TYPES
 
 FIELDS: dict[str, FieldSpec] = {
     "status": FieldSpec("str", "lifecycle status after the event", values=STATUSES),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 
+from supervisor.errors import HotlineError
 
-class PortInUse(Exception):
+
+class PortInUse(HotlineError):
     """The HTTP port is taken: one line for the user, no traceback."""
 
     def __init__(self, host: str, port: int) -> None:

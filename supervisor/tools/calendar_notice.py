@@ -18,6 +18,8 @@ from datetime import date, timedelta
 
 import yaml
 
+from supervisor.errors import InputError
+
 _ITEM = re.compile(r"^\s*[一二三四五六七八九十]+、\s*(?P<name>[^：:]+)[：:](?P<body>.*)$")
 _PAREN = re.compile(r"[（(][^）)]*[）)]")
 _RANGE = re.compile(r"(?:(\d{1,2})月)?(\d{1,2})日至(?:(\d{1,2})月)?(\d{1,2})日")
@@ -26,7 +28,7 @@ _TOTAL = re.compile(r"共(\d+)天")
 _YEAR = re.compile(r"(\d{4})年(?:部分)?节假日")
 
 
-class NoticeError(ValueError):
+class NoticeError(InputError):
     """The text does not read as a holiday notice."""
 
 

@@ -21,11 +21,12 @@ from supervisor.core.acks import ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.clock import VirtualClock
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.errors import HotlineError
 from supervisor.storage.memory import MemoryStore
 
 
 @dataclass
-class JsonlError(Exception):
+class JsonlError(HotlineError):
     file: str
     line: int
     message: str
