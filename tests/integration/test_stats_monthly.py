@@ -176,7 +176,6 @@ async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps
 ):
     from supervisor.core import reports
     from supervisor.stats.command import kept
-    from supervisor.storage.pg import run_report
 
     monkeypatch.chdir(tmp_path)  # the kept files go to ./var/reports
     sup = await load_fixture(pool)
@@ -191,7 +190,7 @@ async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps
         sh(2026, 10, 8, 9)
     ]
     at = sh(2026, 12, 1, 9)
-    notes = await run_report(sup.store, cfg, reports.period(at), at, rt)
+    notes = await sup.store.run_report(cfg, reports.period(at), at, rt)
     assert notes is not None and sorted(n.role for n in notes) == ["leader", "supervisor"]
     text = notes[0].text
     assert text.startswith("【12345月报】2026年11月受理37件、办结35件；签收及时率73.7%（28/38），")
@@ -200,7 +199,7 @@ async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps
         and "满意率71.4%（15/21）" in text
         and "解决率66.7%（14/21）" in text
     )
-    assert await run_report(sup.store, cfg, reports.period(at), at, rt) is None  # once per period
+    assert await sup.store.run_report(cfg, reports.period(at), at, rt) is None  # once per period
     assert [p.name for p in kept(tmp_path / "var" / "reports")] == ["2026-11.xlsx"]
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE rule = 'monthly-stats'") == 2
