@@ -259,7 +259,7 @@ def offset_text(offset: Any, anchor: str) -> str:
 def calendar_warning(years: list[int], missing_year: str) -> str | None:
     if not years:
         return None
-    how = "暂按周一至周五上班计算" if missing_year == "weekdays" else "这些年份的时限无法计算"
+    how = "暂按周一至周五上班、法定节假日休息计算（调休未知）" if missing_year == "weekdays" else "这些年份的时限无法计算"
     ys = "、".join(str(y) for y in years)
     return (
         f"{ys}年尚无官方节假日与调休数据，{how}；请在 config/calendar.yaml 中录入国务院公布的安排。"
