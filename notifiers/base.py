@@ -6,11 +6,14 @@ precisely whether a resend could duplicate a message (see SendResult)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-CHANNELS = frozenset({"sms", "voice", "console", "wecom", "dingtalk"})
+from supervisor.vocabulary import MESSAGE_CHANNELS
+
+CHANNELS = frozenset(MESSAGE_CHANNELS)
 
 Outcome = Literal["sent", "retry", "failed", "unknown"]
 
@@ -22,6 +25,10 @@ class Outgoing:
     to: str  # E.164 phone for sms/voice; ignored for webhook robots; a label for console
     text: str  # the message body (Chinese), already rendered
     urgent: bool = False
+    # For providers that send only registered templates (aliyun_sms, tencent_sms): the template
+    # and its parameters rendered when the step fired (supervisor/config/sms_templates.py):
+    # {"template": name, "aliyun": {"code", "sign_name", "params"}, "tencent": {...}}.
+    params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
+from notifiers.aliyun_sms import AliyunSmsNotifier
 from notifiers.base import CHANNELS, Notifier
 from notifiers.console import ConsoleNotifier
 from notifiers.settings import NotifierSettings
+from notifiers.tencent_sms import TencentSmsNotifier
 from notifiers.twilio_client import TwilioClient
 from notifiers.twilio_sms import TwilioSmsNotifier
 from notifiers.twilio_voice import TwilioVoiceNotifier
@@ -22,6 +24,8 @@ NOTIFIERS: dict[str, type] = {
         TwilioVoiceNotifier,
         WeComNotifier,
         DingTalkNotifier,
+        AliyunSmsNotifier,
+        TencentSmsNotifier,
     )
 }
 
@@ -39,6 +43,18 @@ def missing_settings(settings: NotifierSettings, env: Mapping[str, str]) -> list
     if settings.dingtalk is not None:
         wanted.append(("dingtalk", "webhook_url_env", settings.dingtalk.webhook_url_env))
         wanted.append(("dingtalk", "secret_env", settings.dingtalk.secret_env))
+    if settings.aliyun is not None:
+        wanted += [
+            ("aliyun", "access_key_id_env", settings.aliyun.access_key_id_env),
+            ("aliyun", "access_key_secret_env", settings.aliyun.access_key_secret_env),
+            ("aliyun", "callback_token_env", settings.aliyun.callback_token_env),
+        ]
+    if settings.tencent is not None:
+        wanted += [
+            ("tencent", "secret_id_env", settings.tencent.secret_id_env),
+            ("tencent", "secret_key_env", settings.tencent.secret_key_env),
+            ("tencent", "callback_token_env", settings.tencent.callback_token_env),
+        ]
     return [
         f"{section}: {var} is not set (named by notifiers.{section}.{key})"
         for section, key, var in wanted
@@ -72,10 +88,23 @@ def build_notifiers(
         if tw.from_number is not None:  # a messaging service alone cannot place calls
             chosen["voice"] = TwilioVoiceNotifier(client, tw)
 
+    # A domestic template provider takes the sms channel; a Twilio configured too keeps voice.
+    if settings.aliyun is not None:
+        al = settings.aliyun
+        chosen["sms"] = AliyunSmsNotifier(
+            env[al.access_key_id_env], env[al.access_key_secret_env], al
+        )
+    if settings.tencent is not None:
+        tc = settings.tencent
+        chosen["sms"] = TencentSmsNotifier(env[tc.secret_id_env], env[tc.secret_key_env], tc)
+
     if settings.wecom is not None:
         var = settings.wecom.webhook_url_env
         chosen["wecom"] = WeComNotifier(
-            env[var], timeout_s=settings.wecom.timeout_s, required_settings=(var,)
+            env[var],
+            timeout_s=settings.wecom.timeout_s,
+            required_settings=(var,),
+            format=settings.wecom.format,
         )
 
     dt = settings.dingtalk
@@ -85,6 +114,7 @@ def build_notifiers(
             secret=env[dt.secret_env] if dt.secret_env is not None else None,
             timeout_s=dt.timeout_s,
             required_settings=tuple(v for v in (dt.webhook_url_env, dt.secret_env) if v),
+            format=dt.format,
         )
     return chosen
 

@@ -5,6 +5,8 @@ Secrets are never in the file: the file names the environment variables that hol
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _E164 = r"^\+[1-9]\d{6,14}$"
@@ -38,6 +40,8 @@ class TwilioSettings(_Strict):
 class WeComSettings(_Strict):
     webhook_url_env: str = "WECOM_WEBHOOK_URL"
     timeout_s: float = Field(10, gt=0)
+    # markdown: heading and lists (notifiers/markdown.py); urgent messages stay text to @all
+    format: Literal["text", "markdown"] = "text"
 
 
 class DingTalkSettings(_Strict):
@@ -46,6 +50,33 @@ class DingTalkSettings(_Strict):
     # posts, so silently sending unsigned would only fail later). None -> unsigned mode.
     secret_env: str | None = None
     timeout_s: float = Field(10, gt=0)
+    format: Literal["text", "markdown"] = "text"  # markdown: heading and lists
+
+
+class AliyunSmsSettings(_Strict):
+    """Aliyun SMS (阿里云短信, dysmsapi 2017-05-25). Templates and sign name: sms_templates.yaml."""
+
+    access_key_id_env: str = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    access_key_secret_env: str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+    endpoint: str = "dysmsapi.aliyuncs.com"  # host[:port]; 127.0.0.1:PORT for the fake
+    protocol: Literal["https", "http"] = "https"
+    timeout_s: float = Field(10, gt=0)
+    # Secret part of our receipt and reply URLs (/providers/aliyun/{token}/...): Aliyun signs
+    # neither push, so the URL itself is the credential. None: the webhooks are not served.
+    callback_token_env: str | None = None
+
+
+class TencentSmsSettings(_Strict):
+    """Tencent Cloud SMS (腾讯云短信, API 2021-01-11). Templates and sign name: sms_templates.yaml."""
+
+    secret_id_env: str = "TENCENTCLOUD_SECRET_ID"
+    secret_key_env: str = "TENCENTCLOUD_SECRET_KEY"
+    sdk_app_id: str = Field(pattern=r"^\d+$")  # SmsSdkAppId, from the console
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"  # host[:port]; 127.0.0.1:PORT for the fake
+    protocol: Literal["https", "http"] = "https"
+    timeout_s: float = Field(10, gt=0)
+    callback_token_env: str | None = None  # as for aliyun: /providers/tencent/{token}/...
 
 
 class ConsoleSettings(_Strict):
@@ -56,4 +87,18 @@ class NotifierSettings(_Strict):
     twilio: TwilioSettings | None = None  # absent: sms and voice go to the console
     wecom: WeComSettings | None = None  # absent: wecom goes to the console
     dingtalk: DingTalkSettings | None = None  # absent: dingtalk goes to the console
+    # Template-only SMS providers, at most one of them. Either takes the sms channel; a Twilio
+    # configured as well then keeps only voice.
+    aliyun: AliyunSmsSettings | None = None
+    tencent: TencentSmsSettings | None = None
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+
+    @model_validator(mode="after")
+    def _one_template_provider(self) -> NotifierSettings:
+        if self.aliyun is not None and self.tencent is not None:
+            raise ValueError("configure aliyun or tencent, not both: one sends the SMS")
+        return self
+
+    def template_sms(self) -> tuple[str, ...]:
+        """The configured providers that send only registered templates."""
+        return tuple(n for n in ("aliyun", "tencent") if getattr(self, n) is not None)

@@ -2,7 +2,10 @@
 
 Both take a JSON POST to a secret URL and answer HTTP 200 with {"errcode": 0, "errmsg": "ok"}
 on success and a non-zero errcode otherwise. The URL contains the robot's key, so it never
-appears in an error message or a log line."""
+appears in an error message or a log line.
+
+`format: markdown` (settings) lays a message out as Markdown (markdown.py): a heading and lists,
+so that a digest or a monthly summary reads well in the group."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import aiohttp
 from yarl import URL
 
 from notifiers.base import Outgoing, SendResult
+from notifiers.markdown import to_markdown
 
 
 class _RobotNotifier:
@@ -26,9 +30,15 @@ class _RobotNotifier:
     rate_limit_codes: frozenset[int]
 
     def __init__(
-        self, webhook_url: str, *, timeout_s: float = 10.0, required_settings: tuple[str, ...] = ()
+        self,
+        webhook_url: str,
+        *,
+        timeout_s: float = 10.0,
+        required_settings: tuple[str, ...] = (),
+        format: str = "text",  # noqa: A002 (the settings key)
     ) -> None:
         self._url = webhook_url
+        self.format = format
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self.required_settings = required_settings
@@ -92,6 +102,9 @@ class WeComNotifier(_RobotNotifier):
     rate_limit_codes = frozenset({45009})  # "api freq out of limit" (20 messages/minute)
 
     def payload(self, msg: Outgoing) -> dict[str, object]:
+        if self.format == "markdown" and not msg.urgent:
+            # WeCom's markdown messages cannot @all: an urgent one stays text, so that it pings
+            return {"msgtype": "markdown", "markdown": {"content": to_markdown(msg.text)[1]}}
         text: dict[str, object] = {"content": msg.text}
         if msg.urgent:
             text["mentioned_list"] = ["@all"]  # an urgent message pings the whole group
@@ -127,8 +140,11 @@ class DingTalkNotifier(_RobotNotifier):
         timeout_s: float = 10.0,
         required_settings: tuple[str, ...] = (),
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        format: str = "text",  # noqa: A002 (the settings key)
     ) -> None:
-        super().__init__(webhook_url, timeout_s=timeout_s, required_settings=required_settings)
+        super().__init__(
+            webhook_url, timeout_s=timeout_s, required_settings=required_settings, format=format
+        )
         self._secret = secret
         self._clock_ms = clock_ms
 
@@ -139,8 +155,8 @@ class DingTalkNotifier(_RobotNotifier):
         return dingtalk_signed_url(self._url, self._secret, self._clock_ms())
 
     def payload(self, msg: Outgoing) -> dict[str, object]:
-        return {
-            "msgtype": "text",
-            "text": {"content": msg.text},
-            "at": {"isAtAll": msg.urgent},  # an urgent message pings the whole group
-        }
+        at = {"isAtAll": msg.urgent}  # an urgent message pings the whole group
+        if self.format == "markdown":
+            title, body = to_markdown(msg.text)
+            return {"msgtype": "markdown", "markdown": {"title": title, "text": body}, "at": at}
+        return {"msgtype": "text", "text": {"content": msg.text}, "at": at}

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from supervisor.config.contacts import Directory
@@ -15,9 +15,11 @@ from supervisor.core import deadlines as dl
 from supervisor.core.clock import Clock
 from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
 from supervisor.core.firing import Notification, fire_step
+from supervisor.core.matter import MatterSpec, matter_context
 from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
+from supervisor.errors import HotlineError
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 from supervisor.storage.base import (
@@ -49,6 +51,11 @@ class Runtime:
     # when a queued message may go (quiet hours, grouping); None: as soon as it is produced
     delivery: DeliverySettings | None = None
 
+    @property
+    def workday(self) -> Callable[[date], bool]:
+        """The office calendar's working days: messages wait through non-working days."""
+        return self.policy.calendar.is_workday
+
 
 def runtime_from(loaded: Any, key: bytes) -> Runtime:
     """A Runtime from config.load_all's result."""
@@ -63,7 +70,7 @@ def runtime_from(loaded: Any, key: bytes) -> Runtime:
 
 
 @dataclass
-class BatchRejected(Exception):
+class BatchRejected(HotlineError):
     problems: list[tuple[int, FieldProblem]] = field(default_factory=list)
 
     def to_json(self) -> list[dict[str, Any]]:
@@ -98,7 +105,15 @@ class Supervisor:
 
     async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
         rt = self.runtime
-        return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
+        return await self.store.ingest(
+            events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=self._matter(rt)
+        )
+
+    @staticmethod
+    def _matter(rt: Runtime) -> MatterSpec | None:
+        """Same-matter matching (core/matter.py), only when the rules use it."""
+        spec = rt.policy.matter_spec
+        return spec if spec.active else None
 
     def _plan_fn(self, rt: Runtime, *, replan: bool) -> PlanFn:
         def plan_fn(
@@ -135,7 +150,9 @@ class Supervisor:
             grace=rt.catch_up_grace,
             linked_rules=frozenset(r.id for r in rt.policy.rules if r.lists_linked),
             linked_window=timedelta(minutes=max(rt.policy.windows, default=0)),
+            matter=self._matter(rt),
             delivery=rt.delivery,
+            workday=rt.workday,
         )
         return await self.store.fire_due(now, limit, self._fire_fn(rt, now), policy)
 
@@ -161,12 +178,14 @@ class Supervisor:
                     state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
                 )
             extra = None
-            if state.created_at is not None and window:
+            if rule.lists_matter and state.created_at is not None:
+                extra = matter_context(linked, state.created_at, rule.matter_window_m)
+            elif state.created_at is not None and window:
                 # repeat callers: the same caller's tickets in the same category within the window
                 recent = [
-                    t
-                    for t, created in linked
-                    if state.created_at - window < created <= state.created_at
+                    x.ticket
+                    for x in linked
+                    if state.created_at - window < x.created_at <= state.created_at
                 ]
                 if len(recent) > 1:
                     extra = {"tickets": [{"id": t} for t in recent], "count": len(recent)}
@@ -182,12 +201,25 @@ class Supervisor:
                 templates=rt.templates,
                 at=now,
                 extra=extra,
+                calendar=rt.policy.calendar,
             )
 
         return fire_fn
 
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
-        return await self.store.ack(ticket, rule, by, via, self.clock.now())
+    async def matter_links(self, ticket: str) -> list[str]:
+        """Tickets about the same matter as `ticket`, both ways (for the ticket view)."""
+        spec = self.runtime.policy.matter_spec
+        return await self.store.matter_links(ticket, spec) if spec.active else []
+
+    async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
+        """The store's ticket view plus `same_matter`: the tickets linked as the same matter."""
+        view = await self.store.ticket_view(ticket)
+        if view is not None:
+            view["same_matter"] = await self.matter_links(ticket)
+        return view
+
+    # No `ack` here: an acknowledgement goes through server/acking.acknowledge, which applies the
+    # rank rule (core.acks) and hands the store a scope; nothing may end a ladder around it.
 
     async def run_report(self, report: Any, period: int, at: datetime) -> list[Notification] | None:
         """One period of a periodic report, once across all daemons; its messages are queued."""

@@ -1,11 +1,17 @@
 """hotline-supervisor: the command line. Thin: arguments, configuration, asyncio.run.
 
-run [--demo]                 the daemon (HTTP API + scheduler + dispatcher)
+run [--demo] [--port N]      the daemon (HTTP API + scheduler + dispatcher), port 8345 by default
+    [--reset-demo]           (--reset-demo deletes the tickets an earlier --demo left behind)
 check                        validate config/ and rules/, list every problem (exit 1 if any)
 test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
-simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
+simulate EVENTS.jsonl        replay events (sorted by `at`; --as-arrived: file order) on a virtual
+                             clock, print the notifications (JSON lines)
 ingest EVENTS.jsonl          store a file of events through the same path as the API
 schema                       print the JSON Schema of rule files
+report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
+import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
+calendar import NOTICE.txt   read the State Council's holiday notice into config/calendar.yaml
+user add NAME --role ROLE    add an account of the desk (config/users.yaml)
 """
 
 from __future__ import annotations
@@ -51,13 +57,28 @@ def _events_or_report(path: str, key: bytes):
 
 def cmd_check(args) -> int:
     from supervisor.config.settings import load_all
+    from supervisor.imports.mapping import check_mapping
 
+    import_problems = check_mapping(Path(args.config))  # config/import.yaml, when there is one
     try:
         loaded = load_all(Path(args.config))
     except ConfigInvalid as exc:
-        for err in exc.errors:
+        for err in [*exc.errors, *import_problems]:
             print(err, file=sys.stderr)
-        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        print(f"{len(exc.errors) + len(import_problems)} problem(s) found", file=sys.stderr)
+        return 1
+    if import_problems:
+        for err in import_problems:
+            print(err, file=sys.stderr)
+        print(f"{len(import_problems)} problem(s) found", file=sys.stderr)
+        return 1
+    from supervisor.desk.users import check_users
+
+    user_errors = check_users(Path(args.config) / "users.yaml")
+    for err in user_errors:
+        print(err, file=sys.stderr)
+    if user_errors:
+        print(f"{len(user_errors)} problem(s) found", file=sys.stderr)
         return 1
     for warning in loaded.warnings:
         print(f"warning: {warning}")
@@ -109,6 +130,9 @@ def cmd_simulate(args) -> int:
     if loaded is None:
         return 1
     runtime = runtime_from(loaded, b"simulate")
+    for warning in loaded.warnings:  # e.g. a year without holiday data: say so, on stderr
+        if warning.startswith("calendar:"):
+            print(f"warning: {warning}", file=sys.stderr)
     events = _events_or_report(args.events, runtime.caller_key)
     if events is None:
         return 1
@@ -119,11 +143,29 @@ def cmd_simulate(args) -> int:
         except ValueError as exc:
             print(f"--until: {exc}", file=sys.stderr)
             return 1
-    notes = asyncio.run(simulate(events, runtime, until))
+    from supervisor.tools.simulate import in_time_order
+
+    if args.as_arrived:
+        print("simulate: events replayed in file order (--as-arrived): an event stamped "
+              "before the clock arrives late", file=sys.stderr)  # fmt: skip
+    else:
+        moved = in_time_order(events)[1]
+        print(f"simulate: events replayed in time order (sorted by `at`, ties in file order); "
+              f"{moved} of {len(events)} were not in that order in the file; "
+              "--as-arrived replays file order", file=sys.stderr)  # fmt: skip
+    notes = asyncio.run(simulate(events, runtime, until, as_arrived=args.as_arrived))
+    for year in sorted(runtime.policy.calendar.gap_years_used):
+        print(
+            f"warning: the simulation used {year}, which has no official holiday data: statutory "
+            "holidays only, 调休 unknown (see config/calendar.yaml)",
+            file=sys.stderr,
+        )
     if args.deliveries:
         from supervisor.tools.simulate import plan_deliveries
 
-        for item in plan_deliveries(notes, loaded.settings.delivery, runtime.templates):
+        for item in plan_deliveries(
+            notes, loaded.settings.delivery, runtime.templates, loaded.calendar.is_workday
+        ):
             print(json.dumps(item, ensure_ascii=False))
         return 0
     for n in notes:
@@ -145,6 +187,17 @@ def cmd_ingest(args) -> int:
     events = _events_or_report(args.events, key)
     if events is None:
         return 1
+    from datetime import UTC, datetime, timedelta
+
+    from supervisor.core.events import future_problems
+
+    tolerance = timedelta(seconds=loaded.settings.ingest.future_tolerance_s)
+    ahead = future_problems(events, datetime.now(UTC), tolerance)
+    if ahead:  # history imports freely; the future only within the tolerance
+        index, problem = ahead[0]
+        print(f"{args.events}: event {events[index].id}: {problem}; nothing was stored",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
     async def go() -> tuple[int, int]:
         s = loaded.settings
@@ -164,15 +217,46 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def _port(args) -> int | None:
+    """--port, else HOTLINE_PORT, else None (settings.yaml's http.port)."""
+    if args.port is not None:
+        return int(args.port)
+    env = os.environ.get("HOTLINE_PORT", "").strip()
+    if not env:
+        return None
+    if not env.isdigit() or not 0 <= int(env) <= 65535:
+        raise ValueError(f"HOTLINE_PORT={env!r} is not a port number (0-65535)")
+    return int(env)
+
+
 def cmd_run(args) -> int:
+    import secrets
+
+    from supervisor.config.settings import named_api_tokens
     from supervisor.server import logs
     from supervisor.server.daemon import Daemon
+    from supervisor.server.ports import PortInUse
 
     loaded = _load_or_report(args)
     if loaded is None:
         return 1
+    try:
+        port = _port(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if port is not None:
+        http = loaded.settings.http.model_copy(update={"port": port})
+        loaded.settings = loaded.settings.model_copy(update={"http": http})
     logs.setup("text" if args.demo or sys.stderr.isatty() else loaded.settings.log_format)
-    daemon = Daemon(loaded)
+    env = dict(os.environ)
+    demo_token = None
+    if args.demo and not named_api_tokens(loaded.settings, env):
+        demo_token = secrets.token_urlsafe(18)  # this run only; printed below
+        env[loaded.settings.http.tokens_env] = f"demo:{demo_token}"
+    daemon = Daemon(loaded, env=env)
+    if args.demo or args.reset_demo:
+        daemon.demo_data = "purge"
 
     async def main() -> None:
         on_started = None
@@ -180,12 +264,64 @@ def cmd_run(args) -> int:
             from supervisor.tools.demo import run_demo
 
             async def on_started() -> None:
-                await run_demo(daemon)
+                await run_demo(daemon, token=demo_token)
 
         await daemon.run_forever(on_started)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except PortInUse as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
+
+
+def cmd_calendar_import(args) -> int:
+    """Read the State Council's holiday notice, show what was understood, write calendar.yaml."""
+    from supervisor.config.settings import CalendarFile
+    from supervisor.config.yamlconf import load_model
+    from supervisor.tools.calendar_notice import NoticeError, parse_notice, updated_calendar_yaml
+
+    try:
+        notice = parse_notice(Path(args.notice).read_text(encoding="utf-8"), args.year)
+    except (OSError, UnicodeDecodeError, NoticeError, ValueError) as exc:
+        print(f"{args.notice}: {exc}", file=sys.stderr)
+        return 1
+    print(notice.describe())
+    problems = notice.problems()
+    for problem in problems:
+        print(f"注意：{problem}", file=sys.stderr)
+    if problems and not args.force:
+        print("未写入：请核对通知原文（或用 --force 仍然写入）", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    path = Path(args.config) / "calendar.yaml"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"未写入 {path}：确认无误后加 --yes 写入", file=sys.stderr)
+            return 1
+        if input(f"写入 {path}？[y/N] ").strip().lower() not in ("y", "yes", "是"):
+            return 1
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(updated_calendar_yaml(old, notice), encoding="utf-8")
+    try:
+        load_model(CalendarFile, path)
+    except ConfigInvalid as exc:  # never leave a broken file behind
+        path.write_text(old, encoding="utf-8")
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"已写入 {path}：{len(notice.days_off)} 天放假、{len(notice.workdays)} 个调休上班日，"
+        f"{notice.year} 列入 covered_years"
+    )
+    return 0
+
+
+def cmd_user_add(args) -> int:
+    from supervisor.desk.cli import user_add
+
+    return user_add(args)
 
 
 def cmd_schema(args) -> int:
@@ -193,6 +329,20 @@ def cmd_schema(args) -> int:
 
     print(json.dumps(rule_file_schema(), ensure_ascii=False, indent=2))
     return 0
+
+
+def cmd_report_monthly(args) -> int:
+    from supervisor.stats.command import run
+
+    loaded = _load_or_report(args)
+    return 1 if loaded is None else run(args, loaded)
+
+
+def cmd_import(args) -> int:
+    from supervisor.imports.command import run
+
+    loaded = _load_or_report(args)
+    return 1 if loaded is None else run(args, loaded)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,7 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="also feed a short demo stream of events, to see messages go out",
+        help="also feed a short demo stream of events, to see messages go out "
+        "(replaces the demo tickets of an earlier demo; makes an API token if none is set)",
+    )
+    p.add_argument(
+        "--reset-demo",
+        action="store_true",
+        help="delete the demo tickets (DEMO-...) an earlier `run --demo` left in the database",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        help="HTTP port (default: $HOTLINE_PORT, else http.port in settings.yaml: 8345)",
     )
     p.set_defaults(func=cmd_run)
     sub.add_parser("check", help="validate configuration and rules").set_defaults(func=cmd_check)
@@ -227,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the messages as they would go out (grouping, quiet hours)",
     )
+    p.add_argument(
+        "--as-arrived",
+        action="store_true",
+        help="replay in file order (an event stamped before the clock arrives late); "
+        "default: sorted by `at`",
+    )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("ingest", help="store a JSON-lines file of events")
     p.add_argument("events")
@@ -234,6 +401,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(
         func=cmd_schema
     )
+    p = sub.add_parser("report", help="reports (monthly statistics)")
+    rsub = p.add_subparsers(dest="report", required=True)
+    p = rsub.add_parser("monthly", help="the monthly statistics and unit assessment")
+    p.add_argument("--month", help="YYYY-MM (default: the previous month, Beijing time)")
+    p.add_argument("--from", dest="date_from", help="first day YYYY-MM-DD (with --to)")
+    p.add_argument("--to", dest="date_to", help="last day YYYY-MM-DD, included")
+    p.add_argument("--format", choices=("xlsx", "html", "json", "csv"), help="default: from -o, else xlsx")
+    p.add_argument("-o", "--output", help="file to write (- for stdout; default report-PERIOD.FORMAT)")
+    p.set_defaults(func=cmd_report_monthly)
+    p = sub.add_parser("import", help="store a platform export (.xlsx, .xls, .csv) as events")
+    p.add_argument("file")
+    p.add_argument("--mapping", help="the column mapping (default: import.yaml in the config folder)")
+    p.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
+    p.add_argument("--strict", action="store_true", help="store nothing unless every row is good")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("calendar", help="the working-time calendar")
+    cal = p.add_subparsers(dest="calendar_command", required=True)
+    p = cal.add_parser(
+        "import", help="read the State Council's holiday notice into config/calendar.yaml"
+    )
+    p.add_argument("notice", help="the notice's text (UTF-8), as published")
+    p.add_argument("--year", type=int, help="the year, when the text does not name it")
+    p.add_argument("--dry-run", action="store_true", help="only show what was understood")
+    p.add_argument("--yes", action="store_true", help="write without asking")
+    p.add_argument("--force", action="store_true", help="write even if the totals disagree")
+    p.set_defaults(func=cmd_calendar_import)
+    from supervisor.desk.cli import add_user_parser
+
+    add_user_parser(sub, cmd_user_add)
     return parser
 
 

@@ -57,4 +57,5 @@ def every_type(ticket: str = "T1") -> list[dict[str, Any]]:
         ev(ticket, 11, "reopened", sh(2026, 11, 26, 16, 0), reason="仍有占道"),
         ev(ticket, 12, "contacted", sh(2026, 11, 27, 9, 0), unit="城管执法中队", phase="after"),
         ev(ticket, 13, "closed", sh(2026, 11, 30, 9, 0)),
+        ev(ticket, 14, "commitment_kept", sh(2026, 11, 28, 9, 0), unit="城管执法中队", result="已清理完毕"),
     ]  # fmt: skip

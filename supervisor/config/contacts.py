@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from supervisor import vocabulary
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.privacy import mask
 
-ROLES = ("liaison", "head", "supervisor", "leader", "grid")
+ROLES = vocabulary.ROLES
 PHONE_REGION = "CN"  # numbers written without +86 are mainland numbers
 
 Channel = Literal["sms", "voice", "wecom", "dingtalk", "console"]

@@ -20,8 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from notifiers.registry import missing_settings
 from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.sms_templates import FILE_NAME as SMS_FILE
+from supervisor.config.sms_templates import load_sms_templates
 from supervisor.config.templates import Templates, load_templates
-from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
+from supervisor.config.yamlconf import (
+    ConfigError,
+    ConfigInvalid,
+    Located,
+    load_model,
+    load_yaml,
+    validate,
+)
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
 from supervisor.delivery.policy import DeliverySettings
 from supervisor.policy.rulebook import Policy, load_policy, rule_files
@@ -46,6 +55,19 @@ class HttpSettings(_Model):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_batch: Annotated[int, Field(ge=1)] = 5_000
     public_url: str | None = None  # how Twilio reaches us, for signature checks
+    # The role an API token acknowledges as when its name is not a contact id (core.acks):
+    # "supervisor" ends everything but the leader's steps.
+    token_role: Literal["liaison", "head", "supervisor", "leader"] = "supervisor"
+
+
+class IngestSettings(_Model):
+    # An event stamped further ahead of the clock than this is refused (API and `ingest`).
+    future_tolerance_s: Annotated[int, Field(ge=0, le=86_400)] = 300
+
+
+class ReloadSettings(_Model):
+    # A rules edit is applied by hot reload only if the rule tests (rules/tests) pass.
+    require_tests: bool = True
 
 
 class PrivacySettings(_Model):
@@ -67,6 +89,8 @@ class Settings(_Model):
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    ingest: IngestSettings = IngestSettings()
+    reload: ReloadSettings = ReloadSettings()
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     log_format: Literal["json", "text"] = "json"
@@ -114,9 +138,13 @@ def load_all(
     env = os.environ if env is None else env
     errors: list[ConfigError] = []
     warnings: list[str] = []
+    settings_path = config_dir / "settings.yaml"
+    located = _collect(errors, lambda: load_yaml(settings_path))
     settings = (
-        _collect(errors, lambda: load_model(Settings, config_dir / "settings.yaml")) or Settings()
-    )
+        _collect(errors, lambda: validate(Settings, located)) if located is not None else None
+    ) or Settings()
+    if located is not None:
+        errors.extend(reconcile_problems(settings, located))
     cal_file = (
         _collect(errors, lambda: load_model(CalendarFile, config_dir / "calendar.yaml"))
         or CalendarFile()
@@ -131,11 +159,16 @@ def load_all(
     templates = _collect(errors, lambda: load_templates(config_dir / "templates.yaml"))
     if templates is not None:
         errors.extend(templates.check())
+    sms_mapped = _sms_templates(config_dir, settings, templates, errors)
     rules_dir = (config_dir / settings.rules_dir).resolve()
     policy = _collect(
         errors,
         lambda: load_policy(
-            rule_files(rules_dir), calendar, templates=templates, matcher=settings.matcher
+            rule_files(rules_dir),
+            calendar,
+            templates=templates,
+            matcher=settings.matcher,
+            sms_mapped=sms_mapped,
         ),
     )
     if directory is not None:
@@ -152,11 +185,69 @@ def load_all(
                 msg + "; deadlines in that year cannot be computed (missing_year: error)"
             )
         else:
-            warnings.append(msg + "; until then Monday-Friday is assumed (missing_year: weekdays)")
+            warnings.append(
+                msg + "; until then its working days are Monday-Friday minus the statutory "
+                "holidays, without the 调休 swaps (missing_year: weekdays); paste the State "
+                "Council's notice into `hotline-supervisor calendar import`"
+            )
     if errors:
         raise ConfigInvalid(errors)
     assert directory is not None and templates is not None and policy is not None
     return Loaded(settings, calendar, directory, templates, policy, config_dir, warnings)
+
+
+def reconcile_problems(settings: Settings, located: Located) -> list[ConfigError]:
+    """A send may take up to its provider's timeout_s; reconciling it sooner finds nothing yet
+    and sends it again (docs/RELIABILITY.md: a duplicate). So reconcile_after_s must be longer
+    than every configured provider's timeout."""
+    wait = settings.delivery.reconcile_after_s
+    out = []
+    for name in type(settings.notifiers).model_fields:
+        provider = getattr(settings.notifiers, name)
+        timeout = getattr(provider, "timeout_s", None)
+        if isinstance(timeout, int | float) and wait <= timeout:
+            out.append(
+                located.error(
+                    ("delivery", "reconcile_after_s"),
+                    f"{wait:g} s is not longer than notifiers.{name}.timeout_s ({timeout:g} s): "
+                    "a send still waiting for its answer would be reconciled too early and sent "
+                    f"twice; make it longer than {timeout:g} s (default 60)",
+                )
+            )
+    return out
+
+
+def _sms_templates(
+    config_dir: Path, settings: Settings, templates: Templates | None, errors: list[ConfigError]
+) -> dict[str, frozenset[str]]:
+    """Load config/sms_templates.yaml when it exists (attached to `templates`: fired steps store
+    the providers' parameters) and return, for each configured template-only provider, the
+    templates it maps. A configured provider needs the file."""
+    path = config_dir / SMS_FILE
+    configured = settings.notifiers.template_sms()
+    if not path.exists():
+        for provider in configured:
+            errors.append(
+                ConfigError(str(path), None, None, f"notifiers.{provider} is configured: "
+                            f"map every template sent by sms to its registered template here")
+            )  # fmt: skip
+        return dict.fromkeys(configured, frozenset())
+    mapping = _collect(errors, lambda: load_sms_templates(path))
+    if mapping is None:
+        return {}
+    if templates is not None:
+        errors.extend(mapping.check(frozenset(templates.names)))
+        templates.sms = mapping
+    for provider in configured:
+        if provider not in mapping.providers:
+            errors.append(
+                ConfigError(str(path), None, provider, f"notifiers.{provider} is configured "
+                            "but this file has no mapping for it")
+            )  # fmt: skip
+    return {
+        p: frozenset(n for n in (templates.names if templates else ()) if mapping.has(p, n))
+        for p in configured
+    }
 
 
 def _years_ahead() -> range:
@@ -193,7 +284,25 @@ def api_tokens(settings: Settings, env: Mapping[str, str] | None = None) -> list
     return [t.strip() for t in env.get(settings.http.tokens_env, "").split(",") if t.strip()]
 
 
+DEFAULT_TOKEN_NAME = "api"
+
+
+def named_api_tokens(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(name, token) pairs from `name:token,...`; a bare token (no colon) is named "api"."""
+    out = []
+    for item in api_tokens(settings, env):
+        name, sep, token = item.partition(":")
+        if sep and name.strip() and token.strip():
+            out.append((name.strip(), token.strip()))
+        else:
+            out.append((DEFAULT_TOKEN_NAME, item))
+    return out
+
+
 __all__ = [
+    "named_api_tokens",
     "Settings",
     "CalendarFile",
     "Loaded",

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2 import meta
@@ -32,19 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.privacy import mask
-
-ZONE = ZoneInfo("Asia/Shanghai")
+from supervisor.errors import HotlineError, InputError
+from supervisor.vocabulary import ZONE
 
 # A mainland mobile number, also written with +86, spaces or dashes; not inside a longer digit run
 # (ticket numbers are long digit strings).
 PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)")
 
 
-class PhoneNumberInText(ValueError):
+class PhoneNumberInText(InputError):
     """A rendered message contains what looks like a mobile number."""
 
 
-class RenderError(Exception):
+class RenderError(HotlineError):
     """A template could not be rendered: unknown name, undefined variable, sandbox violation."""
 
 
@@ -115,6 +114,32 @@ def zh(value: Any) -> str:
     return _LABELS.get(str(value), str(value))
 
 
+_DIGITS_ZH = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+_HM = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def say_id(value: Any) -> str:
+    """A ticket number read digit by digit, as a person reads it: "A2026" -> "A二零二六"."""
+    return "".join(_DIGITS_ZH.get(c, c) for c in str(value))
+
+
+def say_hm(value: datetime) -> str:
+    """ "11月25日14点30分" ("14点整" on the hour): a time as it is said."""
+    v = _local(value)
+    minutes = "整" if v.minute == 0 else f"{v.minute}分"
+    return f"{v.month}月{v.day}日{v.hour}点{minutes}"
+
+
+def speakable(text: str) -> str:
+    """A text made fit to be read aloud: no 【】 or brackets, clock times as said."""
+    text = re.sub(r"【[^】]*】", "", text)
+    text = re.sub(r"[（(]([^）)]*)[）)]", r"，\1，", text)
+    text = _HM.sub(lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text)
+    text = re.sub(r"\s+", "", text)
+    text = re.sub(r"，([，。；])", r"\1", text)
+    return text.strip("，")
+
+
 def _mask_numbers(value: Any) -> Any:
     if isinstance(value, str):
         return PHONE_LIKE.sub(lambda m: _mask(m.group()), value)
@@ -133,7 +158,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         finalize=_mask_numbers,
     )
-    env.filters.update(hm=hm, date=day, dt=dt, short=short, zh=zh)
+    env.filters.update(hm=hm, date=day, dt=dt, short=short, zh=zh, say_id=say_id, say_hm=say_hm)
     return env
 
 
@@ -146,6 +171,8 @@ class _Model(BaseModel):
 
 class TemplateModel(_Model):
     text: Annotated[str, Field(min_length=1)]
+    # what a phone call reads aloud; without it a call reads `text` made speakable (say())
+    voice: Annotated[str, Field(min_length=1)] | None = None
     max_segments: Annotated[int, Field(ge=1, le=10)] | None = None
     description: str | None = None
 
@@ -165,6 +192,8 @@ class _Compiled:
     source: str
     limit: int
     template: jinja2.Template | None  # None when the text has a syntax error
+    voice: jinja2.Template | None = None
+    voice_source: str | None = None
 
 
 class Templates:
@@ -185,11 +214,29 @@ class Templates:
                 self.syntax_errors.append(
                     self._error(name, f"template syntax error: {exc.message}{where}")
                 )
-            self._items[name] = _Compiled(name, tm.text, limit, compiled)
+            voice: jinja2.Template | None = None
+            if tm.voice is not None:
+                try:
+                    voice = self._env.from_string(tm.voice)
+                except jinja2.TemplateSyntaxError as exc:
+                    self.syntax_errors.append(
+                        self._located.error(
+                            ("templates", name, "voice"), f"template syntax error: {exc.message}"
+                        )
+                    )
+            self._items[name] = _Compiled(name, tm.text, limit, compiled, voice, tm.voice)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
+
+    # config/sms_templates.yaml (sms_templates.SmsTemplates), attached by load_all when present:
+    # the parameters of the registered templates of template-only SMS providers.
+    sms: Any = None
+
+    def sms_params(self, name: str, context: dict[str, Any]) -> dict[str, Any] | None:
+        """The provider parameters stored with a message (see sms_templates.py), or None."""
+        return None if self.sms is None else self.sms.params(name, context)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -203,15 +250,19 @@ class Templates:
     def _error(self, name: str, message: str) -> ConfigError:
         return self._located.error(("templates", name, "text"), message)
 
-    def render(self, name: str, context: dict[str, Any]) -> str:
-        """The message text; RenderError if it cannot be made, PhoneNumberInText if it is unsafe."""
+    def render(self, name: str, context: dict[str, Any], channel: str = "sms") -> str:
+        """The message text (for `channel`: a call reads the template's `voice` script, or the
+        text made speakable); RenderError if it cannot be made, PhoneNumberInText if unsafe."""
         item = self._items.get(name)
         if item is None:
             raise RenderError(f"unknown template '{name}'")
         if item.template is None:
             raise RenderError(f"template '{name}' has a syntax error")
+        template = item.voice if channel == "voice" and item.voice is not None else item.template
         try:
-            text = item.template.render(context).strip()
+            text = template.render(context).strip()
+            if channel == "voice":
+                text = speakable(text)
         except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
             # SecurityError is an UndefinedError in the sandbox; TypeError/ValueError from filters
             raise RenderError(f"template '{name}': {exc}") from exc
@@ -249,6 +300,13 @@ class Templates:
                     self._error(name, f"cannot render the sample: {exc.__cause__ or exc}")
                 )
                 continue
+            if item.voice_source is not None:
+                try:  # what is read aloud goes through speakable(): no brackets survive
+                    self.render(name, context, channel="voice")
+                except (RenderError, PhoneNumberInText) as exc:
+                    errors.append(
+                        self._located.error(("templates", name, "voice"), f"cannot render: {exc}")
+                    )
             n = segments(text)
             if n > item.limit:
                 errors.append(
@@ -293,6 +351,10 @@ def sample_context() -> dict[str, Any]:
             "commitment_due": datetime(2026, 12, 4, 17, 30, tzinfo=ZONE),
             "satisfaction": "dissatisfied", "dissatisfied_count": 2,
             "sign_by": datetime(2026, 11, 25, 11, 0, tzinfo=ZONE), "reply_by": deadline,
+            "reopened_count": 2, "extension_until": datetime(2026, 11, 30, 17, 30, tzinfo=ZONE),
+            "extension_reason": "需协调供电部门停电施工",
+            "history": ["11月3日派城管执法中队", "11月9日回复", "11月10日回访不满意",
+                        "11月11日第1次重办", "11月16日回复", "11月17日回访不满意"],
         }  # fmt: skip
         return base | over
 
@@ -310,9 +372,15 @@ def sample_context() -> dict[str, Any]:
         "rule_description": "签收时限：到期前提醒联络员，到期催办负责人，逾期报热线专员",
         "step": 0,
         "recipient_name": "王强",
+        "role": "head",
         "target_unit": "市场监管所",
         "target_unit_name": "市场监管所",
         "tickets": tickets,
         "count": len(tickets),
+        "callers": 5,  # group complaints: distinct callers about the matter
         "counts": {"awaiting_sign": 1, "due_today": 1, "overdue": 1},
+        # the monthly statistics report (supervisor/stats/scheduled.py): rates as text
+        "stats": {"month": "2026年11月", "received": 1234, "closed": 1180, "sign_off": "98.1%（1210/1234）",
+                  "on_time": "95.3%（1130/1186）", "satisfaction": "90.2%（830/920）",
+                  "resolution": "85.0%（782/920）"},  # fmt: skip
     }

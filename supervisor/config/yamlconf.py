@@ -19,6 +19,7 @@ Conventions (shared by contacts, templates and rule files):
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,8 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
+from supervisor.errors import HotlineError
 
 M = TypeVar("M", bound=BaseModel)
 Path_ = tuple[Any, ...]
@@ -47,7 +50,7 @@ class ConfigError:
         return f"{where}: {self.message}"
 
 
-class ConfigInvalid(Exception):
+class ConfigInvalid(HotlineError):
     """One or more config errors; all of them, so a person fixes a file in one go."""
 
     def __init__(self, errors: Sequence[ConfigError]) -> None:
@@ -153,6 +156,22 @@ def _yaml_error(file: str, exc: yaml.YAMLError) -> ConfigError:
     return ConfigError(file, None, None, f"YAML error: {exc}")
 
 
+_FULLWIDTH_KEY = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_-]*)\s*：")
+
+
+def fullwidth_colon_hints(file: str, text: str) -> list[ConfigError]:
+    """A key typed with a Chinese input method's full-width colon (`anchor：`), named."""
+    return [
+        ConfigError(
+            file, number, m[1],
+            "written with a full-width colon '：' (U+FF1A, from a Chinese input method); "
+            f"YAML needs an ASCII colon and a space: '{m[1]}: '",
+        )  # fmt: skip
+        for number, line in enumerate(text.splitlines(), 1)
+        if (m := _FULLWIDTH_KEY.match(line)) and not line.lstrip().startswith("#")
+    ]
+
+
 def load_yaml(path: Path | str, text: str | None = None) -> Located:
     """Safe-load one YAML document, keeping lines. `text` stands in for the file's content."""
     file = str(path)
@@ -167,6 +186,9 @@ def load_yaml(path: Path | str, text: str | None = None) -> Located:
             raise ConfigInvalid(
                 [ConfigError(file, None, None, f"not UTF-8 text: {exc.reason}")]
             ) from None
+    hints = fullwidth_colon_hints(file, text)
+    if hints:  # `anchor：sign_by` parses as text, so the real error would be far from the cause
+        raise ConfigInvalid(hints)
     try:
         # the reader checks the characters on construction: a control character raises here
         loader = _LineLoader(text)

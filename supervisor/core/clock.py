@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from supervisor.vocabulary import ZONE
+
+SHANGHAI = ZONE  # Beijing time (supervisor.vocabulary)
 
 
 class Clock(Protocol):

@@ -3,7 +3,8 @@
 reply_by: an approved extension, else the platform's reply_by (from the last dispatch, or from
 the re-opening), else the first default whose condition holds, counted from its start time.
 sign_by: the platform's, else the first matching default. commitment_due: the promised date; a
-bare date means the end of that day's office hours.
+bare date means the end of that day's office hours
+(of the next working day's, when that day is not a working day).
 """
 
 from __future__ import annotations
@@ -90,5 +91,5 @@ def _commitment(due: str | None, calendar: WorkCalendar) -> datetime | None:
     if due is None:
         return None
     if len(due) == 10:
-        return calendar.end_of_office_day(date.fromisoformat(due))
+        return calendar.due_on(date.fromisoformat(due))
     return datetime.fromisoformat(due)

@@ -9,6 +9,10 @@ Accepted texts (case-insensitive, optional leading `+`/`-`, spaces optional befo
   30m, 30 min, 30 minutes           natural minutes; likewise 2h/2 hours, 1d/1 day/2 days
   30 working minutes, 2 working hours, 3 working days (singular forms too)
   30工作分钟, 2工作小时, 3工作日, 3个工作日 (an optional 个 before any of them)
+  30分钟, 24小时, 2个小时, 1天, 1自然日        natural time in Chinese
+  1.5h, 0.5 working hours, 1.5天               decimals, when they come to whole minutes;
+                                               never for working days (`1.5 working days` is
+                                               refused: a working day is a calendar step)
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from supervisor.errors import InputError
+
 Unit = Literal["minute", "day"]
 
 # Rules never need more; the cap turns a typo such as `20000000 days` into a parse error
@@ -26,7 +32,7 @@ Unit = Literal["minute", "day"]
 MAX_AMOUNT = 999_999
 
 
-class DurationError(ValueError):
+class DurationError(InputError):
     """A duration text that does not parse; the message names the text."""
 
 
@@ -111,6 +117,9 @@ for _words, _value in (
     (("m", "min", "mins", "minute", "minutes"), (1, False)),
     (("h", "hour", "hours"), (60, False)),
     (("d", "day", "days"), (1440, False)),
+    (("分钟", "分"), (1, False)),
+    (("小时", "钟头"), (60, False)),
+    (("天", "自然日", "自然天"), (1440, False)),
     (("working minute", "working minutes", "工作分钟"), (1, True)),
     (("working hour", "working hours", "工作小时"), (60, True)),
     (("working day", "working days", "工作日"), (None, True)),
@@ -120,7 +129,10 @@ for _words, _value in (
         if not _word.isascii():
             _UNITS["个" + _word] = _value  # 3个工作日, 2个工作小时
 
-_TEXT = re.compile(r"(?P<sign>[+-]?)\s*(?P<number>[0-9]+)\s*(?P<unit>.*)", re.ASCII | re.DOTALL)
+_TEXT = re.compile(
+    r"(?P<sign>[+-]?)\s*(?P<number>[0-9]+)(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>.*)",
+    re.ASCII | re.DOTALL,
+)
 
 
 def parse_duration(text: str | int) -> Duration:
@@ -157,6 +169,27 @@ def parse_duration(text: str | int) -> Duration:
             "working minutes/hours/days, 工作分钟/工作小时/工作日"
         )
     per_unit, working = _UNITS[unit]
+    fraction = match["fraction"]
+    if fraction is not None:
+        return _decimal(text, sign, f"{number}.{fraction}", per_unit, working)
     if per_unit is None:
         return Duration.working_days(sign * number)
     return Duration(sign * number * per_unit, "minute", working)
+
+
+def _decimal(text: str, sign: int, amount: str, per_unit: int | None, working: bool) -> Duration:
+    """`1.5h` is 90 minutes; `1.5 working days` has no meaning a rule could rely on."""
+    from decimal import Decimal
+
+    if per_unit is None:
+        raise DurationError(
+            f"duration {text!r}: working days must be whole (a working day moves to the same "
+            "time on the next working day, so half of one is undefined); write working hours "
+            "instead, e.g. '12 working hours' (a day of the default office hours is 7 working hours)"
+        )
+    minutes = Decimal(amount) * per_unit
+    if minutes != minutes.to_integral_value():
+        raise DurationError(
+            f"duration {text!r}: {amount} does not come to whole minutes; write it in minutes"
+        )
+    return Duration(sign * int(minutes), "minute", working)

@@ -6,28 +6,33 @@ without an offset is an error that names the field. Nothing of an invalid event 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-EVENT_TYPES = (
-    "created",
-    "dispatched",
-    "signed",
-    "returned",
-    "extension_requested",
-    "extension_decided",
-    "commitment_made",
-    "contacted",
-    "replied",
-    "visited",
-    "reopened",
-    "closed",
-)
+from supervisor.errors import InputError
+from supervisor.vocabulary import EVENT_TYPES  # re-exported: the contract's types
 
 MAX_TEXT = 2000  # free-text fields (summary, reason, result): the hotline's own limits are lower
+MAX_DEPTH = 16  # no field nests; deeper JSON is junk (and would exhaust the stack when walked)
+
+# The sane range of every timestamp (docs/api.md). `at` is further bounded by the clock (the API's
+# future tolerance); deadline-like fields (sign_by, reply_by, until, due) may lie years ahead,
+# never past MAX_YEAR: beyond it working-time arithmetic, PostgreSQL and JSON disagree.
+MIN_YEAR = 2000
+MAX_YEAR = 2099
+MAX_OFFSET = timedelta(hours=14)  # the widest UTC offset in use (Pacific/Kiritimati)
+
+# Ticket ids become URL path segments (/api/v1/tickets/{id}): letters (any script), digits and
+# `-_.:`, starting with a letter or digit, at most 64 characters. No `/`, braces, whitespace or
+# control characters, which the router cannot reach and logs cannot show.
+TICKET_ID = re.compile(r"[^\W_][\w.:-]{0,63}")
+TICKET_ID_RULE = (
+    "must be 1-64 characters: letters, digits and - _ . :, starting with a letter or digit"
+)
 
 
 def _parse_timestamp(value: Any) -> datetime:
@@ -39,15 +44,29 @@ def _parse_timestamp(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{value!r} has no UTC offset (write e.g. 2026-11-25T10:00:00+08:00)")
+    _check_range(value, parsed)
+    offset = parsed.utcoffset()
+    assert offset is not None
+    if abs(offset) > MAX_OFFSET:
+        raise ValueError(f"{value!r} has a UTC offset beyond ±14:00")
     return parsed
+
+
+def _check_range(value: str, parsed: date) -> None:
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(
+            f"{value!r} is outside the accepted range (years {MIN_YEAR} to {MAX_YEAR})"
+        )
 
 
 def _parse_date_or_timestamp(value: Any) -> date | datetime:
     if isinstance(value, str) and len(value) == 10:
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        _check_range(value, day)
+        return day
     return _parse_timestamp(value)
 
 
@@ -113,6 +132,11 @@ class CommitmentMade(_Body):
     promise: Text | None = None
 
 
+class CommitmentKept(_Body):
+    unit: Name | None = None
+    result: Text | None = None
+
+
 class Contacted(_Body):
     unit: Name | None = None
     phase: Literal["before", "after"] | None = None
@@ -150,6 +174,7 @@ BODIES: dict[str, type[_Body]] = {
     "visited": Visited,
     "reopened": Reopened,
     "closed": Closed,
+    "commitment_kept": CommitmentKept,
 }
 
 ENVELOPE = ("id", "ticket", "type", "at")
@@ -186,7 +211,7 @@ class FieldProblem:
         return f"{self.field}: {self.message}"
 
 
-class EventInvalid(ValueError):
+class EventInvalid(InputError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
@@ -200,27 +225,35 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _bad_text(value: Any, path: str = "") -> list[FieldProblem]:
-    """Strings PostgreSQL cannot store: a NUL character, or a lone surrogate (not Unicode)."""
-    if isinstance(value, str):
+def _bad_text(value: Any) -> list[FieldProblem]:
+    """Strings PostgreSQL cannot store (a NUL character, a lone surrogate), and nesting deeper
+    than MAX_DEPTH. Walked with an explicit stack: 900 levels of junk must not raise
+    RecursionError."""
+    problems: list[FieldProblem] = []
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
         where = path or "(event)"
-        if "\x00" in value:
-            return [FieldProblem(where, "contains a NUL character")]
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return [FieldProblem(where, "is not valid Unicode text (a lone surrogate)")]
-        return []
-    if isinstance(value, dict):
-        return [
-            p
-            for k, v in value.items()
-            for p in _bad_text(k, path or "(event)")
-            + _bad_text(v, f"{path}.{k}" if path else str(k))
-        ]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _bad_text(v, f"{path}.{i}")]
-    return []
+        if isinstance(item, str):
+            if "\x00" in item:
+                problems.append(FieldProblem(where, "contains a NUL character"))
+                continue
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.append(FieldProblem(where, "is not valid Unicode text (a lone surrogate)"))
+            continue
+        if isinstance(item, dict | list) and depth >= MAX_DEPTH:
+            problems.append(FieldProblem(where, f"is nested more than {MAX_DEPTH} levels deep"))
+            continue
+        if isinstance(item, dict):
+            for k, v in reversed(list(item.items())):
+                stack.append((v, f"{path}.{k}" if path else str(k), depth + 1))
+                stack.append((k, where, depth + 1))
+        elif isinstance(item, list):
+            for i, v in reversed(list(enumerate(item))):
+                stack.append((v, f"{path}.{i}", depth + 1))
+    return problems
 
 
 def parse_event(raw: Any) -> Event:
@@ -239,6 +272,8 @@ def parse_event(raw: Any) -> Event:
             problems.append(
                 FieldProblem(name, "must be a non-empty string of at most 200 characters")
             )
+        elif name == "ticket" and isinstance(value, str) and not TICKET_ID.fullmatch(value):
+            problems.append(FieldProblem("ticket", f"{value!r} {TICKET_ID_RULE}"))
     etype = raw.get("type")
     body_model = BODIES.get(etype) if isinstance(etype, str) else None
     if isinstance(etype, str) and body_model is None:
@@ -278,3 +313,25 @@ def parse_event(raw: Any) -> Event:
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:
     """Rebuild an event that was validated before it was stored."""
     return Event(id=id, ticket=ticket, type=type, at=at, data=data)
+
+
+def future_problems(
+    events: list[Event], now: datetime, tolerance: timedelta
+) -> list[tuple[int, FieldProblem]]:
+    """Events stamped more than `tolerance` ahead of `now` (a wrong clock or a wrong year: they
+    would delay every "immediate" message). The past is unbounded, for historical imports."""
+    limit = now + tolerance
+    minutes = int(tolerance.total_seconds() // 60)
+    return [
+        (
+            i,
+            FieldProblem(
+                "at",
+                f"{e.at.isoformat()} is in the future: more than {minutes} minutes ahead of "
+                f"the server's clock ({now.isoformat(timespec='seconds')}); check the sender's "
+                "clock (tolerance: ingest.future_tolerance_s)",
+            ),
+        )
+        for i, e in enumerate(events)
+        if e.at > limit
+    ]

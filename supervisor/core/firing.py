@@ -3,6 +3,7 @@ templates in, Notification values out."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,9 @@ from supervisor.config.contacts import Directory, Recipient
 from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.deadlines import Deadlines
+from supervisor.core.durations import Duration
 from supervisor.core.state import TicketState
+from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.rulebook import Rule, Step
 
 ROLE_ZH = {
@@ -39,6 +42,8 @@ class Notification:
     text: str
     urgent: bool
     note: str | None = None  # e.g. why the supervisor stands in for a missing contact
+    # parameters of the provider-registered SMS templates (config/sms_templates.yaml), or None
+    params: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         """The JSON line simulate prints (no phone numbers)."""
@@ -93,21 +98,51 @@ def ticket_context(
         "dissatisfied_count": state.dissatisfied_count,
         "sign_by": deadlines.sign_by,
         "reply_by": deadlines.reply_by,
+        "reopened_count": state.reopened_count,
+        "extension_until": state.extension_requested_until,
+        "extension_reason": state.extension_reason or "",
+        "history": list(state.history),
     }
 
 
-def _overdue(at: datetime, deadline: datetime | None) -> str:
+def overdue_words(
+    at: datetime, deadline: datetime | None, calendar: WorkCalendar | None, working: bool = True
+) -> str:
+    """Time past `deadline` in words: in working time ("1个工作小时45分钟", "3个工作日") when the
+    rule counts working time, so nights and holidays are never counted against a unit; in
+    natural time ("1小时") for natural-time steps (urgent tickets). "" before the deadline."""
     if deadline is None or at <= deadline:
         return ""
-    minutes = int((at - deadline).total_seconds() // 60)
-    days, rem = divmod(minutes, 1440)
-    hours, mins = divmod(rem, 60)
-    parts = [
-        f"{days}天" if days else "",
-        f"{hours}小时" if hours else "",
-        f"{mins}分钟" if mins and not days else "",
-    ]
-    return "".join(parts) or "0分钟"
+    if not working or calendar is None:
+        minutes = int((at - deadline).total_seconds() // 60)
+        days, rem = divmod(minutes, 1440)
+        hours, mins = divmod(rem, 60)
+        parts = [f"{days}天" if days else "", f"{hours}小时" if hours else ""]
+        parts.append(f"{mins}分钟" if mins and not days else "")
+        return "".join(parts) or "不足1分钟"
+    days = 0
+    mark = deadline
+    while True:  # whole working days first: the same clock time on the N-th working day
+        nxt = calendar.add(deadline, Duration.working_days(days + 1))
+        if nxt > at:
+            break
+        days, mark = days + 1, nxt
+    minutes = calendar.working_minutes_between(mark, at)
+    hours, mins = divmod(minutes, 60)
+    parts = [f"{days}个工作日" if days else "", f"{hours}个工作小时" if hours else ""]
+    parts.append(f"{mins}分钟" if mins and not days else "")
+    return "".join(parts) or "不足1个工作分钟"
+
+
+def with_note(text: str, note: str | None) -> str:
+    """`note` placed after the text's 【12345…】 tag, which always comes first."""
+    if not note:
+        return text
+    m = _TAG.match(text)
+    return f"{m.group(0)}{note}{text[m.end() :]}" if m else f"{note}{text}"
+
+
+_TAG = re.compile(r"^【[^】]{1,12}】")
 
 
 def fire_step(
@@ -123,7 +158,12 @@ def fire_step(
     templates: Templates,
     at: datetime,
     extra: dict[str, Any] | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> list[Notification]:
+    """One message per role and person: each role of the step gets its own text under its own
+    role. A role without contacts falls back to the supervisor with a note saying why; when the
+    supervisor is also a recipient of the step, that is one message, recorded as the
+    supervisor's, carrying the note."""
     ticket = ticket_context(state, deadlines, directory)
     urgent = state.urgent if step.urgent is None else step.urgent
     units: list[str | None]
@@ -133,64 +173,82 @@ def fire_step(
             return []
     else:
         units = [state.unit]
+    # working time unless the rule counts natural time only (urgent tickets)
+    working = step.offset.working or any(s.offset.working for s in rule.steps)
+    overdue = overdue_words(at, anchor_at, calendar, working)
     out: list[Notification] = []
-    seen: set[tuple[str | None, str, str | None]] = set()
     for unit in units:
+        # (role, person, texts' notes, reasons) in step order, one entry per person
+        merged: list[tuple[str, Recipient, list[str], list[str]]] = []
         for role in step.roles:
             recipients: list[Recipient] = directory.resolve(role, unit=unit, grid=state.grid)
             if not recipients:
                 # Nobody at all, not even a supervisor: still produce a visible notification.
                 recipients = [
-                    Recipient(
-                        None,
-                        "(无联系人)",
-                        role,
-                        None,
-                        ("console",),
-                        f"no contact for {role} and no supervisor",
-                    )
-                ]
+                    Recipient(None, "(无联系人)", role, None, ("console",),
+                              f"no contact for {role} and no supervisor")
+                ]  # fmt: skip
             for rec in recipients:
-                text: str | None = None  # one text per recipient: a call speaks the SMS's words
-                for channel in step.channels:
-                    ch = channel_for(rec, channel)
-                    key = (rec.person, ch, unit)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    if text is None:
-                        text = _text(
-                            rule,
-                            step,
-                            templates,
-                            directory,
-                            ticket,
-                            rec,
-                            role,
-                            unit,
-                            anchor_at,
-                            at,
-                            extra,
-                        )
-                    out.append(
-                        Notification(
-                            at,
-                            state.ticket,
-                            rule.id,
-                            cycle,
-                            step.index,
-                            rep,
-                            role,
-                            rec.person,
-                            rec.name,
-                            rec.phone,
-                            ch,
-                            text,
-                            urgent,
-                            rec.fallback_reason,
-                        )  # fmt: skip
-                    )
+                note = _note(rec, role, unit, state.grid, directory)
+                notes = [note] if note else []
+                reasons = [rec.fallback_reason] if rec.fallback_reason else []
+                i = next(
+                    (i for i, m in enumerate(merged)
+                     if rec.person is not None and m[1].person == rec.person), None,
+                )  # fmt: skip
+                if i is None:
+                    merged.append((role, rec, notes, reasons))
+                    continue
+                # The same person twice in one step: a supervisor standing in for a missing role
+                # who is also asked in their own role. One message, the supervisor's, with the note.
+                o_role, o_rec, o_notes, o_reasons = merged[i]
+                keep = (role, rec) if role == "supervisor" else (o_role, o_rec)
+                merged[i] = (*keep, o_notes + notes, o_reasons + reasons)
+        for role, rec, notes, reasons in merged:
+            seen: set[str] = set()
+            for channel in step.channels:
+                ch = channel_for(rec, channel)
+                if ch in seen:
+                    continue
+                seen.add(ch)
+                text, params = _text(rule, step, templates, directory, ticket, rec, role, unit,
+                                     anchor_at, overdue, extra, ch)  # fmt: skip
+                unique = list(dict.fromkeys(notes))
+                if ch == "voice" and unique:  # spoken: no brackets
+                    text = "".join(n.strip("（）") + "。" for n in unique) + text
+                else:
+                    text = with_note(text, "".join(unique) or None)
+                out.append(
+                    Notification(
+                        at,
+                        state.ticket,
+                        rule.id,
+                        cycle,
+                        step.index,
+                        rep,
+                        role,
+                        rec.person,
+                        rec.name,
+                        rec.phone,
+                        ch,
+                        text,
+                        urgent,
+                        "; ".join(dict.fromkeys(reasons)) or None,
+                        params,
+                    )  # fmt: skip
+                )
     return out
+
+
+def _note(
+    rec: Recipient, role: str, unit: str | None, grid: str | None, directory: Directory
+) -> str | None:
+    if not rec.fallback_reason or role == "supervisor":
+        return None
+    if role == "grid":
+        return f"（网格{grid}未配置网格员，转您处理）" if grid else "（工单未标明网格，转您处理）"
+    who = directory.unit_name(unit) if unit else "该工单"
+    return f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）"
 
 
 def _text(
@@ -203,24 +261,23 @@ def _text(
     role: str,
     unit: str | None,
     anchor_at: datetime,
-    at: datetime,
+    overdue: str,
     extra: dict[str, Any] | None,
-) -> str:
+    channel: str,
+) -> tuple[str, dict[str, Any] | None]:
     context = {
         "ticket": ticket,
         "deadline": anchor_at,
-        "overdue_by": _overdue(at, anchor_at),
+        "overdue_by": overdue,
         "rule": rule.id,
         "rule_description": rule.description,
         "step": step.index,
+        "role": role,
         "recipient_name": rec.name,
         "target_unit": unit or "",
         "target_unit_name": directory.unit_name(unit) if unit else "",
         **(extra or {}),
     }
-    text = templates.render(step.template, context)
-    if rec.fallback_reason and rec.role != "supervisor":
-        # the supervisor stands in for a missing contact: say so in the text
-        who = context["target_unit_name"] or "该工单"
-        text = f"（{who}未配置{ROLE_ZH.get(role, role)}，转您处理）{text}"
-    return text
+    text = templates.render(step.template, context, channel=channel)
+    params = templates.sms_params(step.template, context) if channel == "sms" else None
+    return text, params

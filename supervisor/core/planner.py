@@ -86,6 +86,9 @@ def message_for(
     for minutes in policy.windows:
         key = f"repeat_calls__{minutes}m"
         msg[key] = (windows or {}).get(key, 0)
+    for name, minutes in policy.matter_windows:  # same_matter, matter_callers
+        key = f"{name}__{minutes}m"
+        msg[key] = (windows or {}).get(key, 0)
     return msg, deadlines
 
 

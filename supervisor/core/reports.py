@@ -28,14 +28,33 @@ ACTIVE = ("dispatched", "signed", "reopened")
 
 
 def _runs_on(report: Report, day: date, calendar: WorkCalendar) -> bool:
+    if report.days == "first_working_day_of_month":  # the monthly statistics (supervisor/stats)
+        return _first_working_day_of_month(day, calendar)
     if report.days == "every_day":
         return True
-    if report.days == "working_days":
-        try:
+    try:
+        if report.days == "working_days":
             return calendar.is_workday(day)
-        except CalendarGapError:
-            return day.weekday() < 5  # a digest on a guessed day beats no digest; check warns
+        if report.days == "first_working_day_of_week":
+            return calendar.first_workday_of_week(day) == day
+        if report.days == "first_working_day_of_month":
+            return calendar.first_workday_of_month(day) == day
+    except CalendarGapError:  # a report on a guessed day beats no report; check warns
+        return day.weekday() < 5 and (report.days == "working_days" or day.weekday() == 0)
     return day.weekday() == WEEKDAY[report.days]
+
+
+def _first_working_day_of_month(day: date, calendar: WorkCalendar) -> bool:
+    def working(d: date) -> bool:
+        try:
+            return calendar.is_workday(d)
+        except CalendarGapError:
+            return d.weekday() < 5
+
+    first = day.replace(day=1)
+    return working(day) and not any(
+        working(first + timedelta(days=i)) for i in range((day - first).days)
+    )
 
 
 def occurrences(
@@ -86,11 +105,11 @@ def _notifications(
     out = []
     for role in report.to:
         for rec in runtime.directory.resolve(role, unit=role_unit, grid=None):
-            text = runtime.templates.render(
-                report.template, {**context, "recipient_name": rec.name}
-            )
             for channel in report.channels:
                 ch = channel_for(rec, channel)
+                ctx = {**context, "recipient_name": rec.name, "role": role}
+                text = runtime.templates.render(report.template, ctx, ch)
+                params = runtime.templates.sms_params(report.template, ctx) if ch == "sms" else None
                 out.append(
                     Notification(
                         at,
@@ -107,6 +126,7 @@ def _notifications(
                         text,
                         False,
                         rec.fallback_reason,
+                        params,
                     )
                 )
     return out
@@ -116,7 +136,12 @@ class _LookBack:
     def __init__(self, report: Report, at: datetime, runtime) -> None:
         self.report, self.at, self.runtime = report, at, runtime
         window = report.window.as_timedelta() if report.window is not None else timedelta(days=7)
-        self.since = at - window
+        nominal = at
+        if report.days == "first_working_day_of_week":
+            # run late because Monday was a holiday: still "last week", counted from Monday
+            local = at.astimezone(SHANGHAI)
+            nominal = at - timedelta(days=local.weekday())
+        self.since = nominal - window
         self.count = 0
         self.kept: list[TicketState] = []
 

@@ -42,10 +42,12 @@ class TicketState:
     platform_reply_by: datetime | None = None
     extension_requested_at: datetime | None = None
     extension_requested_until: datetime | None = None
+    extension_reason: str | None = None
     extension_count: int = 0
     extension_until: datetime | None = None
     commitment_due: str | None = None  # a date or a timestamp, as sent
     commitment_at: datetime | None = None
+    commitment_kept_at: datetime | None = None
     contacted_before: bool = False
     contacted_after: bool = False
     replied_at: datetime | None = None
@@ -58,6 +60,8 @@ class TicketState:
     closed_at: datetime | None = None
     last_event_at: datetime | None = None
     event_count: int = 0
+    # the handlings in brief, oldest first, for texts that tell a ticket's history (last few)
+    history: tuple[str, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -103,6 +107,9 @@ def apply(state: TicketState, event: Event) -> TicketState:
     """One step of the fold. Unknown combinations (a reply before dispatch, say) are recorded as
     they come: the hotline platform is the source of truth, we only watch it."""
     changes = _changes(state, event)
+    entry = _history_entry(state, event)
+    if entry:
+        changes["history"] = (*state.history, entry)[-HISTORY_KEEP:]
     changes["last_event_at"] = event.at
     changes["event_count"] = state.event_count + 1
     return _evolve(state, changes)
@@ -171,14 +178,21 @@ def _changes(s: TicketState, event: Event) -> dict:
             returned_at=at,
         )
     if t == "extension_requested":
-        return dict(extension_requested_at=at, extension_requested_until=_ts(d["until"]))
+        return dict(
+            extension_requested_at=at,
+            extension_requested_until=_ts(d["until"]),
+            extension_reason=d.get("reason"),
+        )
     if t == "extension_decided":
         if d["approved"]:
             until = _ts(d.get("until")) or s.extension_requested_until
             return dict(extension_until=until, extension_count=s.extension_count + 1)
         return {}
     if t == "commitment_made":
-        return dict(commitment_due=d["due"], commitment_at=at)
+        # a new promise (a later date, say) is tracked afresh
+        return dict(commitment_due=d["due"], commitment_at=at, commitment_kept_at=None)
+    if t == "commitment_kept":
+        return dict(commitment_kept_at=at)
     if t == "contacted":
         if d.get("phase") == "after":
             return dict(contacted_after=True)
@@ -208,10 +222,39 @@ def _changes(s: TicketState, event: Event) -> dict:
             # the promise belonged to the handling that was replied; re-handling makes its own
             commitment_due=None,
             commitment_at=None,
+            commitment_kept_at=None,
         )
     if t == "closed":
         return dict(status="closed", closed_at=at)
+    if t == "commitment_kept":
+        return {}  # in the contract (docs/api.md); what it changes is the rules' side
     raise ValueError(f"unknown event type {t!r}")
+
+
+HISTORY_KEEP = 8
+_SATISFACTION_ZH = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "dissatisfied": "不满意",
+}
+
+
+def _history_entry(s: TicketState, event: Event) -> str | None:
+    """One short line of history (Chinese: it goes into texts), or None for minor events."""
+    local = event.at.astimezone(SHANGHAI)
+    when = f"{local.month}月{local.day}日"
+    d = event.data
+    if event.type == "dispatched":
+        return f"{when}派{d['unit']}"
+    if event.type == "returned":
+        return f"{when}{d['unit']}退单"
+    if event.type == "replied":
+        return f"{when}回复"
+    if event.type == "visited":
+        return f"{when}回访{_SATISFACTION_ZH.get(d['satisfaction'], d['satisfaction'])}"
+    if event.type == "reopened":
+        return f"{when}第{s.reopened_count + 1}次重办"
+    return None
 
 
 def _ts(value: str | None) -> datetime | None:

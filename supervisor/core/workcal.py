@@ -21,6 +21,7 @@ Pure: no I/O, no clock. Boundary choices (all exact to the microsecond, so to th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,13 +29,15 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import holidays
 
 from supervisor.core.durations import Duration
+from supervisor.errors import HotlineError
 
 _DAY = timedelta(days=1)
 
 
-class CalendarGapError(Exception):
+class CalendarGapError(HotlineError):
     """A date falls in a year without holiday data and the office has not supplied it."""
 
     def __init__(self, year: int) -> None:
@@ -81,6 +84,18 @@ class CalendarConfig:
             raise ValueError(f"unknown timezone {self.timezone!r}") from error
 
 
+STATUTORY_NAMES_EXCLUDED = "(observed)"
+
+
+@functools.cache
+def statutory_holidays(year: int) -> frozenset[date]:
+    """China's statutory holidays of `year` (全国年节及纪念日放假办法) as the `holidays` package
+    computes them from the law and the lunar calendar, without its "(observed)" days, which are
+    guesses at the State Council's 调休 arrangement, not law."""
+    days = holidays.country_holidays("CN", years=year, observed=False)
+    return frozenset(d for d, name in days.items() if STATUTORY_NAMES_EXCLUDED not in name)
+
+
 def _offset(t: time) -> timedelta:
     return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
 
@@ -123,7 +138,9 @@ class WorkCalendar:
         if self.config.missing_year == "error":
             raise CalendarGapError(d.year)
         self.gap_years_used.add(d.year)
-        return d.weekday() < 5
+        # The statutory days are fixed by law whatever the State Council later publishes; only
+        # the 调休 swaps are unknown. So: weekdays minus the statutory holidays.
+        return d.weekday() < 5 and d not in statutory_holidays(d.year)
 
     def year_covered(self, year: int) -> bool:
         if year in self.config.covered_years:
@@ -161,6 +178,25 @@ class WorkCalendar:
     def end_of_office_day(self, d: date) -> datetime:
         """The end of the last office period of day `d` (a promise "by this date")."""
         return self._midnight(d) + _offset(self.config.office_hours[-1][1])
+
+    def next_workday(self, d: date) -> date:
+        """`d` if it is a working day, else the first working day after it."""
+        while not self.is_workday(d):
+            d += _DAY
+        return d
+
+    def due_on(self, d: date) -> datetime:
+        """A bare date as a deadline: the end of that day's office hours, or of the next working
+        day's when the office is closed that day (the unit is not held to a closed day)."""
+        return self.end_of_office_day(self.next_workday(d))
+
+    def first_workday_of_week(self, d: date) -> date:
+        """The first working day of the Monday-to-Sunday week holding `d` (Monday, unless a
+        holiday; a week without working days gives the next working day after it)."""
+        return self.next_workday(d - timedelta(days=d.weekday()))
+
+    def first_workday_of_month(self, d: date) -> date:
+        return self.next_workday(d.replace(day=1))
 
     def working_minutes_between(self, a: datetime, b: datetime) -> int:
         """Signed office minutes in [a, b) (negative when b < a), truncated toward zero."""

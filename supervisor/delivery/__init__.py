@@ -1,0 +1,1 @@
+"""How messages leave: the delivery policy (when a message may go) and the outbox worker."""

@@ -4,7 +4,9 @@ Each message moves pending -> sending -> sent | failed (| back to pending for a 
 carries the moves out (storage/base.py: claim_ready, claim_stale, touch, record_*, fail_group);
 this module decides which move to make. Sending happens outside any transaction; urgent messages
 go first. Rows sent together as one message (a group, see policy.py) share a lead row, and every
-state change applies to the whole group.
+state change applies to the whole group; template-only providers (Aliyun, Tencent) send each
+message alone, with its parameters. Non-urgent retries wait through the office's non-working days
+(`workday`).
 
 Outcomes (notifiers/base.py SendResult), each also written to the attempts ledger:
 - sent: status 'sent' with the provider's id.
@@ -41,6 +43,7 @@ from supervisor.core.clock import Clock
 from supervisor.delivery.breaker import Breaker
 from supervisor.delivery.policy import (
     DeliverySettings,
+    Workday,
     backoff_s,
     compose_group,
     expired,
@@ -54,6 +57,7 @@ from supervisor.delivery.sending import (
     address_for,
     group_rows,
     provider_of,
+    solo_channels,
 )
 from supervisor.storage.base import OutboxRow, Store
 
@@ -77,12 +81,15 @@ class Dispatcher:
         worker_id: str,
         rng: random.Random | None = None,
         on_outage: OutageFn | None = None,
+        workday: Workday | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id
+        # the office calendar: non-urgent retries and fallbacks wait through non-working days
+        self.workday = workday
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
         self.breakers: dict[str, Breaker] = {}
@@ -159,11 +166,15 @@ class Dispatcher:
 
     async def _claim_ready(self, now: datetime, limit: int) -> list[Batch]:
         window = timedelta(seconds=self.settings.group_window_s)
-        messages = await self.store.claim_ready(now, limit, self.worker_id, window, self._group)
+        messages = await self.store.claim_ready(
+            now, limit, self.worker_id, window, self._group, solo_channels(self.notifiers)
+        )
         return [self._batch(rows) for rows in messages]
 
     def _group(self, rows: list[OutboxRow]) -> list[list[OutboxRow]]:
-        return group_rows(rows, self.settings)
+        """Urgent rows go alone, and so do those of template-only providers; the others by
+        person and channel, cut to the SMS budget (sending.group_rows)."""
+        return group_rows(rows, self.settings, solo_channels(self.notifiers))
 
     def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
         return Batch(rows[0]["id"], rows, compose_group(rows), since)
@@ -200,7 +211,8 @@ class Dispatcher:
             await self._give_up(b, f"no phone number for recipient {b.first['recipient']}", stats)
             return
         msg = Outgoing(key=f"outbox:{b.lead}", channel=b.channel, to=to, text=b.text,
-                       urgent=b.urgent and len(b.rows) == 1)  # fmt: skip
+                       urgent=b.urgent and len(b.rows) == 1,
+                       params=b.first.get("params") if len(b.rows) == 1 else None)  # fmt: skip
         breaker = self.breaker(provider_of(notifier))
         if not breaker.allow(self.clock.now()):
             await self._hold(b, breaker, stats)  # the provider is down: no request at all
@@ -302,7 +314,7 @@ class Dispatcher:
             return
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
-        when = release_at(now + timedelta(seconds=delay), b.urgent, self.settings)
+        when = release_at(now + timedelta(seconds=delay), b.urgent, self.settings, self.workday)
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
@@ -320,7 +332,7 @@ class Dispatcher:
         if await self._expired(b, b.attempts, stats):
             return
         now = self.clock.now()
-        when = release_at(breaker.next_try(now), b.urgent, self.settings)
+        when = release_at(breaker.next_try(now), b.urgent, self.settings, self.workday)
         await self.store.record_retry(
             b.lead, when, f"{breaker.provider} unavailable", self.worker_id
         )
@@ -342,7 +354,7 @@ class Dispatcher:
         self, outbox_id: int, reason: str, statuses: tuple[str, ...]
     ) -> int:
         now = self.clock.now()
-        held = release_at(now, False, self.settings)
+        held = release_at(now, False, self.settings, self.workday)
         out = await self.store.fail_group(
             outbox_id, reason, statuses, self.settings.fallback, now, held
         )

@@ -8,7 +8,9 @@ Quiet hours and grouping, decided together (the dispatcher relies on this):
   dispatcher sends a ready message it takes along every other pending non-urgent message for the
   same person and channel that is due within the window (see dispatcher.py), so a burst of
   reminders goes as one SMS, sent `group_window_s` after the first of them.
-- If that moment falls in quiet hours, the message waits until quiet hours end (07:30). No extra
+- If that moment falls in quiet hours, or on a day the office does not work (when the caller
+  passes the calendar's `workday`), the message waits until quiet hours end (07:30) of the next
+  working day. No extra
   window is added then: everything held overnight is released at the same instant, which already
   gathers it into one group, and adding the window would only delay the morning batch.
 - Retries and fallbacks of non-urgent messages honour quiet hours too (`release_at`), but not the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -129,10 +131,37 @@ def _known_channels(value: Mapping[str, object]) -> None:
 # --- when a message may go -------------------------------------------------------------------
 
 
-def quiet_release(at: datetime, quiet: QuietHours | None) -> datetime:
-    """`at`, or the end of the quiet hours `at` falls in."""
+Workday = Callable[[date], bool]
+
+
+def quiet_release(
+    at: datetime, quiet: QuietHours | None, workday: Workday | None = None
+) -> datetime:
+    """`at`, or the end of the quiet hours `at` falls in. With `workday` (the office calendar),
+    a non-working day is quiet all day: the message waits until the end of quiet hours (07:30)
+    of the next working day."""
     if quiet is None:
         return at
+    released = _quiet_release(at, quiet)
+    if workday is None:
+        return released
+    zone = ZoneInfo(quiet.timezone)
+    day = released.astimezone(zone).date()
+    if _works(workday, day):
+        return released
+    while not _works(workday, day):
+        day += timedelta(days=1)
+    return datetime.combine(day, quiet.end, tzinfo=zone)
+
+
+def _works(workday: Workday, day: date) -> bool:
+    try:
+        return workday(day)
+    except Exception:  # a year without calendar data in `error` mode: Monday to Friday
+        return day.weekday() < 5
+
+
+def _quiet_release(at: datetime, quiet: QuietHours) -> datetime:
     zone = ZoneInfo(quiet.timezone)
     local = at.astimezone(zone)
     t = local.time().replace(tzinfo=None)
@@ -150,20 +179,24 @@ def quiet_release(at: datetime, quiet: QuietHours | None) -> datetime:
     return datetime.combine(day, quiet.end, tzinfo=zone)
 
 
-def release_at(at: datetime, urgent: bool, settings: DeliverySettings) -> datetime:
+def release_at(
+    at: datetime, urgent: bool, settings: DeliverySettings, workday: Workday | None = None
+) -> datetime:
     """When a retry or fallback may go: urgent at once, others after quiet hours."""
-    return at if urgent else quiet_release(at, settings.quiet_hours)
+    return at if urgent else quiet_release(at, settings.quiet_hours, workday)
 
 
-def not_before(at: datetime, urgent: bool, settings: DeliverySettings) -> datetime:
+def not_before(
+    at: datetime, urgent: bool, settings: DeliverySettings, workday: Workday | None = None
+) -> datetime:
     """When a new message may go (see the module docstring for how quiet hours and grouping
-    combine). `at` is when the message was produced."""
+    combine). `at` is when the message was produced; `workday` makes non-working days quiet."""
     if urgent:
         return at
     quiet = settings.quiet_hours
-    if quiet_release(at, quiet) != at:
-        return quiet_release(at, quiet)
-    return quiet_release(at + timedelta(seconds=settings.group_window_s), quiet)
+    if quiet_release(at, quiet, workday) != at:
+        return quiet_release(at, quiet, workday)
+    return quiet_release(at + timedelta(seconds=settings.group_window_s), quiet, workday)
 
 
 def expired(
@@ -192,9 +225,14 @@ ITEM_MAX_CHARS = 60  # one item of a grouped SMS; the full text stays in the sys
 _TAG = re.compile(r"^【[^】]{1,12}】")
 
 
+ACK_HINT = "回复1确认。"  # how the shipped texts end when they expect an acknowledgement
+_END = "。；;，,"
+
+
 def _item_text(row: Mapping[str, Any]) -> str:
     text = " ".join(str(row["text"]).split())
     text = _TAG.sub("", text)  # the header carries the tag once
+    text = text.removesuffix(ACK_HINT).rstrip(_END)  # the group ends with one 。 and one hint
     ticket = str(row["ticket"])
     if ticket not in text:
         text = f"工单{ticket}：{text}"
@@ -212,8 +250,9 @@ def compose_group(rows: Sequence[Mapping[str, Any]], render: Render | None = Non
         return render([dict(r) for r in rows])
     tags = {m.group(0) for r in rows if (m := _TAG.match(str(r["text"])))}
     tag = tags.pop() if len(tags) == 1 else DEFAULT_TAG
-    items = "".join(f"{i}.{_item_text(r)}；" for i, r in enumerate(rows, 1))
-    return f"{tag}您有{len(rows)}条提醒：{items}".rstrip("；") + "。"
+    items = "；".join(f"{i}.{_item_text(r)}" for i, r in enumerate(rows, 1))
+    hint = ACK_HINT if any(str(r["text"]).rstrip().endswith(ACK_HINT) for r in rows) else ""
+    return f"{tag}您有{len(rows)}条提醒：{items}。{hint}"
 
 
 def split_groups(

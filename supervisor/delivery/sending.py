@@ -117,13 +117,23 @@ def address_for(row: Mapping[str, Any], notifier: Notifier) -> str | None:
     return row["address"] or str(row["recipient"])
 
 
-def group_rows(rows: list[OutboxRow], settings: DeliverySettings) -> list[list[OutboxRow]]:
-    """Claimed rows as messages: urgent rows go alone; the others by person and channel, cut to
-    the SMS budget (policy.split_groups). Each message's first row is its lead."""
+def solo_channels(notifiers: Mapping[str, Notifier]) -> frozenset[str]:
+    """Channels whose every message goes alone: a provider that sends only registered templates
+    (Aliyun, Tencent) cannot send a group composed as free text, only one template with its
+    parameters per message."""
+    return frozenset(ch for ch, n in notifiers.items() if getattr(n, "templated", False))
+
+
+def group_rows(
+    rows: list[OutboxRow], settings: DeliverySettings, solo: frozenset[str] = frozenset()
+) -> list[list[OutboxRow]]:
+    """Claimed rows as messages: urgent rows go alone, and so do those on a `solo` channel (a
+    template-only provider cannot send a group composed as free text); the others by person and
+    channel, cut to the SMS budget (policy.split_groups). Each message's first row is its lead."""
     out: list[list[OutboxRow]] = []
     together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["id"]):
-        if r["urgent"] or not settings.group_window_s:
+        if r["urgent"] or not settings.group_window_s or r["channel"] in solo:
             out.append([r])
         else:
             together[(r["channel"], person(r))].append(r)

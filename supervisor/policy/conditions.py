@@ -45,7 +45,9 @@ class CompileResult:
     condition: Compiled
     errors: list[tuple[Path, str]] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
-    windows: set[int] = field(default_factory=set)  # minutes of window fields used
+    windows: set[int] = field(default_factory=set)  # minutes of the repeat_calls windows used
+    # (field, minutes) of every window field used (same_matter, matter_callers, repeat_calls)
+    field_windows: set[tuple[str, int]] = field(default_factory=set)
 
 
 def compile_condition(raw: Any, path: Path, minutes_per_day: int) -> CompileResult:
@@ -120,7 +122,9 @@ def _compile_field(
             )
             return ALWAYS
         minutes = d.total_minutes(mpd)
-        res.windows.add(minutes)
+        if name == "repeat_calls":
+            res.windows.add(minutes)
+        res.field_windows.add((name, minutes))
         key = window_key(name, minutes)
     if not ops:
         res.errors.append((path, f"'{name}' needs an operator ({', '.join(OPS)})"))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from supervisor import vocabulary
+
 if TYPE_CHECKING:
     from supervisor.core.deadlines import Deadlines
     from supervisor.core.events import Event
@@ -26,14 +28,12 @@ class FieldSpec:
     values: tuple[str, ...] = ()  # allowed values of a str field, when closed
 
 
-STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
-KINDS = ("complaint", "help", "consultation", "suggestion", "praise", "")
-CHANNELS = ("phone", "provincial", "wechat", "web", "sms", "app", "")
-SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied", "")
-EVENT_TYPES = (
-    "created", "dispatched", "signed", "returned", "extension_requested", "extension_decided",
-    "commitment_made", "contacted", "replied", "visited", "reopened", "closed",
-)  # fmt: skip
+# Closed value sets of the fields; "" is the value of a field not (yet) known.
+STATUSES = (*vocabulary.TICKET_STATUSES, )
+KINDS = (*vocabulary.KINDS, "")
+CHANNELS = (*vocabulary.INTAKE_CHANNELS, "")
+SATISFACTION = (*vocabulary.SATISFACTION, "")
+EVENT_TYPES = vocabulary.EVENT_TYPES
 
 FIELDS: dict[str, FieldSpec] = {
     "status": FieldSpec("str", "lifecycle status after the event", values=STATUSES),
@@ -55,6 +55,7 @@ FIELDS: dict[str, FieldSpec] = {
     "contacted_before": FieldSpec("bool", "the unit contacted the citizen before handling"),
     "contacted_after": FieldSpec("bool", "the unit contacted the citizen after handling"),
     "has_commitment": FieldSpec("bool", "the unit made a commitment (承诺) with a due date"),
+    "commitment_kept": FieldSpec("bool", "the unit reported the promise kept (commitment_kept) after it was made"),
     "resolved": FieldSpec("bool", "the last callback said resolved"),
     "event": FieldSpec("str", "type of the triggering event", event=True, values=EVENT_TYPES),
     "event_unit": FieldSpec("str", "unit named by the triggering event", event=True),
@@ -64,6 +65,8 @@ FIELDS: dict[str, FieldSpec] = {
     "event_after_reply_by": FieldSpec("bool", "the event happened after the reply deadline", event=True),
     "since_dispatch": FieldSpec("duration", "time from the last dispatch to the event", event=True),
     "repeat_calls": FieldSpec("window", "tickets from the same caller in the same category within a window, this one included", event=True),
+    "same_matter": FieldSpec("window", "tickets about the same matter (same normalised address, or similar summary in the grid) within a window, whatever the caller or category, this one included; on created events", event=True),
+    "matter_callers": FieldSpec("window", "distinct callers about the same matter within a window, this one included, when this ticket's caller is new to the matter in that window (else 0): eq N holds once per matter and window; on created events", event=True),
 }  # fmt: skip
 
 ANCHORS = (
@@ -76,6 +79,9 @@ NO_DURATION = -1  # since_dispatch before any dispatch
 
 def duration_key(name: str, working: bool) -> str:
     return f"{name}__{'wm' if working else 'm'}"
+
+
+MATTER_WINDOW_FIELDS = ("same_matter", "matter_callers")
 
 
 def window_key(name: str, minutes: int) -> str:
@@ -103,6 +109,7 @@ def state_fields(state: TicketState) -> dict[str, Any]:
         "contacted_before": state.contacted_before,
         "contacted_after": state.contacted_after,
         "has_commitment": state.commitment_due is not None,
+        "commitment_kept": state.commitment_kept_at is not None,
         "resolved": bool(state.resolved),
     }
 

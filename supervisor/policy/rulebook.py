@@ -3,114 +3,25 @@
 See docs/rules.md for the language. Everything a rule says is checked here, before anything runs:
 unknown keys, fields, operators, roles and templates, durations that do not parse, rules that
 use the triggering event without being anchored on it, and conditions no ticket can satisfy.
+The files' schema (the pydantic models) is in rulefile.py; this module compiles what they hold.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from typing import Any
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
-from supervisor.core.durations import Duration, parse_duration
+from supervisor.core.durations import Duration
+from supervisor.core.matter import MatterConfig, MatterSpec
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
-from supervisor.policy.facts import ANCHORS, FIELDS
+from supervisor.policy.facts import FIELDS, MATTER_WINDOW_FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
-
-DEADLINE_NAMES = ("sign_by", "reply_by")
-DEADLINE_FROM = ("dispatched_at", "reopened_at", "created_at", "signed_at")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def _duration(value: Any) -> Duration:
-    return parse_duration(value)
-
-
-DURATION_SCHEMA = {
-    "anyOf": [
-        {
-            "type": "string",
-            "pattern": r"^[+-]?\s*\d+\s*(m|h|d|minutes?|hours?|days?|working (minutes?|hours?|days?)|个?工作(分钟|小时|日))$",
-        },
-        {"type": "integer", "const": 0},
-    ],
-    "description": "30m, 24h, 2d (natural time) or 2 working hours, -30 working minutes, 3 working days",
-}
-DurationField = Annotated[Duration, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
-RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Role = Literal["liaison", "head", "supervisor", "leader", "grid"]
-ChannelName = Literal["sms", "voice", "wecom", "dingtalk", "console"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True
-    )
-
-
-class RepeatModel(_Model):
-    every: DurationField
-    times: Annotated[int, Field(ge=1, le=50)]
-
-
-class StepModel(_Model):
-    at: DurationField = Field(
-        description="offset from the anchor: negative is before it, e.g. -30 working minutes"
-    )
-    notify: Annotated[list[Role], Field(min_length=1)]
-    channels: Annotated[list[ChannelName], Field(min_length=1)] = ["sms"]
-    template: str
-    units: Literal["lead", "co_unsigned"] = "lead"
-    urgent: bool | None = Field(
-        None, description="send through quiet hours; default: the ticket's urgency"
-    )
-    repeat: RepeatModel | None = None
-
-
-class RuleModel(_Model):
-    id: RuleId
-    description: str
-    when: Any = None
-    anchor: Literal[ANCHORS]  # type: ignore[valid-type]
-    stop_when: Any = None
-    once: bool = False
-    enabled: bool = True
-    steps: Annotated[list[StepModel], Field(min_length=1)]
-
-
-class DeadlineModel(_Model):
-    when: Any = None
-    from_: Literal[DEADLINE_FROM] = Field("dispatched_at", alias="from")  # type: ignore[valid-type]
-    after: DurationField
-
-
-class ScheduleModel(_Model):
-    days: Literal["working_days", "every_day", *WEEKDAYS]  # type: ignore[valid-type]
-    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-
-
-class ReportModel(_Model):
-    id: RuleId
-    description: str
-    kind: Literal["look_back", "digest"]
-    schedule: ScheduleModel
-    to: Annotated[list[Role], Field(min_length=1)]
-    channels: Annotated[list[ChannelName], Field(min_length=1)] = ["sms"]
-    template: str
-    window: DurationField | None = None
-    enabled: bool = True
-
-
-class RuleFileModel(_Model):
-    deadlines: dict[Literal["sign_by", "reply_by"], list[DeadlineModel]] = {}
-    rules: list[RuleModel] = []
-    reports: list[ReportModel] = []
-
+from supervisor.policy.rulefile import DEADLINE_NAMES, RuleFileModel
 
 # --- compiled, immutable -----------------------------------------------------------------------
 
@@ -139,6 +50,8 @@ class Rule:
     steps: tuple[Step, ...]
     source: str
     lists_linked: bool = False  # its messages list the caller's linked tickets (repeat_calls)
+    lists_matter: bool = False  # its messages list the tickets about the same matter
+    matter_window_m: int = 0  # ... within this many minutes (its longest matter window)
 
     @property
     def event_triggered(self) -> bool:
@@ -176,6 +89,18 @@ class Policy:
     matcher: Matcher
     windows: frozenset[int]  # minutes of the repeat_calls windows the rules use
     files: tuple[str, ...] = field(default=())
+    # same-matter matching: thresholds, and the (field, minutes) windows the rules use
+    matter: MatterConfig = field(default_factory=MatterConfig)
+    matter_windows: frozenset[tuple[str, int]] = field(default=frozenset())
+
+    @property
+    def matter_spec(self) -> MatterSpec:
+        return MatterSpec(self.matter, self.matter_windows, self.matter_rules)
+
+    @property
+    def matter_rules(self) -> frozenset[str]:
+        """Rules whose messages list the matter's tickets."""
+        return frozenset(r.id for r in self.rules if r.lists_matter)
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -198,10 +123,25 @@ def load_policy(
     *,
     templates: Iterable[str] | None = None,
     matcher: str = "durable_rules",
+    sms_mapped: Mapping[str, frozenset[str]] | None = None,
 ) -> Policy:
-    """Load, check and compile rule files. Raises ConfigInvalid listing every problem."""
+    """Load, check and compile rule files. Raises ConfigInvalid listing every problem.
+
+    `sms_mapped`: for each configured template-only SMS provider (aliyun, tencent), the templates
+    config/sms_templates.yaml maps; a step or report sending sms with another one is an error."""
     errors: list[ConfigError] = []
     template_names = set(templates) if templates is not None else None
+
+    def unmapped(channels: Sequence[str], template: str) -> list[str]:
+        if "sms" not in channels:
+            return []
+        return [
+            f"template '{template}' has no {provider} mapping in sms_templates.yaml "
+            f"(notifiers.{provider} sends only registered templates)"
+            for provider, names in (sms_mapped or {}).items()
+            if template not in names
+        ]
+
     mpd = calendar.minutes_per_day
     rules: list[Rule] = []
     reports: list[Report] = []
@@ -210,6 +150,9 @@ def load_policy(
     seen: dict[str, str] = {}
     conditions: dict[str, Compiled] = {}
     windows: set[int] = set()
+    matter_windows: set[tuple[str, int]] = set()
+    matter = MatterConfig()
+    matter_src: str | None = None
     for path in paths:
         try:
             located = load_yaml(path)
@@ -221,6 +164,13 @@ def load_policy(
 
         def err(p: tuple, msg: str, _loc: Located = located) -> None:
             errors.append(_loc.error(p, msg))
+
+        if model.matter is not None:
+            if matter_src is not None:
+                err(("matter",), f"'matter' is already set in {matter_src}")
+            else:
+                matter_src = str(path)
+                matter = MatterConfig(**model.matter.model_dump())
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
@@ -269,6 +219,7 @@ def load_policy(
             for p, msg in res.errors + (stop.errors if stop else []):
                 err(p, msg)
             windows |= res.windows
+            matter_windows |= {(f, m) for f, m in res.field_windows if f in MATTER_WINDOW_FIELDS}
             event_fields = sorted(f for f in res.fields if FIELDS[f].event)
             if event_fields and rm.anchor != "event":
                 err(
@@ -289,6 +240,8 @@ def load_policy(
                         (*where, "steps", j, "template"),
                         f"unknown template '{sm.template}' (config/templates.yaml has: {', '.join(sorted(template_names))})",
                     )
+                for msg in unmapped(sm.channels, sm.template):
+                    err((*where, "steps", j, "template"), msg)
                 if rm.anchor == "event" and sm.at.is_negative:
                     err(
                         (*where, "steps", j, "at"),
@@ -323,6 +276,8 @@ def load_policy(
                     tuple(steps),
                     seen[rm.id],
                     "repeat_calls" in res.fields,
+                    bool(res.fields & set(MATTER_WINDOW_FIELDS)),
+                    max((m for f, m in res.field_windows if f in MATTER_WINDOW_FIELDS), default=0),
                 )
             )
 
@@ -334,6 +289,8 @@ def load_policy(
             seen[rp.id] = f"{path}:{located.line_of((*where, 'id'))}"
             if template_names is not None and rp.template not in template_names:
                 err((*where, "template"), f"unknown template '{rp.template}'")
+            for msg in unmapped(rp.channels, rp.template):
+                err((*where, "template"), msg)
             if rp.enabled:
                 reports.append(
                     Report(
@@ -368,6 +325,8 @@ def load_policy(
         calendar=calendar,
         matcher=make_matcher(conditions, matcher),
         windows=frozenset(windows),
+        matter=matter,
+        matter_windows=frozenset(matter_windows),
         files=tuple(str(p) for p in paths),
     )
 

@@ -14,10 +14,13 @@ with what it expects, and expects silence from the rules it names for anything e
         until: "2026-11-30T18:00:00+08:00"   # optional, default 30 days after the last event
         rules: [sign-off, sign-off-urgent]   # the rules this test speaks for (default: all)
         expect: []                      # exactly these notifications from those rules
+                                        # (keys: at rule step role to channel text text_contains
+                                        #  note repeat cycle)
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -46,6 +49,8 @@ class Expected(_Model):
     to: str | None = None
     channel: str | None = None
     text_contains: str | None = None
+    text: str | None = None  # the whole text, exactly
+    note: str | None = None  # text the notification's note (why a stand-in) must contain
     repeat: int | None = None
     cycle: int | None = None
 
@@ -93,6 +98,10 @@ def _matches(exp: Expected, n: Notification) -> bool:
     if exp.repeat is not None and exp.repeat != n.rep:
         return False
     if exp.cycle is not None and exp.cycle != n.cycle:
+        return False
+    if exp.text is not None and exp.text != n.text:
+        return False
+    if exp.note is not None and (n.note is None or exp.note not in n.note):
         return False
     return exp.text_contains is None or exp.text_contains in n.text
 
@@ -146,7 +155,7 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
         else:
             unmatched.remove(hit)
     for n in unmatched:
-        result.failures.append(f"produced, not expected: {describe(n)}")
+        result.failures.append(f"produced, not expected: {describe(n)}: {n.text}")
     return result
 
 
@@ -164,6 +173,30 @@ async def run_files(paths: list[Path], runtime: Runtime) -> list[TestResult]:
             results.append(
                 await run_test(test, runtime, str(path), located.line_of(("tests", i, "name")))
             )
+            # in the daemon (reload) the tests share the event loop with HTTP and the timers:
+            # let them run between tests (each takes milliseconds; all of them about a second)
+            await asyncio.sleep(0)
     if errors:
         raise ConfigInvalid(errors)
     return results
+
+
+def test_files(rule_files: list[str] | tuple[str, ...] | list[Path]) -> list[Path]:
+    """The rule tests next to the rules: rules/tests/*.yaml."""
+    if not rule_files:
+        return []
+    return sorted(Path(rule_files[0]).parent.glob("tests/*.yaml"))
+
+
+async def failing(paths: list[Path], runtime: Runtime) -> list[str]:
+    """Every failing test as `file:line: name: failure; ...` (or the test files' own errors);
+    [] when all pass. A rules folder without tests fails: nothing would guard the edit."""
+    if not paths:
+        return ["no rule tests found (rules/tests/*.yaml): a rules edit needs its tests"]
+    try:
+        results = await run_files(paths, runtime)
+    except ConfigInvalid as exc:
+        return [str(e) for e in exc.errors]
+    return [
+        f"{r.file}:{r.line}: {r.name}: {'; '.join(r.failures)}" for r in results if not r.ok
+    ]

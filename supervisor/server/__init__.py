@@ -1,0 +1,1 @@
+"""The daemon and its HTTP surface: API, webhooks, metrics and logs."""

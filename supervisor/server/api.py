@@ -6,22 +6,31 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
-from supervisor.application import BatchRejected, Supervisor
+from supervisor.application import BatchRejected, Supervisor, validate_batch
+from supervisor.core.events import MAX_DEPTH, Event, future_problems
+from supervisor.server.acking import acknowledge
 from supervisor.server.metrics import Metrics
+from supervisor.server.openapi import AckRequest, openapi_document
+from supervisor.server.ticket_view import beijing_view
 from supervisor.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 STORE: web.AppKey[Store] = web.AppKey("store")
-TOKENS = web.AppKey("tokens", list)
+TOKENS = web.AppKey("tokens", list)  # [(name, token)]
+FUTURE = web.AppKey("future_tolerance", timedelta)
+TOKEN_ROLE = web.AppKey("token_role", str)
+WHO = web.RequestKey("who", str)  # the name of the request's bearer token
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
 HEALTH: web.AppKey[Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]] = web.AppKey("health")
@@ -38,16 +47,31 @@ def _problem(status: int, message: str, **extra: Any) -> web.Response:
     )
 
 
-def _authorised(request: web.Request) -> bool:
+def _authorised(request: web.Request) -> str | None:
+    """The name of the bearer token given (HOTLINE_API_TOKENS="name:token,..."), or None."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
-        return False
+        return None
     given = header[len("Bearer ") :].strip().encode()
-    ok = False
-    for token in request.app[TOKENS]:
+    found: str | None = None
+    for name, token in request.app[TOKENS]:
         # compare against every token, in constant time, so timing says nothing about which
-        ok |= hmac.compare_digest(given, token.encode())
-    return ok
+        if hmac.compare_digest(given, token.encode()) and found is None:
+            found = name
+    return found
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 @web.middleware
@@ -61,11 +85,11 @@ async def _middleware(
         else "unmatched"
     )
     try:
-        if request.path.startswith("/api/") and not _authorised(request):
-            return _problem(
-                401,
-                "missing or invalid bearer token",
-            )
+        if request.path.startswith("/api/") and request.path != "/api/v1/openapi.json":
+            who = _authorised(request)
+            if who is None:
+                return _problem(401, "missing or invalid bearer token")
+            request[WHO] = who
         return await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:
         request.app[METRICS].events_rejected.labels("too_large").inc()
@@ -102,7 +126,25 @@ async def post_events(request: web.Request) -> web.Response:
         )
     supervisor = request.app[SUPERVISOR]
     try:
-        outcome = await supervisor.ingest(raws)
+        events = validate_batch(raws, supervisor.runtime.caller_key)
+        future = future_problems(events, supervisor.clock.now(), request.app[FUTURE])
+        if future:
+            raise BatchRejected(future)
+    except BatchRejected as exc:
+        metrics.events_rejected.labels("invalid").inc(len(raws))
+        first = exc.problems[0]
+        where = f"event {first[0]}: " if isinstance(payload, list) else ""
+        return _problem(
+            422,
+            f"{where}{first[1].field}: {first[1].message}; nothing was stored",
+            problems=exc.to_json(),
+        )
+    try:
+        conflict = await _reused_id(request.app[STORE], events)
+        if conflict is not None:
+            metrics.events_rejected.labels("reused_id").inc(len(raws))
+            return conflict
+        outcome = await supervisor.ingest_events(events)
     except (
         OSError,
         asyncpg.exceptions.PostgresConnectionError,
@@ -116,15 +158,6 @@ async def post_events(request: web.Request) -> web.Response:
         return _problem(
             503,
             "database unavailable; nothing was stored, retry",
-        )
-    except BatchRejected as exc:
-        metrics.events_rejected.labels("invalid").inc(len(raws))
-        first = exc.problems[0]
-        where = f"event {first[0]}: " if isinstance(payload, list) else ""
-        return _problem(
-            422,
-            f"{where}{first[1].field}: {first[1].message}; nothing was stored",
-            problems=exc.to_json(),
         )
     metrics.events_accepted.inc(len(outcome.accepted))
     metrics.events_duplicate.inc(len(outcome.duplicates))
@@ -143,30 +176,96 @@ async def post_events(request: web.Request) -> web.Response:
     )
 
 
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "caller_hash"}
+
+
+async def _reused_id(store: Store, events: Sequence[Event]) -> web.Response | None:
+    """409 when an id is reused for a different event (in the batch or already stored): the same
+    content again is a harmless duplicate, different content under one id is a sender's bug."""
+    seen: dict[str, Event] = {}
+    for e in events:
+        first = seen.setdefault(e.id, e)
+        if first is not e and _content(first) != _content(e):
+            return _conflict(e.id, first.to_json(), "earlier in this batch")
+    for stored in await store.stored_events(list(seen)):
+        if _content(stored) != _content(seen[stored.id]):
+            return _conflict(stored.id, stored.to_json(), "stored")
+    return None
+
+
+def _content(e: Event) -> tuple[Any, ...]:
+    return (e.ticket, e.type, e.at, e.data)
+
+
+def _conflict(event_id: str, stored: dict[str, Any], where: str) -> web.Response:
+    return _problem(
+        409,
+        f"id: event id {event_id!r} is already used by another event ({where}) with different "
+        "content; an id names one event for ever: give this one a new id; nothing was stored",
+        id=event_id,
+        stored=_public(stored),
+    )
+
+
 async def get_ticket(request: web.Request) -> web.Response:
-    view = await request.app[STORE].ticket_view(request.match_info["ticket"])
+    view = await request.app[SUPERVISOR].ticket_view(request.match_info["ticket"])
     if view is None:
         return _problem(404, f"no ticket {request.match_info['ticket']!r}")
+    view = beijing_view(view, request.app[SUPERVISOR].runtime)
     return web.json_response(view, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
 async def post_ack(request: web.Request) -> web.Response:
     try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
+        body = json.loads(await request.read() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _problem(400, f"body is not JSON: {exc}")
-    if not isinstance(body, dict) or not isinstance(body.get("by"), str) or not body["by"].strip():
-        return _problem(422, "by: required: who acknowledges (a contact id or a name)")
-    rule = body.get("rule")
-    if rule is not None and not isinstance(rule, str):
-        return _problem(422, "rule: must be a rule id")
-    unknown = set(body) - {"by", "rule"}
-    if unknown:
-        return _problem(
-            422, f"{sorted(unknown)[0]}: not a field of an acknowledgement (fields: by, rule)"
+    except RecursionError:
+        return _problem(400, "body is not an acknowledgement: JSON nested too deeply")
+    if not isinstance(body, dict) or _depth(body) > MAX_DEPTH:
+        return _problem(422, 'body must be a JSON object: {"rule": "<rule id>"} (rule optional)')
+    try:
+        rule = AckRequest.model_validate(body).rule
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(body)"
+        msg = (
+            "not a field of an acknowledgement (fields: rule)"
+            if err["type"] == "extra_forbidden"
+            else err["msg"]
         )
-    n = await request.app[SUPERVISOR].ack(request.match_info["ticket"], rule, body["by"], "api")
-    return web.json_response({"acknowledged": n})
+        return _problem(422, f"{where}: {msg}")
+    ticket = request.match_info["ticket"]
+    who = request[WHO]  # from the token, never from the body's `by` (ignored)
+    sup = request.app[SUPERVISOR]
+    out = await acknowledge(
+        request.app[STORE], sup.runtime, ticket, rule, who, "api",
+        sup.clock.now(), default_roles=(request.app[TOKEN_ROLE],),
+    )  # fmt: skip
+    if out.status == "unknown_ticket":
+        return _problem(404, f"no ticket {ticket!r}")
+    if out.status == "nothing_open":
+        what = f"rule {rule!r}" if rule else "any rule"
+        return _problem(
+            422, f"rule: ticket {ticket!r} has no open escalation for {what}", ticket=ticket
+        )
+    if out.status == "not_allowed":
+        return _problem(
+            403,
+            f"{who} ({', '.join(out.roles) or 'no role'}) cannot acknowledge what is addressed "
+            f"to {', '.join(out.refused_roles)}: only they, or those above them, can",
+            rules=out.rules,
+        )
+    return web.json_response(
+        {"acknowledged": out.acknowledged, "by": who, "ended": out.ended,
+         "still_open": out.still_open},
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )  # fmt: skip
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -187,17 +286,21 @@ async def metrics_view(request: web.Request) -> web.Response:
 def make_app(
     supervisor: Supervisor,
     *,
-    tokens: list[str],
+    tokens: Sequence[str | tuple[str, str]],
     metrics: Metrics,
     health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
     max_body_bytes: int = 1_048_576,
     max_batch: int = 5_000,
     on_ingest: Callable[[], None] = lambda: None,
+    future_tolerance: timedelta = timedelta(minutes=5),
+    token_role: str = "supervisor",
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
     app[STORE] = supervisor.store
-    app[TOKENS] = tokens
+    app[TOKENS] = [t if isinstance(t, tuple) else ("api", t) for t in tokens]
+    app[FUTURE] = future_tolerance
+    app[TOKEN_ROLE] = token_role
     app[METRICS] = metrics
     app[MAX_BATCH] = max_batch
     app[HEALTH] = health
@@ -205,6 +308,7 @@ def make_app(
     app.router.add_post("/api/v1/events", post_events)
     app.router.add_get("/api/v1/tickets/{ticket}", get_ticket)
     app.router.add_post("/api/v1/tickets/{ticket}/ack", post_ack)
+    app.router.add_get("/api/v1/openapi.json", get_openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     return app

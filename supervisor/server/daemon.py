@@ -18,7 +18,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,16 @@ from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
 from supervisor.application import Supervisor, runtime_from
-from supervisor.config.settings import Loaded, api_tokens, caller_key, load_all
+from supervisor.config.settings import Loaded, caller_key, load_all, named_api_tokens
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
 from supervisor.delivery.outbox import Dispatcher
+from supervisor.server.acking import AckOutcome, reply_ack
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
+from supervisor.server.ports import PortInUse, check_port_free
+from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.db import database
 from supervisor.storage.pg import PgStore
@@ -65,11 +68,16 @@ class Daemon:
         self._notifiers: dict = {}
         self._mtimes: dict[Path, float] = {}
         self._outage_serials: dict[str, int] = {}  # the outbox key of each outage's notices
+        # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
+        # deletes them (`run --demo`, `run --reset-demo`)
+        self.demo_data = "silence"
+        self.last_reload: dict[str, Any] | None = None  # shown on the desk's 规则 page
 
     # --- start and stop ----------------------------------------------------------------------
 
     async def start(self) -> None:
         settings = self.loaded.settings
+        check_port_free(settings.http.host, settings.http.port)
         dsn = self.env.get(settings.database.url_env) or None
         self._db_cm = database(
             dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
@@ -82,16 +90,18 @@ class Daemon:
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
             self.store, self._notifiers, settings.delivery, self.clock,
-            worker_id=self.worker_id, on_outage=self._on_outage,
+            worker_id=self.worker_id, workday=self._workday, on_outage=self._on_outage,
         )  # fmt: skip
         app = make_app(
             self.supervisor,
-            tokens=api_tokens(settings, self.env),
+            tokens=named_api_tokens(settings, self.env),
             metrics=self.metrics,
             health=self.health,
             max_body_bytes=settings.http.max_body_bytes,
             max_batch=settings.http.max_batch,
             on_ingest=self.wake_scheduler.set,
+            future_tolerance=timedelta(seconds=settings.ingest.future_tolerance_s),
+            token_role=settings.http.token_role,
         )
         twilio = settings.notifiers.twilio
         if twilio is not None:
@@ -99,10 +109,25 @@ class Daemon:
                 app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
             )  # fmt: skip
+        setup_provider_hooks(
+            app, store=self.store, clock=self.clock, notifiers=settings.notifiers, env=self.env,
+            ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+        )  # fmt: skip
+        await self._demo_data()
+        from supervisor.desk import setup_desk
+
+        self.desk = setup_desk(
+            app, self, env=self.env,
+            key_file=Path(settings.privacy.caller_key_file).parent / "desk.key",
+        )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:  # taken between the check and now
+            await self.stop()
+            raise PortInUse(settings.http.host, settings.http.port) from None
         self.port = self._runner.addresses[0][1] if self._runner.addresses else settings.http.port
         self._remember_mtimes()
         for name, coro in (
@@ -115,6 +140,12 @@ class Daemon:
             self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
         for warning in self.loaded.warnings:
             log.warning(warning)
+        if not named_api_tokens(settings, self.env):
+            log.warning(
+                f"no API token configured ({settings.http.tokens_env} is empty): /api/v1 answers "
+                f"401 to every request; set {settings.http.tokens_env}=name:token "
+                "(`run --demo` makes one for the demo)"
+            )
         if self.loaded.calendar.uncovered_years(
             range(self.clock.now().year, self.clock.now().year + 2)
         ):
@@ -165,8 +196,31 @@ class Daemon:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
-        return await self.supervisor.ack(ticket, rule, by, via)
+    async def _demo_data(self) -> None:
+        from supervisor.tools import demo_data
+
+        if self.demo_data == "purge":
+            n = await demo_data.purge_demo(self.store)
+            if n:
+                log.info(f"removed {n} demo tickets of an earlier `run --demo`")
+        elif await demo_data.count_demo(self.store):
+            n = await demo_data.silence_demo(self.store)
+            log.warning(
+                f"{n} demo tickets ({demo_data.DEMO_PREFIX}...) of an earlier `run --demo` are in "
+                "the database: their reminders are stopped; `run --reset-demo` deletes them"
+            )
+
+    async def _ack(
+        self, ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
+    ) -> AckOutcome:
+        """An acknowledgement by a contact (an SMS reply through Twilio, Aliyun or Tencent):
+        only what core.acks lets them end."""
+        return await reply_ack(self.supervisor)(ticket, rule, by, via, roles)
+
+    def _workday(self, day: date) -> bool:
+        """The running calendar (it may change on reload): retries and fallbacks wait through
+        the office's non-working days."""
+        return self.supervisor.runtime.workday(day)
 
     async def _on_outage(self, provider: str, down: bool, channels: frozenset[str]) -> None:
         """A provider went down or came back: the gauge, and a notice to the supervisors on a
@@ -196,6 +250,13 @@ class Daemon:
             info["degraded"] = {p: f"down since {t.isoformat()}" for p, t in outages.items()}
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
+        year = self.clock.now().year
+        gaps = self.loaded.calendar.uncovered_years(range(year, year + 2))
+        if gaps:  # healthy, but deadlines in these years skip only the statutory holidays
+            info["calendar"] = {
+                "years_without_data": gaps,
+                "assumed": "Monday-Friday minus statutory holidays; 调休 unknown",
+            }
         try:
             await self.store.ping()
         except Exception as exc:  # any failure means "not healthy", with the reason
@@ -311,18 +372,35 @@ class Daemon:
                 await self.reload("file change")
 
     async def reload(self, why: str) -> bool:
-        """Load everything again; an invalid edit is refused and the running rules stay. A valid
+        """Load everything again; an invalid edit, or one that fails the rule tests
+        (reload.require_tests, the default), is refused and the running rules stay. A valid
         one re-plans the pending timers of open tickets; nothing already sent is sent again
         (the fired timers and outbox rows keep their unique keys)."""
         try:
             loaded = load_all(self.loaded.config_dir, env=self.env)
         except ConfigInvalid as exc:
+            self.last_reload = {"at": self.clock.now(), "ok": False, "why": why,
+                                "errors": [str(e) for e in exc.errors]}  # fmt: skip
             self.metrics.reloads.labels("refused").inc()
             log.error(
                 "configuration edit refused; the running rules stay",
                 extra={"why": why, "errors": [str(e) for e in exc.errors]},
             )
             return False
+        if self.loaded.settings.reload.require_tests:
+            from supervisor.policy.ruletest import failing, test_files
+
+            failures = await failing(
+                test_files(loaded.policy.files), runtime_from(loaded, b"rule-tests")
+            )
+            if failures:
+                self.metrics.reloads.labels("refused").inc()
+                log.error(
+                    "rules edit refused: the rule tests fail; the running rules stay "
+                    "(update rules/tests with the rule, then `test-rules`)",
+                    extra={"why": why, "failing_tests": failures},
+                )
+                return False
         if loaded.settings != self.loaded.settings:
             log.warning(
                 "settings changed: rules, contacts and templates reload now; restart for the rest",
@@ -334,6 +412,7 @@ class Daemon:
         replanned = await self.supervisor.replan()
         self.wake_scheduler.set()
         self.metrics.reloads.labels("applied").inc()
+        self.last_reload = {"at": self.clock.now(), "ok": True, "why": why, "errors": []}
         log.info(
             "configuration reloaded",
             extra={"why": why, "rules": len(loaded.policy.rules), "tickets_replanned": replanned},

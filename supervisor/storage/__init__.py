@@ -1,0 +1,1 @@
+"""Storage: the Store interface, PostgreSQL and in-memory stores, named SQL and migrations."""

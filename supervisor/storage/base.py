@@ -8,7 +8,14 @@ A store only moves data. Decisions are made by pure code and handed in as named 
 - what becomes of a due timer is `core.timers.verdict`; when a message may go is
   `delivery.policy.not_before` with the `DeliverySettings` in `FirePolicy`;
 - the outbox's state machine (pending -> sending -> sent | failed, fallback rows) is carried out
-  by the store's outbox methods; the dispatcher (delivery/outbox.py) decides when to call which.
+  by the store's outbox methods; the dispatcher (delivery/outbox.py) decides when to call which;
+  `claim_ready` joins no rows of the `solo` channels into groups (template-only SMS providers,
+  which send each message alone with its own template and `params`).
+
+Same-matter matching (core/matter.py) is a concern of its own: a `MatterSpec` handed to `ingest`
+(the counts rules see on `created` events) and to `fire_due` in `FirePolicy` (the tickets a
+same-matter message lists), and `matter_links` for the ticket view. Its PostgreSQL side is
+storage/pg_matter.py (table matter_keys), its memory side storage/memory_matter.py.
 
 Two stores keep this contract: PgStore (storage/pg.py, the real one) and MemoryStore
 (storage/memory.py, for `simulate` and fast tests); tests/contract runs the same tests on both.
@@ -21,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
+from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan
 from supervisor.core.state import TicketState
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import DeliverySettings
+    from supervisor.delivery.policy import DeliverySettings, Workday
     from supervisor.policy.rulebook import Report
 
 
@@ -47,10 +56,12 @@ class DueTimer:
 
 
 class LinkedTicket(NamedTuple):
-    """Another ticket of the same caller in the same category (repeat callers)."""
+    """Another ticket linked to this one: of the same caller in the same category (repeat
+    callers), or, for same-matter rules, about the same matter, with its caller's keyed hash."""
 
     ticket: str
     created_at: datetime
+    caller: str | None = None  # keyed hash; set for same-matter links only
 
 
 class PlanFn(Protocol):
@@ -90,7 +101,10 @@ class FirePolicy:
     grace: timedelta = timedelta(minutes=5)  # catch-up grace before a late step is superseded
     linked_rules: frozenset[str] = frozenset()  # rules whose messages list linked tickets
     linked_window: timedelta = timedelta(0)
+    # same matter: rules in `matter.rules` list the matter's tickets (None: no rule does)
+    matter: MatterSpec | None = None
     delivery: DeliverySettings | None = None  # None: a message may go when it is produced
+    workday: Workday | None = None  # the office calendar: non-working days are quiet all day
 
 
 @dataclass
@@ -109,13 +123,16 @@ class FireOutcome:
     lags_s: list[float] = field(default_factory=list)
 
 
-def release_time(note: Notification, delivery: DeliverySettings | None) -> datetime:
-    """When a new message may go: the delivery policy decides (quiet hours, grouping)."""
+def release_time(
+    note: Notification, delivery: DeliverySettings | None, workday: Workday | None = None
+) -> datetime:
+    """When a new message may go: the delivery policy decides (quiet hours, grouping, and with
+    `workday` the office's non-working days)."""
     if delivery is None:
         return note.at
     from supervisor.delivery.policy import not_before
 
-    return not_before(note.at, note.urgent, delivery)
+    return not_before(note.at, note.urgent, delivery, workday)
 
 
 # --- the outbox --------------------------------------------------------------------------------
@@ -142,6 +159,9 @@ class OutboxRow(TypedDict):
     last_error: str | None
     in_flight: bool
     created_at: datetime  # when the message was produced: its retry horizon starts here
+    # the parameters of the provider-registered SMS templates (migration 007,
+    # config/sms_templates.yaml), rendered when the step fired; None for other channels
+    params: dict[str, Any] | None
 
 
 def person(row: Mapping[str, Any]) -> str:
@@ -173,6 +193,13 @@ class Reply(NamedTuple):
     recipient: str
 
 
+class AckSubject(NamedTuple):
+    """What an acknowledgement is about: the ticket's state and its open (active) rules."""
+
+    state: TicketState
+    open_rules: list[str]
+
+
 class HeldMessage(NamedTuple):
     recipient: str
     channel: str
@@ -189,13 +216,40 @@ FINAL = DELIVERED | NOT_DELIVERED
 class Store(Protocol):
     # tickets, ladders, timers
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome: ...
     async def fire_due(
         self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
     ) -> FireOutcome: ...
     async def next_due(self) -> datetime | None: ...
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int: ...
+    async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]: ...
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int:
+        """Acknowledge the active ladders of a ticket (one rule, or all); returns how many.
+        Without `scope`, they stop whole. With a `scope` (core.acks: the rank rule), only what it
+        covers ends: the ladders of its `whole` rules stop; in the others, the pending timers of
+        its `steps` and the pending messages addressed to its `roles` are cancelled and the
+        ladder runs on. Callers from the outside go through server/acking.acknowledge."""
+        ...
+
+    async def ack_subject(self, ticket: str, rule: str | None) -> AckSubject | None:
+        """The ticket's state and its active rules (one rule, or all); None: no such ticket."""
+        ...
+
+    async def stored_events(self, ids: Sequence[str]) -> list[Event]:
+        """The stored events with these ids (to tell a duplicate from a reused id)."""
+        ...
     async def replan(self, plan_fn: PlanFn) -> int: ...
     async def ticket_view(self, ticket: str) -> dict[str, Any] | None: ...
     async def run_report(
@@ -206,10 +260,19 @@ class Store(Protocol):
 
     # the outbox
     async def enqueue(
-        self, notes: Sequence[Notification], delivery: DeliverySettings | None
+        self,
+        notes: Sequence[Notification],
+        delivery: DeliverySettings | None,
+        workday: Workday | None = None,
     ) -> None: ...
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]: ...
     async def claim_stale(
         self, now: datetime, cutoff: datetime, limit: int, worker: str
@@ -245,5 +308,12 @@ class Store(Protocol):
         self, outbox_id: int | None, sid: str | None, state: str, at: datetime
     ) -> int | None: ...
     async def mark_failed(self, outbox_id: int, reason: str) -> None: ...
-    async def latest_sent_to(self, address: str) -> Reply | None: ...
+    async def latest_sent_to(self, address: str, ticket: str | None = None) -> Reply | None:
+        """The latest message sent to `address` (of `ticket`, when given) whose ladder still
+        runs: the one an SMS reply answers."""
+        ...
+
+    async def roles_sent(self, ticket: str, recipient: str) -> frozenset[str]:
+        """The roles `recipient` was sent messages of `ticket` as."""
+        ...
     async def outbox_summary(self, now: datetime) -> tuple[int, list[HeldMessage]]: ...

@@ -11,12 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from supervisor.core import timers as timer_rules
+from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.policy.rulebook import Report
 from supervisor.storage.base import (
+    AckSubject,
     DueTimer,
     FireFn,
     FireOutcome,
@@ -25,6 +28,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
+from supervisor.storage.memory_matter import MemoryMatter
 from supervisor.storage.memory_outbox import MemoryOutbox
 
 
@@ -35,7 +39,7 @@ class _Timer:
     status: str = "pending"
 
 
-class MemoryStore(MemoryOutbox):
+class MemoryStore(MemoryMatter, MemoryOutbox):
     def __init__(self) -> None:
         self.events: dict[str, Event] = {}
         self.by_ticket: dict[str, list[Event]] = {}
@@ -48,9 +52,14 @@ class MemoryStore(MemoryOutbox):
         self.report_runs: set[tuple[str, str]] = set()
         self.acks: list[tuple[str, str, int, str, str, datetime]] = []
         self._init_outbox()
+        self._init_matter()
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         out = IngestOutcome()
         new: list[Event] = []
@@ -77,6 +86,8 @@ class MemoryStore(MemoryOutbox):
                 counts[ev.id][f"repeat_calls__{m}m"] = (
                     1 + self._repeats(ev, m, exclude=in_batch) + len(in_batch)
                 )
+        if matter is not None and matter.active:  # same matter: memory_matter.py
+            self._match_created(new, matter, counts)
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
             p = plan_fn(
@@ -187,29 +198,64 @@ class MemoryStore(MemoryOutbox):
                 assert lad is not None
                 out.fired += 1
                 out.lags_s.append(timer_rules.lateness_s(now, s.due_at))
-                linked = (
-                    self._linked(s.ticket, policy.linked_window)
-                    if s.rule in policy.linked_rules
-                    else []
-                )
+                matter = policy.matter
+                if matter is not None and s.rule in matter.rules:
+                    linked = self.matter_linked(s.ticket, matter)
+                elif s.rule in policy.linked_rules:
+                    linked = self._linked(s.ticket, policy.linked_window)
+                else:
+                    linked = []
                 notes = fire_fn(
                     timer=due_timer, ladder=lad, state=self.states.get(s.ticket), linked=linked
                 )
-                out.notifications.extend(self._queue(notes, policy.delivery))
+                out.notifications.extend(self._queue(notes, policy.delivery, policy.workday))
         return out
 
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int:
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int:
         n = 0
         for key, lad in list(self.ladders.items()):
-            if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active":
+            if key[0] != ticket or (rule is not None and key[1] != rule) or lad.status != "active":
+                continue
+            if scope is None:
+                whole, steps, roles = True, None, None
+            else:  # only what the acknowledger may end (core.acks)
+                covered = scope.steps.get(key[1], frozenset())
+                if not covered:
+                    continue
+                whole, steps, roles = key[1] in scope.whole, covered, scope.roles
+            if whole:
                 self.ladders[key] = replace(lad, status="acked", reason=f"acknowledged via {via}")
-                for tkey, timer in self.timers.items():
-                    if tkey[:3] == key and timer.status == "pending":
-                        timer.status = "cancelled"
-                self._cancel_for_ack(key)
-                self.acks.append((*key, by, via, at))
-                n += 1
+            for tkey, timer in self.timers.items():
+                if (
+                    tkey[:3] == key and timer.status == "pending"
+                    and (steps is None or tkey[3] in steps)
+                ):  # fmt: skip
+                    timer.status = "cancelled"
+            self._cancel_for_ack(key, roles)
+            self.acks.append((*key, by, via, at))
+            n += 1
         return n
+
+    async def ack_subject(self, ticket: str, rule: str | None) -> AckSubject | None:
+        if ticket not in self.by_ticket and ticket not in self.states:
+            return None
+        state = self.states.get(ticket) or TicketState(ticket=ticket)
+        rules = sorted({
+            key[1] for key, lad in self.ladders.items()
+            if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active"
+        })  # fmt: skip
+        return AckSubject(state, rules)
+
+    async def stored_events(self, ids: Sequence[str]) -> list[Event]:
+        return [self.events[i] for i in dict.fromkeys(ids) if i in self.events]
 
     async def replan(self, plan_fn: PlanFn) -> int:
         n = 0
@@ -311,7 +357,7 @@ class MemoryStore(MemoryOutbox):
         for state in self.states.values():
             b.add(state)
         notes = b.finish()
-        self._queue(notes, getattr(runtime, "delivery", None))
+        self._queue(notes, getattr(runtime, "delivery", None), getattr(runtime, "workday", None))
         return notes
 
     async def heartbeat(self, daemon: str, at: datetime) -> None:

@@ -4,10 +4,11 @@ One process, one event loop: no locks are needed; claimed rows are simply no lon
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder
@@ -24,7 +25,15 @@ from supervisor.storage.base import (
     release_time,
 )
 
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import Workday
+
 _VIEW = tuple(OutboxRow.__annotations__)  # the columns a claimed row shows
+
+
+def _copy(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Template parameters as stored: a deep copy (PostgreSQL keeps JSON, not the caller's dict)."""
+    return None if params is None else copy.deepcopy(dict(params))
 
 
 class MemoryOutbox:
@@ -50,13 +59,15 @@ class MemoryOutbox:
             "id": self._row_ids, "status": "pending", "attempts": 0, "provider_id": None,
             "last_error": None, "sent_at": None, "group_id": None, "claimed_at": None,
             "claimed_by": None, "delivery_status": None, "delivered_at": None, "in_flight": False,
-            **values,
+            "params": None, **values,
         }  # fmt: skip
         self.rows[row["id"]] = row
         self._keys[key] = row["id"]
         return int(row["id"])
 
-    def _queue(self, notes: Sequence[Notification], delivery: Any) -> list[Notification]:
+    def _queue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> list[Notification]:
         """Insert the messages; returns those that were new."""
         new = []
         for n in notes:
@@ -64,14 +75,17 @@ class MemoryOutbox:
                 "ticket": n.ticket, "rule": n.rule, "cycle": n.cycle, "step": n.step,
                 "rep": n.rep, "role": n.role, "recipient": n.to or "-", "name": n.name,
                 "address": n.address, "channel": n.channel, "text": n.text, "urgent": n.urgent,
-                "note": n.note, "not_before": release_time(n, delivery), "created_at": n.at,
+                "note": n.note, "not_before": release_time(n, delivery, workday), "created_at": n.at,
+                "params": _copy(n.params),
             }  # fmt: skip
             if self._insert(values) is not None:
                 new.append(n)
         return new
 
-    async def enqueue(self, notes: Sequence[Notification], delivery: Any) -> None:
-        self._queue(notes, delivery)
+    async def enqueue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> None:
+        self._queue(notes, delivery, workday)
 
     def _ladder_status(self, row: Mapping[str, Any]) -> str | None:
         lad = self.ladders.get((row["ticket"], row["rule"], row["cycle"]))
@@ -87,15 +101,27 @@ class MemoryOutbox:
     def _lead_rows(self, lead: int, status: str = "sending") -> list[dict[str, Any]]:
         return [r for r in self.rows.values() if r["group_id"] == lead and r["status"] == status]
 
-    def _cancel_for_ack(self, key: tuple[str, str, int]) -> None:
+    def _cancel_for_ack(
+        self, key: tuple[str, str, int], roles: frozenset[str] | None = None
+    ) -> None:
+        """Cancel the ladder's pending messages (only those addressed to `roles`, when given)."""
         for r in self.rows.values():
-            if (r["ticket"], r["rule"], r["cycle"]) == key and r["status"] == "pending":
+            if (
+                (r["ticket"], r["rule"], r["cycle"]) == key and r["status"] == "pending"
+                and (roles is None or r["role"] in roles)
+            ):  # fmt: skip
                 r["status"], r["last_error"] = "cancelled", "acknowledged"
 
     # -- claiming ---------------------------------------------------------------------------------
 
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]:
         for r in self.rows.values():
             status = self._ladder_status(r)
@@ -110,7 +136,9 @@ class MemoryOutbox:
         if not ready:
             return []
         taken = {r["id"] for r in ready}
-        keys = {(r["channel"], person(r)) for r in ready if not r["urgent"]}
+        keys = {
+            (r["channel"], person(r)) for r in ready if not r["urgent"] and r["channel"] not in solo
+        }
         if keys and window:
             ready += sorted(
                 (
@@ -130,7 +158,9 @@ class MemoryOutbox:
 
     @staticmethod
     def _view(row: Mapping[str, Any]) -> OutboxRow:
-        return cast(OutboxRow, {k: row[k] for k in _VIEW})
+        view = {k: row[k] for k in _VIEW}
+        view["params"] = _copy(row["params"])  # a copy, as a row read from PostgreSQL would be
+        return cast(OutboxRow, view)
 
     async def claim_stale(
         self, now: datetime, cutoff: datetime, limit: int, worker: str
@@ -301,16 +331,22 @@ class MemoryOutbox:
             if r["status"] in ("sending", "sent"):
                 r.update(status="failed", last_error=reason)
 
-    async def latest_sent_to(self, address: str) -> Reply | None:
+    async def latest_sent_to(self, address: str, ticket: str | None = None) -> Reply | None:
         sent = [
             r for r in self.rows.values()
             if r["address"] == address and r["status"] == "sent"
-            and self._ladder_status(r) == "active"
+            and self._ladder_status(r) == "active" and (ticket is None or r["ticket"] == ticket)
         ]  # fmt: skip
         if not sent:
             return None
         r = max(sent, key=lambda r: (r["sent_at"], r["id"]))
         return Reply(r["ticket"], r["rule"], r["recipient"])
+
+    async def roles_sent(self, ticket: str, recipient: str) -> frozenset[str]:
+        return frozenset(
+            r["role"] for r in self.rows.values()
+            if r["ticket"] == ticket and r["recipient"] == recipient and r["status"] == "sent"
+        )  # fmt: skip
 
     async def outbox_summary(self, now: datetime) -> tuple[int, list[HeldMessage]]:
         rows = sorted(self.rows.values(), key=lambda r: r["id"])

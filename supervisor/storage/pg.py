@@ -1,6 +1,6 @@
 """The PostgreSQL store (asyncpg): tickets, ladders and timers; the outbox is in pg_outbox.py,
-the ticket view, reports and heartbeats in pg_reads.py. The SQL is in queries.py; the decisions
-come from the core (see base.py)."""
+the ticket view, reports and heartbeats in pg_reads.py, the same-matter half in pg_matter.py. The
+SQL is in queries.py; the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from typing import Any
 import asyncpg
 
 from supervisor.core import timers as timer_rules
+from supervisor.core.acks import AckScope
 from supervisor.core.events import Event, event_from_store
 from supervisor.core.firing import Notification
+from supervisor.core.matter import MatterSpec
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
 from supervisor.storage import queries as q
 from supervisor.storage.base import (
+    AckSubject,
     DueTimer,
     FireFn,
     FireOutcome,
@@ -26,6 +29,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
+from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
 
 
@@ -68,12 +72,16 @@ def _ladder(row: Any) -> Ladder:
     )
 
 
-class PgStore(PgReads):
+class PgStore(PgMatter, PgReads):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def ingest(
-        self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None = None,
     ) -> IngestOutcome:
         outcome = IngestOutcome()
         if not events:
@@ -148,6 +156,10 @@ class PgStore(PgReads):
                 # the first to commit. Taken after every ticket lock, in one order: no deadlock.
                 await conn.execute(q.LOCK_CALLERS, [e.data["caller_hash"] for e in created])
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
+            if matter is not None and matter.active:  # same matter: pg_matter.py, migration 008
+                new_events = [e for e in batch if e.id in new_ids]
+                for eid, fields in (await match_created(conn, new_events, matter)).items():
+                    counts.setdefault(eid, {}).update(fields)
             plans = {
                 t: plan_fn(
                     ticket=t,
@@ -226,7 +238,9 @@ class PgStore(PgReads):
                 (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
                 for r in await conn.fetch(q.LOAD_LADDERS, tickets)
             }
-            linked: dict[str, list[LinkedTicket]] = {}
+            # per (ticket, kind): the same-matter tickets, or the caller's (repeat callers)
+            linked: dict[tuple[str, str], list[LinkedTicket]] = {}
+            matter = policy.matter
             ids, statuses, lates = [], [], []
             notes: list[Notification] = []
             for r in rows:
@@ -244,12 +258,20 @@ class PgStore(PgReads):
                 else:
                     assert lad is not None
                     state = states.get(timer.ticket)
-                    if (
-                        state is not None and state.caller_hash and state.created_at
-                        and timer.rule in policy.linked_rules and timer.ticket not in linked
-                    ):  # fmt: skip
+                    kind = (
+                        "matter" if matter is not None and timer.rule in matter.rules
+                        else "caller" if timer.rule in policy.linked_rules else ""
+                    )  # fmt: skip
+                    key = (timer.ticket, kind)
+                    fetch = kind and state is not None and state.created_at and key not in linked
+                    if fetch and matter is not None and kind == "matter":
+                        # same-matter messages list the matter's tickets (pg_matter.py)
+                        assert state is not None
+                        linked[key] = await matter_linked(conn, state, matter)
+                    elif fetch and kind == "caller" and state is not None and state.caller_hash:
                         # only for rules whose messages list them (repeat callers), in the window
-                        linked[timer.ticket] = [
+                        assert state.created_at is not None
+                        linked[key] = [
                             LinkedTicket(x["ticket"], x["created_at"])
                             for x in await conn.fetch(
                                 q.LINKED,
@@ -264,7 +286,7 @@ class PgStore(PgReads):
                             timer=timer,
                             ladder=lad,
                             state=state,
-                            linked=linked.get(timer.ticket, []),
+                            linked=linked.get(key, []),
                         )  # fmt: skip
                     )
                     out.fired += 1
@@ -273,7 +295,7 @@ class PgStore(PgReads):
                 statuses.append(status)
                 lates.append(late)
             if notes:
-                await self._insert_outbox(conn, notes, policy.delivery)
+                await self._insert_outbox(conn, notes, policy.delivery, policy.workday)
             await conn.execute(q.MARK_TIMERS, now, ids, statuses, lates)
             out.notifications = notes
         return out
@@ -282,9 +304,22 @@ class PgStore(PgReads):
         async with self.pool.acquire() as conn:
             return await conn.fetchval(q.NEXT_DUE)
 
-    async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int:
+    async def ack(
+        self,
+        ticket: str,
+        rule: str | None,
+        by: str,
+        via: str,
+        at: datetime,
+        scope: AckScope | None = None,
+    ) -> int:
         """Acknowledge the active ladders of a ticket (one rule, or all): they stop, their pending
-        timers and unsent messages are cancelled. Returns how many ladders were acknowledged."""
+        timers and unsent messages are cancelled. Returns how many ladders were acknowledged.
+        With a `scope` (core.acks), only what it covers ends: its whole rules' ladders stop;
+        in the others, the covered steps' timers and the covered roles' messages are cancelled
+        and the ladder runs on (see docs/RELIABILITY.md)."""
+        if scope is not None:
+            return await self._ack_scoped(ticket, rule, by, via, at, scope)
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(q.ACK_LADDERS, ticket, rule, by, at, via)
             for r in rows:
@@ -293,6 +328,42 @@ class PgStore(PgReads):
                 await conn.execute(q.ACK_OUTBOX, *key)
                 await conn.execute(q.INSERT_ACK, *key, by, via, at)
             return len(rows)
+
+    async def _ack_scoped(
+        self, ticket: str, rule: str | None, by: str, via: str, at: datetime, scope: AckScope
+    ) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            ladders = await conn.fetch(q.ACK_SCOPE_LADDERS, ticket, rule)
+            done = 0
+            for r in ladders:
+                steps = sorted(scope.steps.get(r["rule"], frozenset()))
+                if not steps:
+                    continue
+                done += 1
+                key = (ticket, r["rule"], r["cycle"])
+                if r["rule"] in scope.whole:
+                    await conn.execute(q.ACK_LADDER, *key, by, at, via)
+                await conn.execute(q.ACK_STEP_TIMERS, *key, steps)
+                await conn.execute(q.ACK_ROLE_OUTBOX, *key, sorted(scope.roles))
+                await conn.execute(q.INSERT_ACK, *key, by, via, at)
+            return done
+
+    async def ack_subject(self, ticket: str, rule: str | None) -> AckSubject | None:
+        async with self.pool.acquire() as conn:
+            raw = await conn.fetchval(q.ACK_STATE, ticket)
+            if raw is None:
+                return None
+            rules = [r["rule"] for r in await conn.fetch(q.ACK_OPEN_RULES, ticket, rule)]
+        state = TicketState.from_json(dict(raw)) if raw else TicketState(ticket=ticket)
+        return AckSubject(state, rules)
+
+    async def stored_events(self, ids: Sequence[str]) -> list[Event]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(q.EVENTS_BY_ID, list(ids))
+        return [
+            event_from_store(r["id"], r["ticket"], r["type"], r["at"], dict(r["data"]))
+            for r in rows
+        ]
 
     async def replan(self, plan_fn: PlanFn, batch: int = 500) -> int:
         """Re-derive the ladders and timers of every open ticket (after a rules edit)."""

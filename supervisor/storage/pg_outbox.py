@@ -7,10 +7,11 @@ applies to the whole group."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
@@ -29,43 +30,67 @@ from supervisor.storage.base import (
     release_time,
 )
 
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import Workday
+
 
 def _row(r: Any) -> OutboxRow:
     return cast(OutboxRow, dict(r))
+
+
+def _json(params: Mapping[str, Any] | None) -> str | None:
+    return None if params is None else json.dumps(params, ensure_ascii=False)
 
 
 class PgOutbox:
     pool: asyncpg.Pool
 
     async def _insert_outbox(
-        self, conn: asyncpg.Connection, notes: Sequence[Notification], delivery: Any
+        self,
+        conn: asyncpg.Connection,
+        notes: Sequence[Notification],
+        delivery: Any,
+        workday: Workday | None = None,
     ) -> None:
         await conn.execute(
             q.INSERT_OUTBOX,
             [n.ticket for n in notes], [n.rule for n in notes], [n.cycle for n in notes], [n.step for n in notes],
             [n.rep for n in notes], [n.role for n in notes], [n.to or "-" for n in notes], [n.name for n in notes],
             [n.address for n in notes], [n.channel for n in notes], [n.text for n in notes], [n.urgent for n in notes],
-            [n.note for n in notes], [release_time(n, delivery) for n in notes], [n.at for n in notes],
+            [n.note for n in notes], [release_time(n, delivery, workday) for n in notes], [n.at for n in notes],
+            [_json(n.params) for n in notes],
         )  # fmt: skip
 
-    async def enqueue(self, notes: Sequence[Notification], delivery: Any) -> None:
+    async def enqueue(
+        self, notes: Sequence[Notification], delivery: Any, workday: Workday | None = None
+    ) -> None:
         if notes:
             async with self.pool.acquire() as conn:
-                await self._insert_outbox(conn, notes, delivery)
+                await self._insert_outbox(conn, notes, delivery, workday)
 
     async def claim_ready(
-        self, now: datetime, limit: int, worker: str, window: timedelta, group: Grouper
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        window: timedelta,
+        group: Grouper,
+        solo: frozenset[str] = frozenset(),
     ) -> list[list[OutboxRow]]:
         """Cancel messages of stopped ladders, take ready rows (urgent first) and, when grouping,
         the other pending rows for the same people that become ready within the window (at most
-        `limit` of them); mark them all 'sending' under this worker, as the messages `group` makes
-        of them."""
+        `limit` of them, none on the `solo` channels, whose messages always go alone); mark them
+        all 'sending' under this worker, as the messages `group` makes of them."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.CANCEL_STOPPED, now + window)
             rows = [_row(r) for r in await conn.fetch(q.CLAIM_READY, now, limit)]
             if not rows:
                 return []
-            keys = {(r["channel"], person(r)) for r in rows if not r["urgent"]}
+            keys = {
+                (r["channel"], person(r))
+                for r in rows
+                if not r["urgent"] and r["channel"] not in solo
+            }
             if keys and window:
                 joined = await conn.fetch(
                     q.JOIN_GROUP, now + window, [k[0] for k in keys], [k[1] for k in keys],
@@ -185,10 +210,18 @@ class PgOutbox:
         async with self.pool.acquire() as conn:
             await conn.execute(q.MARK_FAILED, outbox_id, reason)
 
-    async def latest_sent_to(self, address: str) -> Reply | None:
+    async def latest_sent_to(self, address: str, ticket: str | None = None) -> Reply | None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(q.LATEST_SENT, address)
+            if ticket is None:
+                row = await conn.fetchrow(q.LATEST_SENT, address)
+            else:
+                row = await conn.fetchrow(q.LATEST_SENT_FOR, address, ticket)
         return None if row is None else Reply(row["ticket"], row["rule"], row["recipient"])
+
+    async def roles_sent(self, ticket: str, recipient: str) -> frozenset[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(q.ROLES_SENT, ticket, recipient)
+        return frozenset(r["role"] for r in rows)
 
     async def outbox_summary(self, now: datetime) -> tuple[int, list[HeldMessage]]:
         """How many messages were sent, and those held (quiet hours, grouping) past `now`."""

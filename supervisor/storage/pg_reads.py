@@ -53,6 +53,10 @@ class PgReads(PgOutbox):
         Ticket states are streamed through the report with a cursor, never all held at once."""
         from supervisor.core.reports import builder
 
+        if report.kind == "monthly_stats":  # SQL aggregates, not ticket states: supervisor/stats
+            from supervisor.stats.scheduled import run_monthly
+
+            return await run_monthly(self, report, period, at, runtime)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(q.CLAIM_REPORT_RUN, report.id, str(period)):
                 return None
@@ -62,7 +66,12 @@ class PgReads(PgOutbox):
                 b.add(TicketState.from_json(r["state"]))
             notes = b.finish()
             if notes:
-                await self._insert_outbox(conn, notes, getattr(runtime, "delivery", None))
+                await self._insert_outbox(
+                    conn,
+                    notes,
+                    getattr(runtime, "delivery", None),
+                    getattr(runtime, "workday", None),
+                )
             return notes
 
     async def heartbeat(self, daemon: str, at: datetime) -> None:

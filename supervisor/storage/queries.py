@@ -1,5 +1,5 @@
-"""Every SQL statement of the PostgreSQL store, named. PgStore (pg.py, pg_outbox.py) runs these
-and nothing else; bench/ reads them to EXPLAIN the hot ones."""
+"""Every SQL statement of the PostgreSQL store, named. PgStore (pg.py, pg_outbox.py, pg_matter.py)
+runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 
 # ruff: noqa: E501
 
@@ -84,10 +84,13 @@ UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
 FROM unnest($2::bigint[], $3::text[], $4::float8[]) AS v(id, status, late_s)
 WHERE t.id = v.id
 """
+# `params`: the parameters of the provider-registered SMS templates (migration 007), or NULL. A row
+# that already exists keeps what it was queued with.
 INSERT_OUTBOX = """
-INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent, note, not_before, created_at)
+INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent, note, not_before, created_at, params)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[])
+                     $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+                     $16::text[]::jsonb[])
 ON CONFLICT DO NOTHING
 """
 NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
@@ -102,9 +105,43 @@ RETURNING ticket, rule, cycle
 ACK_TIMERS = "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'"
 ACK_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'"
 INSERT_ACK = "INSERT INTO acks (ticket, rule, cycle, by_whom, via, at) VALUES ($1,$2,$3,$4,$5,$6)"
+# A scoped acknowledgement (core.acks, the rank rule): the active ladders it looks at, locked; the
+# whole-covered ones stop; only the covered steps' timers and the covered roles' messages go.
+ACK_SCOPE_LADDERS = "SELECT rule, cycle FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' FOR UPDATE"
+ACK_LADDER = "UPDATE ladders SET status = 'acked', acked_by = $4, acked_at = $5, reason = 'acknowledged via ' || $6 WHERE ticket=$1 AND rule=$2 AND cycle=$3"
+ACK_STEP_TIMERS = "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND step = ANY($4::int[])"
+ACK_ROLE_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND role = ANY($4::text[])"
+# Who may acknowledge what: the ticket's state and its open rules (server/acking.py).
+ACK_STATE = "SELECT state FROM tickets WHERE ticket = $1"
+ACK_OPEN_RULES = "SELECT DISTINCT rule FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' ORDER BY rule"
 OPEN_TICKETS = "SELECT ticket FROM tickets WHERE status <> 'closed' AND ticket > $1 ORDER BY ticket LIMIT $2 FOR UPDATE"
 PENDING_TIMERS = "SELECT id, ticket, rule, cycle, step, rep FROM timers WHERE ticket = ANY($1::text[]) AND status = 'pending'"
 CANCEL_TIMER_IDS = "UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bigint[])"
+
+# --- ingest through the API: an id reused for another event is a 409 ------------------------------
+
+EVENTS_BY_ID = "SELECT id, ticket, type, at, data FROM events WHERE id = ANY($1::text[])"
+
+# --- same matter (pg_matter.py; table matter_keys, migration 008) ------------------------------
+
+# The tickets stored under any of the keys ($1 kinds, $2 keys), created in ($3, $4]: index lookups.
+MATTER_LOOKUP = """
+SELECT DISTINCT ON (m.ticket) m.ticket, m.created_at, m.caller_hash, m.address_key, m.summary_key
+FROM unnest($1::text[], $2::text[]) AS k(kind, key)
+JOIN matter_keys m ON m.kind = k.kind AND m.key = k.key
+WHERE m.created_at > $3 AND m.created_at <= $4
+ORDER BY m.ticket
+"""
+MATTER_INSERT = """
+INSERT INTO matter_keys (kind, key, ticket, created_at, caller_hash, address_key, summary_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+ON CONFLICT (kind, key, ticket) DO NOTHING
+"""
+# Two batches about one matter must see each other: the second waits for the first to commit.
+MATTER_LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(7346, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($1::text[]) AS h ORDER BY 1) AS s
+"""
+MATTER_TICKET = "SELECT state FROM tickets WHERE ticket = $1"
 
 # --- the ticket view ---------------------------------------------------------------------------
 
@@ -138,7 +175,27 @@ ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at
 """
 PING = "SELECT 1"
 
-# --- what the demo shows -------------------------------------------------------------------------
+# --- what the demo shows, and demo data (tickets tagged DEMO-, tools/demo_data.py) -----------------
+
+DEMO_MESSAGES = """
+SELECT ticket, rule, step, role, channel, urgent, status, created_at FROM outbox
+WHERE ticket LIKE $1 ORDER BY created_at, id
+"""
+COUNT_DEMO = "SELECT count(*) FROM tickets WHERE ticket LIKE $1"
+SILENCE_DEMO_TIMERS = "UPDATE timers SET status = 'cancelled' WHERE ticket LIKE $1 AND status = 'pending'"
+SILENCE_DEMO_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'demo data' WHERE ticket LIKE $1 AND status = 'pending'"
+SILENCE_DEMO_LADDERS = "UPDATE ladders SET status = 'stopped', reason = 'demo data' WHERE ticket LIKE $1 AND status = 'active'"
+# Every table with a `ticket` column holds per-ticket data (no foreign keys tie them).
+TICKET_TABLES = """
+SELECT table_name FROM information_schema.columns
+WHERE column_name = 'ticket' AND table_schema = current_schema()
+  AND table_name IN (SELECT table_name FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE')
+ORDER BY table_name
+"""
+# {table}: a name TICKET_TABLES returned (quoted), never input
+DELETE_DEMO_ROWS = 'DELETE FROM "{table}" WHERE ticket LIKE $1'
+
 
 HELD = "SELECT recipient, channel, text, not_before FROM outbox WHERE status = 'pending' AND not_before > $1 ORDER BY id"
 COUNT_SENT = "SELECT count(*) FROM outbox WHERE status = 'sent'"
@@ -147,7 +204,7 @@ COUNT_SENT = "SELECT count(*) FROM outbox WHERE status = 'sent'"
 
 _COLUMNS = (
     "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error, in_flight, created_at"
+    " attempts, claimed_at, last_error, in_flight, created_at, params"
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
@@ -250,7 +307,8 @@ WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE 
   AND status = ANY($3::text[])
 RETURNING id, channel
 """
-# Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile.
+# Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile. The
+# template parameters (`params`) are the SMS provider's, so a fallback row goes without them.
 INSERT_FALLBACK = """
 INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text,
                     urgent, note, not_before, created_at)
@@ -320,3 +378,13 @@ WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active'
 ORDER BY o.sent_at DESC, o.id DESC
 LIMIT 1
 """
+# The same, for a reply naming its ticket ("1 A2026..."): that ticket's latest message.
+LATEST_SENT_FOR = """
+SELECT o.ticket, o.rule, o.recipient FROM outbox o
+JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
+WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active' AND o.ticket = $2
+ORDER BY o.sent_at DESC, o.id DESC
+LIMIT 1
+"""
+# The roles this person was addressed as on the ticket (a supervisor standing in for a head).
+ROLES_SENT = "SELECT DISTINCT role FROM outbox WHERE ticket = $1 AND recipient = $2 AND status = 'sent'"

@@ -1,0 +1,1 @@
+"""Tools around the core: simulate, the demo, and file formats for events."""

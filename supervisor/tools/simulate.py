@@ -1,7 +1,9 @@
 """Replaying events on a virtual clock through the daemon's own core (Supervisor + MemoryStore).
 
-Events arrive in file order; an event arrives at its `at` (or at once, if the clock has passed it:
-a late event). Before each arrival, every timer due by then fires, in due-time order.
+Events are replayed in `at` order (a stable sort: ties keep file order), so a file grouped by
+ticket is not mistaken for late arrivals; `as_arrived` keeps file order instead, where an event
+arrives at its `at` or at once if the clock has passed it (a late event). Before each arrival,
+every timer due by then fires, in due-time order.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from typing import Any
 
 from supervisor.application import BatchRejected, Runtime, Supervisor, validate_batch
 from supervisor.core import reports
+from supervisor.core.acks import ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.clock import VirtualClock
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
+from supervisor.errors import HotlineError
 from supervisor.storage.memory import MemoryStore
 
 
 @dataclass
-class JsonlError(Exception):
+class JsonlError(HotlineError):
     file: str
     line: int
     message: str
@@ -71,6 +75,7 @@ class Simulation:
         runs = sorted(
             (at, i, report)
             for i, report in enumerate(rt.policy.reports)
+            if report.kind != "monthly_stats"  # SQL aggregates over PostgreSQL: not simulated
             for at in reports.occurrences(report, self.clock.now(), until, rt.policy.calendar)
         )
         while True:
@@ -96,14 +101,38 @@ class Simulation:
         await self.supervisor.ingest_events([event])
 
     async def ack(self, ticket: str, rule: str | None, by: str, at: datetime) -> None:
+        """As the daemon acknowledges (core.acks): a contact ends only what is addressed to
+        them and below; a name that is no contact acts as the supervisor (the API's default)."""
         await self.advance(at)
-        await self.store.ack(ticket, rule, by, "test", self.clock.now())
+        rt = self.supervisor.runtime
+        state = self.store.states.get(ticket)
+        roles = ticket_roles(rt.directory, by, state) if state is not None else frozenset()
+        open_rules = sorted({
+            key[1] for key, lad in self.store.ladders.items()
+            if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active"
+        })  # fmt: skip
+        scope = ack_scope(
+            roles or {"supervisor"}, rule_step_roles(rt.policy.rules_by_id, open_rules)
+        )
+        await self.store.ack(ticket, rule, by, "test", self.clock.now(), scope=scope)
+
+
+def in_time_order(events: Sequence[Event]) -> tuple[list[Event], int]:
+    """Events sorted by `at` (stable), and how many were not where the sort put them."""
+    ordered = sorted(events, key=lambda e: e.at)
+    return ordered, sum(1 for a, b in zip(events, ordered, strict=True) if a is not b)
 
 
 async def simulate(
-    events: Iterable[Event], runtime: Runtime, until: datetime | None = None
+    events: Iterable[Event],
+    runtime: Runtime,
+    until: datetime | None = None,
+    *,
+    as_arrived: bool = False,
 ) -> list[Notification]:
     events = list(events)
+    if not as_arrived:
+        events, _ = in_time_order(events)
     if not events:
         return []
     sim = Simulation(runtime, min(e.at for e in events))
@@ -115,7 +144,7 @@ async def simulate(
 
 
 def plan_deliveries(
-    notes: Sequence[Notification], settings: Any, templates: Any
+    notes: Sequence[Notification], settings: Any, templates: Any, workday: Any = None
 ) -> list[dict[str, Any]]:
     """What would actually go out: quiet hours hold non-urgent messages, and messages for one
     person and channel released together go as one (delivery.py's policy, as the dispatcher
@@ -125,7 +154,10 @@ def plan_deliveries(
 
     window = timedelta(seconds=settings.group_window_s)
     pending = sorted(
-        ((delivery.not_before(n.at, n.urgent, settings), i, n) for i, n in enumerate(notes)),
+        (
+            (delivery.not_before(n.at, n.urgent, settings, workday), i, n)
+            for i, n in enumerate(notes)
+        ),
         key=lambda x: (x[0], x[1]),
     )
     taken: set[int] = set()
@@ -153,6 +185,11 @@ def plan_deliveries(
                 "tickets": [r["ticket"] for r in part],
                 "rules": sorted({g.rule for g in group if g.ticket in {r["ticket"] for r in part}}),
                 "held": when != n.at,
+                # why it waited: quiet hours (22:00-07:30, non-working days) or grouping
+                "held_by": None if when == n.at else (
+                    "quiet_hours" if delivery.quiet_release(n.at, settings.quiet_hours) != n.at
+                    else "grouping"
+                ),
                 "text": delivery.compose_group(part, None),
             })  # fmt: skip
     return sorted(out, key=lambda d: d["at"])

@@ -30,7 +30,7 @@ def config_copy(tmp_path: Path) -> Path:
 def test_check_passes_on_the_shipped_config_and_warns_about_2027():
     proc = run("check")
     assert proc.returncode == 0, proc.stderr
-    assert "ok: 13 rules" in proc.stdout
+    assert "ok: 16 rules" in proc.stdout
     assert "no official holiday data for 2027" in proc.stdout
 
 
@@ -240,7 +240,12 @@ def test_simulate_deliveries_applies_quiet_hours_and_grouping(tmp_path: Path):
         grouped
         and grouped[0]["at"] == "2026-11-25T09:01:00+08:00"
         and "2条提醒" in grouped[0]["text"]
+        and grouped[0]["held_by"] == "grouping"
     )
+    assert all(d["held_by"] is None for d in urgent)
+    # 16:00's non-urgent messages due overnight wait for the end of quiet hours, and say so
+    night = [d for d in out if d["held_by"] == "quiet_hours"]
+    assert all(d["at"].endswith("07:30:00+08:00") for d in night)
     # nothing non-urgent goes between 22:00 and 07:30
     for d in out:
         if not d["urgent"]:

@@ -92,8 +92,9 @@ async def test_after_downtime_only_the_latest_overdue_step_fires(store: Store) -
 async def test_ack_cancels_the_ladder_its_timers_and_its_unsent_messages(store: Store) -> None:
     sup = await supervisor(store)
     await sup.fire_due(now=FIRST_DUE)
-    assert await sup.ack("T1", "sign-off", "wang-qiang", "api") == 1
-    assert await sup.ack("T1", "sign-off", "wang-qiang", "api") == 0  # already acknowledged
+    # the store's unscoped ack (the whole ladder); from the outside: server/acking (rank rule)
+    assert await store.ack("T1", "sign-off", "wang-qiang", "api", FIRST_DUE) == 1
+    assert await store.ack("T1", "sign-off", "wang-qiang", "api", FIRST_DUE) == 0  # already
     view = await store.ticket_view("T1")
     assert view is not None
     assert {t["status"] for t in view["timers"] if t["rule"] == "sign-off"} == {
@@ -185,6 +186,19 @@ async def test_quiet_hours_hold_a_queued_message(store: Store) -> None:
     assert sent == 0 and [h.not_before for h in held] == [sh(2026, 11, 24, 7, 30)]
 
 
+async def test_a_message_produced_on_a_non_working_day_waits_for_the_next_one(
+    store: Store,
+) -> None:
+    await supervisor(store)
+    rt = runtime()
+    saturday = note(at=sh(2026, 11, 28, 10, 0))
+    await store.enqueue([saturday], rt.delivery, rt.workday)
+    urgent = note(step=1, urgent=True, at=sh(2026, 11, 28, 10, 0))
+    await store.enqueue([urgent], rt.delivery, rt.workday)
+    _, held = await store.outbox_summary(sh(2026, 11, 28, 9, 0))
+    assert [h.not_before for h in held] == [sh(2026, 11, 30, 7, 30), sh(2026, 11, 28, 10, 0)]
+
+
 async def test_a_retry_goes_back_to_pending_until_its_time(store: Store) -> None:
     await supervisor(store)
     await store.enqueue([note()], None)
@@ -243,10 +257,10 @@ async def test_a_failed_message_falls_back_once(store: Store) -> None:
 
 
 async def test_no_fallback_for_an_acknowledged_ladder(store: Store) -> None:
-    sup = await supervisor(store)
+    await supervisor(store)
     await store.enqueue([note()], None)
     row = await claim_one(store, FIRST_DUE)
-    await sup.ack("T1", "sign-off", "wang-qiang", "api")
+    await store.ack("T1", "sign-off", "wang-qiang", "api", FIRST_DUE)
     out = await store.fail_group(
         row["id"], "undelivered", ("sending",), {"sms": "voice"}, FIRST_DUE, FIRST_DUE
     )
@@ -327,3 +341,76 @@ async def test_the_attempts_ledger_says_who_could_own_a_provider_message(store: 
     # a later attempt that records another SID does not make CA1 anyone else's
     assert await store.touch(a["id"], FIRST_DUE, "w1") is False  # sent by the callback
     assert await store.known_ids(PHONE, "voice", START) == frozenset({"CA1"})
+
+
+# --- template parameters (migration 007), template-only providers, provider receipts ----------
+
+PARAMS = {
+    "template": "sign_reminder",
+    "aliyun": {"code": "SMS_1", "sign_name": "某某街道办事处", "params": {"ticket": "T1"}},
+    "tencent": {"template_id": "1001", "sign_name": "某某街道", "params": ["T1"]},
+}
+
+
+async def test_template_parameters_go_with_the_row_to_every_claim(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(params=PARAMS), note(step=1, channel="voice")], None)
+    await store.enqueue([note(params={"template": "other"})], None)  # the row keeps its own
+    by_step = {
+        m[0]["step"]: m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one)
+    }
+    assert by_step[0]["params"] == PARAMS and by_step[1]["params"] is None
+    row = by_step[0]
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    await store.record_unknown(row["id"], "timeout", "w1")
+    later = FIRST_DUE + timedelta(seconds=61)
+    stale = await store.claim_stale(later, later - timedelta(seconds=60), 10, "w2")
+    assert [r["params"] for r in stale[row["id"]]] == [PARAMS]  # a reconcile resends the same
+
+
+async def test_a_fallback_row_goes_without_the_sms_template_parameters(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(params=PARAMS)], None)
+    row = await claim_one(store, FIRST_DUE)
+    out = await store.fail_group(
+        row["id"], "no registered template", ("sending",), {"sms": "voice"}, FIRST_DUE, FIRST_DUE
+    )
+    assert out.created == 1
+    voice = await claim_one(store, FIRST_DUE)
+    assert voice["channel"] == "voice" and voice["params"] is None
+
+
+async def test_rows_of_solo_channels_are_not_joined_into_groups(store: Store) -> None:
+    await supervisor(store)
+    soon = FIRST_DUE + timedelta(seconds=5)
+    await store.enqueue([note(step=0), replace(note(step=1), at=soon)], None)
+    window = timedelta(seconds=10)
+    # a template-only SMS provider: the second row waits for its own time
+    first = await store.claim_ready(FIRST_DUE, 10, "w1", window, one_by_one, frozenset({"sms"}))
+    assert [[r["step"] for r in m] for m in first] == [[0]]
+    assert (
+        await store.claim_ready(FIRST_DUE, 10, "w1", window, one_by_one, frozenset({"sms"})) == []
+    )
+    second = await store.claim_ready(soon, 10, "w1", window, one_by_one, frozenset({"sms"}))
+    assert [[r["step"] for r in m] for m in second] == [[1]]
+
+
+async def test_a_failure_receipt_by_the_providers_id_finds_the_row_and_keeps_it_unsent(
+    store: Store,
+) -> None:
+    await supervisor(store)
+    await store.enqueue([note(step=0), note(step=1)], None)
+    a, b = (m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one))
+    assert await store.touch(a["id"], FIRST_DUE, "w1")
+    await store.record_sent(a["id"], "2433:0001", FIRST_DUE)
+    assert await store.touch(b["id"], FIRST_DUE, "w1")  # its answer was lost: still 'sending'
+    # Tencent reports by SerialNo only; Aliyun by our key (OutId) with its BizId
+    assert await store.record_status(None, "2433:0001", "undelivered", FIRST_DUE) == a["id"]
+    assert await store.record_status(b["id"], "biz-2", "undelivered", FIRST_DUE) == b["id"]
+    view = await store.ticket_view("T1")
+    assert view is not None and [m["status"] for m in view["messages"]] == ["sent", "sending"]
+    # the attempts ledger (migration 004) keeps every provider id learnt, a failure receipt's
+    # too: biz-2 is b's, so no other row's reconciliation takes it (b itself is not sent, above)
+    assert await store.known_ids(PHONE, "sms", START) == frozenset({"2433:0001", "biz-2"})
+    await store.mark_failed(b["id"], "aliyun MK:0001")
+    assert await store.record_status(None, "biz-2", "delivered", FIRST_DUE) == b["id"]

@@ -42,7 +42,13 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False), st.text(max_size=30),
     st.sampled_from(["", "2026-11-25", "2026-11-25T10:00:00", "2026-11-25T10:00:00+08:00", "9999-12-31T23:59:59+14:00",
-                     "0001-01-01T00:00:00+00:00", "\x00", "工单", "created", "dispatched", "'; DROP TABLE events; --"]),
+                     "0001-01-01T00:00:00+00:00", "\x00", "工单", "created", "dispatched", "'; DROP TABLE events; --",
+                     # issue 9: out of range, extreme offsets, far future (beyond the tolerance)
+                     "9999-12-31T20:00:00+00:00", "0001-01-01T00:00:00+23:59", "2100-01-01T00:00:00+08:00",
+                     "2099-12-31T23:59:59-14:00", "2026-11-25T10:00:00+23:59", "2027-06-01T09:00:00+08:00",
+                     "1999-12-31", "9999-12-31",
+                     # ticket ids the router cannot reach
+                     "A{1}", "{ticket}", "a/b", "x y", "T\u0007", "-T"]),
     st.just("x" * 5000), st.just("长" * 3000),
 )  # fmt: skip
 junk = st.recursive(
@@ -61,7 +67,7 @@ def mutated_event(draw) -> object:
     event = copy.deepcopy(draw(st.sampled_from(BASE)))
     event["id"] = f"FZ-{draw(st.integers(0, 10**6))}"
     for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.sampled_from(["set", "delete", "add", "retype", "nest"]))
+        op = draw(st.sampled_from(["set", "delete", "add", "retype", "nest", "deep", "reuse"]))
         key = draw(st.sampled_from(sorted(event) or ["id"]))
         if op == "set":
             event[key] = draw(junk)
@@ -73,6 +79,13 @@ def mutated_event(draw) -> object:
             event[key] = [event[key]] if draw(st.booleans()) else {"v": event[key]}
         elif op == "nest":
             return {"events": [event]} if draw(st.booleans()) else [[event]]
+        elif op == "deep":  # issue 9: 700-900 levels inside a field raised RecursionError
+            value: object = draw(scalars)
+            for _ in range(draw(st.sampled_from([17, 100, 700, 900]))):
+                value = [value] if draw(st.booleans()) else {"v": value}
+            event[key] = value
+        elif op == "reuse":  # one id for several different events: 409 or duplicate, never 500
+            event["id"] = "FZ-reused"
     return event
 
 
@@ -132,7 +145,7 @@ async def test_fuzzed_events_never_500_and_never_half_stored(api, pool, body):
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     text = await resp.text()
-    assert resp.status in (200, 400, 413, 422), f"{resp.status}: {text[:500]}"
+    assert resp.status in (200, 400, 409, 413, 422), f"{resp.status}: {text[:500]}"
     if resp.status != 200:
         assert await _snapshot(pool) == before, "a rejected request changed the database"
         return
@@ -144,6 +157,26 @@ async def test_fuzzed_events_never_500_and_never_half_stored(api, pool, body):
             for r in await conn.fetch("SELECT id FROM events WHERE id = ANY($1::text[])", ids)
         }
     assert set(ids) == stored
+
+
+ack_bodies = st.one_of(
+    junk.map(lambda j: json.dumps(j).encode()),
+    st.builds(lambda rule: json.dumps({"rule": rule}).encode(), scalars),
+    st.integers(1, 990).map(lambda n: b'{"rule": ' + b"[" * n + b"]" * n + b"}"),
+    st.integers(1, 990).map(lambda n: b"[" * n + b"]" * n),
+    st.binary(max_size=100),
+)
+
+
+@FUZZ
+@given(body=ack_bodies, ticket=st.sampled_from(["FZA", "NOPE", "FZA%7B1%7D", "FZA%2Fx"]))
+async def test_fuzzed_acks_never_500(api, pool, body, ticket):
+    """Issue 9: an ack body nested 990 levels raised RecursionError in post_ack."""
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    await api.post("/api/v1/events", json=every_type("FZA")[:2], headers=auth)
+    resp = await api.post(f"/api/v1/tickets/{ticket}/ack", data=body, headers=auth)
+    text = await resp.text()
+    assert resp.status in (200, 400, 403, 404, 422), f"{resp.status}: {text[:300]}"
 
 
 async def test_deeply_nested_json_is_a_400_not_a_500(api, pool):

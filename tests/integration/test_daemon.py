@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import aiohttp
 
+from supervisor.config.settings import ReloadSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.server.daemon import Daemon
 from tests.helpers import every_type, loaded, sh
@@ -48,7 +49,8 @@ async def _get(port: int, path: str, auth: bool = True):
 
 
 async def _restart_keeps_state(tmp_path, env) -> None:
-    first = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    # the clock after the events: the API refuses events ahead of it (ingest.future_tolerance_s)
+    first = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 26, 10, 0)))
     await first.start()
     try:
         assert (await _post(first.port, every_type()[:9]))["accepted"] == 9
@@ -56,9 +58,11 @@ async def _restart_keeps_state(tmp_path, env) -> None:
         assert status == 200
         status, health = await _get(first.port, "/healthz", auth=False)
         assert status == 200 and health["database"] == "ok"
+        # chinese-calendar has no 2027: /healthz says so (issue 12)
+        assert health["calendar"]["years_without_data"] == [2027]
     finally:
         await first.stop()
-    second = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 23, 8, 0)))
+    second = Daemon(make_loaded(tmp_path), env=env, clock=VirtualClock(sh(2026, 11, 26, 10, 0)))
     await second.start()
     try:
         status, after = await _get(second.port, "/api/v1/tickets/T1")
@@ -100,11 +104,13 @@ async def test_reload_refuses_an_invalid_edit_and_keeps_the_rules(tmp_path, pg_u
     from supervisor.config.settings import load_all
 
     base = load_all(cfg, env={})
-    lo = replace(make_loaded(tmp_path), policy=base.policy, config_dir=cfg)
+    # this test is about invalid edits; the rule-test gate has its own test below
+    no_gate = ReloadSettings(require_tests=False)
+    lo = replace(make_loaded(tmp_path, reload=no_gate), policy=base.policy, config_dir=cfg)
     daemon = Daemon(
         lo,
         env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN},
-        clock=VirtualClock(sh(2026, 11, 23, 8, 0)),
+        clock=VirtualClock(sh(2026, 11, 23, 9, 10)),
     )
     await daemon.start()
     try:
@@ -132,6 +138,42 @@ async def test_reload_refuses_an_invalid_edit_and_keeps_the_rules(tmp_path, pg_u
         assert due == sh(
             2026, 11, 23, 10, 5
         )  # dispatched 09:05, sign_by 11:05, minus 60 working minutes
+    finally:
+        await daemon.stop()
+
+
+async def test_reload_refuses_an_edit_that_fails_the_rule_tests(tmp_path, pg_url, caplog):
+    import logging
+    import shutil
+
+    from supervisor.config.settings import load_all
+
+    cfg = tmp_path / "config"
+    shutil.copytree(loaded().config_dir, cfg)
+    rules = tmp_path / "rules"
+    shutil.copytree(loaded().config_dir.parent / "rules", rules)  # with rules/tests
+    text = (cfg / "settings.yaml").read_text(encoding="utf-8")
+    (cfg / "settings.yaml").write_text(text.replace("rules_dir: ../rules", f"rules_dir: {rules}"), encoding="utf-8")
+    base = load_all(cfg, env={})
+    assert base.settings.reload.require_tests is True  # the default
+    lo = replace(make_loaded(tmp_path), policy=base.policy, config_dir=cfg)
+    daemon = Daemon(lo, env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN},
+                    clock=VirtualClock(sh(2026, 11, 23, 9, 10)))  # fmt: skip
+    await daemon.start()
+    try:
+        sign = rules / "sign-off.yaml"
+        good = sign.read_text(encoding="utf-8")
+        # valid YAML and a valid rule, but the tests in rules/tests/sign-off.yaml expect -30
+        sign.write_text(good.replace("at: -30 working minutes", "at: -60 working minutes", 1), encoding="utf-8")
+        with caplog.at_level(logging.ERROR, logger="hotline.daemon"):
+            assert await daemon.reload("test") is False
+        refused = [r for r in caplog.records if "rule tests fail" in r.getMessage()]
+        assert refused and any("sign-off.yaml" in f for f in refused[0].failing_tests)  # type: ignore[attr-defined]
+        step = daemon.supervisor.runtime.policy.rules_by_id["sign-off"].steps[0]
+        assert str(step.offset) == "-30 working minutes"  # the running rules stay
+        # an edit the tests agree with is applied
+        sign.write_text(good.replace("签收前30个工作分钟", "签收前半小时（工作时间）", 1), encoding="utf-8")
+        assert await daemon.reload("test") is True
     finally:
         await daemon.stop()
 

@@ -22,6 +22,7 @@ from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings, not_before
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
+from tests.helpers import loaded
 
 SH = ZoneInfo("Asia/Shanghai")
 SID = "AC" + "0" * 32
@@ -59,7 +60,9 @@ async def notifiers(fake: FakeTwilio) -> AsyncIterator[dict[str, Notifier]]:
     await close_all(built)
 
 
-def make(pool, notifiers, clock, worker: str = "w1", **settings: object) -> Dispatcher:
+def make(
+    pool, notifiers, clock, worker: str = "w1", workday=None, **settings: object
+) -> Dispatcher:
     return Dispatcher(
         PgStore(pool),
         notifiers,
@@ -67,6 +70,7 @@ def make(pool, notifiers, clock, worker: str = "w1", **settings: object) -> Disp
         clock,
         worker_id=worker,
         rng=random.Random(1),
+        workday=workday,
     )
 
 
@@ -356,6 +360,28 @@ async def test_quiet_hours_hold_non_urgent_until_morning(pool, fake, notifiers, 
     assert (await d.run_once()).sent == 1
     assert (await row(pool, calm))["status"] == "sent"
     assert len(fake.messages) == 2
+
+
+async def test_retries_and_fallbacks_wait_through_non_working_days(
+    pool, fake, notifiers, clock
+) -> None:
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=SH)
+    monday = datetime(2026, 11, 30, 7, 30, tzinfo=SH)  # the end of quiet hours, next working day
+    clock.set(saturday)
+    fake.retry_after = "5"
+    fake.script("429", "400")
+    d = make(pool, notifiers, clock, workday=loaded().calendar.is_workday)
+
+    retried = await insert(pool, ticket="20261128001", at=saturday)
+    assert (await d.run_once()).retried == 1
+    assert (await row(pool, retried))["not_before"] == monday  # not Saturday 10:00:05
+
+    rejected = await insert(pool, ticket="20261128002", at=saturday)
+    assert (await d.run_once()).fallbacks == 1
+    assert (await row(pool, rejected))["status"] == "failed"
+    fb = await pool.fetchrow("SELECT * FROM outbox WHERE channel = 'voice'")
+    assert fb["status"] == "pending" and fb["not_before"] == monday
+    assert (await d.run_once()).claimed == 0  # nothing goes before Monday
 
 
 async def test_reminders_to_one_person_within_the_window_go_as_one_sms(

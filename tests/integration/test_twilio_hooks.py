@@ -16,6 +16,7 @@ from yarl import URL
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.server.acking import AckOutcome
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import sign
@@ -33,8 +34,10 @@ async def start_client(pool: asyncpg.Pool, public_url: str | None) -> TestClient
     settings = DeliverySettings()
     store = PgStore(pool)
 
-    async def ack(ticket: str, rule: str | None, by: str, via: str) -> int:
-        return await store.ack(ticket, rule, by, via, clock.now())
+    async def ack(ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]) -> AckOutcome:
+        # no policy here: the whole ladder, as a head acknowledging a head-only rule would
+        n = await store.ack(ticket, rule, by, via, clock.now())
+        return AckOutcome("ok", acknowledged=n, ended=[rule] if n and rule else [])
 
     app = web.Application()
     dispatcher = Dispatcher(store, {}, settings, clock, worker_id="hooks")

@@ -29,6 +29,8 @@ async def test_due_steps_of_urgent_tickets_are_claimed_first(pool):
     urgent_due = await pool.fetchval("SELECT min(due_at) FROM timers WHERE ticket = 'U1'")
     ordinary_due = await pool.fetchval("SELECT min(due_at) FROM timers WHERE ticket LIKE 'N%'")
     assert ordinary_due < urgent_due  # without urgency the ordinary steps would go first
-    out = await sup.fire_due(limit=1, now=sh(2026, 11, 23, 12, 0))
+    # 11:15: ordinary steps are due since 10:30, the urgent ticket's first step since 11:00 (and
+    # not yet its second, which would supersede it)
+    out = await sup.fire_due(limit=1, now=sh(2026, 11, 23, 11, 15))
     assert out.fired == 1
     assert {n.ticket for n in out.notifications} == {"U1"}

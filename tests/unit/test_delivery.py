@@ -147,6 +147,39 @@ def test_a_group_has_a_header_and_each_ticket() -> None:
     assert text.count("【") == 1  # the tag is not repeated per item
 
 
+def test_a_group_has_no_doubled_punctuation_and_one_acknowledgement_hint() -> None:
+    a = "【12345督办】城管执法中队工单A1（市容环境）回复时限11月25日 14:30已到仍未回复，请督办。回复1确认。"
+    b = "【12345督办】市场监管所工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
+    text = compose_group([row(1, a) | {"ticket": "A1"}, row(2, b) | {"ticket": "A2"}])
+    assert text == (
+        "【12345督办】您有2条提醒：1.城管执法中队工单A1（市容环境）回复时限11月25日 14:30已到仍未回复，"
+        "请督办；2.市场监管所工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
+    )
+    plain = compose_group([row(1), row(2)])
+    assert "。；" not in plain and "。。" not in plain and plain.endswith("签收。")
+
+
+def test_non_working_days_are_quiet_until_0730_of_the_next_working_day() -> None:
+    import chinese_calendar
+
+    def workday(d):
+        return chinese_calendar.is_workday(d)
+
+    saturday_noon = sh(28, 12)  # 2026-11-28 is a Saturday
+    assert not_before(saturday_noon, False, S, workday) == sh(30, 7, 30)  # Monday
+    assert not_before(saturday_noon, True, S, workday) == saturday_noon  # urgent: at once
+    friday_night = sh(27, 23)
+    assert not_before(friday_night, False, S, workday) == sh(30, 7, 30)
+    assert not_before(friday_night, False, S) == sh(28, 7, 30)  # without the calendar
+    # National Day 2026: 10-01..10-07 off; a message on 10-02 waits until 10-08 07:30
+    holiday = datetime(2026, 10, 2, 10, tzinfo=SH)
+    assert release_at(holiday, False, S, workday) == datetime(2026, 10, 8, 7, 30, tzinfo=SH)
+    # a 调休 Saturday (2026-10-10) is a working day: the daytime window only
+    tiaoxiu = datetime(2026, 10, 10, 10, tzinfo=SH)
+    assert not_before(tiaoxiu, False, S, workday) == tiaoxiu + timedelta(seconds=60)
+    assert quiet_release(sh(30, 10), S.quiet_hours, workday) == sh(30, 10)
+
+
 def test_mixed_tags_use_the_supervision_header_and_long_items_are_cut() -> None:
     long = "【12345督办】" + "很长的说明" * 30
     text = compose_group([row(1), row(2, long)])
@@ -184,3 +217,24 @@ def test_a_row_too_long_for_the_budget_goes_alone() -> None:
 def test_settings_window_unit() -> None:
     s = DeliverySettings(group_window_s=300)
     assert not_before(sh(25, 10), False, s) - sh(25, 10) == timedelta(minutes=5)
+
+
+def test_rows_of_solo_channels_go_alone_and_the_others_are_grouped() -> None:
+    from typing import cast
+
+    from supervisor.delivery.sending import group_rows
+    from supervisor.storage.base import OutboxRow
+
+    def out(i: int, channel: str, urgent: bool = False) -> OutboxRow:
+        return cast(
+            OutboxRow,
+            row(i) | {"channel": channel, "urgent": urgent, "address": "+8613800000000",
+                      "recipient": "p1"},
+        )  # fmt: skip
+
+    rows = [out(1, "sms"), out(2, "sms"), out(3, "voice"), out(4, "voice"), out(5, "voice", True)]
+    ids = [[r["id"] for r in m] for m in group_rows(rows, S)]
+    assert sorted(ids) == [[1, 2], [3, 4], [5]]
+    # a template-only SMS provider (aliyun_sms, tencent_sms): its rows never share a message
+    ids = [[r["id"] for r in m] for m in group_rows(rows, S, frozenset({"sms"}))]
+    assert sorted(ids) == [[1], [2], [3, 4], [5]]

@@ -42,7 +42,11 @@ def test_every_shipped_template_renders_within_its_limit():
 
 def test_sign_reminder_text():
     text = load_templates(CONFIG).render("sign_reminder", sample_context())
-    assert text == "【12345催办】工单2026112500123（市容环境）请于11月25日 14:30前签收。"
+    # issue 12: the unit, the ticket, the category and what is asked
+    assert (
+        text
+        == "【12345催办】城管执法中队：工单2026112500123（市容环境）请于11月25日 14:30前签收办理。"
+    )
 
 
 @pytest.mark.parametrize(

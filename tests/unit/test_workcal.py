@@ -179,11 +179,20 @@ def test_2027_is_a_gap_by_default():
         add(at(2026, 12, 31, 17), "1 working hour")
 
 
-def test_weekdays_policy_uses_monday_to_friday_and_records_the_year():
+def test_weekdays_policy_skips_the_statutory_holidays_and_records_the_year():
+    # DOMAIN.md: a year without data is weekdays minus the statutory holidays (fixed by law).
+    # 2026-12-31 is a Thursday; 2027-01-01 (Friday) is 元旦, so the hour runs on at Monday 01-04.
     cal = WorkCalendar(CalendarConfig(missing_year="weekdays"))
     assert cal.gap_years_used == set()
-    assert add(at(2026, 12, 31, 17), "1 working hour", cal) == at(2027, 1, 1, 9, 30)
+    assert add(at(2026, 12, 31, 17), "1 working hour", cal) == at(2027, 1, 4, 9, 30)
     assert cal.is_workday(date(2027, 1, 4))
+    assert not cal.is_workday(date(2027, 1, 1))  # 元旦
+    for statutory in ("2027-02-05", "2027-02-08", "2027-04-05", "2027-05-01", "2027-06-09",
+                      "2027-09-15", "2027-10-01"):  # fmt: skip
+        assert not cal.is_workday(date.fromisoformat(statutory)), statutory
+    # the package's "(observed)" guesses are not law: 2027-02-09 (Tuesday) stays a working day
+    assert cal.is_workday(date(2027, 2, 9))
+    assert cal.is_workday(date(2027, 10, 4))
     assert not cal.is_workday(date(2027, 1, 2))  # Saturday
     assert cal.gap_years_used == {2027}
     assert not cal.year_covered(2027)

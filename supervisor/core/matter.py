@@ -1,0 +1,205 @@
+"""Same matter (同一事项): matching keys for a ticket's address and summary, and the counts rules see.
+
+Pure. Two tickets concern the same matter, whatever their callers or categories, when
+- their addresses normalise to the same key: full-width and half-width digits and letters
+  folded (NFKC), spaces and punctuation dropped, 號 read as 号, and the trailing detail of
+  building, unit and room (3栋2单元501室, 12号楼, 502) cut off; or
+- they lie in the same grid and their summaries say the same thing: rapidfuzz's `ratio` of the
+  normalised summaries reaches `summary_similarity` (a threshold in the rule files' `matter:`).
+
+Keys are stored (table matter_keys, migration 008) so a new ticket finds its matches with an index
+lookup: its address key, and its grid's recent tickets (whose summaries are then compared here).
+Callers appear only as their keyed hash: a group complaint counts distinct hashes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz
+
+ADDRESS = "address"
+GRID = "grid"
+
+_DROP = re.compile(r"[\s\-_,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》/\\#]+")
+_NUM = r"[0-9a-z一二三四五六七八九十百零〇甲乙丙丁东西南北]+"
+_DETAIL = re.compile(
+    rf"(?:{_NUM}(?:号楼|栋|幢|座|楼|单元|层|室|户|号房|房)|(?<=号){_NUM}|(?<=[栋幢座楼元层]){_NUM})$"
+)
+_SUMMARY_DROP = re.compile(r"[^\w]+")
+
+
+@dataclass(frozen=True)
+class MatterConfig:
+    summary_similarity: int = 60  # rapidfuzz ratio (0-100) for two summaries to be the same matter
+    min_summary_chars: int = 6  # shorter summaries say too little to match on
+    min_address_chars: int = 4  # shorter addresses ("3号") say too little
+
+
+def normalise_address(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:
+    """The address's matching key, or None when there is too little to match on."""
+    if not text:
+        return None
+    key = unicodedata.normalize("NFKC", text).lower().replace("號", "号")
+    key = _DROP.sub("", key)
+    while True:
+        cut = _DETAIL.sub("", key)
+        if cut == key or len(cut) < config.min_address_chars:
+            break
+        key = cut
+    return key if len(key) >= config.min_address_chars else None
+
+
+def normalise_summary(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:
+    if not text:
+        return None
+    key = _SUMMARY_DROP.sub("", unicodedata.normalize("NFKC", text).lower())
+    return key if len(key) >= config.min_summary_chars else None
+
+
+@dataclass(frozen=True)
+class MatterKey:
+    """One stored row: the ticket can be found under (kind, key)."""
+
+    kind: str  # ADDRESS or GRID
+    key: str
+
+
+def keys_for(
+    address: str | None, grid: str | None, summary: str | None, config: MatterConfig
+) -> tuple[MatterKey, ...]:
+    out = []
+    addr = normalise_address(address, config)
+    if addr:
+        out.append(MatterKey(ADDRESS, addr))
+    if grid and normalise_summary(summary, config):
+        out.append(MatterKey(GRID, grid))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored ticket found under one of the new ticket's keys."""
+
+    ticket: str
+    at: datetime  # created
+    caller: str | None  # keyed hash
+    address_key: str | None
+    summary_key: str | None
+
+
+def same_matter(
+    address_key: str | None, summary_key: str | None, other: Candidate, config: MatterConfig
+) -> bool:
+    if address_key and other.address_key == address_key:
+        return True
+    if summary_key and other.summary_key:
+        return fuzz.ratio(summary_key, other.summary_key) >= config.summary_similarity
+    return False
+
+
+def matches(
+    ticket: str,
+    address: str | None,
+    summary: str | None,
+    candidates: Iterable[Candidate],
+    config: MatterConfig,
+) -> list[Candidate]:
+    """The candidates about the same matter as this ticket (itself excluded), oldest first."""
+    a = normalise_address(address, config)
+    s = normalise_summary(summary, config)
+    seen: dict[str, Candidate] = {}
+    for c in candidates:
+        if c.ticket != ticket and c.ticket not in seen and same_matter(a, s, c, config):
+            seen[c.ticket] = c
+    return sorted(seen.values(), key=lambda c: (c.at, c.ticket))
+
+
+def counts(
+    at: datetime,
+    caller: str | None,
+    ticket: str,
+    matched: Sequence[Candidate],
+    same_windows: Iterable[int],
+    caller_windows: Iterable[int],
+) -> dict[str, int]:
+    """The message fields for a new ticket created at `at`:
+
+    same_matter__{m}m: tickets about the matter within m minutes up to `at`, this one included;
+    matter_callers__{m}m: distinct callers among them, this one included, when this ticket's
+    caller is new to the matter in that window; 0 when the caller had already reported it. So
+    `matter_callers: {within: 7d, eq: 5}` holds once, for the fifth caller's ticket: a group
+    complaint is flagged once per matter and window, not once per ticket. A ticket without a
+    caller counts as a caller of its own.
+    """
+    out: dict[str, int] = {}
+    for minutes in same_windows:
+        lo = at - timedelta(minutes=minutes)
+        out[f"same_matter__{minutes}m"] = 1 + sum(1 for c in matched if lo < c.at <= at)
+    me = caller or f"ticket:{ticket}"
+    for minutes in caller_windows:
+        lo = at - timedelta(minutes=minutes)
+        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched if lo < c.at <= at}
+        out[f"matter_callers__{minutes}m"] = 0 if me in earlier else len(earlier) + 1
+    return out
+
+
+def distinct_callers(items: Iterable[tuple[str, str | None]]) -> int:
+    """(ticket, caller hash) pairs -> the number of distinct callers (no caller: its own)."""
+    return len({caller or f"ticket:{ticket}" for ticket, caller in items})
+
+
+@dataclass(frozen=True)
+class MatterSpec:
+    """What a store needs to match new tickets: the thresholds and the windows rules use."""
+
+    config: MatterConfig
+    windows: frozenset[tuple[str, int]]  # (same_matter | matter_callers, minutes)
+    rules: frozenset[str] = frozenset()  # rules whose messages list the matter's tickets
+
+    @property
+    def active(self) -> bool:
+        return bool(self.windows)
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(minutes=max((m for _, m in self.windows), default=0))
+
+    def keys(self, data: dict) -> tuple[MatterKey, ...]:
+        """A `created` event's keys (its data: address, grid, summary)."""
+        return keys_for(data.get("address"), data.get("grid"), data.get("summary"), self.config)
+
+    def candidate(self, ticket: str, at: datetime, data: dict) -> Candidate:
+        return Candidate(
+            ticket,
+            at,
+            data.get("caller_hash"),
+            normalise_address(data.get("address"), self.config),
+            normalise_summary(data.get("summary"), self.config) if data.get("grid") else None,
+        )
+
+    def fields(
+        self, ticket: str, at: datetime, data: dict, candidates: Iterable[Candidate]
+    ) -> dict[str, int]:
+        matched = matches(ticket, data.get("address"), data.get("summary"), candidates, self.config)
+        same = [m for name, m in self.windows if name == "same_matter"]
+        callers = [m for name, m in self.windows if name == "matter_callers"]
+        return counts(at, data.get("caller_hash"), ticket, matched, same, callers)
+
+
+def matter_context(
+    linked: Sequence[tuple[str, datetime, str | None]], created_at: datetime, window_m: int
+) -> dict[str, object]:
+    """Template context for a same-matter message: the matter's tickets within the rule's window
+    up to this ticket (`tickets`, `count`) and its distinct callers (`callers`); never a number."""
+    lo = created_at - timedelta(minutes=window_m)
+    rows = [r for r in linked if lo < r[1] <= created_at]
+    return {
+        "tickets": [{"id": t} for t, _, _ in rows],
+        "count": len(rows),
+        "callers": distinct_callers((t, c) for t, _, c in rows),
+    }

@@ -1,0 +1,317 @@
+"""The desk's pages and their JSON twins (`/tickets` and `/tickets.json` come from one view),
+plus GET /api/v1/tickets for integrators (bearer token, checked by the API's middleware)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, datetime
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from supervisor.desk import format as fmt
+from supervisor.desk.ack import desk_ack
+from supervisor.desk.app import DESK, Viewer, render, signed_in
+from supervisor.desk.detail import build_detail
+from supervisor.storage import views
+
+PAGE = 50
+
+
+def _dumps(o: Any) -> str:
+    return json.dumps(o, ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return fmt.bj_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def twin(request: web.Request, data: dict[str, Any]) -> web.Response:
+    return web.json_response(data, dumps=_dumps)
+
+
+def _units_known(request: web.Request) -> list[str]:
+    return sorted(request.app[DESK].runtime.directory.model.units)
+
+
+def _scope(v: Viewer) -> str | None:
+    return None if v.user.sees_all else v.user.unit
+
+
+# --- 总览 -------------------------------------------------------------------------------------
+
+
+async def overview_data(request: web.Request, v: Viewer) -> dict[str, Any]:
+    desk = request.app[DESK]
+    return await views.overview(desk.host.pool, desk.now(), _scope(v), _units_known(request))
+
+
+async def overview(request: web.Request, v: Viewer) -> web.Response:
+    data = await overview_data(request, v)
+    if request.path.endswith(".json"):
+        return twin(request, data)
+    template = "overview_counts.html" if request.headers.get("HX-Request") else "overview.html"
+    return render(request, template, data, v)
+
+
+# --- 工单 -------------------------------------------------------------------------------------
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
+    """The list's filters from a query string; a unit user's unit always applies."""
+
+    def one(name: str) -> str | None:
+        value = query.get(name)
+        return value.strip() or None if isinstance(value, str) else None
+
+    def day(name: str) -> date | None:
+        value = one(name)
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise BadQuery(f"{name}: 日期格式应为 YYYY-MM-DD") from None
+
+    urgent = one("urgent")
+    if urgent not in (None, "true", "false"):
+        raise BadQuery("urgent: 只能是 true 或 false")
+    view = one("view")
+    if view is not None and view not in views.VIEWS:
+        raise BadQuery(f"view: 只能是 {', '.join(views.VIEWS)}")
+    after = one("after")
+    if after:
+        try:
+            views.decode_cursor(after)
+        except (ValueError, UnicodeDecodeError):
+            raise BadQuery("after: 翻页标记无效") from None
+    try:
+        limit = min(max(int(one("limit") or PAGE), 1), 200)
+    except ValueError:
+        raise BadQuery("limit: 应为数字") from None
+    unit = one("unit")
+    if v is not None and not v.user.sees_all:
+        unit = v.user.unit
+    return views.TicketFilter(
+        status=one("status"), unit=unit, category=one("category"),
+        urgent=None if urgent is None else urgent == "true", view=view,
+        created_from=day("from"), created_to=day("to"), q=one("q"), after=after, limit=limit,
+    )  # fmt: skip
+
+
+def ticket_rows(rows: list[dict[str, Any]], now: datetime, calendar: Any) -> list[dict[str, Any]]:
+    """Each row with its deadline state in working time, for the list and its twin."""
+    out = []
+    for r in rows:
+        state = None
+        if r["status"] == "dispatched" and r["sign_by"]:
+            state = fmt.deadline_state("sign_by", r["sign_by"], now, calendar)
+        elif r["status"] in views.HANDLING and r["reply_by"]:
+            state = fmt.deadline_state("reply_by", r["reply_by"], now, calendar)
+        out.append({**r, "deadline": state.to_json() if state else None})
+    return out
+
+
+async def list_data(request: web.Request, f: views.TicketFilter) -> dict[str, Any]:
+    desk = request.app[DESK]
+    now = desk.now()
+    async with desk.host.pool.acquire() as conn:
+        page = await views.tickets(conn, f, now)
+    page["tickets"] = ticket_rows(page["tickets"], now, desk.runtime.policy.calendar)
+    return page
+
+
+async def tickets(request: web.Request, v: Viewer) -> web.Response:
+    try:
+        f = parse_filter(request.query, v)
+    except BadQuery as exc:
+        if request.path.endswith(".json"):
+            return web.json_response({"error": str(exc)}, status=400, dumps=_dumps)
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    data = await list_data(request, f)
+    if request.path.endswith(".json"):
+        return twin(request, data)
+    choices = await _choices(request.app[DESK], _scope(v))
+    query = {k: v2 for k, v2 in request.query.items() if k != "after"}
+    return render(request, "tickets.html", {**data, "f": f, "query": query,
+                  "units": _units_known(request), **choices}, v)  # fmt: skip
+
+
+CHOICES_TTL_S = 60.0  # the categories menu: a scan of the open tickets, not worth every request
+
+
+async def _choices(desk: Any, scope: str | None) -> dict[str, list[str]]:
+    cached = desk.choices.get(scope)
+    if cached is None or time.monotonic() - cached[0] > CHOICES_TTL_S:
+        async with desk.host.pool.acquire() as conn:
+            cached = desk.choices[scope] = (
+                time.monotonic(),
+                await views.filter_choices(conn, scope),
+            )
+    return cached[1]
+
+
+async def api_tickets(request: web.Request) -> web.Response:
+    """GET /api/v1/tickets: the list's filters and keyset pagination, for integrators."""
+    try:
+        f = parse_filter(request.query, None)
+    except BadQuery as exc:
+        return web.json_response({"error": str(exc)}, status=400, dumps=_dumps)
+    return twin(request, await list_data(request, f))
+
+
+# --- 工单详情 与 确认 -------------------------------------------------------------------------
+
+
+async def ticket(request: web.Request, v: Viewer) -> web.Response:
+    desk = request.app[DESK]
+    tid = request.match_info["ticket"]
+    async with desk.host.pool.acquire() as conn:
+        raw = await views.ticket_detail(conn, tid)
+    if raw is None or (not v.user.sees_all and raw["unit"] != v.user.unit):
+        raise web.HTTPNotFound(text=f"没有工单 {tid}")
+    data = build_detail(raw, desk.runtime.policy, desk.runtime.directory, desk.now(), v.user)
+    if request.path.endswith(".json"):
+        return twin(request, data)
+    flash = request.query.get("msg")
+    return render(request, "ticket.html", {**data, "flash": flash}, v)
+
+
+async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
+    desk = request.app[DESK]
+    tid = request.match_info["ticket"]
+    form = await request.post()
+    try:
+        rule_id, cycle = str(form["rule"]), int(str(form["cycle"]))
+    except (KeyError, ValueError):
+        raise web.HTTPBadRequest(text="rule 与 cycle 必填") from None
+    rule = desk.runtime.policy.rules_by_id.get(rule_id)
+    result = await desk_ack(desk.host.pool, v.user, tid, rule, cycle, desk.now(), request.remote)
+    if result.status == 404:
+        raise web.HTTPNotFound(text=result.message)
+    if not result.ok:
+        return web.Response(status=result.status, text=result.message, content_type="text/plain")
+    raise web.HTTPSeeOther(f"/tickets/{tid}?msg={result.message}#ladders")
+
+
+# --- 单位 消息 规则 日历 -----------------------------------------------------------------------
+
+
+async def units(request: web.Request, v: Viewer) -> web.Response:
+    desk = request.app[DESK]
+    now = desk.now()
+    async with desk.host.pool.acquire() as conn:
+        rows = await views.units(conn, now, _scope(v), _units_known(request))
+    names = {u: desk.runtime.directory.unit_name(u) for u in _units_known(request)}
+    data = {"units": rows, "week_start": views.week_start(now), "month_start": views.month_start(now),
+            "at": now, "names": names}  # fmt: skip
+    return (
+        twin(request, data)
+        if request.path.endswith(".json")
+        else render(request, "units.html", data, v)
+    )
+
+
+async def messages(request: web.Request, v: Viewer) -> web.Response:
+    desk = request.app[DESK]
+    status = request.query.get("status") or None
+    if status is not None and status not in views.MESSAGE_STATUSES:
+        raise web.HTTPBadRequest(text=f"status: 只能是 {', '.join(views.MESSAGE_STATUSES)}")
+    try:
+        before = int(request.query["before"]) if request.query.get("before") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="before: 应为数字") from None
+    unit = _scope(v) or (request.query.get("unit") or None)
+    async with desk.host.pool.acquire() as conn:
+        data = await views.messages(conn, status, unit, before, PAGE)
+    data.update(status=status, unit=unit)
+    return (
+        twin(request, data)
+        if request.path.endswith(".json")
+        else render(request, "messages.html", data, v)
+    )
+
+
+async def rules(request: web.Request, v: Viewer) -> web.Response:
+    desk = request.app[DESK]
+    policy = desk.runtime.policy
+    async with desk.host.pool.acquire() as conn:
+        pending = await views.pending_timers_per_rule(conn)
+    data = {
+        "rules": [{"id": r.id, "description": r.description, "anchor": r.anchor,
+                   "anchor_label": fmt.ANCHOR_LABELS.get(r.anchor, r.anchor),
+                   "steps": [{"index": s.index, "at": str(s.offset), "when": fmt.offset_text(s.offset, r.anchor),
+                              "roles": list(s.roles),
+                              "channels": list(s.channels)} for s in r.steps],
+                   "pending_timers": pending.get(r.id, 0)} for r in policy.rules],
+        "reports": [{"id": r.id, "description": r.description, "days": r.days, "at": r.at,
+                     "when": f"{fmt.SCHEDULE_DAYS.get(r.days, r.days)} {r.at}"}
+                    for r in policy.reports],
+        "matcher": policy.matcher.name,
+        "last_reload": getattr(desk.host, "last_reload", None),
+        "users_error": desk.users_error,
+    }  # fmt: skip
+    return (
+        twin(request, data)
+        if request.path.endswith(".json")
+        else render(request, "rules.html", data, v)
+    )
+
+
+async def calendar(request: web.Request, v: Viewer) -> web.Response:
+    desk = request.app[DESK]
+    cal = desk.runtime.policy.calendar
+    today = desk.now().astimezone(cal.tz).date()
+    try:
+        year, month = (int(x) for x in request.query.get("month", f"{today:%Y-%m}").split("-"))
+        date(year, month, 1)
+    except ValueError:
+        raise web.HTTPBadRequest(text="month: 应为 YYYY-MM") from None
+    prev_m = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
+    next_m = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
+    data = {
+        "year": year, "month": month, "today": today.isoformat(),
+        "weeks": fmt.month_grid(year, month, cal), "prev": prev_m, "next": next_m,
+        "covered": cal.year_covered(year),
+        "uncovered_years": cal.uncovered_years(range(today.year, today.year + 2)),
+        "office_hours": [f"{a:%H:%M}-{b:%H:%M}" for a, b in cal.config.office_hours],
+        "missing_year": cal.config.missing_year,
+    }  # fmt: skip
+    return (
+        twin(request, data)
+        if request.path.endswith(".json")
+        else render(request, "calendar.html", data, v)
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", signed_in(overview))
+    r.add_get("/overview.json", signed_in(overview))
+    for path, handler in (("/tickets", tickets), ("/units", units), ("/messages", messages),
+                          ("/rules", rules), ("/calendar", calendar)):  # fmt: skip
+        r.add_get(path, signed_in(handler))
+        r.add_get(path + ".json", signed_in(handler))
+    r.add_get(r"/tickets/{ticket:[^/]+}.json", signed_in(ticket))
+    r.add_get("/tickets/{ticket}", signed_in(ticket))
+    r.add_post("/tickets/{ticket}/ack", signed_in(ack))
+    r.add_get("/api/v1/tickets", api_tickets)
+
+
+def add_filters(env: jinja2.Environment) -> None:
+    env.filters["bj"] = fmt.bj
+    env.globals.update(
+        STATUS=fmt.STATUS_LABELS, EVENT=fmt.EVENT_LABELS, ROLE=fmt.ROLE_LABELS,
+        CHANNEL=fmt.CHANNEL_LABELS, OUTBOX=fmt.OUTBOX_LABELS, LADDER=fmt.LADDER_LABELS,
+        KIND=fmt.KIND_LABELS, SAT=fmt.SATISFACTION_LABELS, SOURCE=fmt.SOURCE_LABELS,
+        SRC=fmt.SOURCE_CHANNELS,
+        WEEKDAYS=fmt.WEEKDAYS,
+    )  # fmt: skip

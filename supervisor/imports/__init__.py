@@ -1,0 +1,1 @@
+"""Import of the hotline platform's work-order exports (.xlsx, .xls, .csv) as events."""

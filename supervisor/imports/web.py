@@ -1,0 +1,130 @@
+"""The desk's 导入 (import) page: the supervisor uploads the platform's export, sees the dry-run
+summary (rows, new and known events, bad rows, units not in the directory), then confirms.
+
+    setup_import_routes(app, supervisor=lambda: daemon.supervisor,
+                        mapping_path=config_dir / "import.yaml", upload_dir=Path("var/imports"),
+                        prefix="/desk/import", guard=desk_guard)
+
+The upload is kept under upload_dir with a random name until it is confirmed (then deleted), so
+the import stores exactly the file that was previewed. `guard(request)` (optional, async) runs
+first in every handler; the desk adds its CSRF token check there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from supervisor.config.yamlconf import ConfigInvalid
+from supervisor.imports.command import import_file
+from supervisor.imports.mapping import load_mapping
+from supervisor.imports.readers import SUFFIXES, ReadError
+
+Guard = Callable[[web.Request], Awaitable[None]]
+MAX_UPLOAD = 64 * 1024 * 1024
+KEEP_UPLOAD_S = 24 * 3600  # an upload previewed but never confirmed
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_env = Environment(
+    loader=PackageLoader("supervisor.imports", "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+def setup_import_routes(
+    app: web.Application,
+    *,
+    supervisor: Callable[[], Any],
+    mapping_path: Path,
+    upload_dir: Path = Path("var/imports"),
+    prefix: str = "/desk/import",
+    guard: Guard | None = None,
+) -> None:
+    def page(**context: Any) -> web.Response:
+        text = _env.get_template("import.html").render(
+            prefix=prefix, suffixes="、".join(SUFFIXES), **context
+        )
+        return web.Response(text=text, content_type="text/html", charset="utf-8")
+
+    def mapping():
+        try:
+            return load_mapping(mapping_path)
+        except (ConfigInvalid, OSError) as exc:
+            raise web.HTTPInternalServerError(text=f"导入配置有误：{exc}") from None
+
+    async def form(request: web.Request) -> web.Response:
+        if guard is not None:
+            await guard(request)
+        return page()
+
+    async def preview(request: web.Request) -> web.Response:
+        if guard is not None:
+            await guard(request)
+        reader = await request.multipart()
+        name, data, strict = None, b"", False
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file" and part.filename:
+                name = Path(part.filename).name
+                data = await part.read(decode=False)
+                if len(data) > MAX_UPLOAD:
+                    return page(error="文件过大（上限64MB）")
+            elif part.name == "strict":
+                strict = True
+        if not name or Path(name).suffix.lower() not in SUFFIXES:
+            return page(error=f"请选择平台导出的工单文件（{'、'.join(SUFFIXES)}）")
+        token = secrets.token_urlsafe(24)
+        stored = upload_dir / f"{token}{Path(name).suffix.lower()}"
+        await asyncio.to_thread(_save, stored, data)
+        try:
+            summary = await import_file(supervisor(), stored, mapping(), dry_run=True, name=name)
+        except ReadError as exc:
+            await asyncio.to_thread(stored.unlink, True)
+            return page(error=str(exc).replace(str(stored), name))
+        return page(
+            summary=summary, token=token, suffix=stored.suffix, strict=strict, filename=name
+        )
+
+    async def confirm(request: web.Request) -> web.Response:
+        if guard is not None:
+            await guard(request)
+        form_data = await request.post()
+        token, suffix = str(form_data.get("token", "")), str(form_data.get("suffix", ""))
+        name = str(form_data.get("filename", "upload"))
+        if not _TOKEN.match(token) or suffix not in SUFFIXES:
+            raise web.HTTPBadRequest(text="无效的导入请求")
+        stored = upload_dir / f"{token}{suffix}"
+        if not stored.is_file():
+            return page(error="上传的文件已处理或已过期，请重新上传")
+        try:
+            summary = await import_file(
+                supervisor(), stored, mapping(), strict=bool(form_data.get("strict")), name=name
+            )
+        finally:
+            await asyncio.to_thread(stored.unlink, True)
+        return page(summary=summary, done=True, filename=name)
+
+    app.router.add_get(prefix, form)
+    app.router.add_post(prefix + "/preview", preview)
+    app.router.add_post(prefix + "/confirm", confirm)
+
+
+def _save(path: Path, data: bytes) -> None:
+    """Keep an upload; uploads left unconfirmed for a day are removed on the way."""
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.iterdir():
+        if (
+            old.is_file()
+            and old.suffix in SUFFIXES
+            and time.time() - old.stat().st_mtime > KEEP_UPLOAD_S
+        ):
+            old.unlink(missing_ok=True)
+    path.write_bytes(data)

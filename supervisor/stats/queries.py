@@ -1,0 +1,213 @@
+"""The SQL aggregates of the monthly statistics, one named query per figure.
+
+Parameters throughout: $1 the period's start, $2 its end (exclusive), $3 the cut-off for "the
+deadline has passed" (the period's end, or now when the period is not over). Grouping sets give
+the total (unit NULL, GROUPING = 1) and the per-unit rows in one pass.
+"""
+
+RECEIVED = """
+SELECT GROUPING(category) AS g_cat, GROUPING(channel) AS g_ch, GROUPING(kind) AS g_kind,
+       GROUPING(grid) AS g_grid, category, channel, kind, grid, count(*) AS n
+FROM (SELECT data->>'category' AS category, data->>'channel' AS channel, data->>'kind' AS kind,
+             data->>'grid' AS grid
+      FROM events WHERE type = 'created' AND at >= $1 AND at < $2) c
+GROUP BY GROUPING SETS ((category), (channel), (kind), (grid), ())
+"""
+
+# 签收及时率: dispatches in the period whose sign-off deadline passed (or that were signed) by the
+# cut-off; on time when signed by the deadline.
+SIGN_OFF = """
+SELECT GROUPING(unit) AS total, unit,
+       count(*) FILTER (WHERE (sign_due < $3 OR signed_at < $3)
+                        AND signed_at < $3 AND (sign_due IS NULL OR signed_at <= sign_due)) AS num,
+       count(*) FILTER (WHERE sign_due < $3 OR signed_at < $3) AS den,
+       count(*) AS dispatches
+FROM stats_dispatches
+WHERE at >= $1 AND at < $2
+GROUP BY GROUPING SETS ((unit), ())
+"""
+
+# 按时办结率: first replies of handlings in the period, plus handlings whose deadline fell in the
+# period unreplied by its end (the deadline the period knew: a later extension does not move it).
+# 办结量 is the first kind alone.
+ON_TIME = """
+WITH h AS (
+    SELECT CASE WHEN replied_at >= $1 AND replied_at < $2 THEN coalesce(reply_unit, unit) ELSE unit END AS unit,
+           (replied_at >= $1 AND replied_at < $2) AS replied,
+           (replied_at >= $1 AND replied_at < $2 AND (reply_due IS NULL OR replied_at <= reply_due)) AS on_time
+    FROM stats_handlings
+    WHERE (replied_at >= $1 AND replied_at < $2)
+       OR ((CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) >= $1
+           AND (CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) < $3
+           AND (replied_at IS NULL OR replied_at >= $2))
+)
+SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE on_time) AS num, count(*) AS den,
+       count(*) FILTER (WHERE replied) AS replies
+FROM h GROUP BY GROUPING SETS ((unit), ())
+"""
+
+CALLBACKS = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS den,
+       count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
+       count(*) FILTER (WHERE satisfaction = 'satisfied') AS satisfied_strict,
+       count(*) FILTER (WHERE resolved) AS resolved
+FROM stats_callbacks WHERE at >= $1 AND at < $2
+GROUP BY GROUPING SETS ((unit), ())
+"""
+
+REHANDLED = "SELECT count(*) FROM events WHERE type = 'reopened' AND at >= $1 AND at < $2"
+HANDLED_3 = "SELECT count(*) FROM stats_tickets WHERE handled3_at >= $1 AND handled3_at < $2"
+
+DISPUTES = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS n FROM stats_tickets
+WHERE dispute_at >= $1 AND dispute_at < $2 GROUP BY GROUPING SETS ((unit), ())
+"""
+RETURNS = """
+SELECT data->>'unit' AS unit, count(*) AS n FROM events
+WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
+"""
+
+# 重复诉求: tickets created in the period with another ticket of the same caller and category, or
+# of the same address, created within 30 days of it (and before the period's end).
+REPEAT_TICKETS = """
+WITH by_caller AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
+), by_address AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
+)
+SELECT count(*) FROM (
+    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
+    UNION
+    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
+) x
+"""
+# Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
+# the period. The caller's hash never leaves the database: a matter is shown by its category.
+MATTERS_3PLUS = """
+SELECT 'caller' AS key, min(category) AS category, NULL AS address,
+       array_agg(ticket ORDER BY created_at, ticket) AS tickets
+FROM stats_tickets
+WHERE caller_hash IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY caller_hash, category HAVING count(*) >= 3 AND max(created_at) >= $1
+UNION ALL
+SELECT 'address', NULL, address_key, array_agg(ticket ORDER BY created_at, ticket)
+FROM stats_tickets
+WHERE address_key IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY address_key HAVING count(*) >= 3 AND max(created_at) >= $1
+"""
+
+# 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role
+# count once, whatever the channels; cancelled ones (acknowledged before they went) do not count.
+MESSAGES = """
+SELECT GROUPING(unit) AS g_unit, GROUPING(role) AS g_role, unit, role, count(*) AS n
+FROM (SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, min(t.unit) AS unit
+      FROM outbox o JOIN tickets t ON t.ticket = o.ticket
+      WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
+      GROUP BY 1, 2, 3, 4, 5, 6) steps
+GROUP BY GROUPING SETS ((unit), (role), ())
+"""
+ACKS = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS den,
+       count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied')) AS satisfied,
+       count(*) FILTER (WHERE satisfaction = 'satisfied') AS satisfied_strict,
+       count(*) FILTER (WHERE resolved) AS resolved
+FROM stats_callbacks WHERE at >= $1 AND at < $2
+GROUP BY GROUPING SETS ((unit), ())
+"""
+
+REHANDLED = "SELECT count(*) FROM events WHERE type = 'reopened' AND at >= $1 AND at < $2"
+HANDLED_3 = "SELECT count(*) FROM stats_tickets WHERE handled3_at >= $1 AND handled3_at < $2"
+
+DISPUTES = """
+SELECT GROUPING(unit) AS total, unit, count(*) AS n FROM stats_tickets
+WHERE dispute_at >= $1 AND dispute_at < $2 GROUP BY GROUPING SETS ((unit), ())
+"""
+RETURNS = """
+SELECT data->>'unit' AS unit, count(*) AS n FROM events
+WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
+"""
+
+# 重复诉求: tickets created in the period with another ticket of the same caller and category, or
+# of the same address, created within 30 days of it (and before the period's end).
+REPEAT_TICKETS = """
+WITH by_caller AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
+), by_address AS (
+    SELECT ticket, created_at,
+           created_at - lag(created_at) OVER w < interval '30 days'
+           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
+    FROM stats_tickets
+    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
+    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
+)
+SELECT count(*) FROM (
+    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
+    UNION
+    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
+) x
+"""
+# Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
+# the period. The caller's hash never leaves the database: a matter is shown by its category.
+MATTERS_3PLUS = """
+SELECT 'caller' AS key, min(category) AS category, NULL AS address,
+       array_agg(ticket ORDER BY created_at, ticket) AS tickets
+FROM stats_tickets
+WHERE caller_hash IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY caller_hash, category HAVING count(*) >= 3 AND max(created_at) >= $1
+UNION ALL
+SELECT 'address', NULL, address_key, array_agg(ticket ORDER BY created_at, ticket)
+FROM stats_tickets
+WHERE address_key IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+GROUP BY address_key HAVING count(*) >= 3 AND max(created_at) >= $1
+"""
+
+# 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role
+# count once, whatever the channels; cancelled ones (acknowledged before they went) do not count.
+MESSAGES = """
+SELECT GROUPING(t.unit) AS g_unit, GROUPING(o.role) AS g_role, t.unit, o.role,
+       count(DISTINCT (o.ticket, o.rule, o.cycle, o.step, o.rep, o.role)) AS n
+FROM outbox o JOIN tickets t ON t.ticket = o.ticket
+WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
+GROUP BY GROUPING SETS ((t.unit), (o.role), ())
+"""
+ACKS = """
+WITH esc AS (
+    SELECT o.ticket, o.rule, o.cycle, min(o.created_at) AS first_at
+    FROM outbox o JOIN tickets t ON t.ticket = o.ticket
+    WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
+    GROUP BY 1, 2, 3
+), acked AS (
+    SELECT ticket, rule, cycle, min(at) AS at FROM acks WHERE at >= $1 GROUP BY 1, 2, 3
+)
+SELECT count(*) AS acknowledged,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.at - e.first_at) / 60) AS median
+FROM esc e JOIN acked a USING (ticket, rule, cycle)
+"""
+
+COMMITMENTS = """
+SELECT count(*) FILTER (WHERE made_at >= $1 AND made_at < $2) AS made,
+       count(*) FILTER (WHERE kept_at >= $1 AND kept_at < $2 AND (due IS NULL OR kept_at <= due)) AS kept,
+       count(*) FILTER (WHERE due >= $1 AND due < $3 AND (kept_at IS NULL OR kept_at > due)
+                        AND (ended_at IS NULL OR ended_at > due)) AS broken
+FROM stats_commitments
+WHERE (made_at >= $1 AND made_at < $2) OR (kept_at >= $1 AND kept_at < $2) OR (due >= $1 AND due < $3)
+"""
+
+OVERDUE_NOW = """
+SELECT unit, count(*) AS n FROM stats_tickets WHERE overdue_due < $1 GROUP BY unit
+"""

@@ -1,0 +1,43 @@
+"""Demo tickets are tagged by their id prefix (`DEMO-`), so a later plain `run` can tell them from
+real work: it stops them firing (and says so), and `run --reset-demo` or `run --demo` deletes
+them. Real ticket ids never start with the prefix (docs/api.md reserves it). The daemon's store
+is PostgreSQL; the SQL is named in storage/queries.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.storage import queries as q
+from supervisor.storage.pg import PgStore
+
+DEMO_PREFIX = "DEMO-"
+_LIKE = DEMO_PREFIX.replace("-", "\\-") + "%"
+
+
+async def count_demo(store: PgStore) -> int:
+    return int(await store.pool.fetchval(q.COUNT_DEMO, _LIKE))
+
+
+async def silence_demo(store: PgStore) -> int:
+    """Stop the demo tickets' ladders, timers and unsent messages; returns the demo tickets."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        n = await conn.fetchval(q.COUNT_DEMO, _LIKE)
+        await conn.execute(q.SILENCE_DEMO_TIMERS, _LIKE)
+        await conn.execute(q.SILENCE_DEMO_OUTBOX, _LIKE)
+        await conn.execute(q.SILENCE_DEMO_LADDERS, _LIKE)
+    return int(n)
+
+
+async def purge_demo(store: PgStore) -> int:
+    """Delete everything of the demo tickets; returns how many tickets went."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        n = await conn.fetchval(q.COUNT_DEMO, _LIKE)
+        for row in await conn.fetch(q.TICKET_TABLES):
+            await conn.execute(q.DELETE_DEMO_ROWS.format(table=row["table_name"]), _LIKE)
+    return int(n)
+
+
+async def demo_messages(store: PgStore) -> list[Any]:
+    """The demo tickets' messages, oldest first, for the demo's console."""
+    async with store.pool.acquire() as conn:
+        return list(await conn.fetch(q.DEMO_MESSAGES, DEMO_PREFIX + "%"))

@@ -1,0 +1,152 @@
+"""The desk's pure parts: working time in words, the month grid, who may acknowledge what,
+sessions, the sign-in limiter, list cursors, users.yaml."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from supervisor.config.yamlconf import ConfigInvalid
+from supervisor.desk import auth
+from supervisor.desk.ack import ackable_steps
+from supervisor.desk.format import day_kind, deadline_state, month_grid, working_amount
+from supervisor.desk.users import add_user, check_users, load_users, verify
+from supervisor.storage.views import decode_cursor, encode_cursor
+from tests.helpers import loaded, sh
+
+
+def test_working_amount_in_working_time():
+    assert working_amount(105, 450) == "1个工作小时45分钟"
+    assert working_amount(-3 * 450, 450) == "3个工作日"
+    assert working_amount(450 + 60, 450) == "1个工作日1个工作小时"
+
+
+def test_deadline_state_counts_working_time_only():
+    cal = loaded().calendar
+    # Friday 2026-11-27 17:00 deadline, seen on Monday 11-30 10:00: 30 min Friday + 1 h Monday
+    st = deadline_state("reply_by", sh(2026, 11, 27, 17, 0), sh(2026, 11, 30, 10, 0), cal)
+    assert st.overdue and st.minutes == -90 and st.text == "已超期1个工作小时30分钟"
+    st = deadline_state("sign_by", sh(2026, 11, 25, 14, 30), sh(2026, 11, 25, 11, 0), cal)
+    assert not st.overdue and st.text == "剩余2个工作小时"
+    assert (
+        deadline_state(
+            "sign_by", sh(2026, 11, 25, 14, 30), sh(2026, 11, 26, 9, 0), cal, done=True
+        ).text
+        == "已完成"
+    )
+
+
+def test_month_grid_marks_holidays_and_makeup_days():
+    cal = loaded().calendar
+    weeks = month_grid(2026, 10, cal)
+    days = {d["date"]: d for w in weeks for d in w}
+    assert days["2026-10-01"]["kind"] == "holiday"  # 国庆
+    assert days["2026-10-10"]["kind"] == "makeup"  # a Saturday worked (调休)
+    assert days["2026-10-12"]["kind"] == "workday"
+    assert all(len(w) == 7 for w in weeks) and weeks[0][0]["date"] == "2026-09-28"
+    assert day_kind(date(2027, 3, 3), cal)["kind"] == "unknown"
+
+
+def test_a_liaison_may_end_only_the_liaisons_steps():
+    rule = loaded().policy.rule("sign-off")  # liaison, then head, then supervisor
+    assert ackable_steps(rule, "liaison") == {0}
+    assert ackable_steps(rule, "head") == {0, 1}
+    assert ackable_steps(rule, "supervisor") == {0, 1, 2}
+    assert ackable_steps(rule, "leader") == {0, 1, 2}
+
+
+def test_session_cookie_is_signed_and_expires():
+    s = auth.Session.new("zhang-min", 1000.0)
+    cookie = auth.sign(s, b"k1")
+    assert auth.unsign(cookie, b"k1", 1001.0) == s
+    assert auth.unsign(cookie, b"k2", 1001.0) is None  # another key
+    body, mac = cookie.rsplit(".", 1)
+    forged = auth.sign(auth.Session("leader", s.csrf, s.expires), b"guess")
+    assert auth.unsign(forged.split(".")[0] + "." + mac, b"k1", 1001.0) is None
+    assert auth.unsign(cookie, b"k1", 1000.0 + auth.SESSION_S + 1) is None
+    assert auth.csrf_ok(s, s.csrf) and not auth.csrf_ok(s, "x") and not auth.csrf_ok(s, None)
+
+
+def test_desk_key_file_is_made_once_with_mode_0600(tmp_path):
+    path = tmp_path / "var" / "desk.key"
+    key = auth.desk_key({}, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert auth.desk_key({}, path) == key
+    assert auth.desk_key({auth.KEY_ENV: "from-env"}, path) == b"from-env"
+
+
+def test_failed_sign_ins_are_limited_per_name_and_address():
+    lim = auth.SignInLimiter(limit=3, window_s=60, address_limit=5)
+    for i in range(3):
+        assert lim.blocked("a", "1.1.1.1", 100 + i) == 0
+        lim.failed("a", "1.1.1.1", 100 + i)
+    assert lim.blocked("a", "2.2.2.2", 105) > 0  # the name, from anywhere
+    assert lim.blocked("b", "1.1.1.1", 105) == 0  # the address allows more
+    lim.failed("b", "1.1.1.1", 106)
+    lim.failed("c", "1.1.1.1", 107)
+    assert lim.blocked("d", "1.1.1.1", 108) > 0  # the address, for any name
+    assert lim.blocked("b", "2.2.2.2", 108) == 0
+    assert lim.blocked("a", "2.2.2.2", 161) == 0  # the window passed
+
+
+def test_sign_in_goes_back_only_to_a_path_of_this_site():
+    from supervisor.desk.app import _safe_next
+
+    assert _safe_next("/tickets?view=overdue") == "/tickets?view=overdue"
+    for bad in ("//evil.example", "/\\evil.example", "https://evil.example", "", None):
+        assert _safe_next(bad) == "/"
+
+
+def test_cursor_round_trip_and_refusal():
+    at = sh(2026, 11, 23, 9, 5)
+    assert decode_cursor(encode_cursor(at, "T|1")) == (at, "T|1")
+    with pytest.raises(ValueError):
+        decode_cursor("bm90LWEtY3Vyc29y")
+
+
+def test_user_add_writes_argon2_and_check_names_file_line_key(tmp_path):
+    path = tmp_path / "users.yaml"
+    add_user(path, "zhang-min", "supervisor", None, "correct horse", "张敏")
+    add_user(path, "wang", "liaison", "城管执法中队", "another pass")
+    users = load_users(path)
+    assert "correct horse" not in path.read_text() and "$argon2id$" in path.read_text()
+    assert verify(users, "zhang-min", "correct horse").name == "张敏"
+    assert verify(users, "zhang-min", "wrong") is None and verify(users, "nobody", "x") is None
+    with pytest.raises(ValueError, match="exists"):
+        add_user(path, "wang", "liaison", "城管执法中队", "another pass")
+    path.write_text(
+        path.read_text() + "  li: {role: head, password_hash: '$argon2id$v'}\n"
+        "  x: {role: boss, passwd: 1}\n  y: {role: leader, password_hash: plain}\n"
+    )
+    errors = [str(e) for e in check_users(path)]
+    assert any(e.startswith(f"{path}:7: users.li") and "unit" in e for e in errors), errors
+    assert any(f"{path}:8: users.x.role" in e for e in errors), errors
+    assert any(f"{path}:8: users.x.passwd" in e for e in errors), errors
+    assert any(f"{path}:9: users.y.password_hash: not an argon2 hash" in e for e in errors), errors
+    assert not any("plain" in e for e in errors)  # a value given as a hash is not echoed
+    with pytest.raises(ConfigInvalid):
+        load_users(path)
+
+
+def test_rule_steps_and_event_fields_in_words():
+    from supervisor.core.durations import parse_duration
+    from supervisor.desk.format import calendar_warning, event_fields, offset_text
+
+    assert offset_text(parse_duration("-1 working day"), "reply_by") == "办理时限前1个工作日"
+    assert offset_text(parse_duration("1 working hour"), "sign_by") == "签收时限后1个工作小时"
+    assert offset_text(parse_duration("-30m"), "sign_by") == "签收时限前30分钟"
+    assert offset_text(parse_duration("0"), "event") == "事件发生时"
+    assert offset_text(parse_duration("0"), "sign_by") == "签收时限到达时"
+    fields = event_fields({"channel": "wechat", "urgent": False, "co_units": ["甲", "乙"], "grid": None,
+                           "reply_by": "2026-11-25T08:00:00+00:00", "caller_masked": "138****5678"})  # fmt: skip
+    assert fields == [
+        ("来源渠道", "微信"),
+        ("紧急", "否"),
+        ("协办单位", "甲、乙"),
+        ("办理时限", "2026-11-25 16:00"),
+    ]
+    assert (
+        "2027年" in (calendar_warning([2027], "weekdays") or "")
+        and calendar_warning([], "error") is None
+    )

@@ -1,0 +1,91 @@
+"""Same-matter keys and counts (core/matter.py), and amounts of working time in words."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from supervisor.core.clock import SHANGHAI
+from supervisor.core.firing import overdue_words
+from supervisor.core.matter import (
+    Candidate,
+    MatterConfig,
+    counts,
+    matches,
+    normalise_address,
+)
+from supervisor.core.workcal import WorkCalendar
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("幸福路12号", "幸福路12号"),
+        ("幸福路１２號", "幸福路12号"),  # full-width digits, 號
+        ("幸福路 12号 3栋2单元501室", "幸福路12号"),  # spaces, building/unit/room detail
+        ("幸福路12号502", "幸福路12号"),
+        ("和平里小区5号楼2单元", "和平里小区"),
+        ("ＡＢＣ大厦Ａ座1201", "abc大厦"),
+        ("幸福路12号（东门）", "幸福路12号东门"),
+        ("3号", None),  # too little to match on
+        ("", None),
+    ],
+)
+def test_address_keys(address, key):
+    assert normalise_address(address) == key
+
+
+def at(day, hour=10):
+    return datetime(2026, 11, day, hour, tzinfo=SHANGHAI)
+
+
+def test_counts_and_the_fifth_caller():
+    cfg = MatterConfig()
+    cands = [Candidate(f"G{i}", at(15 + i), f"c{i}", "和平里小区", None) for i in range(1, 5)]
+    cands.append(Candidate("X", at(17), "cx", "光明路7号", None))  # another matter
+    found = matches("G5", "和平里小区3号楼", None, cands, cfg)
+    assert [c.ticket for c in found] == ["G1", "G2", "G3", "G4"]
+    fields = counts(at(20), "c5", "G5", found, [30 * 1440], [7 * 1440])
+    assert fields == {"same_matter__43200m": 5, "matter_callers__10080m": 5}
+    # the same caller again: not a new caller, so the group rule's `eq: 5` does not hold twice
+    again = counts(at(20), "c2", "G6", found, [], [7 * 1440])
+    assert again == {"matter_callers__10080m": 0}
+    # no caller: a caller of its own
+    assert counts(at(20), None, "G7", found, [], [7 * 1440]) == {"matter_callers__10080m": 5}
+
+
+def test_summaries_match_by_similarity_and_threshold():
+    a = Candidate("T1", at(2), "c1", None, "幸福小区东门夜间烧烤油烟扰民")
+    assert matches("T2", None, "幸福小区东门夜间烧烤摊油烟扰民", [a], MatterConfig())
+    assert not matches("T2", None, "光明路路灯损坏不亮", [a], MatterConfig())
+    strict = MatterConfig(summary_similarity=99)
+    assert not matches("T2", None, "幸福小区东门夜间烧烤摊油烟扰民", [a], strict)
+
+
+CAL = WorkCalendar()
+
+
+@pytest.mark.parametrize(
+    ("deadline", "now", "working", "words"),
+    [
+        # Friday 16:45 to Monday 09:30: 45 + 30 working minutes, the weekend not counted
+        (datetime(2026, 11, 27, 16, 45), datetime(2026, 11, 30, 9, 30), True, "1个工作小时15分钟"),
+        (datetime(2026, 11, 25, 11, 0), datetime(2026, 11, 25, 14, 15), True, "1个工作小时45分钟"),
+        (datetime(2026, 11, 23, 10, 0), datetime(2026, 11, 26, 10, 0), True, "3个工作日"),
+        (
+            datetime(2026, 11, 23, 10, 0),
+            datetime(2026, 11, 26, 11, 30),
+            True,
+            "3个工作日1个工作小时",
+        ),
+        # across National Day: 09-30 10:00 to 10-09 10:00 is 2 working days, not 9 days
+        (datetime(2026, 9, 30, 10, 0), datetime(2026, 10, 9, 10, 0), True, "2个工作日"),
+        (datetime(2026, 11, 24, 23, 40), datetime(2026, 11, 25, 0, 40), False, "1小时"),
+        (datetime(2026, 11, 27, 17, 30), datetime(2026, 11, 28, 10, 0), True, "不足1个工作分钟"),
+    ],
+)
+def test_overdue_words_count_working_time(deadline, now, working, words):
+    d, n = deadline.replace(tzinfo=SHANGHAI), now.replace(tzinfo=SHANGHAI)
+    assert overdue_words(n, d, CAL, working) == words
+    assert overdue_words(d - timedelta(minutes=1), d, CAL, working) == ""
