@@ -195,8 +195,8 @@ def make_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
-    assert isinstance(supervisor.storage.pg, PgStore), "the HTTP API serves the PostgreSQL store"
-    app[STORE] = supervisor.storage.pg
+    assert isinstance(supervisor.store, PgStore), "the HTTP API serves the PostgreSQL store"
+    app[STORE] = supervisor.store
     app[TOKENS] = tokens
     app[METRICS] = metrics
     app[MAX_BATCH] = max_batch
