@@ -1,0 +1,199 @@
+"""1. Ingest through the real daemon: `hotline-supervisor run` (HTTP API, scheduler, dispatcher,
+reports, watcher, heartbeat) as a subprocess, 4 clients posting 500-event batches of realistic
+ticket lives; beside asyncpg executemany of the same rows into a bare table, in the same run.
+
+    python bench/b_daemon.py [--quick] [--workers N] [--pyspy FILE] [--tickets N]
+
+Reports events/s, the ratio to executemany, p50/p99 request latency, nothing lost (every event
+stored once, counted in the database), the daemon's RSS at the start and the end of the measured
+run, and CPU seconds of the daemon process(es), of PostgreSQL and of the clients. With --pyspy,
+py-spy samples the daemon during the measured run (collapsed stacks; see stages.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from b_ingest import _baseline, _drive
+from common import ROOT, SH, Analyzer, create_db, drop_db, event_stream
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config_copy(port: int) -> Path:
+    """config/ and rules/ copied, on a port of ours, with BENCH_MATCHER's matcher if set."""
+    d = Path(tempfile.mkdtemp(prefix="bench_daemon_"))
+    shutil.copytree(ROOT / "config", d / "config")
+    shutil.copytree(ROOT / "rules", d / "rules")
+    p = d / "config" / "settings.yaml"
+    s = p.read_text(encoding="utf-8").replace("port: 8345", f"port: {port}")
+    s = s.replace("max_body_bytes: 1048576", "max_body_bytes: 16777216")
+    want = os.environ.get("BENCH_MATCHER")
+    if want:
+        s = s.replace("matcher: durable_rules", f"matcher: {want}")
+    p.write_text(s, encoding="utf-8")
+    return d
+
+
+def _tree(pid: int) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu(daemon_pid: int) -> dict[str, float]:
+    import psutil
+
+    def cpu(pr) -> float:
+        try:
+            t = pr.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
+    pg = {pr.pid: cpu(pr) for pr in psutil.process_iter(["name"]) if (pr.info.get("name") or "").startswith("postgres")}
+    return {"daemon": sum(cpu(p) for p in _tree(daemon_pid)), "postgresql": pg, "clients": cpu(psutil.Process())}
+
+
+def _delta(a: dict, b: dict) -> dict[str, float]:
+    """CPU seconds between two _cpu samples; PostgreSQL per backend (backends come and go)."""
+    pg = sum(v - a["postgresql"].get(pid, 0.0) for pid, v in b["postgresql"].items())
+    return {"daemon": b["daemon"] - a["daemon"], "postgresql": pg, "clients": b["clients"] - a["clients"]}
+
+
+def _rss_mb(daemon_pid: int) -> float:
+    total = 0
+    for p in _tree(daemon_pid):
+        try:
+            total += p.memory_info().rss
+        except Exception:
+            pass
+    return round(total / 2**20, 1)
+
+
+async def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, limit_s: float = 60) -> None:
+    t0 = time.monotonic()
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() - t0 < limit_s:
+            if proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {proc.returncode}: {log.read_text()[-2000:]}")  # noqa: ASYNC240
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("daemon did not become healthy")
+
+
+async def bench(quick: bool, workers: int = 1, pyspy: str | None = None, n_tickets: int | None = None,
+                start_at: datetime | None = None) -> dict:
+    n_tickets = n_tickets or (4_000 if quick else 25_000)
+    batch, clients = 500, 4
+    # live: the first ticket opens now, so the scheduler works on what comes due during the run
+    # (start=past makes every ladder due at once: a catch-up competing with the ingest)
+    start = datetime.now(SH).replace(microsecond=0) if start_at is None else start_at
+    events = event_stream(n_tickets, start)
+    bodies = [json.dumps(events[i : i + batch], ensure_ascii=False).encode() for i in range(0, len(events), batch)]
+    name, url = await create_db("daemon")
+    port = _free_port()
+    cfg = _config_copy(port)
+    log = cfg / "daemon.log"
+    proc = None
+    try:
+        base_rate = await _baseline(url, events)
+        env = {**os.environ, "DATABASE_URL": url, "HOTLINE_API_TOKENS": "bench-token", "HOTLINE_CALLER_KEY": "bench-key",
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        cmd = [sys.executable, "-m", "supervisor.cli", "--config", str(cfg / "config"), "run"]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
+        with open(log, "w") as logf:  # noqa: ASYNC230
+            proc = subprocess.Popen(cmd, env=env, cwd=cfg, stdout=subprocess.DEVNULL, stderr=logf)  # noqa: ASYNC220
+        await _wait_healthy(port, proc, log)
+        await asyncio.sleep(1.0 if workers > 1 else 0.2)  # every worker listening
+        warm = event_stream(200, start, prefix="W")  # its own tickets, before the measured run
+        await _drive(port, [json.dumps(warm[i : i + batch]).encode() for i in range(0, len(warm), batch)], 1)
+        spy = None
+        if pyspy:
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "-o", pyspy, "--rate", "200", "--subprocesses",  # noqa: ASYNC220
+                                    "-p", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            await asyncio.sleep(1.0)
+        async with Analyzer(url) as an:
+            rss0 = _rss_mb(proc.pid)
+            cpu0 = _cpu(proc.pid)
+            dt, lat, accepted = await _drive(port, bodies, clients)
+            cpu1 = _delta(cpu0, _cpu(proc.pid))
+            rss1 = _rss_mb(proc.pid)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        conn = await asyncpg.connect(url)
+        try:
+            counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("events", "ladders", "timers", "outbox")}
+            stored = await conn.fetchval("SELECT count(*) FROM events WHERE ticket LIKE 'B%'")
+        finally:
+            await conn.close()
+        rate = len(events) / dt
+        lat.sort()
+        ratio = rate / base_rate
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return {
+            "workers": workers, "events": len(events), "tickets": n_tickets, "batch": batch, "clients": clients,
+            "seconds": round(dt, 2), "events_per_s": round(rate), "baseline_executemany_rows_per_s": round(base_rate),
+            "ratio": round(ratio, 4), "target_ratio": 0.09, "goal_ratio": 0.18, "met": ratio >= 0.09,
+            "request_p50_s": round(lat[len(lat) // 2], 3), "request_p99_s": round(p99, 3), "p99_met": p99 <= 0.25,
+            "accepted": accepted, "stored": stored, "nothing_lost": accepted == stored == len(events),
+            "rows": counts, "rss_mb_start": rss0, "rss_mb_end": rss1,
+            "cpu_s": {k: round(v, 1) for k, v in cpu1.items()},
+            "daemon_cpu_us_per_event": round(cpu1["daemon"] / len(events) * 1e6),
+            "postgresql_cpu_us_per_event": round(cpu1["postgresql"] / len(events) * 1e6),
+            "load_avg": os.getloadavg(), "autovacuum": an.autovacuum,
+            "matcher": os.environ.get("BENCH_MATCHER") or "settings (durable_rules)",
+        }  # fmt: skip
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln or "Traceback" in ln][:3] if log.exists() else []
+        if errors:
+            print("daemon log errors:", *errors, sep="\n  ", file=sys.stderr)
+        shutil.rmtree(cfg, ignore_errors=True)
+        await drop_db(name)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--pyspy")
+    ap.add_argument("--tickets", type=int)
+    a = ap.parse_args()
+    print(json.dumps(asyncio.run(bench(a.quick, a.workers, a.pyspy, a.tickets)), indent=1, ensure_ascii=False))
