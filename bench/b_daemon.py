@@ -72,14 +72,26 @@ def _cpu(daemon_pid: int) -> dict[str, float]:
         except psutil.Error:
             return 0.0
 
-    pg = {pr.pid: cpu(pr) for pr in psutil.process_iter(["name"]) if (pr.info.get("name") or "").startswith("postgres")}
-    return {"daemon": sum(cpu(p) for p in _tree(daemon_pid)), "postgresql": pg, "clients": cpu(psutil.Process())}
+    pg = {
+        pr.pid: cpu(pr)
+        for pr in psutil.process_iter(["name"])
+        if (pr.info.get("name") or "").startswith("postgres")
+    }
+    return {
+        "daemon": sum(cpu(p) for p in _tree(daemon_pid)),
+        "postgresql": pg,
+        "clients": cpu(psutil.Process()),
+    }
 
 
 def _delta(a: dict, b: dict) -> dict[str, float]:
     """CPU seconds between two _cpu samples; PostgreSQL per backend (backends come and go)."""
     pg = sum(v - a["postgresql"].get(pid, 0.0) for pid, v in b["postgresql"].items())
-    return {"daemon": b["daemon"] - a["daemon"], "postgresql": pg, "clients": b["clients"] - a["clients"]}
+    return {
+        "daemon": b["daemon"] - a["daemon"],
+        "postgresql": pg,
+        "clients": b["clients"] - a["clients"],
+    }
 
 
 def _rss_mb(daemon_pid: int) -> float:
@@ -108,15 +120,23 @@ async def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, limit_s: f
     raise RuntimeError("daemon did not become healthy")
 
 
-async def bench(quick: bool, workers: int = 1, pyspy: str | None = None, n_tickets: int | None = None,
-                start_at: datetime | None = None) -> dict:
+async def bench(
+    quick: bool,
+    workers: int = 1,
+    pyspy: str | None = None,
+    n_tickets: int | None = None,
+    start_at: datetime | None = None,
+) -> dict:
     n_tickets = n_tickets or (4_000 if quick else 25_000)
     batch, clients = 500, 4
     # live: the first ticket opens now, so the scheduler works on what comes due during the run
     # (start=past makes every ladder due at once: a catch-up competing with the ingest)
     start = datetime.now(SH).replace(microsecond=0) if start_at is None else start_at
     events = event_stream(n_tickets, start)
-    bodies = [json.dumps(events[i : i + batch], ensure_ascii=False).encode() for i in range(0, len(events), batch)]
+    bodies = [
+        json.dumps(events[i : i + batch], ensure_ascii=False).encode()
+        for i in range(0, len(events), batch)
+    ]
     name, url = await create_db("daemon")
     port = _free_port()
     cfg = _config_copy(port)
@@ -134,7 +154,9 @@ async def bench(quick: bool, workers: int = 1, pyspy: str | None = None, n_ticke
         await _wait_healthy(port, proc, log)
         await asyncio.sleep(1.0 if workers > 1 else 0.2)  # every worker listening
         warm = event_stream(200, start, prefix="W")  # its own tickets, before the measured run
-        await _drive(port, [json.dumps(warm[i : i + batch]).encode() for i in range(0, len(warm), batch)], 1)
+        await _drive(
+            port, [json.dumps(warm[i : i + batch]).encode() for i in range(0, len(warm), batch)], 1
+        )
         spy = None
         if pyspy:
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "-o", pyspy, "--rate", "200", "--subprocesses",  # noqa: ASYNC220
@@ -151,7 +173,10 @@ async def bench(quick: bool, workers: int = 1, pyspy: str | None = None, n_ticke
             spy.wait(60)
         conn = await asyncpg.connect(url)
         try:
-            counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("events", "ladders", "timers", "outbox")}
+            counts = {
+                t: await conn.fetchval(f"SELECT count(*) FROM {t}")
+                for t in ("events", "ladders", "timers", "outbox")
+            }
             stored = await conn.fetchval("SELECT count(*) FROM events WHERE ticket LIKE 'B%'")
         finally:
             await conn.close()
@@ -180,7 +205,15 @@ async def bench(quick: bool, workers: int = 1, pyspy: str | None = None, n_ticke
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln or "Traceback" in ln][:3] if log.exists() else []
+        errors = (
+            [
+                ln
+                for ln in log.read_text(errors="replace").splitlines()
+                if "ERROR" in ln or "Traceback" in ln
+            ][:3]
+            if log.exists()
+            else []
+        )
         if errors:
             print("daemon log errors:", *errors, sep="\n  ", file=sys.stderr)
         shutil.rmtree(cfg, ignore_errors=True)
@@ -196,4 +229,8 @@ if __name__ == "__main__":
     ap.add_argument("--pyspy")
     ap.add_argument("--tickets", type=int)
     a = ap.parse_args()
-    print(json.dumps(asyncio.run(bench(a.quick, a.workers, a.pyspy, a.tickets)), indent=1, ensure_ascii=False))
+    print(
+        json.dumps(
+            asyncio.run(bench(a.quick, a.workers, a.pyspy, a.tickets)), indent=1, ensure_ascii=False
+        )
+    )

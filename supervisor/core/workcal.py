@@ -93,6 +93,7 @@ class WorkCalendar:
         self._periods = tuple((_offset(s), _offset(e)) for s, e in self.config.office_hours)
         self._day_length = sum((e - s for s, e in self._periods), timedelta())
         self._workdays: dict[date, bool] = {}
+        self._added: dict[tuple[datetime, Duration], datetime] = {}  # add()'s memo, bounded
         self.gap_years_used: set[int] = set()  # years answered Monday-Friday; callers warn
 
     @property
@@ -140,7 +141,20 @@ class WorkCalendar:
     # -- arithmetic ------------------------------------------------------------------------
 
     def add(self, t: datetime, d: Duration) -> datetime:
-        """`t` moved by `d` (negative: before); the result is aware, in the calendar's zone."""
+        """`t` moved by `d` (negative: before); the result is aware, in the calendar's zone.
+
+        Memoised per (instant, duration): a ticket's deadlines are worked out again for each of
+        its events from the same dispatch time. Bounded: cleared when it holds 100,000 results."""
+        key = (t, d)
+        hit = self._added.get(key)
+        if hit is None:
+            hit = self._add(t, d)
+            if len(self._added) >= 100_000:
+                self._added.clear()
+            self._added[key] = hit
+        return hit
+
+    def _add(self, t: datetime, d: Duration) -> datetime:
         local = self._local(t)
         if d.amount == 0:
             return local

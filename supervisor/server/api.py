@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from supervisor.application import BatchRejected, Supervisor
+from supervisor.server.body import decode_body
 from supervisor.server.metrics import Metrics
 from supervisor.storage.pg import PgStore
 
@@ -85,7 +86,7 @@ async def post_events(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     body = await request.read()
     try:
-        payload = json.loads(body)
+        payload = decode_body(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         metrics.events_rejected.labels("malformed").inc()
         return _problem(400, f"body is not JSON: {exc}")

@@ -31,7 +31,9 @@ def test_the_memo_answers_what_the_evaluator_answers(conds, msgs):
 
 
 def test_numbers_are_keyed_by_where_they_stand_against_the_constants():
-    compiled = _compiled([{"since_dispatch": {"gt": "1 working day"}}, {"dispatch_count": {"gte": 3}}])
+    compiled = _compiled(
+        [{"since_dispatch": {"gt": "1 working day"}}, {"dispatch_count": {"gte": 3}}]
+    )
     memo = MemoMatcher(PythonMatcher(compiled), compiled)
     base = {"since_dispatch__wm": 0, "dispatch_count": 1}
     answers = [
