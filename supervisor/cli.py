@@ -1,6 +1,6 @@
 """hotline-supervisor: the command line. Thin: arguments, configuration, asyncio.run.
 
-run [--demo]                 the daemon (HTTP API + scheduler + dispatcher)
+run [--demo] [--workers N]   the daemon (HTTP API + scheduler + dispatcher); N processes on one port
 check                        validate config/ and rules/, list every problem (exit 1 if any)
 test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
 simulate EVENTS.jsonl        replay events on a virtual clock, print the notifications (JSON lines)
@@ -172,7 +172,14 @@ def cmd_run(args) -> int:
     if loaded is None:
         return 1
     logs.setup("text" if args.demo or sys.stderr.isatty() else loaded.settings.log_format)
-    daemon = Daemon(loaded)
+    if args.workers > 1:
+        from supervisor.server.workers import run_workers
+
+        if args.demo:
+            print("--demo runs one daemon; leave out --workers", file=sys.stderr)
+            return 1
+        return run_workers(args.workers, args.config, loaded.settings)
+    daemon = Daemon(loaded, reuse_port=args.reuse_port)
 
     async def main() -> None:
         on_started = None
@@ -212,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also feed a short demo stream of events, to see messages go out",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="daemon processes sharing the HTTP port and the database (default 1)",
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
     sub.add_parser("check", help="validate configuration and rules").set_defaults(func=cmd_check)
     p = sub.add_parser("test-rules", help="run rule unit tests")

@@ -51,8 +51,10 @@ class Daemon:
         env: dict[str, str] | None = None,
         clock: Clock | None = None,
         worker_id: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.loaded = loaded
+        self.reuse_port = reuse_port  # several daemons on one port (run --workers N)
         self.env = dict(os.environ if env is None else env)
         self.clock = clock or SystemClock()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -102,7 +104,9 @@ class Daemon:
             )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
+        site = web.TCPSite(
+            self._runner, settings.http.host, settings.http.port, reuse_port=self.reuse_port or None
+        )
         await site.start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else settings.http.port
         self._remember_mtimes()
