@@ -43,7 +43,7 @@ def _fields(cond: Compiled, out: dict[str, list[Any]]) -> None:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return type(v) is int or type(v) is float
 
 
 class MemoMatcher:
@@ -74,17 +74,14 @@ class MemoMatcher:
     def key(self, message: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The memo key, or None when the message cannot be keyed safely (a field missing, a
         number where text was expected): then the inner matcher answers it directly."""
-        out: list[Any] = []
         try:
-            for name in self._plain:
-                v = message[name]
-                # type in the key: True == 1 in Python, not for the engine's JSON
-                out.append((type(v).__name__, v))
+            plain = tuple([message[name] for name in self._plain])
+            out: list[Any] = [plain, tuple(map(type, plain))]  # True == 1 in Python, not in JSON
             for name, (ordered, consts) in self._numeric.items():
                 v = message[name]
-                if not _is_number(v):
+                if type(v) is not int and type(v) is not float:
                     return None
-                out.append((bisect_left(ordered, v), v in consts))
+                out.append(bisect_left(ordered, v) * 2 + (v in consts))
         except (KeyError, TypeError):
             return None
         return tuple(out)
