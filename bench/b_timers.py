@@ -141,7 +141,7 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
             prof.dump_stats("/tmp/bench_catchup.prof")
             result["catch_up"]["profile_top"] = top_entries("/tmp/bench_catchup.prof", 20, "tottime")
             result["catch_up"]["profile_cumulative"] = top_entries("/tmp/bench_catchup.prof", 25, "cumulative")
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.storage.pg", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.storage.queries", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
         result["claim_explain_idle"] = [r[0] for r in plan][-3:]
     finally:
         await conn.close()

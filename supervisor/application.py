@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.config.contacts import Directory
 from supervisor.config.templates import Templates
@@ -20,7 +20,19 @@ from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
-from supervisor.storage.pg import DueTimer, FireOutcome, IngestOutcome, Store
+from supervisor.storage.base import (
+    DueTimer,
+    FireFn,
+    FireOutcome,
+    FirePolicy,
+    IngestOutcome,
+    LinkedTicket,
+    PlanFn,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from supervisor.delivery.policy import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,8 @@ class Runtime:
     templates: Templates
     caller_key: bytes
     catch_up_grace: timedelta = timedelta(minutes=5)
+    # when a queued message may go (quiet hours, grouping); None: as soon as it is produced
+    delivery: DeliverySettings | None = None
 
 
 def runtime_from(loaded: Any, key: bytes) -> Runtime:
@@ -44,6 +58,7 @@ def runtime_from(loaded: Any, key: bytes) -> Runtime:
         templates=loaded.templates,
         caller_key=key,
         catch_up_grace=timedelta(seconds=loaded.settings.scheduler.catch_up_grace_s),
+        delivery=loaded.settings.delivery,
     )
 
 
@@ -85,13 +100,14 @@ class Supervisor:
         rt = self.runtime
         return await self.store.ingest(events, self._plan_fn(rt, replan=False), rt.policy.windows)
 
-    def _plan_fn(self, rt: Runtime, *, replan: bool):
+    def _plan_fn(self, rt: Runtime, *, replan: bool) -> PlanFn:
         def plan_fn(
+            *,
             ticket: str,
             events: list[Event],
             ladders: list[Ladder],
             new_ids: set[str],
-            windows: dict[str, dict[str, int]],
+            repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
             return plan(
@@ -100,7 +116,7 @@ class Supervisor:
                 ladders,
                 rt.policy,
                 new_event_ids=new_ids,
-                windows=windows,
+                windows=repeat_counts,
                 replan=replan,
                 start=start,
             )
@@ -115,29 +131,29 @@ class Supervisor:
     async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
         rt = self.runtime
         now = now or self.clock.now()
-        return await self.store.fire_due(
-            now,
-            limit,
-            self._fire_fn(rt, now),
-            rt.catch_up_grace,
-            frozenset(r.id for r in rt.policy.rules if r.lists_linked),
-            timedelta(minutes=max(rt.policy.windows, default=0)),
+        policy = FirePolicy(
+            grace=rt.catch_up_grace,
+            linked_rules=frozenset(r.id for r in rt.policy.rules if r.lists_linked),
+            linked_window=timedelta(minutes=max(rt.policy.windows, default=0)),
+            delivery=rt.delivery,
         )
+        return await self.store.fire_due(now, limit, self._fire_fn(rt, now), policy)
 
-    def _fire_fn(self, rt: Runtime, now: datetime):
+    def _fire_fn(self, rt: Runtime, now: datetime) -> FireFn:
         rules = rt.policy.rules_by_id
 
         window = timedelta(minutes=max(rt.policy.windows, default=0))
         known: dict[str, dl.Deadlines] = {}  # per claimed batch: fire_fn lives for one call
 
         def fire_fn(
+            *,
             timer: DueTimer,
-            ladder: Ladder | None,
+            ladder: Ladder,
             state: TicketState | None,
-            linked: list[tuple[str, datetime]],
+            linked: list[LinkedTicket],
         ) -> list[Notification]:
             rule = rules.get(timer.rule)
-            if rule is None or ladder is None or state is None or timer.step >= len(rule.steps):
+            if rule is None or state is None or timer.step >= len(rule.steps):
                 return []
             deadlines = known.get(state.ticket)
             if deadlines is None:  # several steps of one ticket often fire together
@@ -172,3 +188,7 @@ class Supervisor:
 
     async def ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
         return await self.store.ack(ticket, rule, by, via, self.clock.now())
+
+    async def run_report(self, report: Any, period: int, at: datetime) -> list[Notification] | None:
+        """One period of a periodic report, once across all daemons; its messages are queued."""
+        return await self.store.run_report(report, period, at, self.runtime)

@@ -11,7 +11,6 @@ supervisor either does it return [], and then the caller must report the message
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load
 from supervisor.core.privacy import mask
 
 ROLES = ("liaison", "head", "supervisor", "leader", "grid")
-CHANNELS = ("sms", "voice", "wecom", "dingtalk", "console")
 PHONE_REGION = "CN"  # numbers written without +86 are mainland numbers
 
 Channel = Literal["sms", "voice", "wecom", "dingtalk", "console"]
@@ -208,9 +206,6 @@ def load_directory(path: Path | str, text: str | None = None) -> Directory:
     if errors:
         raise ConfigInvalid(errors)
     return Directory(model)
-
-
-_NON_DIGITS = re.compile(r"\D+")
 
 
 def mask_phone(e164: str) -> str:

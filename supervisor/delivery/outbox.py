@@ -1,10 +1,10 @@
 """The dispatcher: takes ready rows from the outbox, sends them, and writes down what happened.
 
-Each message moves pending -> sending -> sent | failed (| back to pending for a retry). Claiming
-is a short transaction (FOR UPDATE SKIP LOCKED, so several workers never take the same row);
-sending happens outside any transaction; each result is recorded in its own short transaction.
-Rows sent together as one message (a group, see delivery.py) share `group_id`, the id of the
-group's first row, and every state change applies to the whole group.
+Each message moves pending -> sending -> sent | failed (| back to pending for a retry). The store
+carries the moves out (storage/base.py: claim_ready, claim_stale, touch, record_*, fail_group);
+this module decides which move to make. Sending happens outside any transaction. Rows sent
+together as one message (a group, see policy.py) share a lead row, and every state change applies
+to the whole group.
 
 Outcomes (notifiers/base.py SendResult):
 - sent: status 'sent' with the provider's id.
@@ -49,245 +49,49 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
-
-import asyncpg
+from typing import cast
 
 from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
 from supervisor.delivery.policy import (
     DeliverySettings,
-    Render,
     backoff_s,
     compose_group,
     release_at,
     split_groups,
 )
+from supervisor.delivery.sending import Batch, DispatchStats, TokenBucket, address_for
+from supervisor.storage.base import OutboxRow, Store
+from supervisor.storage.pg_outbox import person
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = timedelta(seconds=30)  # the loop looks again at least this often
 MIN_SLEEP = timedelta(seconds=1)  # ...and not more often, when rows are ready but locked elsewhere
-PHONE_CHANNELS = frozenset({"sms", "voice"})
 # Channels whose provider records do not keep the content, so find_sent matches by time alone.
 CONTENT_BLIND = frozenset({"voice"})
 AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
-
-# --- SQL ---------------------------------------------------------------------------------------
-
-_COLUMNS = (
-    "id, ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text, urgent,"
-    " attempts, claimed_at, last_error, in_flight"
-)
-# Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
-# cancels pending rows itself; this catches rows that came back to pending from a retry.)
-CANCEL_STOPPED = """
-WITH s AS (
-    SELECT o.id, l.status FROM outbox o
-    JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
-    WHERE o.status = 'pending' AND o.not_before <= $1 AND l.status <> 'active'
-    FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE outbox SET status = 'cancelled', last_error = 'ladder ' || s.status FROM s
-WHERE outbox.id = s.id
-"""
-CLAIM_READY = f"""
-SELECT {_COLUMNS} FROM outbox
-WHERE status = 'pending' AND not_before <= $1
-ORDER BY urgent DESC, not_before, id
-LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
-# The rest of a group: pending non-urgent rows for the same person and channel that would become
-# ready within the window anyway (Alertmanager's group_wait, see delivery.py).
-JOIN_GROUP = f"""
-SELECT {_COLUMNS} FROM outbox
-WHERE status = 'pending' AND NOT urgent AND not_before <= $1
-  AND (channel, coalesce(address, recipient)) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-  AND id <> ALL($4::bigint[])
-FOR UPDATE SKIP LOCKED
-"""
-MARK_SENDING = """
-UPDATE outbox AS o SET status = 'sending', claimed_at = $1, claimed_by = $2, group_id = v.lead
-FROM unnest($3::bigint[], $4::bigint[]) AS v(id, lead)
-WHERE o.id = v.id
-"""
-# The lead row's lock stands for its group's: only one worker reconciles a group.
-CLAIM_STALE = """
-SELECT id FROM outbox
-WHERE status = 'sending' AND claimed_at < $1 AND coalesce(group_id, id) = id
-ORDER BY claimed_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
-GROUP_ROWS = f"""
-SELECT coalesce(group_id, id) AS lead, {_COLUMNS} FROM outbox
-WHERE coalesce(group_id, id) = ANY($1::bigint[]) AND status = 'sending'
-ORDER BY id
-"""
-RESTAMP = """
-UPDATE outbox SET claimed_at = $1, claimed_by = $2, group_id = coalesce(group_id, id)
-WHERE coalesce(group_id, id) = ANY($3::bigint[]) AND status = 'sending'
-"""
-# Just before a send: still ours? The new claim time is also the `since` of a later reconcile.
-TOUCH = """
-UPDATE outbox SET claimed_at = $2, attempts = attempts + 1, in_flight = true
-WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
-RETURNING id
-"""
-# 'sent' is the truth whoever holds the claim; a callback may have marked the row failed already.
-RECORD_SENT = """
-UPDATE outbox SET status = 'sent', provider_id = $2, sent_at = $3, last_error = NULL, in_flight = false
-WHERE group_id = $1 AND status = 'sending'
-"""
-RECORD_RETRY = """
-UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, claimed_by = NULL, in_flight = false
-WHERE group_id = $1 AND status = 'sending' AND claimed_by = $4
-"""
-RECORD_UNKNOWN = """
-UPDATE outbox SET last_error = $2 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
-"""
-FAIL_GROUP = """
-UPDATE outbox SET status = 'failed', last_error = $2, in_flight = false
-WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
-  AND status = ANY($3::text[])
-RETURNING id, channel
-"""
-# Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile.
-INSERT_FALLBACK = """
-INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text,
-                    urgent, note, not_before, created_at)
-SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, o.recipient, o.name, o.address, $2, o.text,
-       o.urgent, $3, CASE WHEN o.urgent THEN $4::timestamptz ELSE $5::timestamptz END, $4
-FROM outbox o
-WHERE o.id = ANY($1::bigint[])
-  AND NOT EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = o.ticket AND l.rule = o.rule
-                  AND l.cycle = o.cycle AND l.status <> 'active')
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
-# Other unresolved attempts to the same person around the same moment: a provider that cannot
-# compare content (voice) could not tell their calls apart.
-OVERLAPPING = """
-SELECT count(*) FROM outbox
-WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND status = 'sending' AND in_flight
-  AND coalesce(group_id, id) <> $3 AND claimed_at BETWEEN $4 AND $5
-"""
-KNOWN_IDS = """
-SELECT DISTINCT provider_id FROM outbox
-WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND sent_at >= $3
-"""
-NEXT_READY = """
-SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),
-             (SELECT min(claimed_at) FROM outbox WHERE status = 'sending') + $1::interval)
-"""
-
-
-# --- values ------------------------------------------------------------------------------------
-
-
-@dataclass
-class DispatchStats:
-    claimed: int = 0  # rows taken (new and reconciled)
-    messages: int = 0  # messages handled (a group is one)
-    sent: int = 0  # messages the provider accepted
-    reconciled: int = 0  # messages found already accepted: marked sent, not resent
-    retried: int = 0  # messages put back to pending
-    unknown: int = 0  # ambiguous sends left for reconciliation
-    failed: int = 0  # messages given up on this channel
-    fallbacks: int = 0  # rows created on a fallback channel
-    skipped: int = 0  # claims lost to another worker before sending
-
-    def add(self, other: DispatchStats) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-
-@dataclass
-class _Batch:
-    """One message to send: one row, or a group of rows for the same person and channel."""
-
-    lead: int
-    rows: list[dict[str, Any]]
-    text: str
-    since: datetime | None = None  # set when reconciling: the time of the last attempt
-    ids: list[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.ids = [r["id"] for r in self.rows]
-
-    @property
-    def first(self) -> dict[str, Any]:
-        return self.rows[0]
-
-    @property
-    def channel(self) -> str:
-        return str(self.first["channel"])
-
-    @property
-    def attempts(self) -> int:
-        return max(int(r["attempts"]) for r in self.rows)
-
-    def log_extra(self, **more: object) -> dict[str, object]:
-        return {
-            "outbox": self.ids,
-            "recipient": self.first["recipient"],
-            "channel": self.channel,
-            **more,
-        }
-
-
-class _TokenBucket:
-    """Per-channel send rate for this process. Waits on the clock, so a VirtualClock in tests
-    advances instead of sleeping. A burst of one: messages are spaced evenly."""
-
-    def __init__(self, rate_per_s: float, clock: Clock) -> None:
-        self._rate = rate_per_s
-        self._clock = clock
-        self._tokens = 1.0
-        self._at: datetime | None = None
-        self._lock = asyncio.Lock()
-
-    async def take(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.now()
-                if self._at is not None:
-                    elapsed = max(0.0, (now - self._at).total_seconds())
-                    self._tokens = min(1.0, self._tokens + elapsed * self._rate)
-                self._at = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                wait = (1.0 - self._tokens) / self._rate
-                await self._clock.sleep_until(now + timedelta(seconds=wait))
-
-
-# --- the dispatcher ------------------------------------------------------------------------------
 
 
 class Dispatcher:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: Store,
         notifiers: Mapping[str, Notifier],
         settings: DeliverySettings,
         clock: Clock,
         *,
-        render_group: Render | None = None,
         worker_id: str,
         rng: random.Random | None = None,
     ) -> None:
-        self.pool = pool
+        self.store = store
         self.notifiers = notifiers
         self.settings = settings
         self.clock = clock
-        self.render_group = render_group
         self.worker_id = worker_id
         self._rng = rng or random.Random()
-        self._buckets: dict[str, _TokenBucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -298,7 +102,7 @@ class Dispatcher:
         batches = await self._claim_stale(now, limit)
         batches += await self._claim_ready(now, limit)
         stats.claimed = sum(len(b.rows) for b in batches)
-        by_channel: dict[str, list[_Batch]] = defaultdict(list)
+        by_channel: dict[str, list[Batch]] = defaultdict(list)
         for b in batches:
             by_channel[b.channel].append(b)
         # Channels send side by side (a slow SMS queue must not hold up calls); within a channel,
@@ -315,10 +119,7 @@ class Dispatcher:
     async def next_ready(self) -> datetime | None:
         """When run_once next has something to do: the earliest pending row, or the earliest
         'sending' row becoming stale."""
-        async with self.pool.acquire() as conn:
-            return await conn.fetchval(
-                NEXT_READY, timedelta(seconds=self.settings.reconcile_after_s)
-            )
+        return await self.store.next_ready(timedelta(seconds=self.settings.reconcile_after_s))
 
     async def run(
         self,
@@ -360,56 +161,31 @@ class Dispatcher:
 
     # -- claiming -----------------------------------------------------------------------------
 
-    async def _claim_ready(self, now: datetime, limit: int) -> list[_Batch]:
+    async def _claim_ready(self, now: datetime, limit: int) -> list[Batch]:
         window = timedelta(seconds=self.settings.group_window_s)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(CANCEL_STOPPED, now + window)
-            rows = [dict(r) for r in await conn.fetch(CLAIM_READY, now, limit)]
-            if not rows:
-                return []
-            keys = {(r["channel"], _person(r)) for r in rows if not r["urgent"]}
-            if keys and window:
-                joined = await conn.fetch(
-                    JOIN_GROUP,
-                    now + window,
-                    [k[0] for k in keys],
-                    [k[1] for k in keys],
-                    [r["id"] for r in rows],
-                )
-                rows += [dict(r) for r in joined]
-            batches = self._group(rows)
-            ids = [i for b in batches for i in b.ids]
-            leads = [b.lead for b in batches for _ in b.ids]
-            await conn.execute(MARK_SENDING, now, self.worker_id, ids, leads)
-        return batches
+        messages = await self.store.claim_ready(now, limit, self.worker_id, window, self._group)
+        return [self._batch(rows) for rows in messages]
 
-    def _group(self, rows: list[dict[str, Any]]) -> list[_Batch]:
+    def _group(self, rows: list[OutboxRow]) -> list[list[OutboxRow]]:
         """Urgent rows go alone; the others by person and channel, cut to the SMS budget."""
-        batches: list[_Batch] = []
-        together: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        out: list[list[OutboxRow]] = []
+        together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for r in sorted(rows, key=lambda r: r["id"]):
             if r["urgent"] or not self.settings.group_window_s:
-                batches.append(self._batch([r]))
+                out.append([r])
             else:
-                together[(r["channel"], _person(r))].append(r)
+                together[(r["channel"], person(r))].append(r)
         for group in together.values():
-            for chunk in split_groups(group, self.settings.group_max_segments, self.render_group):
-                batches.append(self._batch([dict(r) for r in chunk]))
-        return batches
+            for chunk in split_groups(group, self.settings.group_max_segments):
+                out.append([cast(OutboxRow, r) for r in chunk])
+        return out
 
-    def _batch(self, rows: list[dict[str, Any]], since: datetime | None = None) -> _Batch:
-        return _Batch(rows[0]["id"], rows, compose_group(rows, self.render_group), since)
+    def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
+        return Batch(rows[0]["id"], rows, compose_group(rows), since)
 
-    async def _claim_stale(self, now: datetime, limit: int) -> list[_Batch]:
+    async def _claim_stale(self, now: datetime, limit: int) -> list[Batch]:
         cutoff = now - timedelta(seconds=self.settings.reconcile_after_s)
-        async with self.pool.acquire() as conn, conn.transaction():
-            leads = [r["id"] for r in await conn.fetch(CLAIM_STALE, cutoff, limit)]
-            if not leads:
-                return []
-            groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for r in await conn.fetch(GROUP_ROWS, leads):
-                groups[r["lead"]].append(dict(r))
-            await conn.execute(RESTAMP, now, self.worker_id, leads)
+        groups = await self.store.claim_stale(now, cutoff, limit, self.worker_id)
         batches = []
         for lead, rows in groups.items():
             # Rebuilt from the same rows in the same order, the text is the one sent before,
@@ -417,24 +193,24 @@ class Dispatcher:
             since = next(r["claimed_at"] for r in rows if r["id"] == lead)
             if not any(r["in_flight"] for r in rows):
                 since = None  # claimed but never handed to the provider: nothing to ask about
-            batches.append(_Batch(lead, rows, compose_group(rows, self.render_group), since))
+            batches.append(Batch(lead, rows, compose_group(rows), since))
         return batches
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send_channel(self, batches: list[_Batch]) -> DispatchStats:
+    async def _send_channel(self, batches: list[Batch]) -> DispatchStats:
         stats = DispatchStats()
         for b in batches:
             stats.messages += 1
             await self._deliver(b, stats)
         return stats
 
-    async def _deliver(self, b: _Batch, stats: DispatchStats) -> None:
+    async def _deliver(self, b: Batch, stats: DispatchStats) -> None:
         notifier = self.notifiers.get(b.channel)
         if notifier is None:
             await self._give_up(b, f"no notifier for channel {b.channel}", stats)
             return
-        to = _address_for(b.first, notifier)
+        to = address_for(b.first, notifier)
         if to is None:
             await self._give_up(b, f"no phone number for recipient {b.first['recipient']}", stats)
             return
@@ -445,9 +221,7 @@ class Dispatcher:
             return
 
         await self._bucket(b.channel).take()
-        async with self.pool.acquire() as conn:
-            touched = await conn.fetch(TOUCH, b.lead, self.clock.now(), self.worker_id)
-        if not touched:
+        if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
             stats.skipped += 1
             log.info("claim lost before sending", extra=b.log_extra())
             return
@@ -461,16 +235,15 @@ class Dispatcher:
         await self._record(b, result, attempts, stats)
 
     async def _reconcile(
-        self, b: _Batch, notifier: Notifier, msg: Outgoing, stats: DispatchStats
+        self, b: Batch, notifier: Notifier, msg: Outgoing, stats: DispatchStats
     ) -> bool:
         """Ask the provider about an earlier attempt; True when the message should be sent."""
         assert b.since is not None
         if b.channel in CONTENT_BLIND:
-            async with self.pool.acquire() as conn:
-                others = await conn.fetchval(
-                    OVERLAPPING, b.first["address"], b.channel, b.lead,
-                    b.since - AMBIGUITY_WINDOW, b.since + AMBIGUITY_WINDOW,
-                )  # fmt: skip
+            others = await self.store.overlapping(
+                b.first["address"], b.channel, b.lead,
+                b.since - AMBIGUITY_WINDOW, b.since + AMBIGUITY_WINDOW,
+            )  # fmt: skip
             if others:
                 # Two unresolved calls to one person at once: a call found could be either's.
                 # Place this one again: a second call is better than a missed escalation.
@@ -478,13 +251,9 @@ class Dispatcher:
                 return True
         try:
             # what the provider accepted for our other messages to this person is not this one
-            async with self.pool.acquire() as conn:
-                known = frozenset(
-                    r["provider_id"]
-                    for r in await conn.fetch(
-                        KNOWN_IDS, b.first["address"], b.channel, b.since - timedelta(hours=1)
-                    )
-                )
+            known = await self.store.known_ids(
+                b.first["address"], b.channel, b.since - timedelta(hours=1)
+            )
             found = await notifier.find_sent(msg, b.since, known)
         except Exception as exc:
             # The provider cannot be asked: resend after a backoff rather than risk silence.
@@ -493,8 +262,7 @@ class Dispatcher:
             await self._retry(b, error, None, b.attempts, stats)
             return False
         if found is not None:
-            async with self.pool.acquire() as conn:
-                await conn.execute(RECORD_SENT, b.lead, found, self.clock.now())
+            await self.store.record_sent(b.lead, found, self.clock.now())
             stats.reconciled += 1
             log.info("reconciled: already sent", extra=b.log_extra(provider_id=found))
             return False
@@ -505,12 +273,11 @@ class Dispatcher:
         return True
 
     async def _record(
-        self, b: _Batch, result: SendResult, attempts: int, stats: DispatchStats
+        self, b: Batch, result: SendResult, attempts: int, stats: DispatchStats
     ) -> None:
         now = self.clock.now()
         if result.outcome == "sent":
-            async with self.pool.acquire() as conn:
-                await conn.execute(RECORD_SENT, b.lead, result.provider_id, now)
+            await self.store.record_sent(b.lead, result.provider_id, now)
             stats.sent += 1
             log.info("sent", extra=b.log_extra(provider_id=result.provider_id, rows=len(b.rows)))
         elif result.outcome == "retry":
@@ -518,16 +285,13 @@ class Dispatcher:
         elif result.outcome == "failed":
             await self._give_up(b, result.error or "failed", stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
-            async with self.pool.acquire() as conn:
-                await conn.execute(
-                    RECORD_UNKNOWN, b.lead, result.error or "unknown", self.worker_id
-                )
+            await self.store.record_unknown(b.lead, result.error or "unknown", self.worker_id)
             stats.unknown += 1
             log.warning("send outcome unknown", extra=b.log_extra(error=result.error))
 
     async def _retry(
         self,
-        b: _Batch,
+        b: Batch,
         error: str,
         retry_after_s: float | None,
         attempts: int,
@@ -539,12 +303,11 @@ class Dispatcher:
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
         when = release_at(now + timedelta(seconds=delay), bool(b.first["urgent"]), self.settings)
-        async with self.pool.acquire() as conn:
-            await conn.execute(RECORD_RETRY, b.lead, when, error, self.worker_id)
+        await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
 
-    async def _give_up(self, b: _Batch, reason: str, stats: DispatchStats) -> None:
+    async def _give_up(self, b: Batch, reason: str, stats: DispatchStats) -> None:
         stats.failed += 1
         stats.fallbacks += await self._fail_and_fall_back(b.lead, reason, ("sending",))
 
@@ -560,40 +323,19 @@ class Dispatcher:
         self, outbox_id: int, reason: str, statuses: tuple[str, ...]
     ) -> int:
         now = self.clock.now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            failed = await conn.fetch(FAIL_GROUP, outbox_id, reason, list(statuses))
-            if not failed:
-                return 0
-            channel = failed[0]["channel"]
-            target = self.settings.fallback.get(channel)
-            created = []
-            if target is not None:
-                note = f"fallback from {channel}: {reason}"
-                held = release_at(now, False, self.settings)
-                created = await conn.fetch(
-                    INSERT_FALLBACK, [r["id"] for r in failed], target, note, now, held
-                )
-        extra = {"outbox": [r["id"] for r in failed], "channel": channel, "reason": reason}
-        log.warning(
-            "delivery failed", extra={**extra, "fallback": target, "fallback_rows": len(created)}
+        held = release_at(now, False, self.settings)
+        out = await self.store.fail_group(
+            outbox_id, reason, statuses, self.settings.fallback, now, held
         )
-        return len(created)
+        if not out.failed:
+            return 0
+        extra = {"outbox": out.failed, "channel": out.channel, "reason": reason}
+        log.warning(
+            "delivery failed", extra={**extra, "fallback": out.target, "fallback_rows": out.created}
+        )
+        return out.created
 
-    def _bucket(self, channel: str) -> _TokenBucket:
+    def _bucket(self, channel: str) -> TokenBucket:
         if channel not in self._buckets:
-            self._buckets[channel] = _TokenBucket(self.settings.rate_for(channel), self.clock)
+            self._buckets[channel] = TokenBucket(self.settings.rate_for(channel), self.clock)
         return self._buckets[channel]
-
-
-def _person(row: Mapping[str, Any]) -> str:
-    # Phone channels group by number (two contact ids may share a phone); robots by contact.
-    return str(row["address"] or row["recipient"])
-
-
-def _address_for(row: Mapping[str, Any], notifier: Notifier) -> str | None:
-    if notifier.name == "console":
-        # The console prints `to` as given: give it the contact id, never a number.
-        return str(row["recipient"])
-    if row["channel"] in PHONE_CHANNELS:
-        return row["address"] or None
-    return row["address"] or str(row["recipient"])

@@ -82,22 +82,6 @@ def window_key(name: str, minutes: int) -> str:
     return f"{name}__{minutes}m"
 
 
-def build_message(
-    state: TicketState,
-    event: Event,
-    deadlines: Deadlines,
-    calendar: WorkCalendar,
-    windows: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """The flat message for one (state after the event, event). `windows` holds the counts the
-    shell looked up for window fields (key from window_key)."""
-    return {
-        **state_fields(state),
-        **event_fields(state, event, deadlines, calendar),
-        **(windows or {}),
-    }
-
-
 def state_fields(state: TicketState) -> dict[str, Any]:
     return {
         "status": state.status,

@@ -22,8 +22,6 @@ from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, ev
 from supervisor.policy.facts import ANCHORS, FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
 
-ROLES = ("liaison", "head", "supervisor", "leader", "grid")
-CHANNELS = ("sms", "voice", "wecom", "dingtalk", "console")
 DEADLINE_NAMES = ("sign_by", "reply_by")
 DEADLINE_FROM = ("dispatched_at", "reopened_at", "created_at", "signed_at")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

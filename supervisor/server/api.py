@@ -16,12 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from supervisor.application import BatchRejected, Supervisor
 from supervisor.server.body import decode_body
 from supervisor.server.metrics import Metrics
-from supervisor.storage.pg import PgStore
+from supervisor.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
-STORE = web.AppKey("store", PgStore)
+STORE: web.AppKey[Store] = web.AppKey("store")
 TOKENS = web.AppKey("tokens", list)
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
@@ -196,7 +196,6 @@ def make_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
-    assert isinstance(supervisor.store, PgStore), "the HTTP API serves the PostgreSQL store"
     app[STORE] = supervisor.store
     app[TOKENS] = tokens
     app[METRICS] = metrics

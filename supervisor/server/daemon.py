@@ -18,8 +18,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,12 @@ from supervisor.config.settings import Loaded, api_tokens, caller_key, load_all
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
-from supervisor.delivery import policy as delivery
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.db import database
-from supervisor.storage.pg import PgStore, run_report
+from supervisor.storage.pg import PgStore
 
 log = logging.getLogger("hotline.daemon")
 
@@ -78,13 +76,13 @@ class Daemon:
             dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
         )
         self.pool: asyncpg.Pool = await self._db_cm.__aenter__()
-        self.store = PgStore(self.pool, not_before=partial(self._not_before))
+        self.store = PgStore(self.pool)
         self.supervisor = Supervisor(
             self.store, runtime_from(self.loaded, caller_key(settings, self.env)), self.clock
         )
         self._notifiers = build_notifiers(settings.notifiers, self.env)
         self.dispatcher = Dispatcher(
-            self.pool, self._notifiers, settings.delivery, self.clock,
+            self.store, self._notifiers, settings.delivery, self.clock,
             worker_id=self.worker_id,
         )  # fmt: skip
         app = make_app(
@@ -99,7 +97,7 @@ class Daemon:
         twilio = settings.notifiers.twilio
         if twilio is not None:
             setup_twilio_hooks(
-                app, pool=self.pool, auth_token=self.env.get(twilio.auth_token_env, ""),
+                app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
             )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
@@ -170,11 +168,8 @@ class Daemon:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _not_before(self, note) -> datetime:
-        return delivery.not_before(note.at, note.urgent, self.loaded.settings.delivery)
-
     async def _ack(self, ticket: str, rule: str | None, by: str, via: str) -> int:
-        return await self.store.ack(ticket, rule, by, via, self.clock.now())
+        return await self.supervisor.ack(ticket, rule, by, via)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         info: dict[str, Any] = {
@@ -184,8 +179,7 @@ class Daemon:
         if self.loaded.warnings:
             info["warnings"] = self.loaded.warnings
         try:
-            async with self.pool.acquire(timeout=3) as conn:
-                await conn.fetchval("SELECT 1")
+            await self.store.ping()
         except Exception as exc:  # any failure means "not healthy", with the reason
             info["database"] = f"unreachable: {type(exc).__name__}"
             return False, info
@@ -264,7 +258,7 @@ class Daemon:
                 if not runs:
                     continue
                 at = runs[-1]
-                notes = await run_report(self.store, report, reports.period(at), now, rt)
+                notes = await self.supervisor.run_report(report, reports.period(at), now)
                 if notes:
                     log.info("report sent", extra={"report": report.id, "messages": len(notes)})
                     self.wake_dispatcher.set()
@@ -277,11 +271,7 @@ class Daemon:
 
     async def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
-            async with self.pool.acquire() as conn:
-                await conn.execute(
-                    "INSERT INTO heartbeats (daemon, beat_at) VALUES ($1, $2) ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at",
-                    self.worker_id, self.clock.now(),
-                )  # fmt: skip
+            await self.store.heartbeat(self.worker_id, self.clock.now())
             await self._sleep(10)
 
     # --- configuration reload ----------------------------------------------------------------

@@ -19,55 +19,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from supervisor.core.clock import Clock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.storage.base import NOT_DELIVERED, Store
 
 log = logging.getLogger(__name__)
 
 AckFn = Callable[[str, str | None, str, str], Awaitable[int]]  # (ticket, rule, by, via) -> ladders
 
-# Message statuses and call statuses after which nothing more will happen.
-DELIVERED = frozenset({"delivered", "completed", "read"})
-NOT_DELIVERED = frozenset({"failed", "undelivered", "busy", "no-answer", "canceled"})
-FINAL = DELIVERED | NOT_DELIVERED
 _PUNCTUATION = " \t\r\n。.！!，,~～"
-
-# A row by our key (preferred: it survives a lost create answer) or by Twilio's SID.
-FIND_ROW = """
-SELECT id FROM outbox
-WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($2::text IS NOT NULL AND provider_id = $2)
-ORDER BY ($1::bigint IS NOT NULL AND id = $1) DESC, id
-LIMIT 1
-"""
-_GROUP = "coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)"
-# Any callback proves Twilio accepted the message: a 'sending' row whose create answer was lost
-# becomes 'sent' here. A final delivery status is not overwritten by a late interim one.
-RECORD_STATUS = f"""
-UPDATE outbox SET
-    delivery_status = CASE WHEN delivery_status = ANY($4::text[]) THEN delivery_status ELSE $2 END,
-    delivered_at = CASE WHEN $2 = ANY($5::text[]) THEN coalesce(delivered_at, now()) ELSE delivered_at END,
-    status = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN 'sent' ELSE status END,
-    sent_at = CASE WHEN status = 'sending' AND NOT ($2 = ANY($6::text[])) THEN now() ELSE sent_at END,
-    provider_id = coalesce(provider_id, $3)
-WHERE {_GROUP}
-"""
-MARK_FAILED = f"""
-UPDATE outbox SET status = 'failed', last_error = $2
-WHERE {_GROUP} AND status IN ('sending', 'sent')
-"""
-# The latest message to this number whose ladder still runs: the one a reply answers.
-LATEST_SENT = """
-SELECT o.ticket, o.rule, o.recipient FROM outbox o
-JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
-WHERE o.address = $1 AND o.status = 'sent' AND l.status = 'active'
-ORDER BY o.sent_at DESC, o.id DESC
-LIMIT 1
-"""
 
 HELP = "如已收到督办提醒，请回复“收到”确认。"
 NOTHING_TO_ACK = "没有需要确认的督办提醒。"
@@ -76,7 +41,8 @@ NOTHING_TO_ACK = "没有需要确认的督办提醒。"
 def setup_twilio_hooks(
     app: web.Application,
     *,
-    pool: asyncpg.Pool,
+    store: Store,
+    clock: Clock,
     auth_token: str,
     public_url: str | None,
     ack: AckFn,
@@ -103,22 +69,18 @@ def setup_twilio_hooks(
             return web.Response(status=403, text="invalid signature")
         state = (form.get("MessageStatus") or form.get("CallStatus") or "").lower()
         sid = form.get("MessageSid") or form.get("CallSid")
-        async with pool.acquire() as conn:
-            row_id = await conn.fetchval(FIND_ROW, _outbox_id(request.query.get("key")), sid)
-            if row_id is None or not state:
-                log.warning("status callback for no known message", extra={"status": state})
-                return web.Response(status=204)
-            await conn.execute(
-                RECORD_STATUS, row_id, state, sid, list(FINAL), list(DELIVERED), list(NOT_DELIVERED)
-            )
+        key = _outbox_id(request.query.get("key"))
+        row_id = await store.record_status(key, sid, state, clock.now())
+        if row_id is None:
+            log.warning("status callback for no known message", extra={"status": state})
+            return web.Response(status=204)
         if state in NOT_DELIVERED:
             code = form.get("ErrorCode")
             reason = f"twilio {state}" + (f" (error {code})" if code else "")
             if dispatcher is not None:
                 await dispatcher.delivery_failed(row_id, reason)
             else:  # no dispatcher in this process: record it; nobody can fall back here
-                async with pool.acquire() as conn:
-                    await conn.execute(MARK_FAILED, row_id, reason)
+                await store.mark_failed(row_id, reason)
         log.info("delivery status", extra={"outbox": row_id, "status": state})
         return web.Response(status=204)
 
@@ -129,23 +91,22 @@ def setup_twilio_hooks(
         body = (form.get("Body") or "").strip(_PUNCTUATION).casefold()
         if body not in ack_words:
             return _twiml(HELP)
-        async with pool.acquire() as conn:
-            row = await conn.fetchrow(LATEST_SENT, form.get("From") or "")
-        if row is None:
+        reply = await store.latest_sent_to(form.get("From") or "")
+        if reply is None:
             return _twiml(NOTHING_TO_ACK)
-        acked = await ack(row["ticket"], row["rule"], row["recipient"], "sms")
+        acked = await ack(reply.ticket, reply.rule, reply.recipient, "sms")
         log.info(
             "acknowledged by SMS",
             extra={
-                "ticket": row["ticket"],
-                "rule": row["rule"],
-                "recipient": row["recipient"],
+                "ticket": reply.ticket,
+                "rule": reply.rule,
+                "recipient": reply.recipient,
                 "ladders": acked,
             },
         )
         if not acked:
             return _twiml(NOTHING_TO_ACK)
-        return _twiml(f"已确认，工单{row['ticket']}的督办已停止。")
+        return _twiml(f"已确认，工单{reply.ticket}的督办已停止。")
 
     app.router.add_post("/twilio/status", status)
     app.router.add_post("/twilio/inbound", inbound)

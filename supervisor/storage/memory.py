@@ -1,19 +1,31 @@
-"""The store contract in memory: what `simulate` and the rule unit tests run on. It keeps the
-same rules as PgStore (unique step keys, only pending timers move, ack cancels) so that the core
-behaves the same on both."""
+"""The store contract in memory: what `simulate` and fast tests run on. It keeps the same rules as
+PgStore (unique step keys, only pending timers move, ack cancels) so that the core behaves the
+same on both; tests/contract runs the same tests on the two."""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from supervisor.core import timers as timer_rules
 from supervisor.core.events import Event
 from supervisor.core.firing import Notification
 from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
-from supervisor.storage.pg import DueTimer, FireFn, FireOutcome, IngestOutcome, PlanFn
+from supervisor.policy.rulebook import Report
+from supervisor.storage.base import (
+    DueTimer,
+    FireFn,
+    FireOutcome,
+    FirePolicy,
+    IngestOutcome,
+    LinkedTicket,
+    PlanFn,
+)
+from supervisor.storage.memory_outbox import MemoryOutbox
 
 
 @dataclass
@@ -23,17 +35,19 @@ class _Timer:
     status: str = "pending"
 
 
-class MemoryStore:
-    def __init__(self, not_before: Callable[[Notification], datetime] | None = None) -> None:
+class MemoryStore(MemoryOutbox):
+    def __init__(self) -> None:
         self.events: dict[str, Event] = {}
         self.by_ticket: dict[str, list[Event]] = {}
         self.states: dict[str, TicketState] = {}
         self.ladders: dict[tuple[str, str, int], Ladder] = {}
         self.timers: dict[tuple[str, str, int, int, int], _Timer] = {}
-        self.outbox: dict[tuple, Notification] = {}
         self._heap: list[tuple[datetime, int, tuple]] = []
         self._ids = 0
-        self.not_before = not_before or (lambda n: n.at)
+        self.heartbeats: dict[str, datetime] = {}
+        self.report_runs: set[tuple[str, str]] = set()
+        self.acks: list[tuple[str, str, int, str, str, datetime]] = []
+        self._init_outbox()
 
     async def ingest(
         self, events: Sequence[Event], plan_fn: PlanFn, windows: frozenset[int]
@@ -65,19 +79,22 @@ class MemoryStore:
                 )
         for ticket in sorted({e.ticket for e in new}):
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
-            p = plan_fn(ticket, list(self.by_ticket[ticket]), ladders, new_ids, counts, None)
+            p = plan_fn(
+                ticket=ticket, events=list(self.by_ticket[ticket]), ladders=ladders,
+                new_ids=new_ids, repeat_counts=counts, start=None,
+            )  # fmt: skip
             self._apply(p)
             out.plans[ticket] = p
         return out
 
-    def _linked(self, ticket: str, window: timedelta) -> list[tuple[str, datetime]]:
+    def _linked(self, ticket: str, window: timedelta) -> list[LinkedTicket]:
         me = self.states.get(ticket)
         if me is None or not me.caller_hash or me.created_at is None:
             return []
         lo = me.created_at - window
         return sorted(
             (
-                (t, st.created_at)
+                LinkedTicket(t, st.created_at)
                 for t, st in self.states.items()
                 if st.caller_hash == me.caller_hash
                 and st.category == me.category
@@ -138,13 +155,7 @@ class MemoryStore:
         return None
 
     async def fire_due(
-        self,
-        now: datetime,
-        limit: int,
-        fire_fn: FireFn,
-        grace: timedelta,
-        linked_rules: frozenset[str] = frozenset(),
-        linked_window: timedelta = timedelta(0),
+        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
     ) -> FireOutcome:
         out = FireOutcome()
         claimed: list[_Timer] = []
@@ -156,41 +167,35 @@ class MemoryStore:
             claimed.append(self.timers[key])
         for timer in claimed:
             s = timer.spec
-            later_due = (
-                any(
-                    t.status == "pending"
-                    and k[:3] == (s.ticket, s.rule, s.cycle)
-                    and (k[3], k[4]) > (s.step, s.rep)
-                    and t.spec.due_at <= now
-                    for k, t in self.timers.items()
-                )
-                if now - s.due_at > grace
-                else False
+            superseded = timer_rules.past_grace(now, s.due_at, policy.grace) and any(
+                t.status == "pending"
+                and k[:3] == (s.ticket, s.rule, s.cycle)
+                and (k[3], k[4]) > (s.step, s.rep)
+                and t.spec.due_at <= now
+                for k, t in self.timers.items()
             )
             due_timer = DueTimer(
-                timer.id, s.ticket, s.rule, s.cycle, s.step, s.rep, s.due_at, later_due
+                timer.id, s.ticket, s.rule, s.cycle, s.step, s.rep, s.due_at, superseded
             )
             lad = self.ladders.get((s.ticket, s.rule, s.cycle))
-            if lad is None or lad.status != "active":
-                timer.status = "cancelled"
+            timer.status = timer_rules.verdict(lad, superseded)
+            if timer.status == "cancelled":
                 out.cancelled += 1
-            elif later_due:
-                timer.status = "superseded"
+            elif timer.status == "superseded":
                 out.superseded += 1
             else:
-                timer.status = "fired"
+                assert lad is not None
                 out.fired += 1
-                out.lags_s.append((now - s.due_at).total_seconds())
-                for n in fire_fn(
-                    due_timer,
-                    lad,
-                    self.states.get(s.ticket),
-                    self._linked(s.ticket, linked_window) if s.rule in linked_rules else [],
-                ):
-                    key = (n.ticket, n.rule, n.cycle, n.step, n.rep, n.to or "-", n.channel)
-                    if key not in self.outbox:
-                        self.outbox[key] = n
-                        out.notifications.append(n)
+                out.lags_s.append(timer_rules.lateness_s(now, s.due_at))
+                linked = (
+                    self._linked(s.ticket, policy.linked_window)
+                    if s.rule in policy.linked_rules
+                    else []
+                )
+                notes = fire_fn(
+                    timer=due_timer, ladder=lad, state=self.states.get(s.ticket), linked=linked
+                )
+                out.notifications.extend(self._queue(notes, policy.delivery))
         return out
 
     async def ack(self, ticket: str, rule: str | None, by: str, via: str, at: datetime) -> int:
@@ -201,6 +206,8 @@ class MemoryStore:
                 for tkey, timer in self.timers.items():
                     if tkey[:3] == key and timer.status == "pending":
                         timer.status = "cancelled"
+                self._cancel_for_ack(key)
+                self.acks.append((*key, by, via, at))
                 n += 1
         return n
 
@@ -210,7 +217,10 @@ class MemoryStore:
             if self.states.get(ticket) and self.states[ticket].status == "closed":
                 continue
             ladders = [lad for key, lad in self.ladders.items() if key[0] == ticket]
-            p = plan_fn(ticket, list(evs), ladders, set(), {}, None)
+            p = plan_fn(
+                ticket=ticket, events=list(evs), ladders=ladders, new_ids=set(),
+                repeat_counts={}, start=None,
+            )  # fmt: skip
             keep = {(t.ticket, t.rule, t.cycle, t.step, t.rep) for t in p.timers}
             for key, timer in self.timers.items():
                 if key[0] == ticket and timer.status == "pending" and key not in keep:
@@ -218,3 +228,98 @@ class MemoryStore:
             self._apply(p)
             n += 1
         return n
+
+    async def ticket_view(self, ticket: str) -> dict[str, Any] | None:
+        """The same shape as PgStore.ticket_view, from memory."""
+        state = self.states.get(ticket)
+        if state is None:
+            return None
+        shown = dict(state.to_json())
+        shown.pop("caller_hash", None)  # matching key: not for display
+        linked = [
+            t for t, st in sorted(self.states.items(), key=lambda x: (x[1].created_at or 0, x[0]))
+            if t != ticket and state.caller_hash and st.caller_hash == state.caller_hash
+            and st.category == state.category
+        ]  # fmt: skip
+        iso = _iso
+        return {
+            "ticket": ticket,
+            "state": shown,
+            "linked": linked,
+            "timeline": [
+                {
+                    "id": e.id,
+                    "type": e.type,
+                    "at": e.at.isoformat(),
+                    **{k: v for k, v in e.data.items() if k != "caller_hash"},
+                }
+                for e in sorted(self.by_ticket.get(ticket, []), key=lambda e: e.at)
+            ],  # fmt: skip
+            "ladders": [
+                {
+                    "rule": lad.rule,
+                    "cycle": lad.cycle,
+                    "anchor_at": iso(lad.anchor_at),
+                    "status": lad.status,
+                    "reason": lad.reason,
+                }
+                for key, lad in sorted(self.ladders.items())
+                if key[0] == ticket
+            ],  # fmt: skip
+            "timers": [
+                {
+                    "rule": t.spec.rule,
+                    "cycle": t.spec.cycle,
+                    "step": t.spec.step,
+                    "rep": t.spec.rep,
+                    "due_at": iso(t.spec.due_at),
+                    "status": t.status,
+                }
+                for t in sorted(self.timers.values(), key=lambda t: t.spec.due_at)
+                if t.spec.ticket == ticket
+            ],  # fmt: skip
+            "messages": [
+                {
+                    k: iso(r[k])
+                    for k in (
+                        "rule",
+                        "cycle",
+                        "step",
+                        "role",
+                        "recipient",
+                        "channel",
+                        "text",
+                        "status",
+                        "created_at",
+                        "sent_at",
+                    )
+                }
+                for r in sorted(self.rows.values(), key=lambda r: r["id"])
+                if r["ticket"] == ticket
+            ],  # fmt: skip
+        }
+
+    async def run_report(
+        self, report: Report, period: int | str, at: datetime, runtime: Any
+    ) -> list[Notification] | None:
+        from supervisor.core.reports import builder
+
+        if (report.id, str(period)) in self.report_runs:
+            return None
+        self.report_runs.add((report.id, str(period)))
+        b = builder(report, at, runtime)
+        for state in self.states.values():
+            b.add(state)
+        notes = b.finish()
+        self._queue(notes, getattr(runtime, "delivery", None))
+        return notes
+
+    async def heartbeat(self, daemon: str, at: datetime) -> None:
+        self.heartbeats[daemon] = at
+
+    async def ping(self) -> None:
+        return None
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v

@@ -131,16 +131,11 @@ async def run_demo(daemon: Daemon) -> None:
             else f"demo: ticket {ticket}: {s.status}",
         )
     await asyncio.sleep(3)  # let the scheduler and the dispatcher do their work
-    async with daemon.pool.acquire() as conn:
-        held = await conn.fetch(
-            "SELECT recipient, channel, text, not_before FROM outbox WHERE status = 'pending' AND not_before > $1 ORDER BY id",
-            daemon.clock.now(),
-        )
-        sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
+    sent, held = await daemon.store.outbox_summary(daemon.clock.now())
     log.info(f"demo: {sent} messages sent; {len(held)} held by quiet hours or grouping:")
     for row in held:
         log.info(
-            f"demo:   [{row['channel']} → {row['recipient']}, goes at {row['not_before'].astimezone(SHANGHAI):%m-%d %H:%M}] {row['text']}"
+            f"demo:   [{row.channel} → {row.recipient}, goes at {row.not_before.astimezone(SHANGHAI):%m-%d %H:%M}] {row.text}"
         )
     port = daemon.port
     log.info(

@@ -20,6 +20,7 @@ from notifiers.settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -57,7 +58,7 @@ def dispatcher(pool, notifiers, clock, worker: str) -> Dispatcher:
     settings = DeliverySettings.model_validate(
         {"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 1000, "voice": 1000}}
     )
-    return Dispatcher(pool, notifiers, settings, clock, worker_id=worker, rng=random.Random(1))
+    return Dispatcher(PgStore(pool), notifiers, settings, clock, worker_id=worker, rng=random.Random(1))
 
 
 async def insert(pool, ticket: str, channel: str, address: str, text: str) -> int:

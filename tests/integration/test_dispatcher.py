@@ -20,6 +20,7 @@ from notifiers.settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings, not_before
+from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -60,7 +61,7 @@ async def notifiers(fake: FakeTwilio) -> AsyncIterator[dict[str, Notifier]]:
 
 def make(pool, notifiers, clock, worker: str = "w1", **settings: object) -> Dispatcher:
     return Dispatcher(
-        pool,
+        PgStore(pool),
         notifiers,
         DeliverySettings.model_validate(settings),
         clock,

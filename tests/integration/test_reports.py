@@ -5,7 +5,7 @@ from __future__ import annotations
 from supervisor.application import Supervisor
 from supervisor.core import reports
 from supervisor.core.clock import VirtualClock
-from supervisor.storage.pg import PgStore, run_report
+from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh
 
 
@@ -33,14 +33,14 @@ async def test_digest_and_look_back_run_once_per_period(pool):
     digest = next(r for r in rt.policy.reports if r.id == "digest")
     look_back = next(r for r in rt.policy.reports if r.id == "look-back")
     at = sh(2026, 11, 19, 8, 30)  # Thursday: the 3 working-day help tickets are due today
-    notes = await run_report(store, digest, reports.period(at), at, rt)
+    notes = await store.run_report(digest, reports.period(at), at, rt)
     by_unit = {n.ticket: n for n in notes}
     assert set(by_unit) == {"unit:城管执法中队"}  # V1 (re-opened, due 11-23) has nothing for today
     text = by_unit["unit:城管执法中队"].text
     assert "待签收25件" in text and "今日到期25件" in text and "等，详见系统" in text
-    assert await run_report(store, digest, reports.period(at), at, rt) is None  # another daemon
+    assert await store.run_report(digest, reports.period(at), at, rt) is None  # another daemon
     monday = sh(2026, 11, 23, 9)
-    notes = await run_report(store, look_back, reports.period(monday), monday, rt)
+    notes = await store.run_report(look_back, reports.period(monday), monday, rt)
     assert (
         [n.role for n in notes] == ["supervisor"]
         and "V1" in notes[0].text

@@ -37,8 +37,8 @@ async def start_client(pool: asyncpg.Pool, public_url: str | None) -> TestClient
         return await store.ack(ticket, rule, by, via, clock.now())
 
     app = web.Application()
-    dispatcher = Dispatcher(pool, {}, settings, clock, worker_id="hooks")
-    setup_twilio_hooks(app, pool=pool, auth_token=TOKEN, public_url=public_url, ack=ack,
+    dispatcher = Dispatcher(store, {}, settings, clock, worker_id="hooks")
+    setup_twilio_hooks(app, store=store, clock=clock, auth_token=TOKEN, public_url=public_url, ack=ack,
                        dispatcher=dispatcher, settings=settings)  # fmt: skip
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

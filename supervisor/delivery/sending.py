@@ -1,0 +1,106 @@
+"""The dispatcher's working values: one pass's figures, a message being sent, the send rate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from notifiers.base import Notifier
+from supervisor.core.clock import Clock
+from supervisor.storage.base import OutboxRow
+
+PHONE_CHANNELS = frozenset({"sms", "voice"})
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0  # rows taken (new and reconciled)
+    messages: int = 0  # messages handled (a group is one)
+    sent: int = 0  # messages the provider accepted
+    reconciled: int = 0  # messages found already accepted: marked sent, not resent
+    retried: int = 0  # messages put back to pending
+    unknown: int = 0  # ambiguous sends left for reconciliation
+    failed: int = 0  # messages given up on this channel
+    fallbacks: int = 0  # rows created on a fallback channel
+    skipped: int = 0  # claims lost to another worker before sending
+
+    def add(self, other: DispatchStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class Batch:
+    """One message to send: one row, or a group of rows for the same person and channel."""
+
+    lead: int
+    rows: list[OutboxRow]
+    text: str
+    since: datetime | None = None  # set when reconciling: the time of the last attempt
+    ids: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = [r["id"] for r in self.rows]
+
+    @property
+    def first(self) -> OutboxRow:
+        return self.rows[0]
+
+    @property
+    def channel(self) -> str:
+        return str(self.first["channel"])
+
+    @property
+    def urgent(self) -> bool:
+        return bool(self.first["urgent"])
+
+    @property
+    def attempts(self) -> int:
+        return max(int(r["attempts"]) for r in self.rows)
+
+    def log_extra(self, **more: object) -> dict[str, object]:
+        return {
+            "outbox": self.ids,
+            "recipient": self.first["recipient"],
+            "channel": self.channel,
+            **more,
+        }
+
+
+class TokenBucket:
+    """Per-channel send rate for this process. Waits on the clock, so a VirtualClock in tests
+    advances instead of sleeping. A burst of one: messages are spaced evenly."""
+
+    def __init__(self, rate_per_s: float, clock: Clock) -> None:
+        self._rate = rate_per_s
+        self._clock = clock
+        self._tokens = 1.0
+        self._at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock.now()
+                if self._at is not None:
+                    elapsed = max(0.0, (now - self._at).total_seconds())
+                    self._tokens = min(1.0, self._tokens + elapsed * self._rate)
+                self._at = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                wait = (1.0 - self._tokens) / self._rate
+                await self._clock.sleep_until(now + timedelta(seconds=wait))
+
+
+def address_for(row: Mapping[str, Any], notifier: Notifier) -> str | None:
+    """What the notifier is given as `to`."""
+    if notifier.name == "console":
+        # The console prints `to` as given: give it the contact id, never a number.
+        return str(row["recipient"])
+    if row["channel"] in PHONE_CHANNELS:
+        return row["address"] or None
+    return row["address"] or str(row["recipient"])

@@ -1,0 +1,296 @@
+"""The same tests on MemoryStore and PgStore: ingest, firing, ack, replan, reports and the outbox
+(queue, claim, record, retry, reconcile, fall back, status callbacks, replies)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from supervisor.application import Supervisor
+from supervisor.core.clock import VirtualClock
+from supervisor.core.firing import Notification
+from supervisor.storage.base import OutboxRow, Store
+from tests.helpers import ev, runtime, sh
+
+START = sh(2026, 11, 23, 9, 0)  # a Monday
+FIRST_DUE = sh(2026, 11, 23, 10, 30)  # sign-off step 0 of a ticket dispatched at START
+PHONE = "+8613800138011"  # wang-qiang, the liaison of 城管执法中队 in the shipped contacts
+WINDOW = timedelta(0)
+
+
+def one_by_one(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+    return [[r] for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def ticket(t: str = "T1", at: datetime = START) -> list[dict[str, Any]]:
+    return [
+        ev(t, 1, "created", at, kind="complaint", category="市容环境", grid="G01"),
+        ev(t, 2, "dispatched", at, unit="城管执法中队"),
+    ]
+
+
+async def supervisor(store: Store) -> Supervisor:
+    sup = Supervisor(store, runtime(), VirtualClock(START))
+    await sup.ingest(ticket())
+    return sup
+
+
+def note(ticket_id: str = "T1", step: int = 0, urgent: bool = False, **more: Any) -> Notification:
+    values: dict[str, Any] = {
+        "at": FIRST_DUE, "ticket": ticket_id, "rule": "sign-off", "cycle": 1, "step": step,
+        "rep": 0, "role": "liaison", "to": "wang-qiang", "name": "王强", "address": PHONE,
+        "channel": "sms", "text": f"提醒{ticket_id}-{step}", "urgent": urgent,
+    }  # fmt: skip
+    values.update(more)
+    return Notification(**values)
+
+
+async def claim_one(store: Store, now: datetime, worker: str = "w1") -> OutboxRow:
+    messages = await store.claim_ready(now, 10, worker, WINDOW, one_by_one)
+    assert len(messages) == 1 and len(messages[0]) == 1
+    return messages[0][0]
+
+
+# --- events, ladders, timers ------------------------------------------------------------------
+
+
+async def test_ingest_is_idempotent_by_event_id(store: Store) -> None:
+    sup = Supervisor(store, runtime(), VirtualClock(START))
+    first = await sup.ingest(ticket())
+    assert first.accepted == ["T1-1", "T1-2"] and first.duplicates == []
+    assert set(first.plans) == {"T1"}
+    again = await sup.ingest(ticket())
+    assert again.accepted == [] and again.duplicates == ["T1-1", "T1-2"]
+    view = await store.ticket_view("T1")
+    assert view is not None and view["state"]["status"] == "dispatched"
+    assert [e["id"] for e in view["timeline"]] == ["T1-1", "T1-2"]
+    assert await store.ticket_view("nope") is None
+
+
+async def test_a_due_step_fires_once_and_queues_its_message(store: Store) -> None:
+    sup = await supervisor(store)
+    assert await store.next_due() == FIRST_DUE
+    assert (await sup.fire_due(now=FIRST_DUE - timedelta(seconds=1))).fired == 0
+    out = await sup.fire_due(now=FIRST_DUE)
+    assert out.fired == 1 and out.cancelled == 0 and out.superseded == 0
+    assert [(n.rule, n.step, n.to) for n in out.notifications] == [("sign-off", 0, "wang-qiang")]
+    assert (await sup.fire_due(now=FIRST_DUE)).fired == 0  # nothing fires twice
+    assert (nxt := await store.next_due()) is not None and nxt > FIRST_DUE
+    view = await store.ticket_view("T1")
+    assert view is not None
+    assert [m["status"] for m in view["messages"]] == ["pending"]
+
+
+async def test_after_downtime_only_the_latest_overdue_step_fires(store: Store) -> None:
+    sup = await supervisor(store)
+    out = await sup.fire_due(now=sh(2026, 11, 23, 14, 0))
+    assert out.fired == 1 and out.superseded == 2
+    assert {(n.rule, n.step) for n in out.notifications} == {("sign-off", 2)}
+
+
+async def test_ack_cancels_the_ladder_its_timers_and_its_unsent_messages(store: Store) -> None:
+    sup = await supervisor(store)
+    await sup.fire_due(now=FIRST_DUE)
+    assert await sup.ack("T1", "sign-off", "wang-qiang", "api") == 1
+    assert await sup.ack("T1", "sign-off", "wang-qiang", "api") == 0  # already acknowledged
+    view = await store.ticket_view("T1")
+    assert view is not None
+    assert {t["status"] for t in view["timers"] if t["rule"] == "sign-off"} == {
+        "fired",
+        "cancelled",
+    }
+    assert {m["status"] for m in view["messages"]} == {"cancelled"}
+    later = await sup.fire_due(now=sh(2026, 11, 23, 14, 0))
+    assert all(n.rule != "sign-off" for n in later.notifications)
+    assert (
+        await store.claim_ready(FIRST_DUE + timedelta(hours=1), 10, "w1", WINDOW, one_by_one) == []
+    )
+
+
+async def test_a_signed_ticket_cancels_the_sign_off_steps(store: Store) -> None:
+    sup = await supervisor(store)
+    await sup.ingest([ev("T1", 3, "signed", START + timedelta(minutes=20), unit="城管执法中队")])
+    out = await sup.fire_due(now=sh(2026, 11, 23, 12, 0))
+    assert out.fired == 0
+    assert all(n.rule != "sign-off" for n in out.notifications)
+
+
+async def test_replan_rederives_open_tickets_and_keeps_fired_steps(store: Store) -> None:
+    sup = await supervisor(store)
+    await sup.fire_due(now=FIRST_DUE)
+    before = await store.ticket_view("T1")
+    assert await sup.replan() == 1
+    after = await store.ticket_view("T1")
+    assert before is not None and after is not None
+    assert after["timers"] == before["timers"]
+    assert (await sup.fire_due(now=FIRST_DUE)).fired == 0  # the fired step is not re-armed
+
+
+async def test_a_report_period_runs_once(store: Store) -> None:
+    sup = await supervisor(store)
+    digest = next(r for r in sup.runtime.policy.reports if r.kind == "digest")
+    at = sh(2026, 11, 24, 8, 30)
+    first = await sup.run_report(digest, 20261124, at)
+    assert first is not None
+    assert await sup.run_report(digest, 20261124, at) is None  # another daemon
+    await store.heartbeat("d1", at)
+    await store.ping()
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+async def test_claim_send_and_the_reply_finds_the_message(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    assert await store.next_ready(timedelta(seconds=60)) == FIRST_DUE
+    row = await claim_one(store, FIRST_DUE)
+    assert row["address"] == PHONE and row["attempts"] == 0 and not row["in_flight"]
+    assert await store.claim_ready(FIRST_DUE, 10, "w2", WINDOW, one_by_one) == []  # taken
+    assert not await store.touch(row["id"], FIRST_DUE, "w2")  # not w2's claim
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    await store.record_sent(row["id"], "SM1", FIRST_DUE)
+    assert await store.known_ids(PHONE, "sms", START) == frozenset({"SM1"})
+    assert await store.latest_sent_to(PHONE) == ("T1", "sign-off", "wang-qiang")
+    assert await store.latest_sent_to("+8613900000000") is None
+    sent, held = await store.outbox_summary(FIRST_DUE)
+    assert sent == 1 and held == []
+
+
+async def test_enqueue_is_idempotent_by_step_recipient_and_channel(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    await store.enqueue([note(text="again")], None)
+    messages = await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one)
+    assert [m[0]["text"] for m in messages] == ["提醒T1-0"]
+
+
+async def test_urgent_messages_are_claimed_first(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue(
+        [note(step=0), note(step=1, urgent=True, at=FIRST_DUE + timedelta(1))], None
+    )
+    now = FIRST_DUE + timedelta(days=2)
+    first = await store.claim_ready(now, 1, "w1", WINDOW, one_by_one)
+    assert [m[0]["step"] for m in first] == [1]
+
+
+async def test_quiet_hours_hold_a_queued_message(store: Store) -> None:
+    await supervisor(store)
+    settings = runtime().delivery
+    night = note(at=sh(2026, 11, 23, 23, 0))
+    await store.enqueue([night], settings)
+    sent, held = await store.outbox_summary(sh(2026, 11, 23, 23, 0))
+    assert sent == 0 and [h.not_before for h in held] == [sh(2026, 11, 24, 7, 30)]
+
+
+async def test_a_retry_goes_back_to_pending_until_its_time(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    later = FIRST_DUE + timedelta(seconds=40)
+    await store.record_retry(row["id"], later, "429", "w1")
+    assert await store.next_ready(timedelta(seconds=60)) == later
+    assert await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one) == []
+    again = await claim_one(store, later)
+    assert again["attempts"] == 1 and again["last_error"] == "429"
+
+
+async def test_an_unknown_outcome_is_reconciled_when_its_claim_goes_stale(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    await store.record_unknown(row["id"], "HTTP 500", "w1")
+    assert await store.next_ready(timedelta(seconds=60)) == FIRST_DUE + timedelta(seconds=60)
+    assert await store.claim_stale(FIRST_DUE, FIRST_DUE, 10, "w2") == {}  # not stale yet
+    later = FIRST_DUE + timedelta(seconds=61)
+    stale = await store.claim_stale(later, later - timedelta(seconds=60), 10, "w2")
+    assert list(stale) == [row["id"]]
+    (taken,) = stale[row["id"]]
+    assert taken["in_flight"] and taken["last_error"] == "HTTP 500" and taken["attempts"] == 1
+    assert taken["claimed_at"] == FIRST_DUE  # the time of the last attempt: `since`
+    assert not await store.touch(row["id"], later, "w1")  # w2 holds it now
+    assert await store.touch(row["id"], later, "w2")
+
+
+async def test_overlapping_attempts_to_one_person_are_seen(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note(step=0, channel="voice"), note(step=1, channel="voice")], None)
+    a, b = (m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one))
+    assert await store.touch(a["id"], FIRST_DUE, "w1")
+    lo, hi = FIRST_DUE - timedelta(seconds=30), FIRST_DUE + timedelta(seconds=30)
+    assert await store.overlapping(PHONE, "voice", b["id"], lo, hi) == 1
+    assert await store.overlapping(PHONE, "voice", a["id"], lo, hi) == 0  # b not in flight
+
+
+async def test_a_failed_message_falls_back_once(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    fb = {"sms": "voice"}
+    out = await store.fail_group(
+        row["id"], "invalid number", ("sending",), fb, FIRST_DUE, FIRST_DUE
+    )
+    assert out.failed == [row["id"]] and out.channel == "sms" and out.target == "voice"
+    assert out.created == 1
+    again = await store.fail_group(row["id"], "invalid", ("sending",), fb, FIRST_DUE, FIRST_DUE)
+    assert again.failed == [] and again.created == 0
+    voice = await claim_one(store, FIRST_DUE)
+    assert voice["channel"] == "voice" and voice["text"] == row["text"]
+
+
+async def test_no_fallback_for_an_acknowledged_ladder(store: Store) -> None:
+    sup = await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    await sup.ack("T1", "sign-off", "wang-qiang", "api")
+    out = await store.fail_group(
+        row["id"], "undelivered", ("sending",), {"sms": "voice"}, FIRST_DUE, FIRST_DUE
+    )
+    assert out.failed == [row["id"]] and out.created == 0
+
+
+async def test_a_status_callback_proves_a_lost_answer_was_accepted(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    assert await store.touch(row["id"], FIRST_DUE, "w1")
+    assert await store.record_status(None, "SM9", "delivered", FIRST_DUE) is None  # unknown SID
+    assert await store.record_status(row["id"], "SM9", "sent", FIRST_DUE) == row["id"]
+    assert await store.record_status(None, "SM9", "delivered", FIRST_DUE) == row["id"]
+    view = await store.ticket_view("T1")
+    assert view is not None and [m["status"] for m in view["messages"]] == ["sent"]
+    assert await store.known_ids(PHONE, "sms", START) == frozenset({"SM9"})
+    assert await store.record_status(row["id"], "SM9", "", FIRST_DUE) is None
+
+
+async def test_a_late_failure_report_marks_the_message_failed(store: Store) -> None:
+    await supervisor(store)
+    await store.enqueue([note()], None)
+    row = await claim_one(store, FIRST_DUE)
+    await store.record_sent(row["id"], "SM1", FIRST_DUE)
+    await store.mark_failed(row["id"], "twilio undelivered")
+    view = await store.ticket_view("T1")
+    assert view is not None and [m["status"] for m in view["messages"]] == ["failed"]
+    assert await store.latest_sent_to(PHONE) is None
+
+
+async def test_grouped_rows_share_one_lead(store: Store) -> None:
+    await supervisor(store)
+    notes = [note(step=0), replace(note(step=1), at=FIRST_DUE + timedelta(seconds=5))]
+    await store.enqueue(notes, None)
+
+    def together(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+        return [sorted(rows, key=lambda r: r["id"])]
+
+    later = FIRST_DUE + timedelta(seconds=1)
+    (message,) = await store.claim_ready(later, 1, "w1", timedelta(seconds=10), together)
+    assert [r["step"] for r in message] == [0, 1]  # the second joined within the window
+    lead = message[0]["id"]
+    assert await store.touch(lead, later, "w1")
+    await store.record_sent(lead, "SM7", later)
+    sent, _ = await store.outbox_summary(later)
+    assert sent == 2

@@ -1,0 +1,33 @@
+"""The one decision on a due timer: fire, supersede or cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from supervisor.core.planner import Ladder
+from supervisor.core.timers import lateness_s, past_grace, verdict
+from tests.helpers import sh
+
+AT = sh(2026, 11, 23, 9, 0)
+
+
+def ladder(status: str = "active") -> Ladder:
+    return Ladder("T1", "sign-off", 1, AT, None, status, None)
+
+
+def test_a_step_of_a_stopped_or_missing_ladder_is_cancelled() -> None:
+    assert verdict(None, False) == "cancelled"
+    assert verdict(ladder("acked"), False) == "cancelled"
+    assert verdict(ladder("stopped"), True) == "cancelled"
+
+
+def test_an_overtaken_step_is_superseded_else_it_fires() -> None:
+    assert verdict(ladder(), True) == "superseded"
+    assert verdict(ladder(), False) == "fired"
+
+
+def test_grace_before_a_late_step_may_be_superseded() -> None:
+    grace = timedelta(minutes=5)
+    assert not past_grace(AT + grace, AT, grace)
+    assert past_grace(AT + grace + timedelta(seconds=1), AT, grace)
+    assert lateness_s(AT + timedelta(seconds=90), AT) == 90.0
