@@ -28,7 +28,10 @@ def run(n_tickets: int, profile: bool, sort: str) -> None:
 
     rt = runtime()
     events = event_stream(n_tickets, datetime(2026, 11, 2, 9, tzinfo=SH))
-    bodies = [json.dumps(events[i : i + 500], ensure_ascii=False).encode() for i in range(0, len(events), 500)]
+    bodies = [
+        json.dumps(events[i : i + 500], ensure_ascii=False).encode()
+        for i in range(0, len(events), 500)
+    ]
     stored: dict[str, dict] = {}
     ladders: dict[str, list] = defaultdict(list)
     spent: dict[str, float] = defaultdict(float)
@@ -48,7 +51,9 @@ def run(n_tickets: int, profile: bool, sort: str) -> None:
             for t in sorted(by_t):
                 st = stored.get(t)
                 start = TicketState.from_json(st) if st else None
-                plans[t] = p = plan(t, by_t[t], ladders[t], rt.policy, new_event_ids=ids, windows={}, start=start)
+                plans[t] = p = plan(
+                    t, by_t[t], ladders[t], rt.policy, new_event_ids=ids, windows={}, start=start
+                )
                 ladders[t].extend(p.opened)
             t3 = time.process_time()
             for t, p in plans.items():
