@@ -164,3 +164,83 @@ async def _catch_up_rows(conn, prefix: str, n_catch: int, T: dict) -> list:
     await add_tickets(conn, ct, timers=timers)
     await conn.execute("ANALYZE timers")
     return timers
+
+
+async def catch_up_only(n_pending: int, n_catch: int, profile: bool) -> dict:
+    """The catch-up part alone, on a database of its own: `n_pending` open tickets with a timer
+    days ahead, then `n_catch` due at once; beside the bare claim on the same rows."""
+    from b_data import load_big
+    from common import create_db, drop_db
+
+    from supervisor.application import Supervisor
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
+
+    name, url = await create_db("catchup")
+    try:
+        await load_big(url, n_pending)
+        settings = loaded().settings
+        pool = await create_pool(url, max_size=4)
+        conn = await asyncpg.connect(url)
+        try:
+            store = PgStore(pool)
+            sup = Supervisor(store, runtime(), SystemClock())
+            await _catch_up_rows(conn, "C", n_catch, tpl())
+            t0 = time.perf_counter()
+            cpu0 = time.process_time()
+            counts = await scheduler_loop(sup, store, settings.scheduler.batch, settings.scheduler.max_sleep_s, None, True, [])
+            dt = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
+            out = {"pending": n_pending, "due": n_catch, **counts, "seconds": round(dt, 2),
+                   "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6)}  # fmt: skip
+            await conn.execute("""
+                CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
+                INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
+                INSERT INTO bare_timers (ticket, rule, cycle, step, rep, due_at)
+                  SELECT ticket, rule, cycle, step, rep, due_at FROM timers WHERE ticket LIKE 'C%';
+                ANALYZE bare_timers;
+            """)
+            claim = """
+                WITH c AS (SELECT id FROM bare_timers WHERE status = 'pending' AND due_at <= $1
+                           ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+                UPDATE bare_timers t SET status = 'fired', fired_at = $1 FROM c WHERE t.id = c.id"""
+            n = 0
+            t0 = time.perf_counter()
+            while True:
+                k = int((await conn.execute(claim, now_utc())).split()[-1])
+                if k == 0:
+                    break
+                n += k
+            base = n / (time.perf_counter() - t0)
+            out["baseline_bare_claim_rows_per_s"] = round(base)
+            out["ratio"] = round(counts["handled"] / dt / base, 3)
+            out["target_ratio"] = 0.3
+            out["met"] = out["ratio"] >= 0.3
+            if profile:
+                import cProfile
+                import pstats
+
+                await _catch_up_rows(conn, "D", 10_000, tpl())
+                prof = cProfile.Profile()
+                prof.enable()
+                await scheduler_loop(sup, store, settings.scheduler.batch, settings.scheduler.max_sleep_s, None, True, [])
+                prof.disable()
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        finally:
+            await conn.close()
+            await pool.close()
+        out["load_avg"] = __import__("os").getloadavg()
+        return out
+    finally:
+        await drop_db(name)
+
+
+if __name__ == "__main__":
+    # python bench/b_timers.py [PENDING] [DUE] [--profile]: the catch-up alone, with its baseline
+    import json
+    import sys
+
+    nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    r = asyncio.run(catch_up_only(nums[0] if nums else 100_000, nums[1] if len(nums) > 1 else 100_000, "--profile" in sys.argv))
+    print(json.dumps(r, indent=1))

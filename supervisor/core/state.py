@@ -80,10 +80,9 @@ class TicketState:
     def from_json(cls, data: dict[str, Any]) -> TicketState:
         # The defaults, the stored values over them, the datetimes parsed; no __init__ call (a
         # frozen dataclass's __init__ sets each of 44 fields through object.__setattr__).
-        values = dict(_DEFAULTS)
-        for name, value in data.items():
-            if name in _DEFAULTS:
-                values[name] = value
+        values = {**_DEFAULTS, **data}
+        if len(values) != len(_DEFAULTS):  # keys of no field (an older or newer version): out
+            values = {k: v for k, v in values.items() if k in _DEFAULTS}
         for name in _DATETIME_FIELDS_ORDERED:
             value = values[name]
             if value is not None:

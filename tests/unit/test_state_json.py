@@ -44,3 +44,19 @@ def test_a_partial_row_takes_the_defaults_and_ignores_unknown_keys():
 def test_a_row_without_its_ticket_is_refused():
     with pytest.raises(TypeError):
         TicketState.from_json({"status": "new"})
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-23T09:00:00+08:00", "2026-11-23T01:00:00+00:00", "2026-11-23T09:00:00.123456+08:00",
+     "1988-06-01T12:00:00+08:00", "1988-06-01T12:00:00+09:00", "2026-11-22T20:00:00-05:00",
+     "1991-09-15T00:30:00+08:00"],
+)  # fmt: skip
+def test_timestamps_read_as_asia_shanghai_whatever_their_offset(stamp):
+    from datetime import datetime
+
+    from supervisor.core.clock import SHANGHAI
+
+    at = datetime.fromisoformat(stamp)
+    data = TicketState(ticket="T1", created_at=at).to_json()
+    assert data["created_at"] == at.astimezone(SHANGHAI).isoformat()
