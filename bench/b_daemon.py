@@ -168,9 +168,23 @@ async def bench(
             dt, lat, accepted = await _drive(port, bodies, clients)
             cpu1 = _delta(cpu0, _cpu(proc.pid))
             rss1 = _rss_mb(proc.pid)
+        # the baseline again, right after: the machine is shared, the mean of the two is the
+        # same-run figure (both are recorded)
+        base_after = await _baseline(url, events)
+        stages = None
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
+            from stages import breakdown
+
+            counts_by_stage, _, total = breakdown(pyspy)
+            idle = sum(n for st, n in counts_by_stage.items() if st.startswith("threads"))
+            busy = max(1, total - idle)
+            stages = {
+                st: round(n / busy, 3)
+                for st, n in counts_by_stage.most_common()
+                if not st.startswith("threads")
+            }
         conn = await asyncpg.connect(url)
         try:
             counts = {
@@ -182,11 +196,13 @@ async def bench(
             await conn.close()
         rate = len(events) / dt
         lat.sort()
+        base_before, base_rate = base_rate, (base_rate + base_after) / 2
         ratio = rate / base_rate
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         return {
             "workers": workers, "events": len(events), "tickets": n_tickets, "batch": batch, "clients": clients,
             "seconds": round(dt, 2), "events_per_s": round(rate), "baseline_executemany_rows_per_s": round(base_rate),
+            "baseline_before_after": [round(base_before), round(base_after)],
             "ratio": round(ratio, 4), "target_ratio": 0.09, "goal_ratio": 0.18, "met": ratio >= 0.09,
             "request_p50_s": round(lat[len(lat) // 2], 3), "request_p99_s": round(p99, 3), "p99_met": p99 <= 0.25,
             "accepted": accepted, "stored": stored, "nothing_lost": accepted == stored == len(events),
@@ -194,7 +210,7 @@ async def bench(
             "cpu_s": {k: round(v, 1) for k, v in cpu1.items()},
             "daemon_cpu_us_per_event": round(cpu1["daemon"] / len(events) * 1e6),
             "postgresql_cpu_us_per_event": round(cpu1["postgresql"] / len(events) * 1e6),
-            "load_avg": os.getloadavg(), "autovacuum": an.autovacuum,
+            "load_avg": os.getloadavg(), "autovacuum": an.autovacuum, "stages_share_of_daemon_samples": stages,
             "matcher": os.environ.get("BENCH_MATCHER") or "settings (durable_rules)",
         }  # fmt: skip
     finally:
