@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from b_ingest import _baseline, _drive
+from b_ingest import _drive
 from common import ROOT, SH, Analyzer, create_db, drop_db, event_stream
 
 
@@ -62,7 +62,10 @@ def _tree(pid: int) -> list:
         return []
 
 
-def _cpu(daemon_pid: int) -> dict[str, float]:
+def _cpu(daemon_pid: int, pg_pids: list[int]) -> dict:
+    """CPU seconds so far (user + system): the daemon's process tree, the PostgreSQL backends
+    serving this benchmark's database (other databases on the server are other people's), this
+    process (the clients)."""
     import psutil
 
     def cpu(pr) -> float:
@@ -72,11 +75,12 @@ def _cpu(daemon_pid: int) -> dict[str, float]:
         except psutil.Error:
             return 0.0
 
-    pg = {
-        pr.pid: cpu(pr)
-        for pr in psutil.process_iter(["name"])
-        if (pr.info.get("name") or "").startswith("postgres")
-    }
+    pg = {}
+    for pid in pg_pids:
+        try:
+            pg[pid] = cpu(psutil.Process(pid))
+        except psutil.Error:
+            pass
     return {
         "daemon": sum(cpu(p) for p in _tree(daemon_pid)),
         "postgresql": pg,
@@ -84,9 +88,22 @@ def _cpu(daemon_pid: int) -> dict[str, float]:
     }
 
 
+async def _backends(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [r["pid"] for r in rows]
+    finally:
+        await conn.close()
+
+
 def _delta(a: dict, b: dict) -> dict[str, float]:
-    """CPU seconds between two _cpu samples; PostgreSQL per backend (backends come and go)."""
-    pg = sum(v - a["postgresql"].get(pid, 0.0) for pid, v in b["postgresql"].items())
+    """CPU seconds between two _cpu samples (PostgreSQL: the backends alive at both)."""
+    pg = sum(
+        v - a["postgresql"][pid] for pid, v in b["postgresql"].items() if pid in a["postgresql"]
+    )
     return {
         "daemon": b["daemon"] - a["daemon"],
         "postgresql": pg,
@@ -102,6 +119,36 @@ def _rss_mb(daemon_pid: int) -> float:
         except Exception:
             pass
     return round(total / 2**20, 1)
+
+
+async def _baseline_cpu(url: str, events: list[dict]) -> tuple[float, float]:
+    """asyncpg executemany of the same rows into a bare table, 500 per transaction (b_ingest's
+    baseline), with the CPU it costs: (rows/s, CPU µs per row of PostgreSQL's backend + client)."""
+    import psutil
+
+    rows = [(e["id"], e["ticket"], e["type"], datetime.fromisoformat(e["at"]),
+             json.dumps({k: v for k, v in e.items() if k not in ("id", "ticket", "type", "at")}, ensure_ascii=False)) for e in events]  # fmt: skip
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bare_events")
+        await conn.execute(
+            "CREATE TABLE bare_events (id text PRIMARY KEY, ticket text, type text, at timestamptz, data jsonb)"
+        )
+        backend, me = psutil.Process(conn.get_server_pid()), psutil.Process()
+
+        def cpu() -> float:
+            return sum(t.user + t.system for t in (backend.cpu_times(), me.cpu_times()))
+
+        c0, t0 = cpu(), time.perf_counter()
+        for i in range(0, len(rows), 500):
+            async with conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO bare_events VALUES ($1, $2, $3, $4, $5::jsonb)", rows[i : i + 500]
+                )
+        dt, used = time.perf_counter() - t0, cpu() - c0
+    finally:
+        await conn.close()
+    return len(rows) / dt, used / len(rows) * 1e6
 
 
 async def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, limit_s: float = 60) -> None:
@@ -143,7 +190,7 @@ async def bench(
     log = cfg / "daemon.log"
     proc = None
     try:
-        base_rate = await _baseline(url, events)
+        base_rate, base_cpu0 = await _baseline_cpu(url, events)
         env = {**os.environ, "DATABASE_URL": url, "HOTLINE_API_TOKENS": "bench-token", "HOTLINE_CALLER_KEY": "bench-key",
                "PYTHONPATH": str(ROOT)}  # fmt: skip
         cmd = [sys.executable, "-m", "supervisor.cli", "--config", str(cfg / "config"), "run"]
@@ -164,13 +211,14 @@ async def bench(
             await asyncio.sleep(1.0)
         async with Analyzer(url) as an:
             rss0 = _rss_mb(proc.pid)
-            cpu0 = _cpu(proc.pid)
+            pg_pids = await _backends(url)
+            cpu0 = _cpu(proc.pid, pg_pids)
             dt, lat, accepted = await _drive(port, bodies, clients)
-            cpu1 = _delta(cpu0, _cpu(proc.pid))
+            cpu1 = _delta(cpu0, _cpu(proc.pid, pg_pids))
             rss1 = _rss_mb(proc.pid)
         # the baseline again, right after: the machine is shared, the mean of the two is the
         # same-run figure (both are recorded)
-        base_after = await _baseline(url, events)
+        base_after, base_cpu1 = await _baseline_cpu(url, events)
         stages = None
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -203,6 +251,9 @@ async def bench(
             "workers": workers, "events": len(events), "tickets": n_tickets, "batch": batch, "clients": clients,
             "seconds": round(dt, 2), "events_per_s": round(rate), "baseline_executemany_rows_per_s": round(base_rate),
             "baseline_before_after": [round(base_before), round(base_after)],
+            # the same comparison in CPU, which the shared machine's load disturbs less
+            "baseline_cpu_us_per_row": round((base_cpu0 + base_cpu1) / 2, 1),
+            "cpu_ratio": round((base_cpu0 + base_cpu1) / 2 / ((cpu1["daemon"] + cpu1["postgresql"]) / len(events) * 1e6), 4),
             "ratio": round(ratio, 4), "target_ratio": 0.09, "goal_ratio": 0.18, "met": ratio >= 0.09,
             "request_p50_s": round(lat[len(lat) // 2], 3), "request_p99_s": round(p99, 3), "p99_met": p99 <= 0.25,
             "accepted": accepted, "stored": stored, "nothing_lost": accepted == stored == len(events),

@@ -32,6 +32,7 @@ import chinese_calendar
 from supervisor.core.durations import Duration
 
 _DAY = timedelta(days=1)
+ADD_MEMO_SIZE = 20_000  # WorkCalendar.add results kept (each about 250 bytes)
 
 
 class CalendarGapError(Exception):
@@ -144,12 +145,12 @@ class WorkCalendar:
         """`t` moved by `d` (negative: before); the result is aware, in the calendar's zone.
 
         Memoised per (instant, duration): a ticket's deadlines are worked out again for each of
-        its events from the same dispatch time. Bounded: cleared when it holds 100,000 results."""
+        its events from the same dispatch time. Bounded (about 5 MB): cleared when full."""
         key = (t, d)
         hit = self._added.get(key)
         if hit is None:
             hit = self._add(t, d)
-            if len(self._added) >= 100_000:
+            if len(self._added) >= ADD_MEMO_SIZE:
                 self._added.clear()
             self._added[key] = hit
         return hit
