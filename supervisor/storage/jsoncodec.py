@@ -12,12 +12,10 @@ store writes holds floats (states and event data are validated text, booleans an
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(r"[0-9]{19,}")
 # what json.dumps refuses, orjson must refuse too (then json.dumps raises its own error)
 _PASS = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -35,11 +33,24 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode()
-    if _LONG_NUMBER.search(text):
-        return json.loads(text)
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+    # orjson reads an integer past 64 bits as a float, json as an int: any float, and json decides
+    return json.loads(text) if has_float(value) else value
+
+
+def has_float(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is float:
+            return True
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+    return False
