@@ -204,13 +204,16 @@ def plan(
             for lad in [x for x in lads if x.status == ACTIVE]:
                 stop(lad, "rule removed")
     for rule, key, stop_key in static.rules:
-        active = [lad for lad in by_rule.get(rule.id, ()) if lad.status == ACTIVE]
+        history = by_rule.get(rule.id)
         if rule.event_triggered:
-            if rule.stop_when is not None and stop_key in matched:
-                for lad in active:
+            if history and rule.stop_when is not None and stop_key in matched:
+                for lad in [x for x in history if x.status == ACTIVE]:
                     stop(lad, "stop condition holds")
             continue
         holds = key in matched and (rule.stop_when is None or stop_key not in matched)
+        if not holds and not history:
+            continue  # no ladder to stop, none to open: the usual case for most rules
+        active = [lad for lad in history or () if lad.status == ACTIVE]
         # the anchor matters only where the condition holds (every branch below checks both)
         anchor = _anchor(rule.anchor, state, deadlines) if holds else None
         current = active[-1] if active else None
