@@ -12,6 +12,7 @@ Loops (each a task under one stop event; a failed iteration is logged and the lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -116,6 +117,9 @@ class Daemon:
             ("heartbeat", self._heartbeat_loop),
         ):
             self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
+        # Everything loaded so far (modules, configuration, compiled rules) lives as long as the
+        # daemon: out of the collector's way, so its full passes stay short under ingest.
+        gc.freeze()
         for warning in self.loaded.warnings:
             log.warning(warning)
         if self.loaded.calendar.uncovered_years(
@@ -296,6 +300,7 @@ class Daemon:
         """Load everything again; an invalid edit is refused and the running rules stay. A valid
         one re-plans the pending timers of open tickets; nothing already sent is sent again
         (the fired timers and outbox rows keep their unique keys)."""
+        gc.unfreeze()  # the configuration being replaced must be collectable
         try:
             loaded = load_all(self.loaded.config_dir, env=self.env)
         except ConfigInvalid as exc:
@@ -304,6 +309,7 @@ class Daemon:
                 "configuration edit refused; the running rules stay",
                 extra={"why": why, "errors": [str(e) for e in exc.errors]},
             )
+            gc.freeze()
             return False
         if loaded.settings != self.loaded.settings:
             log.warning(
@@ -313,6 +319,8 @@ class Daemon:
             loaded = replace(loaded, settings=self.loaded.settings)
         self.loaded = loaded
         self.supervisor.runtime = runtime_from(loaded, self.supervisor.runtime.caller_key)
+        gc.collect()  # the old configuration, cycles included, goes before the rest is frozen
+        gc.freeze()
         replanned = await self.supervisor.replan()
         self.wake_scheduler.set()
         self.metrics.reloads.labels("applied").inc()
