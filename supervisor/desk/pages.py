@@ -193,8 +193,16 @@ async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
         rule_id, cycle = str(form["rule"]), int(str(form["cycle"]))
     except (KeyError, ValueError):
         raise web.HTTPBadRequest(text="rule 与 cycle 必填") from None
-    rule = desk.runtime.policy.rules_by_id.get(rule_id)
-    result = await desk_ack(desk.host.pool, v.user, tid, rule, cycle, desk.now(), request.remote)
+    result = await desk_ack(
+        desk.host.pool,
+        desk.host.supervisor,
+        v.user,
+        tid,
+        rule_id,
+        cycle,
+        desk.now(),
+        request.remote,
+    )
     if result.status == 404:
         raise web.HTTPNotFound(text=result.message)
     if not result.ok:
