@@ -93,6 +93,11 @@ async def test_the_statistics_page_shows_the_figures_of_its_json_twin(daemon, br
     for u in data["units"]:
         await expect(units).to_contain_text(u["unit"])
     await shot(page, "stats")
+    await page.emulate_media(media="print")  # printed: the report, not the desk around it
+    await expect(page.locator("header.top")).to_be_hidden()
+    await expect(page.locator(".report > nav")).to_be_hidden()
+    await expect(page.locator(".report h1")).to_be_visible()
+    await page.emulate_media(media="screen")
     phone = await signed_in_page(browser, base, "li-hua", PHONE)
     await phone.goto(f"{base}/stats?month=2026-11")
     await shot(phone, "phone-stats")
