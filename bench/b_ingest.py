@@ -25,6 +25,7 @@ async def _baseline(url: str, events: list[dict]) -> float:
              json.dumps({k: v for k, v in e.items() if k not in ("id", "ticket", "type", "at")}, ensure_ascii=False)) for e in events]  # fmt: skip
     conn = await asyncpg.connect(url)
     try:
+        await conn.execute("DROP TABLE IF EXISTS bare_events")
         await conn.execute("CREATE TABLE bare_events (id text PRIMARY KEY, ticket text, type text, at timestamptz, data jsonb)")
         t0 = time.perf_counter()
         for i in range(0, len(rows), 500):

@@ -18,7 +18,15 @@ from b_data import add_tickets, tpl
 from common import loaded, now_utc, pct, runtime
 
 
-async def scheduler_loop(sup, store, batch: int, max_sleep: float, until_mono: float | None, stop_when_idle: bool, record: list) -> dict:
+async def scheduler_loop(
+    sup,
+    store,
+    batch: int,
+    max_sleep: float,
+    until_mono: float | None,
+    stop_when_idle: bool,
+    record: list,
+) -> dict:
     handled = fired = superseded = cancelled = 0
     while True:
         if until_mono is not None and time.monotonic() >= until_mono:
@@ -38,7 +46,9 @@ async def scheduler_loop(sup, store, batch: int, max_sleep: float, until_mono: f
         if stop_when_idle and n == 0:
             break
         nxt = await store.next_due()
-        delay = max_sleep if nxt is None else min(max_sleep, (nxt - sup.clock.now()).total_seconds())
+        delay = (
+            max_sleep if nxt is None else min(max_sleep, (nxt - sup.clock.now()).total_seconds())
+        )
         if until_mono is not None:
             delay = min(delay, until_mono - time.monotonic())
         if delay > 0:
@@ -69,34 +79,54 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
         n_win = rate * window_s
         win = [f"W{i:08d}" for i in range(n_win)]
         t_start = now_utc() + timedelta(seconds=4)
-        await add_tickets(conn, win, timers=[(t, T["steps"][0], t_start + timedelta(seconds=i / rate)) for i, t in enumerate(win)])
+        await add_tickets(
+            conn,
+            win,
+            timers=[
+                (t, T["steps"][0], t_start + timedelta(seconds=i / rate)) for i, t in enumerate(win)
+            ],
+        )
         await conn.execute("ANALYZE timers")
         lags: list[float] = []
         until = time.monotonic() + (t_start - now_utc()).total_seconds() + window_s + 3
         counts = await scheduler_loop(sup, store, batch, max_sleep, until, False, lags)
         late = [r["late_s"] for r in await conn.fetch(
             "SELECT late_s FROM timers WHERE ticket LIKE 'W%' AND status <> 'pending'")]  # fmt: skip
-        left = await conn.fetchval("SELECT count(*) FROM timers WHERE ticket LIKE 'W%' AND status = 'pending'")
+        left = await conn.fetchval(
+            "SELECT count(*) FROM timers WHERE ticket LIKE 'W%' AND status = 'pending'"
+        )
         outbox_lag = [r["lag"] for r in await conn.fetch(
             "SELECT extract(epoch FROM o.created_at - t.due_at)::float8 AS lag FROM outbox o JOIN timers t USING (ticket, rule, cycle, step, rep) WHERE o.ticket LIKE 'W%'")]  # fmt: skip
         result["steady"] = {
-            "timers": n_win, **counts, "not_fired_in_window": left,
-            "lag_p50_s": round(pct(late, 50), 4), "lag_p99_s": round(pct(late, 99), 4), "lag_max_s": round(max(late), 4) if late else None,
+            "timers": n_win,
+            **counts,
+            "not_fired_in_window": left,
+            "lag_p50_s": round(pct(late, 50), 4),
+            "lag_p99_s": round(pct(late, 99), 4),
+            "lag_max_s": round(max(late), 4) if late else None,
             "outbox_lag_p99_s": round(pct(outbox_lag, 99), 4),
-            "commit_lag_p50_s": round(pct(lags, 50), 4), "commit_lag_p99_s": round(pct(lags, 99), 4),
-            "target_p99_s": 1.0, "met": bool(late) and left == 0 and pct(lags, 99) <= 1.0,
+            "commit_lag_p50_s": round(pct(lags, 50), 4),
+            "commit_lag_p99_s": round(pct(lags, 99), 4),
+            "target_p99_s": 1.0,
+            "met": bool(late) and left == 0 and pct(lags, 99) <= 1.0,
         }
         # --- catch-up: n_catch due at once (an outage); a quarter superseded -----------------
         timers = await _catch_up_rows(conn, "C", n_catch, T)
-        result["pending_at_catch_up"] = await conn.fetchval("SELECT count(*) FROM timers WHERE status = 'pending'")
+        result["pending_at_catch_up"] = await conn.fetchval(
+            "SELECT count(*) FROM timers WHERE status = 'pending'"
+        )
         t0 = time.perf_counter()
         counts = await scheduler_loop(sup, store, batch, max_sleep, None, True, [])
         dt = time.perf_counter() - t0
         handled = counts["handled"]
         result["catch_up"] = {
-            "due": len(timers), **counts, "seconds": round(dt, 2),
-            "handled_per_s": round(handled / dt), "fired_per_s": round(counts["fired"] / dt),
-            "target_per_s": 20_000, "met": handled / dt >= 20_000,
+            "due": len(timers),
+            **counts,
+            "seconds": round(dt, 2),
+            "handled_per_s": round(handled / dt),
+            "fired_per_s": round(counts["fired"] / dt),
+            "target_per_s": 20_000,
+            "met": handled / dt >= 20_000,
         }
         # --- baseline: a bare claim loop, batches of 100, same table shape and rows ----------
         await conn.execute("""
@@ -139,9 +169,20 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
             await scheduler_loop(sup, store, batch, max_sleep, None, True, [])
             prof.disable()
             prof.dump_stats("/tmp/bench_catchup.prof")
-            result["catch_up"]["profile_top"] = top_entries("/tmp/bench_catchup.prof", 20, "tottime")
-            result["catch_up"]["profile_cumulative"] = top_entries("/tmp/bench_catchup.prof", 25, "cumulative")
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + __import__("supervisor.storage.queries", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace("FOR UPDATE SKIP LOCKED", ""), now_utc(), batch)
+            result["catch_up"]["profile_top"] = top_entries(
+                "/tmp/bench_catchup.prof", 20, "tottime"
+            )
+            result["catch_up"]["profile_cumulative"] = top_entries(
+                "/tmp/bench_catchup.prof", 25, "cumulative"
+            )
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) "
+            + __import__("supervisor.storage.queries", fromlist=["CLAIM_DUE"]).CLAIM_DUE.replace(
+                "FOR UPDATE SKIP LOCKED", ""
+            ),
+            now_utc(),
+            batch,
+        )
         result["claim_explain_idle"] = [r[0] for r in plan][-3:]
     finally:
         await conn.close()
@@ -158,9 +199,111 @@ async def _catch_up_rows(conn, prefix: str, n_catch: int, T: dict) -> list:
     timers = []
     for i, t in enumerate(ct):
         if i < pairs:
-            timers += [(t, T["steps"][0], now - timedelta(minutes=40, seconds=i % 600)), (t, T["steps"][1], now - timedelta(minutes=10, seconds=i % 60))]
+            timers += [
+                (t, T["steps"][0], now - timedelta(minutes=40, seconds=i % 600)),
+                (t, T["steps"][1], now - timedelta(minutes=10, seconds=i % 60)),
+            ]
         else:
             timers.append((t, T["steps"][0], now - timedelta(minutes=30, seconds=i % 1200)))
     await add_tickets(conn, ct, timers=timers)
     await conn.execute("ANALYZE timers")
     return timers
+
+
+async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int = 1) -> dict:
+    """The catch-up part alone, on a database of its own: `n_pending` open tickets with a timer
+    days ahead, then `n_catch` due at once; beside the bare claim on the same rows."""
+    from b_data import load_big
+    from common import create_db, drop_db
+
+    from supervisor.application import Supervisor
+    from supervisor.core.clock import SystemClock
+    from supervisor.storage.db import create_pool
+    from supervisor.storage.pg import PgStore
+
+    name, url = await create_db("catchup")
+    try:
+        await load_big(url, n_pending)
+        settings = loaded().settings
+        pool = await create_pool(url, max_size=4)
+        conn = await asyncpg.connect(url)
+        try:
+            store = PgStore(pool)
+            sup = Supervisor(store, runtime(), SystemClock())
+            await _catch_up_rows(conn, "C", n_catch, tpl())
+            t0 = time.perf_counter()
+            cpu0 = time.process_time()
+            runs = await asyncio.gather(*(scheduler_loop(sup, store, settings.scheduler.batch, settings.scheduler.max_sleep_s, None, True, [])
+                                          for _ in range(loops)))  # fmt: skip
+            counts = {k: sum(r[k] for r in runs) for k in runs[0]}
+            dt = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
+            out = {"pending": n_pending, "due": n_catch, "loops": loops, **counts, "seconds": round(dt, 2),
+                   "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6)}  # fmt: skip
+            await conn.execute("""
+                CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
+                INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
+                INSERT INTO bare_timers (ticket, rule, cycle, step, rep, due_at)
+                  SELECT ticket, rule, cycle, step, rep, due_at FROM timers WHERE ticket LIKE 'C%';
+                ANALYZE bare_timers;
+            """)
+            claim = """
+                WITH c AS (SELECT id FROM bare_timers WHERE status = 'pending' AND due_at <= $1
+                           ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+                UPDATE bare_timers t SET status = 'fired', fired_at = $1 FROM c WHERE t.id = c.id"""
+            n = 0
+            t0 = time.perf_counter()
+            while True:
+                k = int((await conn.execute(claim, now_utc())).split()[-1])
+                if k == 0:
+                    break
+                n += k
+            base = n / (time.perf_counter() - t0)
+            out["baseline_bare_claim_rows_per_s"] = round(base)
+            out["ratio"] = round(counts["handled"] / dt / base, 3)
+            out["target_ratio"] = 0.3
+            out["met"] = out["ratio"] >= 0.3
+            if profile:
+                import cProfile
+                import pstats
+
+                await _catch_up_rows(conn, "D", 10_000, tpl())
+                prof = cProfile.Profile()
+                prof.enable()
+                await scheduler_loop(
+                    sup,
+                    store,
+                    settings.scheduler.batch,
+                    settings.scheduler.max_sleep_s,
+                    None,
+                    True,
+                    [],
+                )
+                prof.disable()
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        finally:
+            await conn.close()
+            await pool.close()
+        out["load_avg"] = __import__("os").getloadavg()
+        return out
+    finally:
+        await drop_db(name)
+
+
+if __name__ == "__main__":
+    # python bench/b_timers.py [PENDING] [DUE] [--profile]: the catch-up alone, with its baseline
+    import json
+    import sys
+
+    nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    loops = int(sys.argv[sys.argv.index("--loops") + 1]) if "--loops" in sys.argv else 1
+    nums = [n for n in nums if n != loops or "--loops" not in sys.argv]
+    r = asyncio.run(
+        catch_up_only(
+            nums[0] if nums else 100_000,
+            nums[1] if len(nums) > 1 else 100_000,
+            "--profile" in sys.argv,
+            loops,
+        )
+    )
+    print(json.dumps(r, indent=1))

@@ -2,6 +2,7 @@
 
 run [--demo] [--port N]      the daemon (HTTP API + scheduler + dispatcher), port 8345 by default
     [--reset-demo]           (--reset-demo deletes the tickets an earlier --demo left behind)
+    [--workers N]            N daemons on one port (SO_REUSEPORT) and one database
 check                        validate config/ and rules/, list every problem (exit 1 if any)
 test-rules FILE...           run rule unit tests (rules/tests/*.yaml)
 simulate EVENTS.jsonl        replay events (sorted by `at`; --as-arrived: file order) on a virtual
@@ -249,12 +250,27 @@ def cmd_run(args) -> int:
         http = loaded.settings.http.model_copy(update={"port": port})
         loaded.settings = loaded.settings.model_copy(update={"http": http})
     logs.setup("text" if args.demo or sys.stderr.isatty() else loaded.settings.log_format)
+    if args.workers > 1:
+        from supervisor.server.ports import check_port_free
+        from supervisor.server.workers import run_workers
+
+        if args.demo:
+            print("--demo runs one daemon; leave out --workers", file=sys.stderr)
+            return 1
+        try:  # once here: the workers share the port, so none of them can check it alone
+            check_port_free(loaded.settings.http.host, loaded.settings.http.port)
+        except PortInUse as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        env = dict(os.environ)
+        env["HOTLINE_PORT"] = str(loaded.settings.http.port)
+        return run_workers(args.workers, args.config, loaded.settings, env)
     env = dict(os.environ)
     demo_token = None
     if args.demo and not named_api_tokens(loaded.settings, env):
         demo_token = secrets.token_urlsafe(18)  # this run only; printed below
         env[loaded.settings.http.tokens_env] = f"demo:{demo_token}"
-    daemon = Daemon(loaded, env=env)
+    daemon = Daemon(loaded, env=env, reuse_port=args.reuse_port)
     if args.demo or args.reset_demo:
         daemon.demo_data = "purge"
 
@@ -373,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="HTTP port (default: $HOTLINE_PORT, else http.port in settings.yaml: 8345)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="daemon processes sharing the HTTP port and the database (default 1)",
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
     sub.add_parser("check", help="validate configuration and rules").set_defaults(func=cmd_check)
     p = sub.add_parser("test-rules", help="run rule unit tests")

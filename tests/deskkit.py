@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,7 +18,7 @@ import aiohttp
 from supervisor.core.clock import SystemClock
 from supervisor.desk.users import add_user
 from supervisor.server.daemon import Daemon
-from tests.helpers import ev, loaded, sh
+from tests.helpers import CONFIG, ev, loaded, sh
 
 TOKEN = "desk-test-token"
 PASSWORD = "desk-pass-123"
@@ -84,10 +85,13 @@ async def desk_daemon(pg_url: str, tmp_path: Path) -> AsyncIterator[Daemon]:
         "http": s.http.model_copy(update={"port": 0}),
         "privacy": s.privacy.model_copy(update={"caller_key_file": str(tmp_path / "caller.key")}),
         "delivery": s.delivery.model_copy(update={"group_window_s": 0}),  # every message alone
+        # B200's events (09:20, 09:30) are posted at 09:05 with the rest: within the tolerance
+        "ingest": s.ingest.model_copy(update={"future_tolerance_s": 3600}),
     })  # fmt: skip
     cfg = tmp_path / "config"
     cfg.mkdir()
     write_users(cfg)
+    shutil.copy(CONFIG / "import.yaml", cfg / "import.yaml")  # the desk's 导入 page
     env = {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN, "HOTLINE_DESK_KEY": "test-desk-key"}
     daemon = Daemon(replace(base, settings=s, config_dir=cfg), env=env, clock=ShiftedClock(START))
     await daemon.start()

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
-from supervisor.policy.conditions import evaluate
+from supervisor.policy.matchcache import MemoMatcher
+from supervisor.policy.matcher import PythonMatcher
 
 if TYPE_CHECKING:
     from supervisor.policy.rulebook import DeadlineDefault
@@ -77,14 +78,31 @@ def _default(
     calendar: WorkCalendar,
     msg: dict[str, Any],
 ) -> datetime | None:
-    message = {**msg, "_": 1}
-    for entry in entries:
+    holding = None  # which entries' conditions hold: asked once, of a memo (matchcache.py)
+    for i, entry in enumerate(entries):
         start = getattr(state, entry.start)
         if start is None:
             continue
-        if evaluate(entry.when, message):
+        if holding is None:
+            holding = _memo(entries).match(msg)
+        if str(i) in holding:
             return calendar.add(start, entry.after)
     return None
+
+
+_memos: dict[int, tuple[Sequence[DeadlineDefault], MemoMatcher]] = {}
+
+
+def _memo(entries: Sequence[DeadlineDefault]) -> MemoMatcher:
+    hit = _memos.get(id(entries))
+    if hit is not None and hit[0] is entries:
+        return hit[1]
+    conditions = {str(i): e.when for i, e in enumerate(entries)}
+    memo = MemoMatcher(PythonMatcher(conditions), conditions)
+    if len(_memos) >= 32:  # a few policies at once (reloads, tests)
+        _memos.clear()
+    _memos[id(entries)] = (entries, memo)
+    return memo
 
 
 def _commitment(due: str | None, calendar: WorkCalendar) -> datetime | None:

@@ -258,6 +258,8 @@ def _bad_text(value: Any) -> list[FieldProblem]:
 
 def parse_event(raw: Any) -> Event:
     """Validate one raw JSON value against the contract. Raises EventInvalid naming each field."""
+    from supervisor.core.fastevents import fast_body  # a valid body without pydantic
+
     if not isinstance(raw, dict):
         raise EventInvalid([FieldProblem("(event)", "must be a JSON object")])
     problems: list[FieldProblem] = _bad_text(raw)
@@ -289,8 +291,9 @@ def parse_event(raw: Any) -> Event:
     data: dict[str, Any] = {}
     if body_model is not None:
         body = {k: v for k, v in raw.items() if k not in ENVELOPE}
+        fast = fast_body(str(etype), body)  # None: pydantic decides, and words any problem
         try:
-            parsed = body_model.model_validate(body)
+            parsed = body_model.model_validate(body) if fast is None else None
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"]) or "(event)"
@@ -303,7 +306,11 @@ def parse_event(raw: Any) -> Event:
                     msg = msg[len("Value error, ") :]
                 problems.append(FieldProblem(loc, msg))
         else:
-            data = {k: _json_value(v) for k, v in parsed.model_dump(exclude_none=True).items()}
+            if fast is not None:
+                data = fast
+            else:
+                assert parsed is not None
+                data = {k: _json_value(v) for k, v in parsed.model_dump(exclude_none=True).items()}
     if problems:
         raise EventInvalid(problems)
     assert at is not None

@@ -13,7 +13,7 @@ Acknowledged ladders stay silent until their anchor moves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +92,36 @@ def message_for(
     return msg, deadlines
 
 
+@dataclass(frozen=True)
+class _Static:
+    """What plan() needs of a policy that does not change between calls: worked out once."""
+
+    event_rules: tuple[tuple[Rule, str], ...]  # (rule, its match key)
+    rules: tuple[tuple[Rule, str, str], ...]  # every rule in order: (rule, match key, stop key)
+    known: frozenset[str]
+    rules_by_id: dict[str, Rule]
+
+
+_statics: dict[int, tuple[Policy, _Static]] = {}
+
+
+def _static(policy: Policy) -> _Static:
+    hit = _statics.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    rules = policy.rules
+    st = _Static(
+        event_rules=tuple((r, f"rule:{r.id}") for r in rules if r.event_triggered),
+        rules=tuple((r, f"rule:{r.id}", f"stop:{r.id}") for r in rules),
+        known=frozenset(r.id for r in rules),
+        rules_by_id=policy.rules_by_id,
+    )
+    if len(_statics) >= 8:  # a few policies live at once (reloads, tests): keep it small
+        _statics.clear()
+    _statics[id(policy)] = (policy, st)
+    return st
+
+
 def plan(
     ticket: str,
     events: Sequence[Event],
@@ -111,11 +141,11 @@ def plan(
     (the stored state), `events` are only those that fold onto it, all later than its last one.
     """
     ordered = sorted(events, key=lambda e: e.at)
+    static = _static(policy)
     ladders = list(ladders)
     by_rule: dict[str, list[Ladder]] = {}
     for lad in ladders:
         by_rule.setdefault(lad.rule, []).append(lad)
-    rules = policy.rules
     opened: list[Ladder] = []
     stopped: list[Ladder] = []
 
@@ -129,7 +159,9 @@ def plan(
         opened.append(lad)
 
     def stop(lad: Ladder, reason: str) -> None:
-        done = replace(lad, status="stopped", reason=reason)
+        done = Ladder(
+            lad.ticket, lad.rule, lad.cycle, lad.anchor_at, lad.trigger_event, "stopped", reason
+        )
         by_rule[lad.rule] = [done if x is lad else x for x in by_rule[lad.rule]]
         stopped.append(done)
 
@@ -144,7 +176,7 @@ def plan(
     msg: dict[str, Any] = {}
     deadlines = dl.Deadlines()
     matched: set[str] = set()
-    event_rules = [r for r in rules if r.event_triggered]
+    event_rules = static.event_rules
     for i, ev in enumerate(ordered):
         state = apply(state, ev)
         evaluate_here = i == len(ordered) - 1 or (
@@ -156,8 +188,8 @@ def plan(
         matched = policy.matcher.match(msg)
         if first_new is not None and i < first_new:
             continue
-        for rule in event_rules:
-            if f"rule:{rule.id}" not in matched:
+        for rule, key in event_rules:
+            if key not in matched:
                 continue
             existing = by_rule.get(rule.id, [])
             if any(lad.trigger_event == ev.id for lad in existing):
@@ -169,22 +201,24 @@ def plan(
     if not ordered:
         return Plan(state, deadlines, (), (), ())
 
-    known = {r.id for r in rules}
+    known = static.known
     for rule_id, lads in list(by_rule.items()):
         if rule_id not in known:  # a rules edit removed or disabled it
             for lad in [x for x in lads if x.status == ACTIVE]:
                 stop(lad, "rule removed")
-    for rule in rules:
-        active = [lad for lad in by_rule.get(rule.id, []) if lad.status == ACTIVE]
+    for rule, key, stop_key in static.rules:
+        history = by_rule.get(rule.id)
         if rule.event_triggered:
-            if rule.stop_when is not None and f"stop:{rule.id}" in matched:
-                for lad in active:
+            if history and rule.stop_when is not None and stop_key in matched:
+                for lad in [x for x in history if x.status == ACTIVE]:
                     stop(lad, "stop condition holds")
             continue
-        holds = f"rule:{rule.id}" in matched and (
-            rule.stop_when is None or f"stop:{rule.id}" not in matched
-        )
-        anchor = _anchor(rule.anchor, state, deadlines)
+        holds = key in matched and (rule.stop_when is None or stop_key not in matched)
+        if not holds and not history:
+            continue  # no ladder to stop, none to open: the usual case for most rules
+        active = [lad for lad in history or () if lad.status == ACTIVE]
+        # the anchor matters only where the condition holds (every branch below checks both)
+        anchor = _anchor(rule.anchor, state, deadlines) if holds else None
         current = active[-1] if active else None
         if current is not None:
             if not holds or anchor is None:
@@ -205,7 +239,7 @@ def plan(
             continue
         open_ladder(rule, anchor, None)
 
-    rules_by_id = policy.rules_by_id
+    rules_by_id = static.rules_by_id
     stopped_keys = {(s.rule, s.cycle) for s in stopped}
     timer_ladders = (
         opened

@@ -7,7 +7,7 @@ are worked out later, in deadlines.py, so that a rules edit never needs a re-fol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -68,35 +68,48 @@ class TicketState:
         return self.status != "closed"
 
     def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every value, and this runs for every ingest.
-        out: dict[str, Any] = {}
-        for name in _FIELD_NAMES:
-            value = getattr(self, name)
-            if isinstance(value, datetime):
+        # Not dataclasses.asdict (it deep-copies every value) nor a getattr per field: a copy of
+        # the instance dict, then only the datetime and tuple fields converted. Runs per ingest.
+        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        for name in _DATETIME_FIELDS_ORDERED:
+            value = out[name]
+            if value is not None:
                 # one zone, so the same instant always reads the same (events come with any offset)
-                value = value.astimezone(SHANGHAI).isoformat()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[name] = value
+                out[name] = value.astimezone(SHANGHAI).isoformat()
+        for name in _TUPLE_FIELDS:
+            out[name] = list(out[name])
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TicketState:
-        kwargs: dict[str, Any] = {}
-        for name in _FIELD_NAMES:
-            if name not in data:
-                continue
-            value = data[name]
-            if value is not None and name in _DATETIME_FIELDS:
-                value = datetime.fromisoformat(value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[name] = value
-        return cls(**kwargs)
+        # The defaults, the stored values over them, the datetimes parsed; no __init__ call (a
+        # frozen dataclass's __init__ sets each of 44 fields through object.__setattr__).
+        values = {**_DEFAULTS, **data}
+        if len(values) != len(_DEFAULTS):  # keys of no field (an older or newer version): out
+            values = {k: v for k, v in values.items() if k in _DEFAULTS}
+        for name in _DATETIME_FIELDS_ORDERED:
+            value = values[name]
+            if value is not None:
+                values[name] = datetime.fromisoformat(value)
+        for name in _TUPLE_FIELDS:
+            value = values[name]
+            if isinstance(value, list):
+                values[name] = tuple(value)
+        if not isinstance(values["ticket"], str):
+            raise TypeError("a stored ticket state needs its ticket id")
+        new = object.__new__(cls)
+        new.__dict__.update(values)
+        return new
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TicketState))
 _DATETIME_FIELDS = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
+_DATETIME_FIELDS_ORDERED = tuple(n for n in _FIELD_NAMES if n in _DATETIME_FIELDS)
+_TUPLE_FIELDS = tuple(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+# every field's default; `ticket` has none: a stored state always carries it
+_DEFAULTS: dict[str, Any] = {
+    f.name: (None if f.default is MISSING else f.default) for f in fields(TicketState)
+}
 
 
 def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:

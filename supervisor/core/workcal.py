@@ -35,6 +35,7 @@ from supervisor.core.durations import Duration
 from supervisor.errors import HotlineError
 
 _DAY = timedelta(days=1)
+ADD_MEMO_SIZE = 20_000  # WorkCalendar.add results kept (each about 250 bytes)
 
 
 class CalendarGapError(HotlineError):
@@ -108,6 +109,7 @@ class WorkCalendar:
         self._periods = tuple((_offset(s), _offset(e)) for s, e in self.config.office_hours)
         self._day_length = sum((e - s for s, e in self._periods), timedelta())
         self._workdays: dict[date, bool] = {}
+        self._added: dict[tuple[datetime, Duration], datetime] = {}  # add()'s memo, bounded
         self.gap_years_used: set[int] = set()  # years answered Monday-Friday; callers warn
 
     @property
@@ -157,7 +159,20 @@ class WorkCalendar:
     # -- arithmetic ------------------------------------------------------------------------
 
     def add(self, t: datetime, d: Duration) -> datetime:
-        """`t` moved by `d` (negative: before); the result is aware, in the calendar's zone."""
+        """`t` moved by `d` (negative: before); the result is aware, in the calendar's zone.
+
+        Memoised per (instant, duration): a ticket's deadlines are worked out again for each of
+        its events from the same dispatch time. Bounded (about 5 MB): cleared when full."""
+        key = (t, d)
+        hit = self._added.get(key)
+        if hit is None:
+            hit = self._add(t, d)
+            if len(self._added) >= ADD_MEMO_SIZE:
+                self._added.clear()
+            self._added[key] = hit
+        return hit
+
+    def _add(self, t: datetime, d: Duration) -> datetime:
         local = self._local(t)
         if d.amount == 0:
             return local

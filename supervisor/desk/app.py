@@ -43,6 +43,7 @@ class Desk:
     extra_users: dict[str, tuple[User, str]] = field(default_factory=dict)  # run --demo
     index: DeadlineIndex | None = None
     nav_extra: list[tuple[str, str]] = field(default_factory=list)  # (path, label): 统计, 导入
+    nav_roles: dict[str, frozenset[str]] = field(default_factory=dict)  # path -> who sees it
     _users: tuple[float, dict[str, tuple[User, str]]] | None = None
     users_error: str | None = None
     choices: dict[str | None, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
@@ -141,7 +142,11 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
         **context,
         "me": v.user if v else None,
         "csrf": v.session.csrf if v else (session.csrf if session else ""),
-        "nav_extra": desk.nav_extra,
+        "nav_extra": [
+            (p, label)
+            for p, label in desk.nav_extra
+            if v is not None and v.user.role in desk.nav_roles.get(p, {v.user.role})
+        ],
         "path": request.path,
         "warnings": desk_warnings(desk),
     }
@@ -241,9 +246,11 @@ def setup_desk(
     env: dict[str, str] | None = None,
     key_file: Path | str = auth.KEY_FILE,
     run_index: bool = True,
+    extras: bool = True,
 ) -> Desk:
     """Add the desk's pages, its JSON twins and GET /api/v1/tickets to the daemon's app; with
-    `run_index`, the deadline index runs as a background task of the app."""
+    `run_index`, the deadline index runs as a background task of the app; with `extras`, the
+    统计 and 导入 pages (desk.extras; uploads kept next to the key file)."""
     from supervisor.desk import pages
 
     desk = Desk(host, auth.desk_key(env, key_file), Path(host.loaded.config_dir) / "users.yaml")
@@ -259,16 +266,28 @@ def setup_desk(
     app.router.add_post("/signin", signin_post)
     app.router.add_post("/signout", signed_in(signout))
     pages.add_routes(app)
+    if extras:
+        from supervisor.desk.extras import mount_stats_and_import
+
+        mount_stats_and_import(app, desk, Path(key_file).parent)
     if run_index:
         app.cleanup_ctx.append(_index_task)
     return desk
 
 
-def add_page(app: web.Application, label: str, path: str, templates: Path | None = None) -> None:
-    """For the pages other modules add (统计, 导入): a link in the navigation and, optionally,
-    their template folder, whose templates may extend the desk's `base.html`. Register the
-    route yourself and wrap the handler in `signed_in`."""
+def add_page(
+    app: web.Application,
+    label: str,
+    path: str,
+    templates: Path | None = None,
+    roles: frozenset[str] | None = None,
+) -> None:
+    """For the pages other modules add (统计, 导入): a link in the navigation (shown to `roles`
+    only, when given) and, optionally, their template folder, whose templates may extend the
+    desk's `base.html`. Register the route yourself and wrap the handler in `signed_in`."""
     app[DESK].nav_extra.append((path, label))
+    if roles is not None:
+        app[DESK].nav_roles[path] = roles
     if templates is not None:
         env = aiohttp_jinja2.get_env(app)
         env.loader = jinja2.ChoiceLoader([env.loader, jinja2.FileSystemLoader(str(templates))])  # type: ignore[list-item]

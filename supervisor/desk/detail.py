@@ -10,7 +10,7 @@ from supervisor.core import deadlines as dl
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError
 from supervisor.desk import format as fmt
-from supervisor.desk.ack import ackable_steps
+from supervisor.desk.ack import may_ack
 from supervisor.desk.users import User
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
@@ -126,9 +126,13 @@ def build_detail(
         can_ack = bool(
             rule
             and lad["status"] == "active"
-            and sent_roles
-            and ackable_steps(rule, user.role)
-            and (user.sees_all or user.role in sent_roles)
+            and may_ack(
+                user,
+                rules,
+                lad["rule"],
+                sent_roles,
+                acked_steps.get((lad["rule"], lad["cycle"]), set()),
+            )
         )
         ladders.append({
             "rule": lad["rule"], "cycle": lad["cycle"], "description": rule.description if rule else "（规则已删除）",

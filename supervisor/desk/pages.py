@@ -81,6 +81,9 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
         except ValueError:
             raise BadQuery(f"{name}: 日期格式应为 YYYY-MM-DD") from None
 
+    status = one("status")
+    if status is not None and status not in fmt.STATUS_LABELS:
+        raise BadQuery(f"status: 只能是 {', '.join(fmt.STATUS_LABELS)}")
     urgent = one("urgent")
     if urgent not in (None, "true", "false"):
         raise BadQuery("urgent: 只能是 true 或 false")
@@ -101,7 +104,7 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     if v is not None and not v.user.sees_all:
         unit = v.user.unit
     return views.TicketFilter(
-        status=one("status"), unit=unit, category=one("category"),
+        status=status, unit=unit, category=one("category"),
         urgent=None if urgent is None else urgent == "true", view=view,
         created_from=day("from"), created_to=day("to"), q=one("q"), after=after, limit=limit,
     )  # fmt: skip
@@ -193,8 +196,16 @@ async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
         rule_id, cycle = str(form["rule"]), int(str(form["cycle"]))
     except (KeyError, ValueError):
         raise web.HTTPBadRequest(text="rule 与 cycle 必填") from None
-    rule = desk.runtime.policy.rules_by_id.get(rule_id)
-    result = await desk_ack(desk.host.pool, v.user, tid, rule, cycle, desk.now(), request.remote)
+    result = await desk_ack(
+        desk.host.pool,
+        desk.host.supervisor,
+        v.user,
+        tid,
+        rule_id,
+        cycle,
+        desk.now(),
+        request.remote,
+    )
     if result.status == 404:
         raise web.HTTPNotFound(text=result.message)
     if not result.ok:

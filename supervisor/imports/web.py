@@ -7,7 +7,10 @@ summary (rows, new and known events, bad rows, units not in the directory), then
 
 The upload is kept under upload_dir with a random name until it is confirmed (then deleted), so
 the import stores exactly the file that was previewed. `guard(request)` (optional, async) runs
-first in every handler; the desk adds its CSRF token check there.
+first in every handler (signed in, allowed to import). `csrf` (optional) puts the host's token
+in every form (first, so the upload's token is read before its file) and checks it on both
+POSTs. `page_render(request, context)` (optional) renders inside the host's layout (the desk's
+desk_import.html, which includes import_body.html); without it the page is import.html alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +32,27 @@ from supervisor.imports.mapping import load_mapping
 from supervisor.imports.readers import SUFFIXES, ReadError
 
 Guard = Callable[[web.Request], Awaitable[None]]
+PageRender = Callable[[web.Request, dict[str, Any]], web.StreamResponse]
 MAX_UPLOAD = 64 * 1024 * 1024
 KEEP_UPLOAD_S = 24 * 3600  # an upload previewed but never confirmed
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _env = Environment(
     loader=PackageLoader("supervisor.imports", "templates"), autoescape=select_autoescape(["html"])
 )
+
+
+@dataclass(frozen=True)
+class Csrf:
+    """The host's CSRF token for a request, and its check of a token a form sent back."""
+
+    token: Callable[[web.Request], str]
+    check: Callable[[web.Request, str | None], bool]
+
+
+def _refused() -> web.Response:
+    return web.Response(
+        status=403, text="CSRF 校验失败：请刷新页面后重试", content_type="text/plain"
+    )
 
 
 def setup_import_routes(
@@ -44,11 +63,18 @@ def setup_import_routes(
     upload_dir: Path = Path("var/imports"),
     prefix: str = "/desk/import",
     guard: Guard | None = None,
+    csrf: Csrf | None = None,
+    page_render: PageRender | None = None,
 ) -> None:
-    def page(**context: Any) -> web.Response:
-        text = _env.get_template("import.html").render(
-            prefix=prefix, suffixes="、".join(SUFFIXES), **context
-        )
+    def page(request: web.Request, **given: Any) -> web.StreamResponse:
+        context: dict[str, Any] = {
+            "prefix": prefix, "suffixes": "、".join(SUFFIXES), "error": None, "summary": None,
+            "done": False, "token": "", "suffix": "", "strict": False, "filename": "",
+            "csrf": csrf.token(request) if csrf else "", **given,
+        }  # fmt: skip
+        if page_render is not None:
+            return page_render(request, context)
+        text = _env.get_template("import.html").render(**context)
         return web.Response(text=text, content_type="text/html", charset="utf-8")
 
     def mapping():
@@ -57,28 +83,35 @@ def setup_import_routes(
         except (ConfigInvalid, OSError) as exc:
             raise web.HTTPInternalServerError(text=f"导入配置有误：{exc}") from None
 
-    async def form(request: web.Request) -> web.Response:
+    async def form(request: web.Request) -> web.StreamResponse:
         if guard is not None:
             await guard(request)
-        return page()
+        return page(request)
 
-    async def preview(request: web.Request) -> web.Response:
+    async def preview(request: web.Request) -> web.StreamResponse:
         if guard is not None:
             await guard(request)
         reader = await request.multipart()
         name, data, strict = None, b"", False
+        token_ok = csrf is None
         async for part in reader:
             if not isinstance(part, BodyPartReader):
                 continue
-            if part.name == "file" and part.filename:
+            if part.name == "csrf" and csrf is not None:
+                token_ok = csrf.check(request, (await part.read(decode=False))[:256].decode())
+            elif not token_ok:  # the token comes first: nothing of a forged upload is read
+                return _refused()
+            elif part.name == "file" and part.filename:
                 name = Path(part.filename).name
                 data = await part.read(decode=False)
                 if len(data) > MAX_UPLOAD:
-                    return page(error="文件过大（上限64MB）")
+                    return page(request, error="文件过大（上限64MB）")
             elif part.name == "strict":
                 strict = True
+        if not token_ok:
+            return _refused()
         if not name or Path(name).suffix.lower() not in SUFFIXES:
-            return page(error=f"请选择平台导出的工单文件（{'、'.join(SUFFIXES)}）")
+            return page(request, error=f"请选择平台导出的工单文件（{'、'.join(SUFFIXES)}）")
         token = secrets.token_urlsafe(24)
         stored = upload_dir / f"{token}{Path(name).suffix.lower()}"
         await asyncio.to_thread(_save, stored, data)
@@ -86,29 +119,34 @@ def setup_import_routes(
             summary = await import_file(supervisor(), stored, mapping(), dry_run=True, name=name)
         except ReadError as exc:
             await asyncio.to_thread(stored.unlink, True)
-            return page(error=str(exc).replace(str(stored), name))
+            return page(request, error=str(exc).replace(str(stored), name))
         return page(
-            summary=summary, token=token, suffix=stored.suffix, strict=strict, filename=name
-        )
+            request, summary=summary, token=token, suffix=stored.suffix, strict=strict,
+            filename=name,
+        )  # fmt: skip
 
-    async def confirm(request: web.Request) -> web.Response:
+    async def confirm(request: web.Request) -> web.StreamResponse:
         if guard is not None:
             await guard(request)
         form_data = await request.post()
+        if csrf is not None:
+            given = form_data.get("csrf")
+            if not csrf.check(request, given if isinstance(given, str) else None):
+                return _refused()
         token, suffix = str(form_data.get("token", "")), str(form_data.get("suffix", ""))
         name = str(form_data.get("filename", "upload"))
         if not _TOKEN.match(token) or suffix not in SUFFIXES:
             raise web.HTTPBadRequest(text="无效的导入请求")
         stored = upload_dir / f"{token}{suffix}"
         if not stored.is_file():
-            return page(error="上传的文件已处理或已过期，请重新上传")
+            return page(request, error="上传的文件已处理或已过期，请重新上传")
         try:
             summary = await import_file(
                 supervisor(), stored, mapping(), strict=bool(form_data.get("strict")), name=name
             )
         finally:
             await asyncio.to_thread(stored.unlink, True)
-        return page(summary=summary, done=True, filename=name)
+        return page(request, summary=summary, done=True, filename=name)
 
     app.router.add_get(prefix, form)
     app.router.add_post(prefix + "/preview", preview)

@@ -102,7 +102,16 @@ class DurableMatcher:
             return self._hits
 
 
-def make_matcher(conditions: Mapping[str, Compiled], prefer: str = "durable_rules") -> Matcher:
+def make_matcher(
+    conditions: Mapping[str, Compiled], prefer: str = "durable_rules", memo: bool = True
+) -> Matcher:
+    """The matcher `prefer` names (durable_rules where it is installed), behind a memo of its
+    answers (matchcache.py: messages no condition can tell apart share one answer)."""
+    from supervisor.policy.matchcache import MemoMatcher
+
+    inner: Matcher
     if prefer == "durable_rules" and durable_available():
-        return DurableMatcher(conditions)
-    return PythonMatcher(conditions)
+        inner = DurableMatcher(conditions)
+    else:
+        inner = PythonMatcher(conditions)
+    return MemoMatcher(inner, conditions) if memo else inner

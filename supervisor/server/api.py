@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from supervisor.application import BatchRejected, Supervisor, validate_batch
 from supervisor.core.events import MAX_DEPTH, Event, future_problems
 from supervisor.server.acking import acknowledge
+from supervisor.server.body import decode_body
 from supervisor.server.metrics import Metrics
 from supervisor.server.openapi import AckRequest, openapi_document
 from supervisor.server.ticket_view import beijing_view
@@ -109,7 +110,7 @@ async def post_events(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     body = await request.read()
     try:
-        payload = json.loads(body)
+        payload = decode_body(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         metrics.events_rejected.labels("malformed").inc()
         return _problem(400, f"body is not JSON: {exc}")

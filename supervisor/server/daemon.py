@@ -12,6 +12,7 @@ Loops (each a task under one stop event; a failed iteration is logged and the lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -52,8 +53,10 @@ class Daemon:
         env: dict[str, str] | None = None,
         clock: Clock | None = None,
         worker_id: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.loaded = loaded
+        self.reuse_port = reuse_port  # several daemons on one port (run --workers N)
         self.env = dict(os.environ if env is None else env)
         self.clock = clock or SystemClock()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -77,7 +80,8 @@ class Daemon:
 
     async def start(self) -> None:
         settings = self.loaded.settings
-        check_port_free(settings.http.host, settings.http.port)
+        if not self.reuse_port:  # with --workers the parent checked it once
+            check_port_free(settings.http.host, settings.http.port)
         dsn = self.env.get(settings.database.url_env) or None
         self._db_cm = database(
             dsn, Path(settings.database.embedded_dir), max_size=settings.database.pool_size
@@ -122,7 +126,9 @@ class Daemon:
         )  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.http.host, settings.http.port)
+        site = web.TCPSite(
+            self._runner, settings.http.host, settings.http.port, reuse_port=self.reuse_port or None
+        )
         try:
             await site.start()
         except OSError:  # taken between the check and now
@@ -138,6 +144,9 @@ class Daemon:
             ("heartbeat", self._heartbeat_loop),
         ):
             self.tasks.append(asyncio.create_task(self._guard(name, coro), name=name))
+        # Everything loaded so far (modules, configuration, compiled rules) lives as long as the
+        # daemon: out of the collector's way, so its full passes stay short under ingest.
+        gc.freeze()
         for warning in self.loaded.warnings:
             log.warning(warning)
         if not named_api_tokens(settings, self.env):
@@ -376,6 +385,7 @@ class Daemon:
         (reload.require_tests, the default), is refused and the running rules stay. A valid
         one re-plans the pending timers of open tickets; nothing already sent is sent again
         (the fired timers and outbox rows keep their unique keys)."""
+        gc.unfreeze()  # the configuration being replaced must be collectable
         try:
             loaded = load_all(self.loaded.config_dir, env=self.env)
         except ConfigInvalid as exc:
@@ -386,6 +396,7 @@ class Daemon:
                 "configuration edit refused; the running rules stay",
                 extra={"why": why, "errors": [str(e) for e in exc.errors]},
             )
+            gc.freeze()
             return False
         if self.loaded.settings.reload.require_tests:
             from supervisor.policy.ruletest import failing, test_files
@@ -409,6 +420,8 @@ class Daemon:
             loaded = replace(loaded, settings=self.loaded.settings)
         self.loaded = loaded
         self.supervisor.runtime = runtime_from(loaded, self.supervisor.runtime.caller_key)
+        gc.collect()  # the old configuration, cycles included, goes before the rest is frozen
+        gc.freeze()
         replanned = await self.supervisor.replan()
         self.wake_scheduler.set()
         self.metrics.reloads.labels("applied").inc()

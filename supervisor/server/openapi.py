@@ -62,6 +62,56 @@ def _responses(codes: dict[str, str], ok: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
+LIST_VIEWS = ("awaiting", "due_today", "overdue", "escalated")
+# GET /api/v1/tickets: name -> (schema, description); the desk's list (/tickets) takes the same
+LIST_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
+    "status": ({"enum": list(STATUSES)}, "the ticket's status"),
+    "unit": ({"type": "string"}, "the lead unit, as the tickets name it"),
+    "category": ({"type": "string"}, "诉求归口, exactly"),
+    "urgent": ({"enum": ["true", "false"]}, "urgent tickets only, or non-urgent only"),
+    "view": ({"enum": list(LIST_VIEWS)}, "awaiting sign-off; reply due today; overdue now "
+             "(reply or sign-off deadline passed); escalated and not acknowledged"),
+    "from": ({"type": "string", "format": "date"}, "created on or after this Beijing date"),
+    "to": ({"type": "string", "format": "date"}, "created on or before this Beijing date"),
+    "q": ({"type": "string"}, "a ticket number, the start of one, or part of the address"),
+    "after": ({"type": "string"}, "the `next` cursor of the previous page"),
+    "limit": ({"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+              "tickets per page (clamped to 1-200)"),
+}  # fmt: skip
+
+
+def _ticket_list_schema() -> dict[str, Any]:
+    opt_str = {"type": ["string", "null"]}
+    when = {"type": ["string", "null"], "format": "date-time"}
+    row = {
+        "type": "object",
+        "properties": {
+            "ticket": {"type": "string"}, "status": {"enum": list(STATUSES)}, "unit": opt_str,
+            "category": opt_str, "kind": opt_str, "urgent": {"type": "boolean"},
+            "address": opt_str, "summary": opt_str,
+            "caller_masked": {**opt_str, "description": "138****5678; the number never appears"},
+            "created_at": when, "signed_at": when, "replied_at": when,
+            "sign_by": when, "reply_by": when,
+            "deadline": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                "name": {"enum": ["sign_by", "reply_by"]}, "at": {"type": "string", "format": "date-time"},
+                "overdue": {"type": "boolean"}, "working_minutes_left": {"type": "integer"},
+                "text": {"type": "string"}}}],
+                "description": "the deadline that runs now (sign-off while awaiting it, else the "
+                "reply), in working time; negative minutes: overdue"},
+        },
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "properties": {
+            "tickets": {"type": "array", "items": row},
+            "next": {"type": ["string", "null"],
+                     "description": "pass as `after` for the next page; null on the last page"},
+        },
+        "required": ["tickets", "next"],
+    }  # fmt: skip
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {f"event_{t}": event_schema(t) for t in ev.EVENT_TYPES}
@@ -73,6 +123,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     schemas["AckRequest"] = AckRequest.model_json_schema()
+    schemas["TicketList"] = _ticket_list_schema()
     schemas["Problem"] = {
         "type": "object",
         "properties": {"error": {"type": "string"}},
@@ -117,6 +168,16 @@ def openapi_document() -> dict[str, Any]:
                 "422": "an event breaks the contract, or is too far in the future (nothing stored)",
                 "503": "database unavailable (nothing stored): retry"},
                 {"$ref": "#/components/schemas/IngestResult"}),
+        }},
+        "/api/v1/tickets": {"get": {
+            "summary": "The ticket list: the desk's filters, newest first, keyset pagination; "
+                       "times in Beijing time (+08:00)",
+            "security": auth,
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": sch,
+                            "description": d} for n, (sch, d) in LIST_PARAMS.items()],
+            "responses": _responses({"400": "a bad filter (the message names it)",
+                                     "401": "no valid token"},
+                                    {"$ref": "#/components/schemas/TicketList"}),
         }},
         "/api/v1/tickets/{ticket}": {"get": {
             "summary": "A ticket: state (with computed sign_by, reply_by), timeline, ladders, "

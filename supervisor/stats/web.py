@@ -5,7 +5,9 @@ files to download. Self-contained aiohttp handlers; the desk mounts them behind 
                        reports_dir=Path("var/reports"), prefix="/desk/stats", guard=desk_guard)
 
 `guard(request)` (optional, async) runs first in every handler and raises (e.g. HTTPFound to the
-sign-in page, HTTPForbidden) when the person may not see statistics. The page and the JSON come
+sign-in page, HTTPForbidden) when the person may not see statistics. `page_render(request,
+context)` (optional) renders the page inside a host's layout (the desk's, from its template
+desk_stats.html, which includes report_body.html); without it the page is report.html alone. The page and the JSON come
 from one computation, so they cannot disagree. The URL is the interface: ?month=YYYY-MM, or
 ?from=YYYY-MM-DD&to=YYYY-MM-DD.
 """
@@ -24,9 +26,10 @@ from aiohttp import web
 from supervisor.core.clock import SHANGHAI
 from supervisor.policy.rulebook import Policy
 from supervisor.stats.command import build, kept, period_from, render
-from supervisor.stats.html import render_html
+from supervisor.stats.html import context, render_html
 
 Guard = Callable[[web.Request], Awaitable[None]]
+PageRender = Callable[[web.Request, dict[str, Any]], web.StreamResponse]
 _FILE = re.compile(r"^\d{4}-\d{2}(_\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2})?\.xlsx$")
 
 
@@ -39,6 +42,7 @@ def setup_stats_routes(
     prefix: str = "/desk/stats",
     guard: Guard | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(SHANGHAI),
+    page_render: PageRender | None = None,
 ) -> None:
     async def report_for(request: web.Request) -> dict[str, Any]:
         if guard is not None:
@@ -50,11 +54,13 @@ def setup_stats_routes(
             raise web.HTTPBadRequest(text=f"参数错误：{exc}") from None
         return await build(pool, policy(), period, now())
 
-    async def page(request: web.Request) -> web.Response:
+    async def page(request: web.Request) -> web.StreamResponse:
         report = await report_for(request)
         months = [{"name": p.stem, "href": f"{prefix}/files/{p.name}"} for p in kept(reports_dir)]
         month = report["period"]["from"][:7]
         nav = _nav(prefix, month)
+        if page_render is not None:
+            return page_render(request, context(report, months=months, nav=nav))
         return web.Response(
             text=render_html(report, months=months, nav=nav),
             content_type="text/html",

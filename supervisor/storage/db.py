@@ -82,15 +82,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _dumps(value: Any) -> str:
-    import json
+    from supervisor.storage.jsoncodec import dumps
 
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return dumps(value)
 
 
 def _loads(text: str) -> Any:
-    import json
+    from supervisor.storage.jsoncodec import loads
 
-    return json.loads(text)
+    return loads(text)
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

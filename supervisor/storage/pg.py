@@ -4,7 +4,6 @@ SQL is in queries.py; the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
+from supervisor.storage.jsoncodec import dumps
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
 
@@ -107,7 +107,7 @@ class PgStore(PgMatter, PgReads):
                     [e.ticket for e in batch],
                     [e.type for e in batch],
                     [e.at for e in batch],
-                    [json.dumps(e.data, ensure_ascii=False) for e in batch],
+                    [dumps(e.data) for e in batch],
                 )
             )
             outcome.accepted = [e.id for e in batch if e.id in new_ids]
@@ -121,22 +121,26 @@ class PgStore(PgMatter, PgReads):
             for e in batch:
                 if e.id in new_ids:
                     new_by_ticket[e.ticket].append(e)
+            # A ticket with no folded state has no events stored before this batch (state and
+            # events change in one transaction): its history is the new events, nothing to load.
             starts: dict[str, TicketState | None] = {}
             refold: list[str] = []
             for t in changed:
                 state = stored.get(t) or {}
                 start = TicketState.from_json(state) if state.get("event_count") else None
-                if (
-                    start is not None
-                    and start.last_event_at is not None
+                if start is None:
+                    starts[t] = None
+                elif (
+                    start.last_event_at is not None
                     and min(e.at for e in new_by_ticket[t]) >= start.last_event_at
                 ):
                     starts[t] = start
                 else:
                     starts[t] = None
                     refold.append(t)
+            refolding = set(refold)
             all_events: dict[str, list[Event]] = {
-                t: ([] if t in refold else new_by_ticket[t]) for t in changed
+                t: ([] if t in refolding else new_by_ticket[t]) for t in changed
             }
             if refold:
                 for r in await conn.fetch(q.LOAD_EVENTS, refold):
@@ -180,7 +184,7 @@ class PgStore(PgMatter, PgReads):
         await conn.execute(
             q.UPDATE_TICKETS,
             [s.ticket for s in states],
-            [json.dumps(s.to_json(), ensure_ascii=False) for s in states],
+            [dumps(s.to_json()) for s in states],
             [s.status for s in states],
             [s.unit for s in states],
             [s.caller_hash for s in states],

@@ -103,17 +103,17 @@ async def test_another_page_plugs_into_the_desk(pool, tmp_path):
     app = web.Application()
     desk = setup_desk(app, host, env={"HOTLINE_DESK_KEY": "k"}, run_index=False)  # type: ignore[arg-type]
     desk.add_ephemeral_user("demo", "leader", "a-long-password")
-    (tmp_path / "stats.html").write_text(
-        '{% extends "base.html" %}{% block main %}<h1>月度统计</h1>{% endblock %}'
+    (tmp_path / "extra.html").write_text(
+        '{% extends "base.html" %}{% block main %}<h1>会办记录</h1>{% endblock %}'
     )
-    add_page(app, "统计", "/stats", templates=tmp_path)
+    add_page(app, "会办", "/extra", templates=tmp_path)
 
-    async def stats(request, viewer):
-        return render(request, "stats.html", {}, viewer)
+    async def extra(request, viewer):
+        return render(request, "extra.html", {}, viewer)
 
-    app.router.add_get("/stats", signed_in(stats))
+    app.router.add_get("/extra", signed_in(extra))
     async with TestClient(TestServer(app)) as client:
-        assert (await client.get("/stats", allow_redirects=False)).status == 302
+        assert (await client.get("/extra", allow_redirects=False)).status == 302
         page = await (await client.get("/signin")).text()
         resp = await client.post(
             "/signin",
@@ -121,12 +121,14 @@ async def test_another_page_plugs_into_the_desk(pool, tmp_path):
                 "login": "demo",
                 "password": "a-long-password",
                 "csrf": csrf_of(page),
-                "next": "/stats",
+                "next": "/extra",
             },
         )
         html = await resp.text()
     assert (
         resp.status == 200
-        and "<h1>月度统计</h1>" in html
-        and '<a href="/stats" class="on">统计</a>' in html
+        and "<h1>会办记录</h1>" in html
+        and '<a href="/extra" class="on">会办</a>' in html
+        and '<a href="/stats" class="">统计</a>' in html  # the leader sees 统计, not 导入
+        and 'href="/import"' not in html
     )

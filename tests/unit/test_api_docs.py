@@ -60,7 +60,8 @@ def test_openapi_is_3_1_and_serves_every_path():
     doc = openapi_document()
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
-        "/api/v1/events", "/api/v1/tickets/{ticket}", "/api/v1/tickets/{ticket}/ack",
+        "/api/v1/events", "/api/v1/tickets", "/api/v1/tickets/{ticket}",
+        "/api/v1/tickets/{ticket}/ack",
         "/api/v1/openapi.json", "/healthz", "/metrics",
     }  # fmt: skip
     json.dumps(doc)  # serialisable
@@ -85,3 +86,27 @@ def test_openapi_event_union_and_ack_body():
     codes = set(openapi_document()["paths"]["/api/v1/tickets/{ticket}/ack"]["post"]["responses"])
     assert {"200", "403", "404", "422"} <= codes
     assert "409" in openapi_document()["paths"]["/api/v1/events"]["post"]["responses"]
+
+
+def test_the_ticket_list_is_documented_with_the_filters_the_desk_reads():
+    from multidict import MultiDict
+
+    from supervisor.desk.format import STATUS_LABELS
+    from supervisor.desk.pages import BadQuery, parse_filter
+    from supervisor.server.openapi import LIST_PARAMS, LIST_VIEWS, STATUSES
+    from supervisor.storage.views import VIEWS
+
+    section = DOC.split("## The ticket list", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", section, re.M)
+    assert {n for pair in documented for n in pair if n} == set(LIST_PARAMS)
+    get = openapi_document()["paths"]["/api/v1/tickets"]["get"]
+    assert [p["name"] for p in get["parameters"]] == list(LIST_PARAMS)
+    assert set(get["responses"]) == {"200", "400", "401"}
+    assert STATUSES == tuple(STATUS_LABELS) and LIST_VIEWS == VIEWS
+    good = {"status": "signed", "unit": "城管执法中队", "category": "市容环境", "urgent": "true",
+            "view": "overdue", "from": "2026-11-01", "to": "2026-11-30", "q": "A1", "limit": "20"}  # fmt: skip
+    f = parse_filter(MultiDict(good), None)
+    assert (f.status, f.view, f.urgent, f.limit) == ("signed", "overdue", True, 20)
+    for name, bad in (("status", "open"), ("view", "late"), ("urgent", "1"), ("to", "30/11")):
+        with pytest.raises(BadQuery, match=f"^{name}:"):
+            parse_filter(MultiDict({name: bad}), None)

@@ -9,7 +9,7 @@ import pytest
 
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.desk import auth
-from supervisor.desk.ack import ackable_steps
+from supervisor.desk.ack import desk_steps
 from supervisor.desk.format import day_kind, deadline_state, month_grid, working_amount
 from supervisor.desk.users import add_user, check_users, load_users, verify
 from supervisor.storage.views import decode_cursor, encode_cursor
@@ -49,11 +49,12 @@ def test_month_grid_marks_holidays_and_makeup_days():
 
 
 def test_a_liaison_may_end_only_the_liaisons_steps():
-    rule = loaded().policy.rule("sign-off")  # liaison, then head, then supervisor
-    assert ackable_steps(rule, "liaison") == {0}
-    assert ackable_steps(rule, "head") == {0, 1}
-    assert ackable_steps(rule, "supervisor") == {0, 1, 2}
-    assert ackable_steps(rule, "leader") == {0, 1, 2}
+    rules = loaded().policy.rules_by_id  # sign-off: liaison, then head, then supervisor
+    assert desk_steps(rules, "sign-off", "liaison") == {0}
+    assert desk_steps(rules, "sign-off", "head") == {0, 1}
+    assert desk_steps(rules, "sign-off", "supervisor") == {0, 1, 2}
+    assert desk_steps(rules, "sign-off", "leader") == {0, 1, 2}
+    assert desk_steps(rules, "no-such-rule", "leader") == set()
 
 
 def test_session_cookie_is_signed_and_expires():
