@@ -293,45 +293,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_calendar_import(args) -> int:
-    """Read the State Council's holiday notice, show what was understood, write calendar.yaml."""
-    from supervisor.config.settings import CalendarFile
-    from supervisor.config.yamlconf import load_model
-    from supervisor.tools.calendar_notice import NoticeError, parse_notice, updated_calendar_yaml
+    from supervisor.tools.calendar_notice import import_notice
 
-    try:
-        notice = parse_notice(Path(args.notice).read_text(encoding="utf-8"), args.year)
-    except (OSError, UnicodeDecodeError, NoticeError, ValueError) as exc:
-        print(f"{args.notice}: {exc}", file=sys.stderr)
-        return 1
-    print(notice.describe())
-    problems = notice.problems()
-    for problem in problems:
-        print(f"注意：{problem}", file=sys.stderr)
-    if problems and not args.force:
-        print("未写入：请核对通知原文（或用 --force 仍然写入）", file=sys.stderr)
-        return 1
-    if args.dry_run:
-        return 0
-    path = Path(args.config) / "calendar.yaml"
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print(f"未写入 {path}：确认无误后加 --yes 写入", file=sys.stderr)
-            return 1
-        if input(f"写入 {path}？[y/N] ").strip().lower() not in ("y", "yes", "是"):
-            return 1
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    path.write_text(updated_calendar_yaml(old, notice), encoding="utf-8")
-    try:
-        load_model(CalendarFile, path)
-    except ConfigInvalid as exc:  # never leave a broken file behind
-        path.write_text(old, encoding="utf-8")
-        print(exc, file=sys.stderr)
-        return 1
-    print(
-        f"已写入 {path}：{len(notice.days_off)} 天放假、{len(notice.workdays)} 个调休上班日，"
-        f"{notice.year} 列入 covered_years"
-    )
-    return 0
+    return import_notice(args)
 
 
 def cmd_user_add(args) -> int:
@@ -424,32 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of rule files").set_defaults(
         func=cmd_schema
     )
-    p = sub.add_parser("report", help="reports (monthly statistics)")
-    rsub = p.add_subparsers(dest="report", required=True)
-    p = rsub.add_parser("monthly", help="the monthly statistics and unit assessment")
-    p.add_argument("--month", help="YYYY-MM (default: the previous month, Beijing time)")
-    p.add_argument("--from", dest="date_from", help="first day YYYY-MM-DD (with --to)")
-    p.add_argument("--to", dest="date_to", help="last day YYYY-MM-DD, included")
-    p.add_argument("--format", choices=("xlsx", "html", "json", "csv"), help="default: from -o, else xlsx")
-    p.add_argument("-o", "--output", help="file to write (- for stdout; default report-PERIOD.FORMAT)")
-    p.set_defaults(func=cmd_report_monthly)
-    p = sub.add_parser("import", help="store a platform export (.xlsx, .xls, .csv) as events")
-    p.add_argument("file")
-    p.add_argument("--mapping", help="the column mapping (default: import.yaml in the config folder)")
-    p.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
-    p.add_argument("--strict", action="store_true", help="store nothing unless every row is good")
-    p.set_defaults(func=cmd_import)
-    p = sub.add_parser("calendar", help="the working-time calendar")
-    cal = p.add_subparsers(dest="calendar_command", required=True)
-    p = cal.add_parser(
-        "import", help="read the State Council's holiday notice into config/calendar.yaml"
-    )
-    p.add_argument("notice", help="the notice's text (UTF-8), as published")
-    p.add_argument("--year", type=int, help="the year, when the text does not name it")
-    p.add_argument("--dry-run", action="store_true", help="only show what was understood")
-    p.add_argument("--yes", action="store_true", help="write without asking")
-    p.add_argument("--force", action="store_true", help="write even if the totals disagree")
-    p.set_defaults(func=cmd_calendar_import)
+    from supervisor.imports.command import add_parser as add_import_parser
+    from supervisor.stats.command import add_parser as add_report_parser
+    from supervisor.tools.calendar_notice import add_parser as add_calendar_parser
+
+    add_report_parser(sub, cmd_report_monthly)
+    add_import_parser(sub, cmd_import)
+    add_calendar_parser(sub, cmd_calendar_import)
     from supervisor.desk.cli import add_user_parser
 
     add_user_parser(sub, cmd_user_add)

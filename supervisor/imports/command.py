@@ -203,3 +203,12 @@ def run(args: Any, loaded: Any, out: Callable[[str], None] = print) -> int:
     for line in summary.lines():
         out(line)
     return 0 if summary.ok else 1
+
+def add_parser(sub: Any, func: Any) -> None:
+    """The `import` verb of the command line."""
+    p = sub.add_parser("import", help="store a platform export (.xlsx, .xls, .csv) as events")
+    p.add_argument("file")
+    p.add_argument("--mapping", help="the column mapping (default: import.yaml in the config folder)")
+    p.add_argument("--dry-run", action="store_true", help="check and count, store nothing")
+    p.add_argument("--strict", action="store_true", help="store nothing unless every row is good")
+    p.set_defaults(func=func)

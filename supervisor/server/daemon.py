@@ -206,18 +206,9 @@ class Daemon:
     # --- helpers -----------------------------------------------------------------------------
 
     async def _demo_data(self) -> None:
-        from supervisor.tools import demo_data
+        from supervisor.tools.demo_data import at_start
 
-        if self.demo_data == "purge":
-            n = await demo_data.purge_demo(self.store)
-            if n:
-                log.info(f"removed {n} demo tickets of an earlier `run --demo`")
-        elif await demo_data.count_demo(self.store):
-            n = await demo_data.silence_demo(self.store)
-            log.warning(
-                f"{n} demo tickets ({demo_data.DEMO_PREFIX}...) of an earlier `run --demo` are in "
-                "the database: their reminders are stopped; `run --reset-demo` deletes them"
-            )
+        await at_start(self.store, self.demo_data)
 
     async def _ack(
         self, ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
@@ -250,29 +241,9 @@ class Daemon:
         self.wake_dispatcher.set()
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        info: dict[str, Any] = {
-            "worker": self.worker_id,
-            "matcher": self.supervisor.runtime.policy.matcher.name,
-        }
-        outages = self.dispatcher.outages()
-        if outages:  # still serving; messages on these providers wait or fall back
-            info["degraded"] = {p: f"down since {t.isoformat()}" for p, t in outages.items()}
-        if self.loaded.warnings:
-            info["warnings"] = self.loaded.warnings
-        year = self.clock.now().year
-        gaps = self.loaded.calendar.uncovered_years(range(year, year + 2))
-        if gaps:  # healthy, but deadlines in these years skip only the statutory holidays
-            info["calendar"] = {
-                "years_without_data": gaps,
-                "assumed": "Monday-Friday minus statutory holidays; 调休 unknown",
-            }
-        try:
-            await self.store.ping()
-        except Exception as exc:  # any failure means "not healthy", with the reason
-            info["database"] = f"unreachable: {type(exc).__name__}"
-            return False, info
-        info["database"] = "ok"
-        return True, info
+        from supervisor.server.health import health
+
+        return await health(self)
 
     async def _guard(self, name: str, loop_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         backoff = 0.5

@@ -120,3 +120,15 @@ def run(args: Any, loaded: Any) -> int:
         Path(out).write_bytes(data)
         print(f"{period.first} to {period.last}: written to {out}", file=sys.stderr)
     return 0
+
+def add_parser(sub: Any, func: Any) -> None:
+    """The `report monthly` verb of the command line."""
+    p = sub.add_parser("report", help="reports (monthly statistics)")
+    rsub = p.add_subparsers(dest="report", required=True)
+    p = rsub.add_parser("monthly", help="the monthly statistics and unit assessment")
+    p.add_argument("--month", help="YYYY-MM (default: the previous month, Beijing time)")
+    p.add_argument("--from", dest="date_from", help="first day YYYY-MM-DD (with --to)")
+    p.add_argument("--to", dest="date_to", help="last day YYYY-MM-DD, included")
+    p.add_argument("--format", choices=("xlsx", "html", "json", "csv"), help="default: from -o, else xlsx")
+    p.add_argument("-o", "--output", help="file to write (- for stdout; default report-PERIOD.FORMAT)")
+    p.set_defaults(func=func)

@@ -12,9 +12,12 @@ parsing and text editing here; the CLI does the reading, asking and writing.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -213,3 +216,59 @@ def _replace_key(text: str, key: str, value: str) -> str:
         first, *more = value.splitlines()
         out += [f"{key}: {first}", *more]
     return "\n".join(out) + "\n"
+
+
+def import_notice(args: Any) -> int:
+    """`calendar import NOTICE.txt`: read the notice, show what was understood, then write
+    config/calendar.yaml (asking first, unless --yes), never leaving a broken file behind."""
+    from supervisor.config.settings import CalendarFile
+    from supervisor.config.yamlconf import ConfigInvalid, load_model
+
+    try:
+        notice = parse_notice(Path(args.notice).read_text(encoding="utf-8"), args.year)
+    except (OSError, UnicodeDecodeError, NoticeError, ValueError) as exc:
+        print(f"{args.notice}: {exc}", file=sys.stderr)
+        return 1
+    print(notice.describe())
+    problems = notice.problems()
+    for problem in problems:
+        print(f"注意：{problem}", file=sys.stderr)
+    if problems and not args.force:
+        print("未写入：请核对通知原文（或用 --force 仍然写入）", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    path = Path(args.config) / "calendar.yaml"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"未写入 {path}：确认无误后加 --yes 写入", file=sys.stderr)
+            return 1
+        if input(f"写入 {path}？[y/N] ").strip().lower() not in ("y", "yes", "是"):
+            return 1
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(updated_calendar_yaml(old, notice), encoding="utf-8")
+    try:
+        load_model(CalendarFile, path)
+    except ConfigInvalid as exc:  # never leave a broken file behind
+        path.write_text(old, encoding="utf-8")
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"已写入 {path}：{len(notice.days_off)} 天放假、{len(notice.workdays)} 个调休上班日，"
+        f"{notice.year} 列入 covered_years"
+    )
+    return 0
+
+def add_parser(sub: Any, func: Any) -> None:
+    """The `calendar import` verb of the command line."""
+    p = sub.add_parser("calendar", help="the working-time calendar")
+    cal = p.add_subparsers(dest="calendar_command", required=True)
+    p = cal.add_parser(
+        "import", help="read the State Council's holiday notice into config/calendar.yaml"
+    )
+    p.add_argument("notice", help="the notice's text (UTF-8), as published")
+    p.add_argument("--year", type=int, help="the year, when the text does not name it")
+    p.add_argument("--dry-run", action="store_true", help="only show what was understood")
+    p.add_argument("--yes", action="store_true", help="write without asking")
+    p.add_argument("--force", action="store_true", help="write even if the totals disagree")
+    p.set_defaults(func=func)

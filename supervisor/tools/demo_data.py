@@ -5,12 +5,14 @@ is PostgreSQL; the SQL is named in storage/queries.py."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from supervisor.storage import queries as q
 from supervisor.storage.pg import PgStore
 
 DEMO_PREFIX = "DEMO-"
+log = logging.getLogger("hotline.daemon")
 _LIKE = DEMO_PREFIX.replace("-", "\\-") + "%"
 
 
@@ -41,3 +43,18 @@ async def demo_messages(store: PgStore) -> list[Any]:
     """The demo tickets' messages, oldest first, for the demo's console."""
     async with store.pool.acquire() as conn:
         return list(await conn.fetch(q.DEMO_MESSAGES, DEMO_PREFIX + "%"))
+
+
+async def at_start(store: Any, mode: str) -> None:
+    """At the daemon's start: "purge" deletes an earlier demo's tickets (`run --demo`,
+    `run --reset-demo`); "silence" stops them firing and says how to delete them."""
+    if mode == "purge":
+        n = await purge_demo(store)
+        if n:
+            log.info(f"removed {n} demo tickets of an earlier `run --demo`")
+    elif await count_demo(store):
+        n = await silence_demo(store)
+        log.warning(
+            f"{n} demo tickets ({DEMO_PREFIX}...) of an earlier `run --demo` are in "
+            "the database: their reminders are stopped; `run --reset-demo` deletes them"
+        )
