@@ -1,6 +1,6 @@
 """Durations as written in rules: natural (`30m`, `24h`) or working (`2 working hours`, `3个工作日`).
 
-A working day is kept as its own unit rather than converted to minutes: DOMAIN.md defines
+A working day is kept as its own unit rather than converted to minutes: the policy defines
 `N working days` as "the same clock time on the N-th working day", which is not N times the
 office minutes of a day once a start time falls outside office hours.
 

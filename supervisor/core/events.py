@@ -1,4 +1,4 @@
-"""The event contract (../shared/DOMAIN.md): validation at the boundary, frozen values inside.
+"""The event contract (docs/api.md): validation at the boundary, frozen values inside.
 
 Validation is strict: an unknown type, an unknown field, a missing required field or a timestamp
 without an offset is an error that names the field. Nothing of an invalid event is kept.

@@ -1,6 +1,6 @@
 """Issue 12's scenario through `simulate` in a subprocess: a ticket handled three times, a group
 complaint and a matter reported by three neighbours under two categories produce exactly the
-messages DOMAIN.md asks for, and nothing else."""
+messages the default policy asks for, and nothing else."""
 
 from __future__ import annotations
 

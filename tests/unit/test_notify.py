@@ -56,7 +56,7 @@ def test_a_missing_contact_goes_to_the_supervisor_with_a_warning(tmp_path):
     notes = _fire(rt, _state())
     assert [(n.role, n.to) for n in notes] == [("liaison", "zhang-min")]
     assert notes[0].note and "liaison" in notes[0].note
-    # the 【12345…】 tag first, then the note (DOMAIN.md, issue 12)
+    # the 【12345…】 tag first, then the note (issue 12)
     assert notes[0].text.startswith("【12345催办】（城管执法中队未配置联络员，转您处理）")
 
 

@@ -24,7 +24,7 @@ def add(t, text, cal=CAL):
     return cal.add(t, parse_duration(text))
 
 
-# -- DOMAIN.md examples -------------------------------------------------------------------
+# -- the examples of how working time counts -------------------------------------------------------------------
 
 
 def test_two_working_hours_after_wednesday_1100_is_1430():
@@ -180,7 +180,7 @@ def test_2027_is_a_gap_by_default():
 
 
 def test_weekdays_policy_skips_the_statutory_holidays_and_records_the_year():
-    # DOMAIN.md: a year without data is weekdays minus the statutory holidays (fixed by law).
+    # The policy: a year without data is weekdays minus the statutory holidays (fixed by law).
     # 2026-12-31 is a Thursday; 2027-01-01 (Friday) is 元旦, so the hour runs on at Monday 01-04.
     cal = WorkCalendar(CalendarConfig(missing_year="weekdays"))
     assert cal.gap_years_used == set()
