@@ -39,7 +39,9 @@ class Workers:
         self.stopping = False
 
     def _start(self, i: int) -> None:
-        self.procs[i] = subprocess.Popen(worker_command(self.config), env=self.env)
+        self.procs[i] = subprocess.Popen(
+            worker_command(self.config), env=self.env, preexec_fn=_die_with_parent
+        )
         log.info("worker started", extra={"worker": i, "pid": self.procs[i].pid})  # type: ignore[union-attr]
 
     def _signal_all(self, sig: int) -> None:
@@ -98,3 +100,16 @@ def run_workers(n: int, config: str, settings: Any, env: dict[str, str] | None =
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _die_with_parent() -> None:
+    """In the worker, before it runs: ask Linux to send it SIGTERM when the parent dies, even by
+    SIGKILL, so no worker outlives `run --workers` (elsewhere, nothing: the parent's own signal
+    handling still stops them)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -45,7 +45,7 @@ def _wait_count(proc, log: Path, needle: str, n: int, timeout: float = 60) -> st
     raise AssertionError(f"{needle!r} not seen {n} times:\n{log.read_text()[-3000:]}")
 
 
-def test_two_workers_share_the_port_and_the_database(tmp_path: Path, pg_url: str):
+def _start_workers(tmp_path: Path, pg_url: str) -> tuple[subprocess.Popen, Path, int]:
     cfg = tmp_path / "config"
     shutil.copytree(ROOT / "config", cfg)
     rules = tmp_path / "rules"
@@ -68,6 +68,40 @@ def test_two_workers_share_the_port_and_the_database(tmp_path: Path, pg_url: str
             [sys.executable, str(ROOT / "main.py"), "--config", str(cfg), "run", "--workers", "2"],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    return proc, log, port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_do_not_outlive_a_parent_killed_outright(tmp_path: Path, pg_url: str):
+    proc, log, port = _start_workers(tmp_path, pg_url)
+    try:
+        _wait_count(proc, log, "daemon started", 2)
+        pids = set()
+        for _ in range(200):
+            pids.add(int(_get(f"http://127.0.0.1:{port}/healthz")["worker"].rsplit(":", 1)[1]))
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, pids
+        proc.kill()  # SIGKILL: the parent cannot forward anything
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in pids), "a worker outlived its parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_two_workers_share_the_port_and_the_database(tmp_path: Path, pg_url: str):
+    proc, log, port = _start_workers(tmp_path, pg_url)
     try:
         _wait_count(proc, log, "daemon started", 2)
         seen = set()
