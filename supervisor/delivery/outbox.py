@@ -184,11 +184,13 @@ class Dispatcher:
         groups = await self.store.claim_stale(now, cutoff, limit, self.worker_id)
         batches = []
         for lead, rows in groups.items():
-            # Rebuilt from the same rows in the same order, the text is the one sent before,
-            # which is what find_sent compares.
-            since = next(r["claimed_at"] for r in rows if r["id"] == lead)
-            if not any(r["in_flight"] for r in rows):
-                since = None  # claimed but never handed to the provider: nothing to ask about
+            # The same rows in the same order rebuild the text sent before (find_sent compares
+            # it); `since` is the attempt's start: a reconciler killed before asking re-stamped
+            # claimed_at (the lead's claimed_at is the start only for rows older than the ledger)
+            since = None  # claimed but never handed to the provider: nothing to ask about
+            if any(r["in_flight"] for r in rows):
+                claimed = next(r["claimed_at"] for r in rows if r["id"] == lead)
+                since = await self.store.attempt_started(lead) or claimed
             batches.append(Batch(lead, rows, compose_group(rows), since))
         return batches
 
@@ -256,10 +258,10 @@ class Dispatcher:
             log.info("reconcile skipped: overlapping attempts", extra=b.log_extra())
             return not await self._expired(b, b.attempts, stats)
         try:
-            # what the provider accepted for our other messages to this person is not this one
-            known = await self.store.known_ids(
-                b.first["address"], b.channel, b.since - timedelta(hours=1)
-            )
+            # ids of our OTHER messages to this person (not this group's: a kill between
+            # record_attempt and record_sent leaves its SID in the ledger, and that is the one)
+            hour = b.since - timedelta(hours=1)
+            known = await self.store.known_ids(b.first["address"], b.channel, hour, lead=b.lead)
             found = await notifier.find_sent(msg, b.since, known)
         except Exception as exc:
             # The provider cannot be asked: resend after a backoff rather than risk silence.

@@ -301,8 +301,15 @@ class Store(Protocol):
         text: str | None = None,
     ) -> int: ...
     async def known_ids(
-        self, address: str | None, channel: str, since: datetime
-    ) -> frozenset[str]: ...
+        self, address: str | None, channel: str, since: datetime, lead: int | None = None
+    ) -> frozenset[str]:
+        """Provider ids learnt since `since` for messages to this person, except those of the
+        group led by `lead`."""
+        ...
+    async def attempt_started(self, lead: int) -> datetime | None:
+        """When the group's latest hand-over to the provider began (the attempts ledger), None
+        if it was never handed over: the `since` of a reconciliation."""
+        ...
     async def next_ready(self, stale_after: timedelta) -> datetime | None: ...
     async def record_status(
         self, outbox_id: int | None, sid: str | None, state: str, at: datetime

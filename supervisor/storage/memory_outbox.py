@@ -271,18 +271,28 @@ class MemoryOutbox:
             and (text is None or self.rows[a["lead"]]["text"] == text)
         )  # fmt: skip
 
-    async def known_ids(self, address: str | None, channel: str, since: datetime) -> frozenset[str]:
+    async def known_ids(
+        self, address: str | None, channel: str, since: datetime, lead: int | None = None
+    ) -> frozenset[str]:
         rows = {
             r["provider_id"] for r in self.rows.values()
             if r["address"] == address and r["channel"] == channel and r["provider_id"]
             and r["sent_at"] is not None and r["sent_at"] >= since
+            and (lead is None or (r["group_id"] or r["id"]) != lead)
         }  # fmt: skip
         tried = {
             a["provider_id"] for a in self.attempts
             if a["address"] == address and a["channel"] == channel and a["provider_id"]
-            and a["started_at"] >= since
+            and a["started_at"] >= since and (lead is None or a["lead"] != lead)
         }  # fmt: skip
         return frozenset(rows | tried)
+
+    async def attempt_started(self, lead: int) -> datetime | None:
+        times = [
+            a["started_at"] for a in self.attempts
+            if a["lead"] == lead and a["outcome"] != "callback"
+        ]  # fmt: skip
+        return max(times, default=None)
 
     async def next_ready(self, stale_after: timedelta) -> datetime | None:
         times = [r["not_before"] for r in self.rows.values() if r["status"] == "pending"]

@@ -180,10 +180,19 @@ class PgOutbox:
         async with self.pool.acquire() as conn:
             return int(await conn.fetchval(q.OVERLAPPING, address, channel, lead, lo, hi, text))
 
-    async def known_ids(self, address: str | None, channel: str, since: datetime) -> frozenset[str]:
+    async def known_ids(
+        self, address: str | None, channel: str, since: datetime, lead: int | None = None
+    ) -> frozenset[str]:
+        """Provider ids learnt since `since` for messages to this person, except those of the
+        group led by `lead` (its own ids are its, not another message's)."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(q.KNOWN_IDS, address, channel, since)
+            rows = await conn.fetch(q.KNOWN_IDS, address, channel, since, lead)
         return frozenset(r["provider_id"] for r in rows)
+
+    async def attempt_started(self, lead: int) -> datetime | None:
+        """When the group's latest hand-over to the provider began (the ledger); None if never."""
+        async with self.pool.acquire() as conn:
+            return cast(datetime | None, await conn.fetchval(q.ATTEMPT_STARTED, lead))
 
     async def next_ready(self, stale_after: timedelta) -> datetime | None:
         async with self.pool.acquire() as conn:

@@ -333,12 +333,21 @@ WHERE a.address IS NOT DISTINCT FROM $1 AND a.channel = $2 AND a.lead <> $3
   AND a.provider_id IS NULL AND (a.outcome IS NULL OR a.outcome = 'unknown')
   AND ($6::text IS NULL OR o.text = $6)
 """
+# Provider ids that belong to OTHER messages to this person ($4: the group being reconciled, whose
+# own ids, e.g. a SID written to the ledger just before a kill, are what find_sent must find).
 KNOWN_IDS = """
 SELECT provider_id FROM outbox
 WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND sent_at >= $3
+  AND ($4::bigint IS NULL OR coalesce(group_id, id) <> $4)
 UNION
 SELECT provider_id FROM outbox_attempts
 WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NULL AND started_at >= $3
+  AND ($4::bigint IS NULL OR lead <> $4)
+"""
+# When the group's latest hand-over began: the `since` of its reconciliation. Not claimed_at, which
+# a reconciler re-stamps when it takes the row over (and may be killed before asking).
+ATTEMPT_STARTED = """
+SELECT max(started_at) FROM outbox_attempts WHERE lead = $1 AND outcome IS DISTINCT FROM 'callback'
 """
 NEXT_READY = """
 SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),

@@ -1,8 +1,8 @@
 """kill -9 the daemon at random moments while 10,000 reminders come due, restart it, ten times
-over; then let it finish. FAILS at present because of the two bugs reproduced deterministically in
-test_reconcile_bugs.py (an SMS sent twice; calls never placed but marked sent). Every reminder must be delivered, none twice, except in the cases the
+over; then let it finish. Every reminder must be delivered, none twice, except in the cases the
 dispatcher's docstring lists (a send cut between Twilio accepting it and the dispatcher recording
-it is reconciled by find_sent, not resent).
+it is reconciled by find_sent, not resent). The ways it once lost or duplicated a reminder are
+reproduced deterministically in test_reconcile.py.
 
 The daemon runs as `python -m supervisor.cli --config DIR run` on a fresh database; the fake
 Twilio runs as its own process (it must outlive the daemon's deaths) and logs what it accepted."""

@@ -1,7 +1,7 @@
-"""Minimal, deterministic reproductions of the two ways the kill -9 run lost or duplicated a
-reminder. Both were bugs, now fixed, in the shipped code (notifiers/twilio_sms.py, notifiers/twilio_voice.py,
-supervisor/dispatcher.py) and these tests FAIL until they are fixed; they are kept failing on
-purpose (see docs/RELIABILITY.md, "Known defects").
+"""Minimal, deterministic reproductions of the ways the kill -9 run lost or duplicated a reminder.
+Each was a bug, now fixed (notifiers/twilio_sms.py, notifiers/twilio_voice.py,
+supervisor/delivery/outbox.py, storage KNOWN_IDS); see docs/RELIABILITY.md, "Defects found by the
+suite, and fixed".
 
 Real PostgreSQL, the real twilio SDK, the in-process FakeTwilio, a VirtualClock shared by both."""
 
@@ -130,3 +130,73 @@ async def test_a_call_claimed_but_never_placed_is_placed_after_a_crash(
         f"the second call was never placed, yet its row is {row['status']!r} with the first call's SID "
         f"({row['provider_id'] == first_sid}) and attempts={row['attempts']}"
     )
+
+
+class _KilledBeforeRecordingSent(PgStore):
+    """A daemon killed between writing an attempt's SID to the ledger (record_attempt) and marking
+    the row sent (record_sent): two statements, so kill -9 can fall between them."""
+
+    async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None:
+        raise _Killed
+
+
+class _Killed(Exception):
+    pass
+
+
+async def test_sms_whose_sid_reached_the_ledger_before_a_crash_is_not_sent_again(
+    pool, fake, notifiers, clock
+):
+    """Regression test for the kill -9 duplicates (cause: KNOWN_IDS took every provider id in the
+    attempts ledger as another row's, including the row's OWN attempt's SID, so find_sent was told
+    to exclude the very message it looked for and the SMS was sent a second time)."""
+    row = await insert(
+        pool, "20261125003", "sms", HEAD, "【12345催办】工单20261125003 签收时限已到"
+    )
+    settings = DeliverySettings.model_validate(
+        {"quiet_hours": None, "group_window_s": 0, "rate_per_s": {"sms": 1000, "voice": 1000}}
+    )
+    crashing = Dispatcher(
+        _KilledBeforeRecordingSent(pool), notifiers, settings, clock, worker_id="w1"
+    )
+    with pytest.raises(_Killed):
+        await crashing.run_once()
+    assert len(fake.messages) == 1
+    ledger = await pool.fetchval("SELECT provider_id FROM outbox_attempts WHERE lead = $1", row)
+    assert ledger == fake.messages[0]["sid"]  # the SID reached the ledger, the row did not
+    assert await pool.fetchval("SELECT status FROM outbox WHERE id = $1", row) == "sending"
+
+    clock.advance(timedelta(seconds=61))
+    stats = await dispatcher(pool, notifiers, clock, "w2").run_once()
+
+    assert stats.reconciled == 1
+    assert len(fake.messages) == 1, f"the same SMS was accepted {len(fake.messages)} times"
+    got = await pool.fetchrow("SELECT status, provider_id FROM outbox WHERE id = $1", row)
+    assert (got["status"], got["provider_id"]) == ("sent", fake.messages[0]["sid"])
+
+
+@pytest.mark.parametrize("channel", ["sms", "voice"])
+async def test_a_reconciler_killed_before_asking_does_not_move_the_attempt_time(
+    pool, fake, notifiers, clock, channel
+):
+    """A reconciler that takes a stale row over re-stamps its claim (claimed_at) and may be killed
+    before it asks Twilio. The next one must still look from the ATTEMPT's start (the ledger), not
+    from that re-stamp: 61 s later, with the default reconcile_after_s, the accepted SMS lay
+    before the 60 s slack (and a call outside its seconds-wide window), and was sent again."""
+    row = await insert(
+        pool, "20261125004", channel, HEAD, "【12345催办】工单20261125004 签收时限已到"
+    )
+    fake.script("500-after-accept")  # accepted, answer lost: the row stays 'sending', in flight
+    assert (await dispatcher(pool, notifiers, clock, "w1").run_once()).unknown == 1
+    clock.advance(timedelta(seconds=61))
+    store = PgStore(pool)
+    cutoff = clock.now() - timedelta(seconds=60)
+    assert list(await store.claim_stale(clock.now(), cutoff, 10, "w2")) == [row]  # then killed
+    clock.advance(timedelta(seconds=61))
+    stats = await dispatcher(pool, notifiers, clock, "w3").run_once()
+
+    accepted = fake.messages if channel == "sms" else fake.calls
+    assert len(accepted) == 1, f"accepted {len(accepted)} times"
+    assert stats.reconciled == 1
+    got = await pool.fetchrow("SELECT status, provider_id FROM outbox WHERE id = $1", row)
+    assert (got["status"], got["provider_id"]) == ("sent", accepted[0]["sid"])
