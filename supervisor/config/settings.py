@@ -62,7 +62,7 @@ class HttpSettings(_Model):
 
 class IngestSettings(_Model):
     # An event stamped further ahead of the clock than this is refused (API and `ingest`).
-    future_tolerance_s: Annotated[int, Field(ge=0, le=86_400)] = 300
+    future_tolerance_s: Annotated[int, Field(ge=0, le=30 * 86_400)] = 300
 
 
 class ReloadSettings(_Model):
