@@ -134,12 +134,21 @@ async def test_kill_9_ten_times_while_10000_reminders_come_due(
                 f"BUG: {len(never_placed)} calls claimed, never placed (attempts 0), marked sent with another "
                 f"call's SID (test_reconcile.py::test_a_call_claimed_but_never_placed_is_placed_after_a_crash): {never_placed[:2]}"
             )
-        if t.duplicates:
+        # A call cannot carry an idempotency key: when another row's call to the same head was
+        # unresolved at the same moment and no status callback tied the lost answer to its row
+        # (this test configures none), the call is placed again rather than risk a loss
+        # (docs/RELIABILITY.md, "A duplicate can reach a person", case 5). SMS have no such case.
+        sms_twice = [d for d in t.duplicates if d["channel"] == "sms"]
+        calls_twice = [d for d in t.duplicates if d["channel"] == "voice"]
+        figures["calls_placed_twice"] = len(calls_twice)
+        if sms_twice:
             problems.append(
-                f"BUG: {len(t.duplicates)} reminders accepted twice by Twilio; no documented case applies here "
-                f"(the fake lists at once, one clock, sends far shorter than reconcile_after_s); see "
-                f"test_reconcile.py::test_sms_accepted_before_a_crash_is_not_sent_again_after_50_newer_sms: {t.duplicates[:2]}"
+                f"BUG: {len(sms_twice)} SMS accepted twice by Twilio; no documented case applies here "
+                f"(the fake lists at once, one clock, sends far shorter than reconcile_after_s): "
+                f"{sms_twice[:2]}"
             )
+        if len(calls_twice) > TICKETS // 100:  # the documented case stays rare: at most 1 %
+            problems.append(f"{len(calls_twice)} of {TICKETS} calls placed twice: {calls_twice[:2]}")
         assert not problems, "\n".join(problems)
     finally:
         if daemon is not None:
