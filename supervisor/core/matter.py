@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ class MatterConfig:
     summary_similarity: int = 60  # rapidfuzz ratio (0-100) for two summaries to be the same matter
     min_summary_chars: int = 6  # shorter summaries say too little to match on
     min_address_chars: int = 4  # shorter addresses ("3号") say too little
+    max_candidates: int = 500  # per address or grid: its most recent tickets within the window
 
 
 def normalise_address(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:
@@ -92,14 +94,19 @@ class Candidate:
     summary_key: str | None
 
 
-def same_matter(
-    address_key: str | None, summary_key: str | None, other: Candidate, config: MatterConfig
-) -> bool:
-    if address_key and other.address_key == address_key:
-        return True
-    if summary_key and other.summary_key:
-        return fuzz.ratio(summary_key, other.summary_key) >= config.summary_similarity
-    return False
+_SIMILAR: dict[tuple[str, str, int], bool] = {}
+
+
+def similar(a: str, b: str, threshold: int) -> bool:
+    """rapidfuzz's ratio of two normalised summaries reaches `threshold`; memoised (a grid's
+    tickets are compared with every new ticket of the grid), bounded."""
+    key = (a, b, threshold) if a <= b else (b, a, threshold)
+    hit = _SIMILAR.get(key)
+    if hit is None:
+        if len(_SIMILAR) >= 100_000:
+            _SIMILAR.clear()
+        hit = _SIMILAR[key] = fuzz.ratio(a, b, score_cutoff=threshold) >= threshold
+    return hit
 
 
 def matches(
@@ -112,11 +119,30 @@ def matches(
     """The candidates about the same matter as this ticket (itself excluded), oldest first."""
     a = normalise_address(address, config)
     s = normalise_summary(summary, config)
+    threshold = config.summary_similarity
     seen: dict[str, Candidate] = {}
+    alike: dict[str, bool] = {}  # this summary against each distinct other one
     for c in candidates:
-        if c.ticket != ticket and c.ticket not in seen and same_matter(a, s, c, config):
-            seen[c.ticket] = c
-    return sorted(seen.values(), key=lambda c: (c.at, c.ticket))
+        t = c.ticket
+        if t == ticket or t in seen:
+            continue
+        if a and c.address_key == a:
+            seen[t] = c
+        elif s and (other := c.summary_key):
+            hit = alike.get(other)
+            if hit is None:
+                hit = alike[other] = similar(s, other, threshold)
+            if hit:
+                seen[t] = c
+    return sorted(seen.values(), key=_at_ticket)
+
+
+def _at_ticket(c: Candidate) -> tuple[datetime, str]:
+    return c.at, c.ticket
+
+
+def _at(c: Candidate) -> datetime:
+    return c.at
 
 
 def counts(
@@ -127,7 +153,8 @@ def counts(
     same_windows: Iterable[int],
     caller_windows: Iterable[int],
 ) -> dict[str, int]:
-    """The message fields for a new ticket created at `at`:
+    """The message fields for a new ticket created at `at` (`matched` oldest first, as `matches`
+    returns them):
 
     same_matter__{m}m: tickets about the matter within m minutes up to `at`, this one included;
     matter_callers__{m}m: distinct callers among them, this one included, when this ticket's
@@ -137,15 +164,57 @@ def counts(
     caller counts as a caller of its own.
     """
     out: dict[str, int] = {}
+    end = bisect_right(matched, at, key=_at)
     for minutes in same_windows:
-        lo = at - timedelta(minutes=minutes)
-        out[f"same_matter__{minutes}m"] = 1 + sum(1 for c in matched if lo < c.at <= at)
+        start = bisect_right(matched, at - timedelta(minutes=minutes), key=_at)
+        out[f"same_matter__{minutes}m"] = 1 + max(0, end - start)
     me = caller or f"ticket:{ticket}"
     for minutes in caller_windows:
-        lo = at - timedelta(minutes=minutes)
-        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched if lo < c.at <= at}
+        start = bisect_right(matched, at - timedelta(minutes=minutes), key=_at)
+        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched[start:end]}
         out[f"matter_callers__{minutes}m"] = 0 if me in earlier else len(earlier) + 1
     return out
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A `created` event as same-matter matching sees it."""
+
+    id: str  # the event's id
+    ticket: str
+    at: datetime
+    data: dict
+
+
+def match_batch(
+    spec: MatterSpec,
+    created: Iterable[NewTicket],
+    found: dict[MatterKey, list[Candidate]],
+) -> tuple[dict[str, dict[str, int]], list[tuple[MatterKey, Candidate]]]:
+    """One ingest batch's new tickets against the stored index: the message fields per event id
+    and the (key, candidate) rows to store. `found` is what the store holds under the batch's keys
+    (created up to the batch's last ticket, at most `max_candidates` per key, in any order); it is
+    sorted and extended in place, in time order, so a batch's earlier tickets are
+    candidates for its later ones, as if they had arrived one by one."""
+    out: dict[str, dict[str, int]] = {}
+    stored: list[tuple[MatterKey, Candidate]] = []
+    for rows in found.values():
+        rows.sort(key=_at)  # oldest first: a window is a slice
+    for ev in sorted(created, key=lambda e: (e.at, e.ticket)):
+        keys = spec.keys(ev.data)
+        if not keys:
+            continue
+        lo, hi = ev.at - spec.horizon, ev.at
+        pool: list[Candidate] = []
+        for k in keys:
+            rows = found.get(k, [])
+            pool += rows[bisect_right(rows, lo, key=_at) : bisect_right(rows, hi, key=_at)]
+        out[ev.id] = spec.fields(ev.ticket, ev.at, ev.data, pool)
+        me = spec.candidate(ev.ticket, ev.at, ev.data)
+        for k in keys:
+            insort(found.setdefault(k, []), me, key=_at)
+            stored.append((k, me))
+    return out, stored
 
 
 def distinct_callers(items: Iterable[tuple[str, str | None]]) -> int:

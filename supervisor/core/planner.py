@@ -56,6 +56,7 @@ class Plan:
     timers: tuple[
         TimerSpec, ...
     ]  # every step of the opened ladders (and of all active ones when replanning)
+    policy: str = ""  # the fingerprint of the policy that computed `deadlines`
 
     @property
     def changed(self) -> bool:
@@ -199,7 +200,7 @@ def plan(
             open_ladder(rule, ev.at, ev.id)
 
     if not ordered:
-        return Plan(state, deadlines, (), (), ())
+        return Plan(state, deadlines, (), (), (), policy.fingerprint)
 
     known = static.known
     for rule_id, lads in list(by_rule.items()):
@@ -260,7 +261,9 @@ def plan(
     ]
     # a ladder opened and stopped in the same plan (several events at once) needs no timers
     timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
-    return Plan(state, deadlines, tuple(opened), tuple(stopped), tuple(timers))
+    return Plan(
+        state, deadlines, tuple(opened), tuple(stopped), tuple(timers), policy.fingerprint
+    )
 
 
 def _anchor(name: str, state: TicketState, deadlines: dl.Deadlines) -> datetime | None:

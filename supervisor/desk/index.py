@@ -1,16 +1,16 @@
 """The desk's deadline index: each ticket's computed sign_by / reply_by kept in desk_deadlines.
 
-Deadlines are not stored by ingest (the rules' defaults are worked out from the state on demand),
-but "overdue" over a million tickets must be one indexed query. So a loop reads the tickets
-changed since its watermark (tickets.updated_at), computes their deadlines with the same pure
-function the planner uses (deadlines.compute) and upserts them. After a rules reload (another
-`policy` fingerprint) the open tickets are computed again.
+"Overdue" over a million tickets must be one indexed query, so each ticket's deadlines are kept in
+a table. Ingest writes them, in its own transaction, from the deadlines the planner computed
+(PgStore._apply, with src_updated_at = the ticket's updated_at). This loop is the safety net: it
+reads the tickets changed since its watermark (tickets.updated_at) whose row is missing or stale,
+computes their deadlines with the same pure function (deadlines.compute) and upserts them; after a
+rules reload (another `policy` fingerprint) it computes the open tickets again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -72,9 +72,7 @@ WHERE t.ticket = d.ticket AND t.status = 'closed' AND t.updated_at < now() - int
 
 def fingerprint(policy: Policy) -> str:
     """Which rules computed a row: the defaults and calendar they were computed with."""
-    text = repr(sorted((k, repr(v)) for k, v in policy.deadlines.items()))
-    text += repr(policy.calendar.config)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return policy.fingerprint
 
 
 def compute_row(state: TicketState, policy: Policy) -> tuple[datetime | None, ...]:

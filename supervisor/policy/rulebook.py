@@ -8,6 +8,8 @@ The files' schema (the pydantic models) is in rulefile.py; this module compiles 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +103,14 @@ class Policy:
     def matter_rules(self) -> frozenset[str]:
         """Rules whose messages list the matter's tickets."""
         return frozenset(r.id for r in self.rules if r.lists_matter)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Which deadline rules and calendar computed a deadline (the desk's desk_deadlines rows
+        say which policy wrote them, so a rules edit recomputes them)."""
+        text = repr(sorted((k, repr(v)) for k, v in self.deadlines.items()))
+        text += repr(self.calendar.config)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:

@@ -114,6 +114,11 @@ class MatterModel(_Model):
     )
     min_summary_chars: Annotated[int, Field(ge=1, le=200)] = 6
     min_address_chars: Annotated[int, Field(ge=1, le=200)] = 4
+    max_candidates: Annotated[int, Field(ge=10, le=100_000)] = Field(
+        500,
+        description="per address or grid, how many of its most recent tickets within the window "
+        "a new ticket is compared with",
+    )
 
 
 class RuleFileModel(_Model):

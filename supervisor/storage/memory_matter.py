@@ -7,7 +7,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from supervisor.core.events import Event
-from supervisor.core.matter import Candidate, MatterKey, MatterSpec, matches
+from supervisor.core.matter import (
+    Candidate,
+    MatterKey,
+    MatterSpec,
+    NewTicket,
+    match_batch,
+    matches,
+)
 from supervisor.core.state import TicketState
 from supervisor.storage.base import LinkedTicket
 
@@ -23,27 +30,32 @@ class MemoryMatter:
         self, events: Sequence[Event], matter: MatterSpec, counts: dict[str, dict[str, int]]
     ) -> None:
         """Adds the same-matter counts of the new `created` events to `counts` and stores their
-        keys, in time order, so a batch's earlier tickets are candidates for its later ones."""
-        for ev in sorted((e for e in events if e.type == "created"), key=lambda e: e.at):
-            keys = matter.keys(ev.data)
-            if not keys:
-                continue
-            found = self.matter_candidates(keys, ev.at - matter.horizon, ev.at)
-            counts.setdefault(ev.id, {}).update(matter.fields(ev.ticket, ev.at, ev.data, found))
-            me = matter.candidate(ev.ticket, ev.at, ev.data)
-            for k in keys:
-                self.matter_index.setdefault((k.kind, k.key), []).append(me)
+        keys: the same `match_batch` as PgStore's, over the dict instead of table matter_keys."""
+        created = [NewTicket(e.id, e.ticket, e.at, e.data) for e in events if e.type == "created"]
+        keys = {k for e in created for k in matter.keys(e.data)}
+        if not keys:
+            return
+        lo = min(e.at for e in created) - matter.horizon
+        hi = max(e.at for e in created)
+        found = self.matter_lookup(keys, lo, hi, matter.config.max_candidates)
+        fields, rows = match_batch(matter, created, found)
+        for eid, f in fields.items():
+            counts.setdefault(eid, {}).update(f)
+        for k, c in rows:
+            self.matter_index.setdefault((k.kind, k.key), []).append(c)
 
-    def matter_candidates(
-        self, keys: Iterable[MatterKey], lo: datetime, hi: datetime
-    ) -> list[Candidate]:
-        """Tickets stored under any of `keys`, created in (lo, hi]: the index lookup."""
-        out: dict[str, Candidate] = {}
+    def matter_lookup(
+        self, keys: Iterable[MatterKey], lo: datetime, hi: datetime, limit: int
+    ) -> dict[MatterKey, list[Candidate]]:
+        """Per key, the tickets stored under it created in (lo, hi], at most `limit` (the most
+        recent): the index lookup."""
+        out: dict[MatterKey, list[Candidate]] = {}
         for k in keys:
-            for c in self.matter_index.get((k.kind, k.key), []):
-                if lo < c.at <= hi:
-                    out.setdefault(c.ticket, c)
-        return list(out.values())
+            rows = [c for c in self.matter_index.get((k.kind, k.key), []) if lo < c.at <= hi]
+            rows.sort(key=lambda c: c.at, reverse=True)
+            if rows:
+                out[k] = rows[:limit]
+        return out
 
     def matter_linked(
         self, ticket: str, matter: MatterSpec, *, both_ways: bool = False
@@ -55,8 +67,11 @@ class MemoryMatter:
             return []
         data = {"address": me.address, "grid": me.grid, "summary": me.summary}
         hi = me.created_at + (matter.horizon if both_ways else timedelta(0))
-        found = self.matter_candidates(matter.keys(data), me.created_at - matter.horizon, hi)
-        same = matches(ticket, me.address, me.summary, found, matter.config)
+        found = self.matter_lookup(
+            matter.keys(data), me.created_at - matter.horizon, hi, matter.config.max_candidates
+        )
+        pool = (c for cs in found.values() for c in cs)
+        same = matches(ticket, me.address, me.summary, pool, matter.config)
         rows = [LinkedTicket(c.ticket, c.at, c.caller) for c in same]
         rows.append(LinkedTicket(ticket, me.created_at, me.caller_hash))
         return sorted(rows, key=lambda r: (r.created_at, r.ticket))

@@ -191,6 +191,14 @@ class PgStore(PgMatter, PgReads):
             [s.category for s in states],
             [s.created_at for s in states],
         )
+        ps = list(plans.values())
+        await conn.execute(
+            q.UPSERT_DESK_DEADLINES,
+            [p.state.ticket for p in ps], [p.deadlines.sign_by for p in ps],
+            [p.deadlines.reply_by for p in ps], [p.deadlines.commitment_due for p in ps],
+            [p.policy for p in ps], [p.state.status for p in ps], [p.state.unit for p in ps],
+            [p.state.signed_at for p in ps], [p.state.replied_at for p in ps],
+        )  # fmt: skip
         opened = [lad for p in plans.values() for lad in p.opened]
         if opened:
             await conn.execute(

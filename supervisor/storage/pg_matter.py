@@ -11,51 +11,57 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from supervisor.core.events import Event
-from supervisor.core.matter import Candidate, MatterKey, MatterSpec, matches
+from supervisor.core.matter import Candidate, MatterKey, MatterSpec, NewTicket, match_batch, matches
 from supervisor.core.state import TicketState
 from supervisor.storage import queries as q
 from supervisor.storage.base import LinkedTicket
 
 
-async def candidates(
-    conn: asyncpg.Connection, keys: Iterable[MatterKey], lo: datetime, hi: datetime
-) -> list[Candidate]:
-    """Tickets stored under any of `keys`, created in (lo, hi]."""
-    keys = list(keys)
+async def lookup(
+    conn: asyncpg.Connection,
+    keys: Iterable[MatterKey],
+    lo: datetime,
+    hi: datetime,
+    limit: int,
+) -> dict[MatterKey, list[Candidate]]:
+    """Per key, the tickets stored under it created in (lo, hi], at most `limit` (the most recent)."""
+    keys = sorted(set(keys), key=lambda k: (k.kind, k.key))
     if not keys:
-        return []
-    rows = await conn.fetch(q.MATTER_LOOKUP, [k.kind for k in keys], [k.key for k in keys], lo, hi)
-    return [
-        Candidate(
-            r["ticket"], r["created_at"], r["caller_hash"], r["address_key"], r["summary_key"]
+        return {}
+    rows = await conn.fetch(
+        q.MATTER_LOOKUP, [k.kind for k in keys], [k.key for k in keys], lo, hi, limit
+    )
+    out: dict[MatterKey, list[Candidate]] = {}
+    for r in rows:
+        out.setdefault(MatterKey(r["kind"], r["key"]), []).append(
+            Candidate(
+                r["ticket"], r["created_at"], r["caller_hash"], r["address_key"], r["summary_key"]
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 async def match_created(
     conn: asyncpg.Connection, events: Sequence[Event], spec: MatterSpec
 ) -> dict[str, dict[str, int]]:
-    """For the new `created` events: the same-matter counts per event id, and their keys stored
-    (in time order, so a batch's earlier tickets count for its later ones)."""
-    created = sorted((e for e in events if e.type == "created"), key=lambda e: e.at)
-    keyed = [(e, spec.keys(e.data)) for e in created]
-    all_keys = sorted({f"{k.kind}:{k.key}" for _, keys in keyed for k in keys})
-    if not all_keys:
+    """For the new `created` events: the same-matter counts per event id, and their keys stored.
+    Three statements per batch: lock the keys, look them up, store the new rows (core.matter's
+    `match_batch` matches in between, in time order)."""
+    created = [NewTicket(e.id, e.ticket, e.at, e.data) for e in events if e.type == "created"]
+    keys = {k for e in created for k in spec.keys(e.data)}
+    if not keys:
         return {}
-    await conn.execute(q.MATTER_LOCK_KEYS, all_keys)
-    out: dict[str, dict[str, int]] = {}
-    for ev, keys in keyed:
-        if not keys:
-            continue
-        found = await candidates(conn, keys, ev.at - spec.horizon, ev.at)
-        out[ev.id] = spec.fields(ev.ticket, ev.at, ev.data, found)
-        me = spec.candidate(ev.ticket, ev.at, ev.data)
+    await conn.execute(q.MATTER_LOCK_KEYS, sorted(f"{k.kind}:{k.key}" for k in keys))
+    lo = min(e.at for e in created) - spec.horizon
+    hi = max(e.at for e in created)
+    found = await lookup(conn, keys, lo, hi, spec.config.max_candidates)
+    out, rows = match_batch(spec, created, found)
+    if rows:
         await conn.execute(
             q.MATTER_INSERT,
-            [k.kind for k in keys], [k.key for k in keys], [ev.ticket] * len(keys),
-            [ev.at] * len(keys), [me.caller] * len(keys), [me.address_key] * len(keys),
-            [me.summary_key] * len(keys),
+            [k.kind for k, _ in rows], [k.key for k, _ in rows], [c.ticket for _, c in rows],
+            [c.at for _, c in rows], [c.caller for _, c in rows], [c.address_key for _, c in rows],
+            [c.summary_key for _, c in rows],
         )  # fmt: skip
     return out
 
@@ -74,8 +80,9 @@ async def matter_linked(
         return []
     keys = spec.keys({"address": state.address, "grid": state.grid, "summary": state.summary})
     hi = state.created_at + (spec.horizon if both_ways else timedelta(0))
-    found = await candidates(conn, keys, state.created_at - spec.horizon, hi)
-    same = matches(state.ticket, state.address, state.summary, found, spec.config)
+    found = await lookup(conn, keys, state.created_at - spec.horizon, hi, spec.config.max_candidates)
+    pool = (c for cs in found.values() for c in cs)
+    same = matches(state.ticket, state.address, state.summary, pool, spec.config)
     rows = [LinkedTicket(c.ticket, c.at, c.caller) for c in same]
     rows.append(LinkedTicket(state.ticket, state.created_at, state.caller_hash))
     return sorted(rows, key=lambda r: (r.created_at, r.ticket))

@@ -45,6 +45,18 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
      AS v(ticket, state, status, unit, caller_hash, category, created_at)
 WHERE t.ticket = v.ticket
 """
+# The desk's deadline index (supervisor/desk/index.py), written with the state: src_updated_at is
+# now(), the transaction's start, the same value UPDATE_TICKETS gave tickets.updated_at.
+UPSERT_DESK_DEADLINES = """
+INSERT INTO desk_deadlines (ticket, sign_by, reply_by, commitment_due, policy, status, unit,
+                            signed_at, replied_at, src_updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+                            $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[])
+ON CONFLICT (ticket) DO UPDATE SET sign_by = EXCLUDED.sign_by, reply_by = EXCLUDED.reply_by,
+    commitment_due = EXCLUDED.commitment_due, policy = EXCLUDED.policy, status = EXCLUDED.status,
+    unit = EXCLUDED.unit, signed_at = EXCLUDED.signed_at, replied_at = EXCLUDED.replied_at,
+    src_updated_at = EXCLUDED.src_updated_at
+"""
 INSERT_LADDERS = """
 INSERT INTO ladders (ticket, rule, cycle, anchor_at, trigger_event)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
@@ -125,12 +137,15 @@ EVENTS_BY_ID = "SELECT id, ticket, type, at, data FROM events WHERE id = ANY($1:
 # --- same matter (pg_matter.py; table matter_keys, migration 008) ------------------------------
 
 # The tickets stored under any of the keys ($1 kinds, $2 keys), created in ($3, $4]: index lookups.
+# Per key, its most recent `$5` tickets created in ($3, $4] (index matter_keys_lookup, backwards).
 MATTER_LOOKUP = """
-SELECT DISTINCT ON (m.ticket) m.ticket, m.created_at, m.caller_hash, m.address_key, m.summary_key
+SELECT k.kind, k.key, m.ticket, m.created_at, m.caller_hash, m.address_key, m.summary_key
 FROM unnest($1::text[], $2::text[]) AS k(kind, key)
-JOIN matter_keys m ON m.kind = k.kind AND m.key = k.key
-WHERE m.created_at > $3 AND m.created_at <= $4
-ORDER BY m.ticket
+CROSS JOIN LATERAL (
+    SELECT ticket, created_at, caller_hash, address_key, summary_key FROM matter_keys m
+    WHERE m.kind = k.kind AND m.key = k.key AND m.created_at > $3 AND m.created_at <= $4
+    ORDER BY m.created_at DESC LIMIT $5
+) m
 """
 MATTER_INSERT = """
 INSERT INTO matter_keys (kind, key, ticket, created_at, caller_hash, address_key, summary_key)

@@ -28,15 +28,24 @@ async def test_index_follows_ingest_rules_and_closures(pool):
     ])  # fmt: skip
     policy = {"p": rt.policy}
     index = DeadlineIndex(pool, lambda: policy["p"], batch=1)  # batch 1: the keyset paging too
+    # ingest wrote the rows itself, with the planner's deadlines: the loop has nothing to do
+    written = {r["ticket"]: dict(r) for r in await pool.fetch("SELECT * FROM desk_deadlines")}
+    assert set(written) == {"T1", "T2"}
+    assert await index.refresh() == 0
+    # ... and they are what the loop computes (its safety net: rows lost, or written elsewhere)
+    await pool.execute("DELETE FROM desk_deadlines")
     assert await index.refresh() == 2
     rows = {r["ticket"]: r for r in await pool.fetch("SELECT * FROM desk_deadlines")}
+    assert {t: dict(r) for t, r in rows.items()} == written
     assert rows["T1"]["sign_by"] == sh(2026, 11, 24, 12, 0)  # 2 working hours
     assert rows["T1"]["reply_by"] == sh(2026, 12, 1, 10, 0)  # 5 working days
     assert rows["T2"]["sign_by"] is None  # not dispatched
     assert await index.refresh() == 0  # nothing changed
 
     await sup.ingest([ev("T1", 3, "signed", sh(2026, 11, 24, 11, 0), unit="城管执法中队")])
-    assert await index.refresh() == 1
+    assert await index.refresh() == 0  # written by ingest
+    row = await pool.fetchrow("SELECT status, signed_at FROM desk_deadlines WHERE ticket = 'T1'")
+    assert (row["status"], row["signed_at"]) == ("signed", sh(2026, 11, 24, 11, 0))
 
     # the office edits the default: 3 working days for complaints too -> open tickets recomputed
     entries = list(rt.policy.deadlines["reply_by"])

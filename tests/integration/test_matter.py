@@ -61,3 +61,37 @@ async def test_a_group_complaint_is_flagged_once_across_batches(pool):
     assert sorted(group) == [("G5", "leader"), ("G5", "supervisor")]
     text = next(n.text for n in out.notifications if n.rule == "group-complaint")
     assert "7天内5位市民反映同一事项" in text and "G1、G2、G3、G4、G5" in text
+
+
+async def test_a_busy_key_hands_over_its_most_recent_tickets_and_the_memory_store_agrees(pool):
+    """max_candidates: the lookup (one statement per batch, LATERAL ... LIMIT) returns per key the
+    most recent tickets within the window, the same ones MemoryStore's dict gives."""
+    from datetime import timedelta
+
+    from supervisor.core.matter import Candidate, MatterKey
+    from supervisor.storage.memory import MemoryStore
+    from supervisor.storage.pg_matter import lookup
+
+    key, other = MatterKey("address", "幸福路12号"), MatterKey("grid", "G02")
+    t0 = sh(2026, 11, 2, 10, 0)
+    rows = [(key if i % 3 else other, Candidate(f"B{i:02d}", t0 + timedelta(hours=i), None,
+             "幸福路12号", None)) for i in range(30)]  # fmt: skip
+    memory = MemoryStore()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO matter_keys (kind, key, ticket, created_at) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])",
+            [k.kind for k, _ in rows], [k.key for k, _ in rows], [c.ticket for _, c in rows],
+            [c.at for _, c in rows],
+        )  # fmt: skip
+        for k, c in rows:
+            memory.matter_index.setdefault((k.kind, k.key), []).append(c)
+        lo, hi = t0 + timedelta(hours=2), t0 + timedelta(hours=25)
+        found = await lookup(conn, [key, other], lo, hi, 5)
+    want = {
+        key: [f"B{i:02d}" for i in (25, 23, 22, 20, 19)],
+        other: [f"B{i:02d}" for i in (24, 21, 18, 15, 12)],
+    }
+    assert {k: [c.ticket for c in v] for k, v in found.items()} == want
+    mem = memory.matter_lookup([key, other], lo, hi, 5)
+    assert {k: [c.ticket for c in v] for k, v in mem.items()} == want

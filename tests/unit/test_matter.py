@@ -89,3 +89,70 @@ def test_overdue_words_count_working_time(deadline, now, working, words):
     d, n = deadline.replace(tzinfo=SHANGHAI), now.replace(tzinfo=SHANGHAI)
     assert overdue_words(n, d, CAL, working) == words
     assert overdue_words(d - timedelta(minutes=1), d, CAL, working) == ""
+
+
+# --- one batch at a time (match_batch), as both stores run it -----------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from supervisor.core.matter import MatterKey, MatterSpec, NewTicket, match_batch  # noqa: E402
+
+SPEC = MatterSpec(
+    MatterConfig(), frozenset({("same_matter", 30 * 1440), ("matter_callers", 7 * 1440)})
+)
+ADDRESSES = ["幸福路12号", "幸福路１２號3栋", "光明路7号", None]
+SUMMARIES = ["幸福小区东门夜间烧烤油烟扰民", "幸福小区东门夜间烧烤摊油烟扰民", "楼道堆物无人清理", None]
+
+
+def new_ticket(i: int, day: int, address, summary, caller) -> NewTicket:
+    data = {"grid": "G01", "caller_hash": caller}
+    if address:
+        data["address"] = address
+    if summary:
+        data["summary"] = summary
+    return NewTicket(f"e{i}", f"T{i}", at(1) + timedelta(hours=day * 7), data)
+
+
+tickets = st.lists(
+    st.tuples(
+        st.integers(0, 200),  # hours x 7 after the first: up to 58 days, past the 30-day window
+        st.sampled_from(ADDRESSES),
+        st.sampled_from(SUMMARIES),
+        st.sampled_from(["c1", "c2", "c3", None]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tickets, st.integers(1, 25))
+def test_a_batch_counts_as_its_tickets_one_by_one(rows, cut):
+    """Matching a batch at once gives every ticket the counts it gets arriving alone, in time
+    order, whether the earlier tickets were stored before the batch or are in it."""
+    news = [new_ticket(i, *r) for i, r in enumerate(rows)]
+    index: dict[MatterKey, list[Candidate]] = {}
+    alone: dict[str, dict[str, int]] = {}
+    for n in sorted(news, key=lambda n: (n.at, n.ticket)):
+        fields, _ = match_batch(SPEC, [n], index)
+        alone.update(fields)
+    index = {}
+    at_once: dict[str, dict[str, int]] = {}
+    ordered = sorted(news, key=lambda n: (n.at, n.ticket))
+    for part in (ordered[:cut], ordered[cut:]):
+        fields, _ = match_batch(SPEC, part, index)
+        at_once.update(fields)
+    assert at_once == alone
+
+
+def test_a_busy_key_is_compared_with_its_most_recent_tickets_only():
+    """max_candidates bounds the work per key: what the store hands over is the cap; the store
+    contract test shows both stores hand over the most recent ones."""
+    spec = MatterSpec(MatterConfig(max_candidates=10), SPEC.windows)
+    found = {MatterKey("address", "幸福路12号"): [
+        Candidate(f"T{i}", at(1) + timedelta(hours=i), f"c{i}", "幸福路12号", None)
+        for i in range(10)
+    ]}  # fmt: skip
+    fields, rows = match_batch(spec, [new_ticket(99, 2, "幸福路12号", None, "c99")], found)
+    assert fields["e99"]["same_matter__43200m"] == 11
+    assert [(k.kind, c.ticket) for k, c in rows] == [("address", "T99")]
