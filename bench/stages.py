@@ -28,6 +28,8 @@ MARKERS: list[tuple[str, str, str]] = [
     ("load (stored states, ladders)", "_loads", "storage/db.py"),
     ("load (stored states, ladders)", "_ladder", "storage/"),
     ("repeat callers", "_repeat_counts", "storage/"),
+    ("same matter", "match_created", "storage/pg_matter.py"),
+    ("desk index", "", "desk/index.py"),
     ("validate", "validate_batch", "application.py"),
     ("validate", "parse_event", "core/events.py"),
     ("validate", "validate_fast", "core/fastevents.py"),

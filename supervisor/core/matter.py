@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 ADDRESS = "address"
 GRID = "grid"
@@ -119,22 +119,15 @@ def matches(
     """The candidates about the same matter as this ticket (itself excluded), oldest first."""
     a = normalise_address(address, config)
     s = normalise_summary(summary, config)
-    threshold = config.summary_similarity
-    seen: dict[str, Candidate] = {}
-    alike: dict[str, bool] = {}  # this summary against each distinct other one
+    found: dict[str, Candidate] = {}
     for c in candidates:
-        t = c.ticket
-        if t == ticket or t in seen:
+        if c.ticket == ticket or c.ticket in found:
             continue
-        if a and c.address_key == a:
-            seen[t] = c
-        elif s and (other := c.summary_key):
-            hit = alike.get(other)
-            if hit is None:
-                hit = alike[other] = similar(s, other, threshold)
-            if hit:
-                seen[t] = c
-    return sorted(seen.values(), key=_at_ticket)
+        if (a and c.address_key == a) or (
+            s and c.summary_key and similar(s, c.summary_key, config.summary_similarity)
+        ):
+            found[c.ticket] = c
+    return sorted(found.values(), key=_at_ticket)
 
 
 def _at_ticket(c: Candidate) -> tuple[datetime, str]:
@@ -153,8 +146,9 @@ def counts(
     same_windows: Iterable[int],
     caller_windows: Iterable[int],
 ) -> dict[str, int]:
-    """The message fields for a new ticket created at `at` (`matched` oldest first, as `matches`
-    returns them):
+    """The message fields for a new ticket created at `at` (`matched`: its matches, any order). The
+    definition; `match_batch` computes the same over grouped keys, and a property test holds them
+    to it:
 
     same_matter__{m}m: tickets about the matter within m minutes up to `at`, this one included;
     matter_callers__{m}m: distinct callers among them, this one included, when this ticket's
@@ -164,14 +158,13 @@ def counts(
     caller counts as a caller of its own.
     """
     out: dict[str, int] = {}
-    end = bisect_right(matched, at, key=_at)
     for minutes in same_windows:
-        start = bisect_right(matched, at - timedelta(minutes=minutes), key=_at)
-        out[f"same_matter__{minutes}m"] = 1 + max(0, end - start)
+        lo = at - timedelta(minutes=minutes)
+        out[f"same_matter__{minutes}m"] = 1 + sum(1 for c in matched if lo < c.at <= at)
     me = caller or f"ticket:{ticket}"
     for minutes in caller_windows:
-        start = bisect_right(matched, at - timedelta(minutes=minutes), key=_at)
-        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched[start:end]}
+        lo = at - timedelta(minutes=minutes)
+        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched if lo < c.at <= at}
         out[f"matter_callers__{minutes}m"] = 0 if me in earlier else len(earlier) + 1
     return out
 
@@ -186,34 +179,146 @@ class NewTicket:
     data: dict
 
 
+class _Run:
+    """Candidates of one key (or of one summary within a grid), oldest first, as parallel lists,
+    so that a window is a slice and a union is a set operation in C."""
+
+    __slots__ = ("ats", "tickets", "who")
+
+    def __init__(self) -> None:
+        self.ats: list[datetime] = []
+        self.tickets: list[str] = []
+        self.who: list[str] = []  # the caller's hash, or the ticket for a ticket without one
+
+    @classmethod
+    def of(cls, rows: Iterable[Candidate]) -> _Run:
+        run = cls()
+        for c in sorted(rows, key=_at):
+            run.ats.append(c.at)
+            run.tickets.append(c.ticket)
+            run.who.append(c.caller or f"ticket:{c.ticket}")
+        return run
+
+    def add(self, c: Candidate) -> None:
+        i = bisect_right(self.ats, c.at)
+        self.ats.insert(i, c.at)
+        self.tickets.insert(i, c.ticket)
+        self.who.insert(i, c.caller or f"ticket:{c.ticket}")
+
+    def window(self, lo: datetime, hi: datetime) -> slice:
+        return slice(bisect_right(self.ats, lo), bisect_right(self.ats, hi))
+
+
+class _Grid:
+    """A grid's candidates, one run per distinct summary; `names` for rapidfuzz's batch scorer."""
+
+    __slots__ = ("runs", "names")
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _Run] = {}
+        self.names: list[str] = []
+
+    @classmethod
+    def of(cls, rows: Iterable[Candidate]) -> _Grid:
+        grid = cls()
+        by_summary: dict[str, list[Candidate]] = {}
+        for c in rows:
+            if c.summary_key:
+                by_summary.setdefault(c.summary_key, []).append(c)
+        for name, same in by_summary.items():
+            grid.runs[name] = _Run.of(same)
+            grid.names.append(name)
+        return grid
+
+    def add(self, c: Candidate) -> None:
+        if not c.summary_key:
+            return
+        run = self.runs.get(c.summary_key)
+        if run is None:
+            run = self.runs[c.summary_key] = _Run()
+            self.names.append(c.summary_key)
+        run.add(c)
+
+    def alike(self, summary: str, threshold: int) -> list[_Run]:
+        if len(self.names) == 1:  # the usual case in a batch: one earlier summary, or the same
+            return [self.runs[self.names[0]]] if similar(summary, self.names[0], threshold) else []
+        hits = process.extract(
+            summary, self.names, scorer=fuzz.ratio, score_cutoff=threshold, limit=None
+        )
+        return [self.runs[self.names[i]] for _, _, i in hits]
+
+
 def match_batch(
     spec: MatterSpec,
     created: Iterable[NewTicket],
     found: dict[MatterKey, list[Candidate]],
 ) -> tuple[dict[str, dict[str, int]], list[tuple[MatterKey, Candidate]]]:
     """One ingest batch's new tickets against the stored index: the message fields per event id
-    and the (key, candidate) rows to store. `found` is what the store holds under the batch's keys
-    (created up to the batch's last ticket, at most `max_candidates` per key, in any order); it is
-    sorted and extended in place, in time order, so a batch's earlier tickets are
-    candidates for its later ones, as if they had arrived one by one."""
+    (what `counts(matches(...))` gives each, the property test's reference) and the (key,
+    candidate) rows to store. `found` is what the store holds under the batch's keys, created up
+    to the batch's last ticket, at most `max_candidates` per key, in any order. The batch's
+    tickets are matched in time order, each one then joining the candidates, so a batch's earlier
+    tickets count for its later ones, as if they had arrived one by one."""
+    config = spec.config
+    threshold = config.summary_similarity
+    same_windows = sorted(m for name, m in spec.windows if name == "same_matter")
+    caller_windows = sorted(m for name, m in spec.windows if name == "matter_callers")
+    addresses: dict[str, _Run] = {}
+    grids: dict[str, _Grid] = {}
+
+    def join(k: MatterKey, c: Candidate) -> None:
+        if k.kind == ADDRESS:
+            addresses.setdefault(k.key, _Run()).add(c)
+        else:
+            grids.setdefault(k.key, _Grid()).add(c)
+
+    seen: set[str] = set()  # every ticket among the candidates
+    for k, rows in found.items():
+        if k.kind == ADDRESS:
+            addresses[k.key] = _Run.of(rows)
+        else:
+            grids[k.key] = _Grid.of(rows)
+        seen.update(c.ticket for c in rows)
     out: dict[str, dict[str, int]] = {}
     stored: list[tuple[MatterKey, Candidate]] = []
-    for rows in found.values():
-        rows.sort(key=_at)  # oldest first: a window is a slice
     for ev in sorted(created, key=lambda e: (e.at, e.ticket)):
         keys = spec.keys(ev.data)
         if not keys:
             continue
-        lo, hi = ev.at - spec.horizon, ev.at
-        pool: list[Candidate] = []
-        for k in keys:
-            rows = found.get(k, [])
-            pool += rows[bisect_right(rows, lo, key=_at) : bisect_right(rows, hi, key=_at)]
-        out[ev.id] = spec.fields(ev.ticket, ev.at, ev.data, pool)
         me = spec.candidate(ev.ticket, ev.at, ev.data)
+        runs: list[_Run] = []
         for k in keys:
-            insort(found.setdefault(k, []), me, key=_at)
+            if k.kind == ADDRESS:
+                if k.key in addresses:
+                    runs.append(addresses[k.key])
+            elif me.summary_key and k.key in grids:
+                runs += grids[k.key].alike(me.summary_key, threshold)
+        fields: dict[str, int] = {}
+        for m in same_windows:
+            lo = ev.at - timedelta(minutes=m)
+            tickets: set[str] = set()
+            for run in runs:
+                tickets.update(run.tickets[run.window(lo, ev.at)])
+            tickets.discard(ev.ticket)  # a ticket created twice is not its own match
+            fields[f"same_matter__{m}m"] = 1 + len(tickets)
+        who_me = me.caller or f"ticket:{ev.ticket}"
+        for m in caller_windows:
+            lo = ev.at - timedelta(minutes=m)
+            who: set[str] = set()
+            for run in runs:
+                w = run.window(lo, ev.at)
+                if ev.ticket in seen:  # created twice (rare): leave its own earlier entry out
+                    who.update(
+                        x for x, t in zip(run.who[w], run.tickets[w], strict=True) if t != ev.ticket
+                    )
+                else:
+                    who.update(run.who[w])
+            fields[f"matter_callers__{m}m"] = 0 if who_me in who else len(who) + 1
+        out[ev.id] = fields
+        for k in keys:
+            join(k, me)
             stored.append((k, me))
+        seen.add(ev.ticket)
     return out, stored
 
 
@@ -250,14 +355,6 @@ class MatterSpec:
             normalise_address(data.get("address"), self.config),
             normalise_summary(data.get("summary"), self.config) if data.get("grid") else None,
         )
-
-    def fields(
-        self, ticket: str, at: datetime, data: dict, candidates: Iterable[Candidate]
-    ) -> dict[str, int]:
-        matched = matches(ticket, data.get("address"), data.get("summary"), candidates, self.config)
-        same = [m for name, m in self.windows if name == "same_matter"]
-        callers = [m for name, m in self.windows if name == "matter_callers"]
-        return counts(at, data.get("caller_hash"), ticket, matched, same, callers)
 
 
 def matter_context(
