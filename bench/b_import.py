@@ -22,7 +22,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import xlsxwriter
-from common import ADMIN_URL, CATEGORIES, ROOT, SH, UNITS, Analyzer, create_db, drop_all, runtime
+from common import (
+    ADMIN_URL, CATEGORIES, ROOT, SH, UNITS, Analyzer, create_db, drop_all, place, runtime,
+)  # fmt: skip
 
 from supervisor.storage.db import create_pool
 
@@ -43,9 +45,10 @@ def write_export(path: Path, rows: int) -> None:
         at = start + timedelta(seconds=70 * i)
         u = i % len(UNITS)
         open_ = i % 5 == 0
+        p = place(i)
         ws.write_row(r, 0, [f"2026{i:08d}", at.strftime("%Y-%m-%d %H:%M"), "电话", "投诉" if i % 10 else "求助",
-                            CATEGORIES[u], "否", f"139{(i * 7919) % 100_000_000:08d}", f"幸福路{i % 300}号",
-                            f"G{i % 12:02d}", "占道经营，影响通行", UNITS[u]])  # fmt: skip
+                            CATEGORIES[u], "否", f"139{(i * 7919) % 100_000_000:08d}", p["address"],
+                            p["grid"], p["summary"], UNITS[u]])  # fmt: skip
         ws.write_datetime(r, 11, at + timedelta(minutes=5), date_fmt)
         ws.write_string(r, 12, (at + timedelta(minutes=40)).strftime("%Y/%m/%d %H:%M"))
         ws.write_datetime(r, 13, at + timedelta(days=7), date_fmt)

@@ -146,6 +146,30 @@ CATEGORIES = ["市容环境", "市场监管", "公共卫生", "物业管理", "�
 KINDS = ["complaint", "complaint", "complaint", "help", "consultation", "suggestion"]
 
 
+STREETS = ["幸福路", "光明路", "和平里", "建设大街", "人民路", "解放路", "新华街", "朝阳路"]
+PROBLEMS = [
+    "占道经营，影响通行，请尽快处理", "夜间施工噪音扰民", "小区楼道堆放杂物存在消防隐患", "路灯不亮，夜间出行不便",
+    "餐馆油烟直排，影响居民生活", "共享单车乱停放堵塞人行道", "小区电梯经常故障困人", "垃圾清运不及时，气味难闻",
+    "物业费收取不合理", "自来水水压低，高层用水困难", "下水道堵塞污水外溢", "违规搭建彩钢板房",
+    "广场舞音量过大扰民", "流浪犬伤人隐患", "井盖缺失存在安全隐患", "商铺噪音扰民影响休息",
+]  # fmt: skip
+
+
+def place(i: int) -> dict[str, str]:
+    """Where ticket i is and what it says: 400 grids, 4,000 addresses (a few far busier than the
+    rest), 16 problems each written a few ways; a city-scale stream, where same-matter groups are
+    small. (Before 2026-12-01 every ticket shared one summary in 12 grids: see BENCHMARKS.md.)"""
+    busy = i % 10 == 0  # one ticket in ten is at one of 40 busy addresses
+    n = (i // 10 * 7) % 40 if busy else (i * 7919) % 4000
+    street = STREETS[n % len(STREETS)]
+    problem = PROBLEMS[(i * 13 + n) % len(PROBLEMS)]
+    return {
+        "address": f"{street}{n}号{(i % 6) + 1}栋",
+        "grid": f"G{n % 400:03d}",
+        "summary": problem if i % 3 else f"{street}{n}号附近{problem}",
+    }
+
+
 def ticket_events(i: int, start: datetime, prefix: str = "B") -> list[dict[str, Any]]:
     """A realistic life of one ticket: created, dispatched, signed, contacted, replied, visited."""
     t = f"{prefix}{i:08d}"
@@ -154,8 +178,7 @@ def ticket_events(i: int, start: datetime, prefix: str = "B") -> list[dict[str, 
     caller = f"139{(i * 7919) % 100_000_000:08d}"  # a few callers repeat
     out = [
         {"id": f"{t}-1", "ticket": t, "type": "created", "at": at.isoformat(), "channel": "phone", "category": CATEGORIES[u],
-         "kind": KINDS[i % len(KINDS)], "urgent": i % 17 == 0, "caller": caller, "address": f"幸福路{i % 300}号",
-         "grid": f"G{i % 12:02d}", "summary": "占道经营，影响通行，请尽快处理"},
+         "kind": KINDS[i % len(KINDS)], "urgent": i % 17 == 0, "caller": caller, **place(i)},
         {"id": f"{t}-2", "ticket": t, "type": "dispatched", "at": (at + timedelta(minutes=5)).isoformat(), "unit": UNITS[u]},
         {"id": f"{t}-3", "ticket": t, "type": "signed", "at": (at + timedelta(minutes=40)).isoformat(), "unit": UNITS[u], "by": "wang-qiang"},
         {"id": f"{t}-4", "ticket": t, "type": "contacted", "at": (at + timedelta(hours=3)).isoformat(), "unit": UNITS[u], "phase": "before"},

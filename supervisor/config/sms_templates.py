@@ -73,6 +73,13 @@ class _Compiled:
     limit: int
     names: tuple[str, ...] | None  # Aliyun's parameter names; None: positional (Tencent)
     values: tuple[jinja2.Template, ...]
+    sources: tuple[str, ...] = ()
+
+
+# Joins a template's distinct parameter sources into one Jinja template, rendered once per message
+# (a Jinja context per parameter was most of a fired step's cost). Not whitespace, so neither
+# `{{- -}}` nor the collapsing of spaces touches it; a private-use character no text holds.
+_SEP = "\ue000"
 
 
 class SmsTemplates:
@@ -106,9 +113,22 @@ class SmsTemplates:
                             )
                         )
                 compiled[name] = _Compiled(
-                    tm.code, mapping.sign_name, mapping.max_param_chars, names, tuple(values)
-                )
+                    tm.code, mapping.sign_name, mapping.max_param_chars, names, tuple(values),
+                    tuple(sources),
+                )  # fmt: skip
             self._items[provider] = compiled
+        self._joint: dict[str, tuple[jinja2.Template, tuple[str, ...]]] = {}
+        by_name: dict[str, dict[str, None]] = {}
+        for items in self._items.values():
+            for name, item in items.items():
+                by_name.setdefault(name, {}).update(dict.fromkeys(item.sources))
+        for name, distinct in by_name.items():
+            if any(_SEP in src for src in distinct):
+                continue
+            try:
+                self._joint[name] = (self._env.from_string(_SEP.join(distinct)), tuple(distinct))
+            except jinja2.TemplateSyntaxError:
+                continue  # reported per parameter above; rendered one by one
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -124,25 +144,53 @@ class SmsTemplates:
         """{"template": name, provider: {"code", "sign_name", "params"}} for every provider that
         maps `template`; None when none does. Raises RenderError / PhoneNumberInText."""
         out: dict[str, Any] = {}
+        joint = self._render_joint(template, context)
         for provider, items in self._items.items():
             item = items.get(template)
             if item is None:
                 continue
-            values = [self._render(template, provider, t, item.limit, context) for t in item.values]
+            if joint is not None and len(item.values) == len(item.sources):
+                values = [
+                    self._finish(template, provider, joint[src], item.limit) for src in item.sources
+                ]
+            else:
+                values = [
+                    self._render(template, provider, t, item.limit, context) for t in item.values
+                ]
             rendered: dict[str, str] | list[str] = (
                 dict(zip(item.names, values, strict=True)) if item.names is not None else values
             )
             out[provider] = {"code": item.code, "sign_name": item.sign_name, "params": rendered}
         return {"template": template, **out} if out else None
 
-    @staticmethod
+    def _render_joint(self, template: str, context: dict[str, Any]) -> dict[str, str] | None:
+        """Every distinct parameter source of `template` rendered at once, or None (then each is
+        rendered alone, which also names the failing one in an error)."""
+        joint = self._joint.get(template)
+        if joint is None:
+            return None
+        t, sources = joint
+        try:
+            parts = t.render(context).split(_SEP)
+        except (jinja2.TemplateError, TypeError, ValueError):
+            return None
+        if len(parts) != len(sources):
+            return None
+        return dict(zip(sources, parts, strict=True))
+
+    @classmethod
     def _render(
-        template: str, provider: str, t: jinja2.Template, limit: int, context: dict[str, Any]
+        cls, template: str, provider: str, t: jinja2.Template, limit: int, context: dict[str, Any]
     ) -> str:
         try:
-            value = " ".join(t.render(context).split())
+            value = t.render(context)
         except (jinja2.TemplateError, TypeError, ValueError) as exc:
             raise RenderError(f"sms_templates {provider}.{template}: {exc}") from exc
+        return cls._finish(template, provider, value, limit)
+
+    @staticmethod
+    def _finish(template: str, provider: str, value: str, limit: int) -> str:
+        value = " ".join(value.split())
         if PHONE_LIKE.search(value):
             raise PhoneNumberInText(
                 f"sms_templates {provider}.{template}: a phone number; not sent"

@@ -7,6 +7,7 @@ good (the file is read twice: once to check, once to store, so memory stays flat
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from supervisor.imports.readers import ReadError, Row, read_rows
 from supervisor.imports.rows import blank, find_header, row_events
 
 BATCH_ROWS = 1000
+# Batches stored at once: while one waits on PostgreSQL, the next is read, mapped and planned.
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -125,8 +128,7 @@ async def import_file(
             summary.events_new = summary.events_known = 0
             return summary
         summary = Summary(file=name)
-    for batch in _batches(rows(), mapping, name, summary):
-        summary.unknown_units |= _units(batch) - units
+    async def store(batch: list[dict[str, Any]]) -> None:
         # what is stored already is not sent through the rules again (a re-import is cheap);
         # the ingest still refuses anything stored meanwhile as a duplicate
         known = await _known(sup.store.pool, [e["id"] for e in batch])
@@ -136,6 +138,22 @@ async def import_file(
             out = await sup.ingest(fresh)
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)
+
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        for batch in _batches(rows(), mapping, name, summary):
+            summary.unknown_units |= _units(batch) - units
+            pending.add(asyncio.create_task(store(batch)))
+            if len(pending) >= IN_FLIGHT:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed batch stops the import (what is stored stays)
+        if pending:
+            await asyncio.gather(*pending)
+        pending = set()
+    finally:
+        for task in pending:
+            task.cancel()
     summary.stored = True
     return summary
 
@@ -159,7 +177,6 @@ async def _known(pool: Any, ids: list[str]) -> set[str]:
 
 def run(args: Any, loaded: Any, out: Callable[[str], None] = print) -> int:
     """The CLI verb: exit 0 when every row was good, 1 otherwise (or when nothing could be read)."""
-    import asyncio
     import os
 
     from supervisor.application import Supervisor, runtime_from

@@ -179,3 +179,27 @@ tencent:
     mapping = load_sms_templates("sms_templates.yaml", text)
     out = mapping.params("sign_reminder", {"ticket": {"summary": "回电13912345678"}})
     assert out is not None and out["tencent"]["params"] == ["回电139****5678"]
+
+
+def test_rendering_all_parameters_at_once_gives_what_rendering_each_gives() -> None:
+    """params() renders a template's distinct parameter sources as one Jinja template (one
+    context per message); every value is what rendering the parameter alone gives, also when a
+    value holds the separator (then each is rendered alone)."""
+    mapping = load_sms_templates(CONFIG / "sms_templates.yaml")
+    contexts = [sample_context()]
+    odd = sample_context()
+    odd["ticket"] = {**odd["ticket"], "category": "市容\ue000环境"}
+    contexts.append(odd)
+    for context in contexts:
+        for name in loaded().templates.names:
+            joint = mapping.params(name, context)
+            saved = mapping._joint
+            mapping._joint = {}  # one by one
+            try:
+                alone = mapping.params(name, context)
+            finally:
+                mapping._joint = saved
+            assert joint == alone, name
+    assert mapping._joint  # the shipped mapping is rendered jointly
+    kept = mapping.params("dispute", odd)
+    assert kept is not None and kept["tencent"]["params"][1] == "市容\ue000环境"  # not split
