@@ -158,7 +158,11 @@ PROBLEMS = [
 def place(i: int) -> dict[str, str]:
     """Where ticket i is and what it says: 400 grids, 4,000 addresses (a few far busier than the
     rest), 16 problems each written a few ways; a city-scale stream, where same-matter groups are
-    small. (Before 2026-12-01 every ticket shared one summary in 12 grids: see BENCHMARKS.md.)"""
+    small. BENCH_STREAM=grid12 gives the stream before 2026-12-01: one summary in 12 grids, so each
+    grid is one matter of thousands of tickets (see BENCHMARKS.md)."""
+    if os.environ.get("BENCH_STREAM") == "grid12":  # the stream before 2026-12-01, for comparison
+        return {"address": f"幸福路{i % 300}号", "grid": f"G{i % 12:02d}",
+                "summary": "占道经营，影响通行，请尽快处理"}  # fmt: skip
     busy = i % 10 == 0  # one ticket in ten is at one of 40 busy addresses
     n = (i // 10 * 7) % 40 if busy else (i * 7919) % 4000
     street = STREETS[n % len(STREETS)]

@@ -179,6 +179,9 @@ class NewTicket:
     data: dict
 
 
+_ALL = slice(None)
+
+
 class _Run:
     """Candidates of one key (or of one summary within a grid), oldest first, as parallel lists,
     so that a window is a slice and a union is a set operation in C."""
@@ -206,7 +209,10 @@ class _Run:
         self.who.insert(i, c.caller or f"ticket:{c.ticket}")
 
     def window(self, lo: datetime, hi: datetime) -> slice:
-        return slice(bisect_right(self.ats, lo), bisect_right(self.ats, hi))
+        ats = self.ats
+        if ats and ats[0] > lo and ats[-1] <= hi:  # the usual case: all of it
+            return _ALL
+        return slice(bisect_right(ats, lo), bisect_right(ats, hi))
 
 
 class _Grid:
