@@ -93,6 +93,11 @@ class Candidate:
     address_key: str | None
     summary_key: str | None
 
+    @property
+    def who(self) -> str:
+        """Who reported it: the caller's hash, or the ticket itself when it has no caller."""
+        return self.caller or f"ticket:{self.ticket}"
+
 
 _SIMILAR: dict[tuple[str, str, int], bool] = {}
 
@@ -164,7 +169,7 @@ def counts(
     me = caller or f"ticket:{ticket}"
     for minutes in caller_windows:
         lo = at - timedelta(minutes=minutes)
-        earlier = {c.caller or f"ticket:{c.ticket}" for c in matched if lo < c.at <= at}
+        earlier = {c.who for c in matched if lo < c.at <= at}
         out[f"matter_callers__{minutes}m"] = 0 if me in earlier else len(earlier) + 1
     return out
 
@@ -199,14 +204,14 @@ class _Run:
         for c in sorted(rows, key=_at):
             run.ats.append(c.at)
             run.tickets.append(c.ticket)
-            run.who.append(c.caller or f"ticket:{c.ticket}")
+            run.who.append(c.who)
         return run
 
     def add(self, c: Candidate) -> None:
         i = bisect_right(self.ats, c.at)
         self.ats.insert(i, c.at)
         self.tickets.insert(i, c.ticket)
-        self.who.insert(i, c.caller or f"ticket:{c.ticket}")
+        self.who.insert(i, c.who)
 
     def window(self, lo: datetime, hi: datetime) -> slice:
         ats = self.ats
@@ -246,8 +251,6 @@ class _Grid:
         run.add(c)
 
     def alike(self, summary: str, threshold: int) -> list[_Run]:
-        if len(self.names) == 1:  # the usual case in a batch: one earlier summary, or the same
-            return [self.runs[self.names[0]]] if similar(summary, self.names[0], threshold) else []
         hits = process.extract(
             summary, self.names, scorer=fuzz.ratio, score_cutoff=threshold, limit=None
         )
@@ -307,7 +310,7 @@ def match_batch(
                 tickets.update(run.tickets[run.window(lo, ev.at)])
             tickets.discard(ev.ticket)  # a ticket created twice is not its own match
             fields[f"same_matter__{m}m"] = 1 + len(tickets)
-        who_me = me.caller or f"ticket:{ev.ticket}"
+        who_me = me.who
         for m in caller_windows:
             lo = ev.at - timedelta(minutes=m)
             who: set[str] = set()

@@ -70,11 +70,6 @@ WHERE t.ticket = d.ticket AND t.status = 'closed' AND t.updated_at < now() - int
 """
 
 
-def fingerprint(policy: Policy) -> str:
-    """Which rules computed a row: the defaults and calendar they were computed with."""
-    return policy.fingerprint
-
-
 def compute_row(state: TicketState, policy: Policy) -> tuple[datetime | None, ...]:
     try:
         d = dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
@@ -120,7 +115,7 @@ class DeadlineIndex:
     async def refresh(self) -> int:
         """One pass: index what changed since the watermark; returns how many rows it wrote."""
         policy = self.policy()
-        fp = fingerprint(policy)
+        fp = policy.fingerprint
         done = 0
         async with self.pool.acquire() as conn:
             if self._since is None:

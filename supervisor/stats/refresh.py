@@ -8,7 +8,6 @@ time across daemons and commands.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from datetime import timedelta
 
@@ -25,14 +24,6 @@ BATCH = 2000
 SLACK = timedelta(minutes=2)
 
 
-def fingerprint(policy: Policy) -> str:
-    """What the facts depend on besides the events: the deadline defaults and the calendar."""
-    cal = policy.calendar
-    text = repr(sorted((k, [repr(e) for e in v]) for k, v in policy.deadlines.items()))
-    text += repr(getattr(cal, "config", None))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 _TOUCHED = """
 SELECT DISTINCT ticket FROM events
 WHERE seq > $1 OR ($2::timestamptz IS NOT NULL AND received_at > $2::timestamptz)
@@ -42,7 +33,7 @@ _EVENTS = "SELECT id, ticket, type, at, data FROM events WHERE ticket = ANY($1::
 
 async def refresh(pool: asyncpg.Pool, policy: Policy, *, batch: int = BATCH) -> int:
     """Bring the facts up to date; returns how many tickets were derived."""
-    fp = fingerprint(policy)
+    fp = policy.fingerprint  # what the facts depend on besides the events
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", REFRESH_LOCK)
         try:

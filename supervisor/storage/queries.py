@@ -136,8 +136,8 @@ EVENTS_BY_ID = "SELECT id, ticket, type, at, data FROM events WHERE id = ANY($1:
 
 # --- same matter (pg_matter.py; table matter_keys, migration 008) ------------------------------
 
-# The tickets stored under any of the keys ($1 kinds, $2 keys), created in ($3, $4]: index lookups.
-# Per key, its most recent `$5` tickets created in ($3, $4] (index matter_keys_lookup, backwards).
+# Per key ($1 kinds, $2 keys), its most recent `$5` tickets created in ($3, $4] (index
+# matter_keys_lookup, read backwards).
 MATTER_LOOKUP = """
 SELECT k.kind, k.key, m.ticket, m.created_at, m.caller_hash, m.address_key, m.summary_key
 FROM unnest($1::text[], $2::text[]) AS k(kind, key)
