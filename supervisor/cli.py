@@ -11,7 +11,8 @@ ingest EVENTS.jsonl          store a file of events through the same path as the
 schema                       print the JSON Schema of rule files
 report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
 import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
-calendar import NOTICE.txt   read the State Council's holiday notice into config/calendar.yaml
+calendar import NOTICE.txt   merge the State Council's holiday notice into config/calendar.yaml
+calendar show YEAR           a year's days off and working weekends, and where each came from
 user add NAME --role ROLE    add an account of the desk (config/users.yaml)
 """
 
@@ -74,8 +75,12 @@ def cmd_check(args) -> int:
         print(f"{len(import_problems)} problem(s) found", file=sys.stderr)
         return 1
     from supervisor.desk.users import check_users
+    from supervisor.tools.calendar_cli import check_calendar
 
-    user_errors = check_users(Path(args.config) / "users.yaml")
+    user_errors = [
+        *check_users(Path(args.config) / "users.yaml"),
+        *check_calendar(Path(args.config) / "calendar.yaml"),
+    ]
     for err in user_errors:
         print(err, file=sys.stderr)
     if user_errors:
@@ -292,10 +297,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_calendar_import(args) -> int:
-    from supervisor.tools.calendar_notice import import_notice
+def cmd_calendar(args) -> int:
+    from supervisor.tools.calendar_cli import run
 
-    return import_notice(args)
+    return run(args)
 
 
 def cmd_user_add(args) -> int:
@@ -390,11 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from supervisor.imports.command import add_parser as add_import_parser
     from supervisor.stats.command import add_parser as add_report_parser
-    from supervisor.tools.calendar_notice import add_parser as add_calendar_parser
+    from supervisor.tools.calendar_cli import add_parser as add_calendar_parser
 
     add_report_parser(sub, cmd_report_monthly)
     add_import_parser(sub, cmd_import)
-    add_calendar_parser(sub, cmd_calendar_import)
+    add_calendar_parser(sub, cmd_calendar)
     from supervisor.desk.cli import add_user_parser
 
     add_user_parser(sub, cmd_user_add)

@@ -96,6 +96,25 @@ class Settings(_Model):
     log_format: Literal["json", "text"] = "json"
 
 
+class ImportedNotice(_Model):
+    """One State Council notice as imported (`calendar import`): the days it listed, for its year.
+    A year's days are its notices applied in order (a supplement on top of the annual one)."""
+
+    notice: Annotated[str, Field(min_length=1)]  # the title, or what stood for it
+    kind: Literal["annual", "supplement"] = "annual"
+    imported: date | None = None
+    days_off: list[date] = []
+    workdays: list[date] = []
+
+
+class Override(_Model):
+    """The office deciding a day itself, on purpose: it beats the package and every notice."""
+
+    day: date
+    kind: Literal["holiday", "workday"]
+    source: Annotated[str, Field(min_length=1)]  # who decided, where it is written
+
+
 class CalendarFile(_Model):
     office_hours: Annotated[list[tuple[HHMM, HHMM]], Field(min_length=1)] = [
         ("09:00", "12:00"),
@@ -107,16 +126,38 @@ class CalendarFile(_Model):
     extra_holidays: list[date] = []
     extra_workdays: list[date] = []
     covered_years: list[int] = []  # years this file lists in full (holidays and 调休 days)
+    # Since issue 20: notices as imported, by the year they announce (apart from overrides), and
+    # the office's own days, each with its source. extra_holidays / extra_workdays (written by
+    # the importer before) still work and count as overrides without a source.
+    imports: dict[int, list[ImportedNotice]] = {}
+    overrides: list[Override] = []
+
+    def imported_days(self, year: int | None = None) -> dict[date, bool]:
+        """date -> True (off) / False (调休 working day): the notices of `year` (or of every
+        year, in year order) applied in the order they were imported."""
+        out: dict[date, bool] = {}
+        for y in sorted(self.imports):
+            if year is not None and y != year:
+                continue
+            for entry in self.imports[y]:
+                out.update({d: True for d in entry.days_off})
+                out.update({d: False for d in entry.workdays})
+        return out
 
     def to_config(self) -> CalendarConfig:
+        imported = self.imported_days()
         return CalendarConfig(
             office_hours=tuple(
                 (time.fromisoformat(a), time.fromisoformat(b)) for a, b in self.office_hours
             ),
-            extra_workdays=frozenset(self.extra_workdays),
-            extra_holidays=frozenset(self.extra_holidays),
-            covered_years=frozenset(self.covered_years),
+            extra_workdays=frozenset(self.extra_workdays)
+            | {o.day for o in self.overrides if o.kind == "workday"},
+            extra_holidays=frozenset(self.extra_holidays)
+            | {o.day for o in self.overrides if o.kind == "holiday"},
+            covered_years=frozenset(self.covered_years) | frozenset(self.imports),
             missing_year=self.missing_year,
+            imported_holidays=frozenset(d for d, off in imported.items() if off),
+            imported_workdays=frozenset(d for d, off in imported.items() if not off),
         )
 
 

@@ -59,6 +59,10 @@ class CalendarConfig:
     extra_workdays: frozenset[date] = field(default_factory=frozenset)  # office says: working
     extra_holidays: frozenset[date] = field(default_factory=frozenset)  # office says: not working
     covered_years: frozenset[int] = field(default_factory=frozenset)  # fully given by overrides
+    # Days read from the State Council's notices (`calendar import`): they answer only for the
+    # years chinese_calendar does not cover; the package stays the authority for its years.
+    imported_holidays: frozenset[date] = field(default_factory=frozenset)
+    imported_workdays: frozenset[date] = field(default_factory=frozenset)
     missing_year: Literal["error", "weekdays"] = "error"
     timezone: str = "Asia/Shanghai"
 
@@ -95,6 +99,16 @@ def statutory_holidays(year: int) -> frozenset[date]:
     guesses at the State Council's 调休 arrangement, not law."""
     days = holidays.country_holidays("CN", years=year, observed=False)
     return frozenset(d for d, name in days.items() if STATUTORY_NAMES_EXCLUDED not in name)
+
+
+@functools.cache
+def package_covers(year: int) -> bool:
+    """Whether the installed chinese_calendar has the State Council's days for `year`."""
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _offset(t: time) -> timedelta:
@@ -135,6 +149,10 @@ class WorkCalendar:
             return bool(chinese_calendar.is_workday(d))
         except NotImplementedError:  # how chinese_calendar says "no data for that year"
             pass
+        if d in self.config.imported_holidays:
+            return False
+        if d in self.config.imported_workdays:
+            return True
         if d.year in self.config.covered_years:
             return d.weekday() < 5  # the overrides above hold the year's exceptions
         if self.config.missing_year == "error":

@@ -95,7 +95,9 @@ class Notice:
                 out.append(f"{f.name}：写“与周末连休”，但{_list(f.days_off)}不挨着周末")
             for d in f.workdays:
                 if d.weekday() < 5:
-                    out.append(f"{f.name}：{md(d)}（星期{WEEKDAY_NAMES[d.weekday()]}）不是周末，不能是调休上班日")
+                    out.append(
+                        f"{f.name}：{md(d)}（星期{WEEKDAY_NAMES[d.weekday()]}）不是周末，不能是调休上班日"
+                    )
             both = set(f.days_off) & set(f.workdays)
             if both:
                 out.append(f"{f.name}：{_list(sorted(both))} 既放假又上班")
@@ -112,7 +114,8 @@ class Notice:
             off = _span(f.days_off)
             work = "、".join(md(d) for d in f.workdays)
             lines.append(
-                f"  {f.name}：放假 {off}（{len(f.days_off)}天）" + (f"；{work} 上班" if work else "")
+                f"  {f.name}：放假 {off}（{len(f.days_off)}天）"
+                + (f"；{work} 上班" if work else "")
             )
         if self.kind == "annual":
             lines.append(f"共 {len(self.days_off)} 天放假，{len(self.workdays)} 个调休上班日。")
@@ -238,7 +241,10 @@ def _items(region: str) -> list[tuple[str, str]]:
     A body ends at its first sentence without a date (the closing paragraph, the signature)."""
     marks = list(_ITEM.finditer(region))
     chunks = (
-        [region[a.end() : b.start() if b else len(region)] for a, b in zip(marks, [*marks[1:], None], strict=True)]
+        [
+            region[a.end() : b.start() if b else len(region)]
+            for a, b in zip(marks, [*marks[1:], None], strict=True)
+        ]
         if marks
         else [region]
     )
@@ -248,7 +254,7 @@ def _items(region: str) -> list[tuple[str, str]]:
         m = _NAME.match(chunk)
         if m:
             name, chunk = m[1], chunk[m.end() :]
-        sentences = []
+        sentences: list[str] = []
         for sentence in re.split(r"(?<=。)", chunk):
             if not sentences or _DATE.search(_mark_weekdays(sentence)[0]) or "延长" in sentence:
                 sentences.append(sentence)
