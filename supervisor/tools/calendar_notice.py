@@ -82,25 +82,25 @@ class Notice:
         any problem refuses the import."""
         out = []
         for f in self.festivals:
-            out += [f"{f.name}：{p}" for p in f.problems]
+            out += [f"{f.name}: {p}" for p in f.problems]
             if f.extend_to is not None:
                 continue
             if f.stated_total is not None and f.stated_total != len(f.days_off):
-                out.append(f"{f.name}：通知写共{f.stated_total}天，读出{len(f.days_off)}天")
+                out.append(f"{f.name}: 通知写共{f.stated_total}天，读出{len(f.days_off)}天")
             if not f.days_off and not f.workdays:
-                out.append(f"{f.name}：没有读出放假日期")
+                out.append(f"{f.name}: 没有读出放假日期")
             if f.with_weekend and not any(
                 (d + timedelta(days=s)).weekday() >= 5 for d in f.days_off for s in (-1, 1)
             ):
-                out.append(f"{f.name}：写“与周末连休”，但{_list(f.days_off)}不挨着周末")
+                out.append(f"{f.name}: 写“与周末连休”，但{_list(f.days_off)}不挨着周末")
             for d in f.workdays:
                 if d.weekday() < 5:
                     out.append(
-                        f"{f.name}：{md(d)}（星期{WEEKDAY_NAMES[d.weekday()]}）不是周末，不能是调休上班日"
+                        f"{f.name}: {md(d)}（星期{WEEKDAY_NAMES[d.weekday()]}）不是周末，不能是调休上班日"
                     )
             both = set(f.days_off) & set(f.workdays)
             if both:
-                out.append(f"{f.name}：{_list(sorted(both))} 既放假又上班")
+                out.append(f"{f.name}: {_list(sorted(both))} 既放假又上班")
         return out
 
     def describe(self) -> str:
