@@ -97,7 +97,9 @@ def test_a_range_across_the_year_keeps_both_years():
 
 
 def test_a_late_december_day_without_a_year_is_the_year_before_in_new_years_item():
-    notice = parse_notice("一、元旦：12月30日至1月1日放假调休，共3天。12月29日（星期六）上班。", 2019)
+    notice = parse_notice(
+        "一、元旦：12月30日至1月1日放假调休，共3天。12月29日（星期六）上班。", 2019
+    )
     assert notice.days_off == [date(2018, 12, 30), date(2018, 12, 31), date(2019, 1, 1)]
     assert notice.workdays == [date(2018, 12, 29)]
     assert notice.problems() == []
@@ -174,7 +176,10 @@ def test_a_weekday_listed_as_a_working_day_is_reported():
 
 @pytest.mark.parametrize(
     "text",
-    ["明天开会。", "各省、自治区：经国务院批准，现将2027年元旦放假安排通知如下。节假日期间注意安全。"],
+    [
+        "明天开会。",
+        "各省、自治区：经国务院批准，现将2027年元旦放假安排通知如下。节假日期间注意安全。",
+    ],
 )
 def test_a_text_without_days_off_is_refused(text):
     with pytest.raises(NoticeError):
