@@ -31,34 +31,34 @@ def stored(cal: CalendarFile, plan: store.Plan) -> CalendarFile:
 
 def test_a_full_year_then_a_one_item_notice_is_one_change_and_nothing_else_moves():
     cal = CalendarFile()
-    first = store.plan_import(cal, notice("2026", as_year=2027), replace=False, today=TODAY)
+    first = store.plan_import(cal, notice("2026", as_year=2037), replace=False, today=TODAY)
     cal = stored(cal, first)
-    year = cal.imported_days(2027)
+    year = cal.imported_days(2037)
     assert len([d for d, off in year.items() if off]) == 33
     one_item = parse_notice(
-        "国务院办公厅关于2027年部分节假日安排的通知\n一、劳动节：5月1日至6日放假调休，共6天。", None
+        "国务院办公厅关于2037年部分节假日安排的通知\n一、劳动节：5月1日至6日放假调休，共6天。", None
     )
     plan = store.plan_import(cal, one_item, replace=False, today=TODAY)
     assert [c.text() for c in plan.changes] == ["新增放假 5月6日"]
-    assert "与已存 2027 年安排相比：新增放假 5月6日" in plan.lines()
-    after = stored(cal, plan).imported_days(2027)
-    assert {d: v for d, v in after.items() if d != date(2027, 5, 6)} == year
-    assert after[date(2027, 5, 6)] is True
+    assert "与已存 2037 年安排相比：新增放假 5月6日" in plan.lines()
+    after = stored(cal, plan).imported_days(2037)
+    assert {d: v for d, v in after.items() if d != date(2037, 5, 6)} == year
+    assert after[date(2037, 5, 6)] is True
 
 
 def test_replace_starts_the_year_again():
     cal = stored(
         CalendarFile(),
-        store.plan_import(CalendarFile(), notice("2026", as_year=2027), replace=False, today=TODAY),
+        store.plan_import(CalendarFile(), notice("2026", as_year=2037), replace=False, today=TODAY),
     )
-    one_item = parse_notice("一、劳动节：5月1日至5日放假调休，共5天。", 2027)
+    one_item = parse_notice("一、劳动节：5月1日至5日放假调休，共5天。", 2037)
     plan = store.plan_import(cal, one_item, replace=True, today=TODAY)
     after = stored(cal, plan)
-    assert len(after.imports[2027]) == 1
-    assert sorted(d for d, off in after.imported_days(2027).items() if off) == [
-        date(2027, 5, d) for d in range(1, 6)
+    assert len(after.imports[2037]) == 1
+    assert sorted(d for d, off in after.imported_days(2037).items() if off) == [
+        date(2037, 5, d) for d in range(1, 6)
     ]
-    assert "重新开始 2027 年（--replace）" in plan.lines()[1]
+    assert "重新开始 2037 年（--replace）" in plan.lines()[1]
 
 
 def test_a_supplement_is_shown_as_a_difference_and_stored_on_top():
@@ -104,14 +104,14 @@ def test_the_package_stays_the_authority_for_its_years():
 def test_imports_answer_for_years_the_package_lacks():
     cal = stored(
         CalendarFile(missing_year="error"),
-        store.plan_import(CalendarFile(), notice("2026", as_year=2027), replace=False, today=TODAY),
+        store.plan_import(CalendarFile(), notice("2026", as_year=2037), replace=False, today=TODAY),
     )
     work = WorkCalendar(cal.to_config())
-    assert not work.is_workday(date(2027, 1, 1))
-    assert work.is_workday(date(2027, 10, 10))  # a Sunday worked, per the notice
-    assert work.year_covered(2027) and work.gap_years_used == set()
-    rows = {r.day: r.source for r in store.year_rows(cal, work, 2027)}
-    assert rows[date(2027, 10, 10)] == "导入：国务院办公厅关于2027年部分节假日安排的通知"
+    assert not work.is_workday(date(2037, 1, 1))
+    assert work.is_workday(date(2037, 10, 10))  # a Saturday worked, per the notice
+    assert work.year_covered(2037) and work.gap_years_used == set()
+    rows = {r.day: r.source for r in store.year_rows(cal, work, 2037)}
+    assert rows[date(2037, 10, 10)] == "导入：国务院办公厅关于2037年部分节假日安排的通知"
 
 
 def test_check_reports_a_stored_year_that_disagrees_with_the_package(tmp_path):
@@ -138,16 +138,16 @@ def test_check_reports_a_stored_year_that_disagrees_with_the_package(tmp_path):
 def test_the_yaml_keeps_its_comments_and_reads_back():
     original = (
         '# office calendar\noffice_hours:\n  - ["09:00", "12:00"]\n  - ["13:30", "17:30"]\n'
-        "missing_year: weekdays\nextra_holidays: []            # e.g. - 2027-01-01\n"
+        "missing_year: weekdays\nextra_holidays: []            # e.g. - 2037-01-01\n"
         "covered_years: []\nimports: {}\n"
     )
     entry = ImportedNotice(
-        notice="国务院办公厅关于2027年部分节假日安排的通知", days_off=[date(2027, 1, 1)]
+        notice="国务院办公厅关于2037年部分节假日安排的通知", days_off=[date(2037, 1, 1)]
     )
-    text = store.replace_key(original, "imports", store.imports_yaml({2027: [entry]}))
-    assert text.startswith("# office calendar\n") and "# e.g. - 2027-01-01" in text
+    text = store.replace_key(original, "imports", store.imports_yaml({2037: [entry]}))
+    assert text.startswith("# office calendar\n") and "# e.g. - 2037-01-01" in text
     data = yaml.safe_load(text)
-    assert data["imports"][2027][0]["days_off"] == [date(2027, 1, 1)]
-    assert CalendarFile.model_validate(data).imports[2027][0] == entry
-    again = store.replace_key(text, "imports", store.imports_yaml({2027: [entry]}))
+    assert data["imports"][2037][0]["days_off"] == [date(2037, 1, 1)]
+    assert CalendarFile.model_validate(data).imports[2037][0] == entry
+    again = store.replace_key(text, "imports", store.imports_yaml({2037: [entry]}))
     assert again == text
