@@ -277,30 +277,42 @@ async def rules(request: web.Request, v: Viewer) -> web.Response:
     )
 
 
-async def calendar(request: web.Request, v: Viewer) -> web.Response:
+def calendar_data(
+    request: web.Request, v: Viewer, month: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    from supervisor.desk.calendar_paste import page_data
+
     desk = request.app[DESK]
     cal = desk.runtime.policy.calendar
     today = desk.now().astimezone(cal.tz).date()
-    try:
-        year, month = (int(x) for x in request.query.get("month", f"{today:%Y-%m}").split("-"))
-        date(year, month, 1)
-    except ValueError:
-        raise web.HTTPBadRequest(text="month: 应为 YYYY-MM") from None
-    prev_m = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
-    next_m = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
+    if month is None:
+        try:
+            year, mon = (int(x) for x in request.query.get("month", f"{today:%Y-%m}").split("-"))
+            date(year, mon, 1)
+        except ValueError:
+            raise web.HTTPBadRequest(text="month: 应为 YYYY-MM") from None
+    else:
+        year, mon = month
+    prev_m = f"{year - (mon == 1)}-{12 if mon == 1 else mon - 1:02d}"
+    next_m = f"{year + (mon == 12)}-{1 if mon == 12 else mon + 1:02d}"
     data = {
-        "year": year, "month": month, "today": today.isoformat(),
-        "weeks": fmt.month_grid(year, month, cal), "prev": prev_m, "next": next_m,
+        "year": year, "month": mon, "today": today.isoformat(),
+        "weeks": fmt.month_grid(year, mon, cal), "prev": prev_m, "next": next_m,
         "covered": cal.year_covered(year),
         "uncovered_years": cal.uncovered_years(range(today.year, today.year + 2)),
         "office_hours": [f"{a:%H:%M}-{b:%H:%M}" for a, b in cal.config.office_hours],
         "missing_year": cal.config.missing_year,
     }  # fmt: skip
-    return (
-        twin(request, data)
-        if request.path.endswith(".json")
-        else render(request, "calendar.html", data, v)
-    )
+    data.update(page_data(request, v, year))
+    return data
+
+
+async def calendar(request: web.Request, v: Viewer) -> web.Response:
+    data = calendar_data(request, v)
+    if request.path.endswith(".json"):
+        data.pop("paste", None)
+        return twin(request, data)
+    return render(request, "calendar.html", data, v)
 
 
 def add_routes(app: web.Application) -> None:
@@ -315,6 +327,9 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket}", signed_in(ticket))
     r.add_post("/tickets/{ticket}/ack", signed_in(ack))
     r.add_get("/api/v1/tickets", api_tickets)
+    from supervisor.desk.calendar_paste import add_routes as add_calendar_routes
+
+    add_calendar_routes(app)
 
 
 def add_filters(env: jinja2.Environment) -> None:

@@ -157,7 +157,23 @@ def check_calendar(path: Path) -> list[Any]:
     return store.package_problems(cal, located)
 
 
-def show_lines(path: Path, year: int) -> list[str]:
+@dataclass
+class YearView:
+    """A year as stored: what decides it, its weekdays off and weekends worked with their
+    source, and the stored notices' disagreements with the package. `calendar show` prints it;
+    the desk's 日历 page shows the same."""
+
+    year: int
+    authority: str
+    rows: list[store.DayRow]
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        out = [f"{self.year} 年放假（周一至周五）与调休上班（周末），依据：{self.authority}"]
+        return out + [r.line() for r in self.rows] + [f"注意：{n}" for n in self.notes]
+
+
+def year_view(path: Path, year: int) -> YearView:
     cal, located, _ = read_calendar(path)
     calendar = WorkCalendar(cal.to_config())
     if package_covers(year):
@@ -168,12 +184,16 @@ def show_lines(path: Path, year: int) -> list[str]:
         authority = "calendar.yaml（covered_years）"
     else:
         authority = f"无官方数据（missing_year: {cal.missing_year}）"
-    out = [f"{year} 年放假（周一至周五）与调休上班（周末），依据：{authority}"]
-    out += [r.line() for r in store.year_rows(cal, calendar, year)]
-    for err in store.package_problems(cal, located):
-        if err.key and (err.key == f"imports.{year}" or err.message.startswith(str(year))):
-            out.append(f"注意：{err}")
-    return out
+    notes = [
+        str(err)
+        for err in store.package_problems(cal, located)
+        if err.key == f"imports.{year}" or err.message.startswith(str(year))
+    ]
+    return YearView(year, authority, store.year_rows(cal, calendar, year), notes)
+
+
+def show_lines(path: Path, year: int) -> list[str]:
+    return year_view(path, year).lines()
 
 
 def show(args: Any) -> int:

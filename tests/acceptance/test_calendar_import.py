@@ -83,9 +83,7 @@ def test_check_reports_a_year_that_disagrees_with_the_package(config_copy: Path,
     assert "2020-01-24 星期五 放假     chinese_calendar" in show.stdout
 
 
-def test_force_no_longer_overrides_the_package_and_overrides_need_a_source(
-    config_copy: Path, tmp_path
-):  # noqa: F811
+def test_force_never_overrides_the_package(config_copy: Path, tmp_path):  # noqa: F811
     wrong = tmp_path / "wrong.txt"
     wrong.write_text(
         "国务院办公厅关于2020年部分节假日安排的通知\n一、元旦：1月1日至2日放假，共3天。",
