@@ -117,7 +117,7 @@ async def import_post(request: web.Request, v: Viewer) -> web.StreamResponse:
     if p.plan is None or p.problems or p.unchanged:
         status = 400 if p.error or p.problems else 200
         return await _render(
-            request, v, _paste(text, year, replace, p), status, p.plan and p.plan.year
+            request, v, _paste(text, year, replace, p), status, p.plan.year if p.plan else None
         )
     plan = p.plan
     try:
