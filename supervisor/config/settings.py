@@ -219,7 +219,8 @@ def load_all(
     for year in calendar.uncovered_years(years or _years_ahead()):
         msg = (
             f"calendar: no official holiday data for {year} (chinese-calendar has none yet); "
-            f"add {year}'s holidays and 调休 days to calendar.yaml and list {year} in covered_years"
+            f"import the State Council's notice for {year} (the desk's 日历 page, or "
+            "`hotline-supervisor calendar import`) once it is published"
         )
         if cal_file.missing_year == "error":
             warnings.append(
@@ -228,8 +229,7 @@ def load_all(
         else:
             warnings.append(
                 msg + "; until then its working days are Monday-Friday minus the statutory "
-                "holidays, without the 调休 swaps (missing_year: weekdays); paste the State "
-                "Council's notice into `hotline-supervisor calendar import`"
+                "holidays, without the 调休 swaps (missing_year: weekdays)"
             )
     if errors:
         raise ConfigInvalid(errors)

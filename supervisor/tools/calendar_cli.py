@@ -185,7 +185,7 @@ def year_view(path: Path, year: int) -> YearView:
     else:
         authority = f"无官方数据（missing_year: {cal.missing_year}）"
     notes = [
-        str(err)
+        f"{Path(err.file).name}:{err.line}: {err.key}: {err.message}"
         for err in store.package_problems(cal, located)
         if err.key == f"imports.{year}" or err.message.startswith(str(year))
     ]
