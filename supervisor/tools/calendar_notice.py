@@ -25,6 +25,7 @@ from typing import Literal
 from supervisor.errors import InputError
 
 WEEKDAY_NAMES = "一二三四五六日"
+MAX_RUN = 15  # days in one range: the longest published is 9 (2026's Spring Festival)
 FESTIVALS = ("元旦", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节")
 
 _TITLE = re.compile(r"国务院(?:办公厅)?关于(.{2,80}?)的通知")
@@ -364,10 +365,8 @@ def _dates(clause: str, year: int, new_year: bool, f: Festival) -> list[date]:
             f.problems.append(f"没有这一天：{y}年{mo}月{t[3]}日")
             continue
         if range_start is not None and d < range_start and not t[1]:
-            try:
-                d = d.replace(year=d.year + 1)  # 12月31日至1月2日: the range crosses the year
-            except ValueError:
-                pass
+            if range_start.month == 12 and d.month == 1:  # 12月31日至1月2日: across the year
+                d = d.replace(year=d.year + 1)
         if t[4] and t[4] != "_":
             said = "abcdefg".index(t[4])
             if said != d.weekday():
@@ -377,6 +376,8 @@ def _dates(clause: str, year: int, new_year: bool, f: Festival) -> list[date]:
         if range_start is not None:
             if d < range_start:
                 f.problems.append(f"{md(range_start)}至{md(d)}：结束早于开始")
+            elif (d - range_start).days >= MAX_RUN:
+                f.problems.append(f"{md(range_start)}至{md(d)}：连续放假超过{MAX_RUN}天，不像是通知")
             else:
                 out += [range_start + timedelta(days=k) for k in range((d - range_start).days + 1)]
             range_start = None
