@@ -51,8 +51,12 @@ def _form(form: Any) -> tuple[str, int | None, bool, str | None]:
         return text, None, False, "notice: 请粘贴通知全文"
     if len(text) > MAX_NOTICE:
         return text, None, False, f"notice: 过长（超过 {MAX_NOTICE} 字），请只粘贴通知"
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be written to calendar.yaml
+    except UnicodeEncodeError:
+        return "", None, False, "notice: 含有无效字符"
     if "\x00" in text:
-        return text, None, False, "notice: 含有无效字符"
+        return "", None, False, "notice: 含有无效字符"
     try:
         year = int(raw_year) if raw_year else None
     except ValueError:
