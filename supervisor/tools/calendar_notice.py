@@ -30,6 +30,11 @@ FESTIVALS = ("元旦", "春节", "清明节", "劳动节", "端午节", "中秋�
 
 _TITLE = re.compile(r"国务院(?:办公厅)?关于(.{2,80}?)的通知")
 _ITEM = re.compile(r"(?:^|(?<=[。：:；;]))([一二三四五六七八九十]{1,3})、")
+# a news summary without the numbers: "元旦：…。春节：…" or "——元旦：…"
+_NAMED_ITEM = re.compile(
+    r"(?:^|(?<=[。;；]))(?:——|—|-)?(?=(?:元旦|春节|清明节|劳动节|端午节|中秋节|国庆节)"
+    r"(?:、(?:中秋节|国庆节))?[：:])"
+)
 _NAME = re.compile(r"^([^：:，,。、]{1,4}(?:节|旦)(?:、[^：:，,。、]{1,4}节)*)[：:]")
 _PAREN = re.compile(r"[(]([^()]*)[)]")
 _WEEKDAY = re.compile(r"(?:星期|周|礼拜)([一二三四五六日天])")
@@ -240,7 +245,7 @@ def _region(flat: str) -> str:
 def _items(region: str) -> list[tuple[str, str]]:
     """(festival name or "", body) per numbered item; one unnamed item when none is numbered.
     A body ends at its first sentence without a date (the closing paragraph, the signature)."""
-    marks = list(_ITEM.finditer(region))
+    marks = list(_ITEM.finditer(region)) or list(_NAMED_ITEM.finditer(region))
     chunks = (
         [
             region[a.end() : b.start() if b else len(region)]

@@ -19,9 +19,11 @@ SUPPLEMENTS = {
 }
 # each copy variant and the corpus file it must read the same as
 VARIANTS = {
+    "2015-news-dashes": "2015",
     "2015-victory-day-news": "2015-victory-day",
     "2016-gov-cn": "2016",
     "2019-news": "2019",
+    "2019-news-summary": "2019",
     "2019-labour-day-news": "2019-labour-day",
     "2020-body-only": "2020",
     "2020-spring-festival-extension-news": "2020-spring-festival-extension",
