@@ -248,6 +248,12 @@ def package_problems(cal: CalendarFile, located: Located | None) -> list[ConfigE
 
     out = []
     for year, entries in sorted(cal.imports.items()):
+        lo, hi = date(year - 1, 12, 1), date(year, 12, 31)
+        for i, entry in enumerate(entries):
+            stray = sorted(d for d in (*entry.days_off, *entry.workdays) if not lo <= d <= hi)
+            if stray:
+                out.append(err(("imports", year, i), f"{', '.join(d.isoformat() for d in stray)} "
+                               f"不在 {year} 年的通知范围内（{lo.isoformat()} 至 {hi.isoformat()}）"))  # fmt: skip
         package = package_days(year)
         if package is None:
             continue

@@ -151,3 +151,33 @@ def test_the_yaml_keeps_its_comments_and_reads_back():
     assert CalendarFile.model_validate(data).imports[2037][0] == entry
     again = store.replace_key(text, "imports", store.imports_yaml({2037: [entry]}))
     assert again == text
+
+
+def test_files_written_before_keep_working(tmp_path):
+    # what `calendar import` wrote before issue 20: the days as extra_*, the year covered
+    path = tmp_path / "calendar.yaml"
+    path.write_text(
+        "missing_year: error\nextra_holidays: [2037-01-01, 2037-01-02]\n"
+        "extra_workdays: [2037-01-04]\ncovered_years: [2037]\n",
+        encoding="utf-8",
+    )
+    located = load_yaml(path)
+    cal = validate(CalendarFile, located)
+    work = WorkCalendar(cal.to_config())
+    assert not work.is_workday(date(2037, 1, 1)) and work.is_workday(date(2037, 1, 4))
+    assert work.is_workday(date(2037, 1, 5)) and work.gap_years_used == set()
+    assert store.package_problems(cal, located) == []  # 2037 is not the package's year
+    rows = {r.day: r.source for r in store.year_rows(cal, work, 2037)}
+    assert rows[date(2037, 1, 1)].startswith("本单位调整：calendar.yaml extra_holidays")
+
+
+def test_stored_dates_outside_their_notices_year_are_reported(tmp_path):
+    path = tmp_path / "calendar.yaml"
+    entry = ImportedNotice(notice="x", days_off=[date(2037, 1, 1), date(2039, 5, 1)])
+    path.write_text(
+        store.replace_key("", "imports", store.imports_yaml({2037: [entry]})), encoding="utf-8"
+    )
+    located = load_yaml(path)
+    problems = store.package_problems(validate(CalendarFile, located), located)
+    assert [(p.line, p.key) for p in problems] == [(3, "imports.2037.0")]
+    assert "2039-05-01 不在 2037 年的通知范围内" in problems[0].message
