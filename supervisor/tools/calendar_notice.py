@@ -382,7 +382,9 @@ def _dates(clause: str, year: int, new_year: bool, f: Festival) -> list[date]:
             if d < range_start:
                 f.problems.append(f"{md(range_start)}至{md(d)}：结束早于开始")
             elif (d - range_start).days >= MAX_RUN:
-                f.problems.append(f"{md(range_start)}至{md(d)}：连续放假超过{MAX_RUN}天，不像是通知")
+                f.problems.append(
+                    f"{md(range_start)}至{md(d)}：连续放假超过{MAX_RUN}天，不像是通知"
+                )
             else:
                 out += [range_start + timedelta(days=k) for k in range((d - range_start).days + 1)]
             range_start = None
