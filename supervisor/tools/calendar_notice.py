@@ -170,10 +170,18 @@ def _span(days: list[date]) -> str:
 # --- reading ---------------------------------------------------------------------------------
 
 
+# Copies through a big5 gateway are in traditional characters: the ones the reader looks for.
+_TRADITIONAL = str.maketrans(
+    "國務辦廳關於節勞動慶調補與週現將長紀勵農曆歷體禮連經區門處報規確過為間發號電屬機構",
+    "国务办厅关于节劳动庆调补与周现将长纪励农历历体礼连经区门处报规确过为间发号电属机构",
+)
+
+
 def normalize(text: str) -> str:
-    """Full-width to half-width (NFKC), then no whitespace at all: a copy's spaces, indents and
-    line breaks (also inside a sentence or a title) carry no meaning in a Chinese notice."""
-    text = unicodedata.normalize("NFKC", text).replace("\u3000", "")
+    """Full-width to half-width (NFKC), traditional characters the reader needs to simplified,
+    then no whitespace at all: a copy's spaces, indents and line breaks (also inside a sentence
+    or a title) carry no meaning in a Chinese notice."""
+    text = unicodedata.normalize("NFKC", text).translate(_TRADITIONAL).replace("\u3000", "")
     text = text.replace("【", "(").replace("】", ")")
     return re.sub(r"\s+", "", text)
 

@@ -29,6 +29,7 @@ VARIANTS = {
     "2020-spring-festival-extension-news": "2020-spring-festival-extension",
     "2021-full-width": "2021",
     "2023-line-breaks": "2023",
+    "2023-traditional": "2023",
 }
 
 
