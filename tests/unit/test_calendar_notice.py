@@ -8,6 +8,8 @@ from pathlib import Path
 
 import chinese_calendar
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from supervisor.tools.calendar_notice import NoticeError, parse_notice
 
@@ -187,3 +189,49 @@ def test_a_weekday_listed_as_a_working_day_is_reported():
 def test_a_text_without_days_off_is_refused(text):
     with pytest.raises(NoticeError):
         parse_notice(text, 2027)
+
+
+FRAGMENTS = [
+    "国务院办公厅关于2027年部分节假日安排的通知",
+    "现将2027年元旦",
+    "通知如下。",
+    "一、",
+    "二、",
+    "元旦：",
+    "春节：",
+    "12月31日",
+    "1月",
+    "2日",
+    "至",
+    "（星期六）",
+    "（周日）",
+    "（农历正月初九，",
+    "放假调休，",
+    "共3天。",
+    "上班。",
+    "与周末连休。",
+    "延长2027年春节假期至",
+    "起正常上班",
+    "２月３０日",
+    "\n",
+    " ",
+    "　",
+    "、",
+    "，",
+    "。",
+    "鼓励",
+    "99月99日",
+    "2027年13月1日",
+    "(",
+    ")",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40))
+def test_any_text_is_read_or_refused_with_a_notice_error(parts):
+    try:
+        notice = parse_notice("".join(parts))
+    except NoticeError:
+        return
+    notice.problems(), notice.describe(), notice.apply({})  # never anything but these
