@@ -33,7 +33,7 @@ def page_data(request: web.Request, v: Viewer, year: int) -> dict[str, Any]:
         view = year_view(calendar_path(request), year)
         days = [r.public() for r in view.rows]
         authority, notes = view.authority, view.notes
-    except ConfigInvalid as exc:
+    except (ConfigInvalid, ValueError) as exc:
         days, authority, notes = [], "calendar.yaml 有误", [str(exc)]
     return {
         "days": days,

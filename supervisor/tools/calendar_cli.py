@@ -199,7 +199,7 @@ def show_lines(path: Path, year: int) -> list[str]:
 def show(args: Any) -> int:
     try:
         lines = show_lines(Path(args.config) / "calendar.yaml", args.year)
-    except ConfigInvalid as exc:
+    except (ConfigInvalid, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1
     print("\n".join(lines))
