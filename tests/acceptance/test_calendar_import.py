@@ -22,7 +22,7 @@ def test_import_shows_what_it_understood_and_writes_calendar_yaml(config_copy: P
     dry = run("--config", str(config_copy), "calendar", "import", str(notice), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "2037年节假日安排" in dry.stdout and "国庆节：放假 10月1日至10月7日（7天）" in dry.stdout
-    assert "imports:" not in (config_copy / "calendar.yaml").read_text(encoding="utf-8")
+    assert "\nimports:" not in (config_copy / "calendar.yaml").read_text(encoding="utf-8")
 
     refused = run("--config", str(config_copy), "calendar", "import", str(notice))
     assert refused.returncode == 1 and "--yes" in refused.stderr  # no terminal to ask on
