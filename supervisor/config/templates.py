@@ -392,7 +392,13 @@ def sample_context() -> dict[str, Any]:
         "callers": 5,  # group complaints: distinct callers about the matter
         "counts": {"awaiting_sign": 1, "sign_overdue": 0, "due_today": 1, "overdue": 1},
         # the monthly statistics report (supervisor/stats/scheduled.py): rates as text
-        "stats": {"month": "2026年11月", "received": 1234, "closed": 1180, "sign_off": "98.1%（1210/1234）",
-                  "on_time": "95.3%（1130/1186）", "satisfaction": "90.2%（830/920）",
-                  "resolution": "85.0%（782/920）"},  # fmt: skip
+        "stats": {
+            "month": "2026年11月",
+            "received": 1234,
+            "closed": 1180,
+            "sign_off": "98.1%（1210/1234）",
+            "on_time": "95.3%（1130/1186）",
+            "satisfaction": "90.2%（830/920）",
+            "resolution": "85.0%（782/920）",
+        },  # fmt: skip
     }

@@ -118,7 +118,9 @@ def _notifications(
                 # a supervisor standing in for a unit's missing liaison is told why
                 note = stand_in_note(rec, role, role_unit, None, runtime.directory)
                 if note:
-                    text = with_note(text, note) if ch != "voice" else f"{note.strip('（）')}。{text}"
+                    text = (
+                        with_note(text, note) if ch != "voice" else f"{note.strip('（）')}。{text}"
+                    )
                 params = runtime.templates.sms_params(report.template, ctx) if ch == "sms" else None
                 out.append(
                     Notification(
