@@ -11,10 +11,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from supervisor.delivery.policy import is_report
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
 from supervisor.desk.app import DESK, Viewer, render, signed_in
-from supervisor.delivery.policy import is_report
 from supervisor.desk.detail import build_detail
 from supervisor.storage import views
 
