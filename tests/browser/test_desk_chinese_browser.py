@@ -133,6 +133,7 @@ async def test_every_page_is_chinese_and_fits_the_screen(daemon, browser, size):
     SHOTS.mkdir(parents=True, exist_ok=True)
     signin = await (await browser.new_context(viewport=viewport, locale="zh-CN")).new_page()
     await signin.goto(f"{base}/signin")
+    assert ".json" not in await signin.inner_text("footer")  # no twin, no promise
     await signin.screenshot(path=str(SHOTS / f"{size}-signin.png"), full_page=True)
     allowed = allow_list()
     problems: dict[str, list[str]] = {}
@@ -153,6 +154,11 @@ async def test_every_page_is_chinese_and_fits_the_screen(daemon, browser, size):
         wide = await table_problems(page, viewport["width"])
         if wide:
             problems[f"{name} (tables)"] = wide
+        # a page that promises a JSON twin has one
+        if ".json" in await page.inner_text("footer"):
+            twin = await page.request.get(base + path.split("?")[0] + ".json")
+            if twin.status != 200 or "json" not in twin.headers.get("content-type", ""):
+                problems[f"{name} (twin)"] = [f"{path}.json answers {twin.status}"]
         overflow = await page.evaluate("document.documentElement.scrollWidth")
         if overflow > viewport["width"]:
             problems[f"{name} (page)"] = [f"{overflow}px wide"]
