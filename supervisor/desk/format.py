@@ -320,6 +320,10 @@ def calendar_warning(years: list[int], missing_year: str) -> str | None:
     to fix it (the 日历 page)."""
     if not years:
         return None
-    how = "暂按周一至周五上班、法定节假日休息计算（调休未知）" if missing_year == "weekdays" else "这些年份的时限无法计算"
+    how = (
+        "暂按周一至周五上班、法定节假日休息计算（调休未知）"
+        if missing_year == "weekdays"
+        else "这些年份的时限无法计算"
+    )
     ys = "、".join(str(y) for y in years)
     return f"{ys}年尚无官方节假日与调休数据，{how}；请在日历页录入国务院公布的安排。"

@@ -156,9 +156,10 @@ async def test_every_page_is_chinese_and_fits_the_screen(daemon, browser, size):
             problems[f"{name} (tables)"] = wide
         # a page that promises a JSON twin has one
         if ".json" in await page.inner_text("footer"):
-            twin = await page.request.get(base + path.split("?")[0] + ".json")
+            href = await page.get_attribute("footer a.twin", "href")
+            twin = await page.request.get(base + str(href))
             if twin.status != 200 or "json" not in twin.headers.get("content-type", ""):
-                problems[f"{name} (twin)"] = [f"{path}.json answers {twin.status}"]
+                problems[f"{name} (twin)"] = [f"{href} answers {twin.status}"]
         overflow = await page.evaluate("document.documentElement.scrollWidth")
         if overflow > viewport["width"]:
             problems[f"{name} (page)"] = [f"{overflow}px wide"]
@@ -184,3 +185,31 @@ async def test_an_urgent_deadline_on_a_sunday_is_in_natural_minutes(daemon, brow
     row = page.locator("table.list tbody tr", has_text="U1")
     await expect(row).to_contain_text(re.compile(r"已超期1[6-9]分钟"))
     assert "工作分钟" not in await row.inner_text()
+
+
+async def test_what_the_supervisor_reads_is_said_once_and_where_it_belongs(daemon, browser):  # noqa: F811
+    base = f"http://127.0.0.1:{daemon.port}"
+    page = await signed_in_page(browser, base, "zhang-min", PHONE)
+    # the calendar warning: once on every page, pointing at 日历; on 日历 only the page's own
+    await page.goto(f"{base}/tickets")
+    await expect(page.locator(".warn p")).to_have_count(1)
+    await expect(page.locator(".warn a[href='/calendar']")).to_have_text("前往日历")
+    await page.goto(f"{base}/calendar")
+    assert (await page.inner_text("main")).count("尚无官方节假日") == 1
+    await expect(page.locator(".warn")).to_have_count(0)
+    # 统计 opens on the latest month with tickets (December), not on the empty previous month
+    await page.goto(f"{base}/stats")
+    await expect(page.locator("input[name=month]")).to_have_value("2026-12")
+    # all-zero units are not ranked
+    units = await (await page.request.get(f"{base}/units.json")).json()
+    for u in units["units"]:
+        against = u["missed_week"] or u["overdue"] or u["escalations_week"]
+        assert (u["rank"] is None) == (not against), u
+    assert [u["rank"] for u in units["units"] if u["rank"]] == [1, 2, 3]
+    # held messages say when they go (Sunday: the next working day's 07:30)
+    await page.goto(f"{base}/messages?status=pending")
+    await expect(page.locator("table.grid tbody").first).to_contain_text("计划2026-12-07 07:30发送")
+    # a unit's liaison sees no configuration warning
+    liaison = await signed_in_page(browser, base, "wang-qiang", PHONE)
+    await liaison.goto(f"{base}/tickets")
+    await expect(liaison.locator(".warn")).to_have_count(0)

@@ -88,9 +88,22 @@ def test_a_weekly_report_is_never_an_item_of_a_group() -> None:
         1, "-", "【12345回头看】张敏您好，上周没有回访不满意或重办的工单。",
         rule="look-back", role="supervisor", recipient="zhang-min",
     )  # fmt: skip
-    digest = row(2, "unit:老旧小区改造办", "【12345早提醒】张敏您好：老旧小区改造办待签收1件。", rule="digest")
-    reminder = row(3, "T1", "【12345督办】城管执法中队：工单T1（市容环境）回访不满意，请审核研判并督办重办。回复1确认。")
-    reminder2 = row(4, "T2", "【12345督办】城管执法中队：工单T2（市容环境）回访不满意，请审核研判并督办重办。回复1确认。")
+    digest = row(
+        2,
+        "unit:老旧小区改造办",
+        "【12345早提醒】张敏您好：老旧小区改造办待签收1件。",
+        rule="digest",
+    )
+    reminder = row(
+        3,
+        "T1",
+        "【12345督办】城管执法中队：工单T1（市容环境）回访不满意，请审核研判并督办重办。回复1确认。",
+    )
+    reminder2 = row(
+        4,
+        "T2",
+        "【12345督办】城管执法中队：工单T2（市容环境）回访不满意，请审核研判并督办重办。回复1确认。",
+    )
     messages = group_rows([look_back, digest, reminder, reminder2], DeliverySettings())
     assert sorted([r["id"] for r in m] for m in messages) == [[1], [2], [3, 4]]
 
