@@ -112,18 +112,20 @@ class DeadlineState:
     minutes: int  # working minutes left (positive) or overdue (negative)
     text: str  # 剩余2个工作小时 / 已超期1个工作日 / 已完成
 
-    natural: bool = False  # counted in natural time (an urgent ticket)
+    natural: bool = False  # counted in natural time (an urgent ticket): `text` in natural time
+    natural_minutes: int = 0  # when natural: wall-clock minutes left (negative when overdue)
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "name": self.name,
             "at": bj_iso(self.at),
             "overdue": self.overdue,
-            "working_minutes_left": None if self.natural else self.minutes,
+            "working_minutes_left": self.minutes,
             "text": self.text,
         }
-        if self.natural:
-            out["minutes_left"] = self.minutes
+        if self.natural:  # the text counts these, not working minutes
+            out["natural"] = True
+            out["minutes_left"] = self.natural_minutes
         return out
 
 
@@ -156,13 +158,15 @@ def deadline_state(
     if done:
         return DeadlineState(name, label, at, False, 0, "已完成")
     if natural:
-        minutes = int((at - now).total_seconds() // 60)
+        left = int((at - now).total_seconds() // 60)
         if at <= now:
-            minutes = -int((now - at).total_seconds() // 60)
-            text = f"已超期{natural_amount(minutes)}"
-            return DeadlineState(name, label, at, True, minutes, text, natural=True)
-        text = f"剩余{natural_amount(minutes)}"
-        return DeadlineState(name, label, at, False, minutes, text, natural=True)
+            left = -int((now - at).total_seconds() // 60)
+        try:
+            working = calendar.working_minutes_between(now, at)
+        except CalendarGapError:
+            working = 0
+        text = f"已超期{natural_amount(left)}" if at <= now else f"剩余{natural_amount(left)}"
+        return DeadlineState(name, label, at, at <= now, working, text, True, left)
     try:
         minutes = calendar.working_minutes_between(now, at)
     except CalendarGapError as exc:

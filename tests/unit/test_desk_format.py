@@ -17,7 +17,8 @@ def test_an_urgent_deadline_on_a_sunday_is_counted_in_natural_minutes() -> None:
     ahead = fmt.deadline_state("sign_by", now + timedelta(minutes=28), now, cal, natural=True)
     assert (past.text, past.overdue, past.to_json()["minutes_left"]) == ("已超期16分钟", True, -16)
     assert (ahead.text, ahead.overdue) == ("剩余28分钟", False)
-    assert ahead.to_json()["working_minutes_left"] is None
+    assert ahead.to_json()["working_minutes_left"] == 0  # the API's field keeps its meaning
+    assert ahead.to_json()["natural"] is True
     # the same deadline in working time says what a non-urgent ticket's would
     working = fmt.deadline_state("sign_by", now - timedelta(minutes=16), now, cal)
     assert working.text == "已超期不足1个工作分钟"
