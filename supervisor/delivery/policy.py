@@ -302,9 +302,14 @@ def compose_group(rows: Sequence[Mapping[str, Any]], render: Render | None = Non
     if len(units) == 1 and None not in units:
         head = f"{units.pop()}{len(items)}件工单："
         listed = "；".join(f"{n}.{i.body}" for n, i in enumerate(items, 1))
-    else:
+    else:  # several units: each unit's items together, the unit named at its first item
+        order = list(dict.fromkeys(i.unit for i in items))
+        items = sorted(items, key=lambda i: order.index(i.unit))
         head = f"您有{len(items)}条提醒："
-        listed = "；".join(f"{n}.{i.unit or ''}{i.body}" for n, i in enumerate(items, 1))
+        listed = "；".join(
+            f"{n}.{(i.unit or '') if n == 1 or i.unit != items[n - 2].unit else ''}{i.body}"
+            for n, i in enumerate(items, 1)
+        )
     return f"{tag}{notes}{head}{listed}。{hint}"
 
 

@@ -118,3 +118,17 @@ def test_a_group_that_would_exceed_the_budget_is_split_whole_items_first() -> No
     assert sum(len(p) for p in parts) == 5 and len(parts) > 1
     for part in parts:
         assert "…" not in compose_group(part)
+
+
+def test_items_of_several_units_are_gathered_by_unit_and_each_unit_named_once() -> None:
+    def escalation(i: int, ticket: str, unit: str) -> dict:
+        return row(i, ticket, f"【12345督办】{unit}：工单{ticket}签收已超时1个工作小时，催办未果，请督办。回复1确认。",
+                   role="supervisor", recipient="zhang-min")  # fmt: skip
+
+    rows = [escalation(1, "B1", "城管执法中队"), escalation(2, "L1", "老旧小区改造办"),
+            escalation(3, "B2", "城管执法中队")]  # fmt: skip
+    assert compose_group(rows) == (
+        "【12345督办】您有3条提醒：1.城管执法中队工单B1签收已超时1个工作小时，催办未果，请督办；"
+        "2.工单B2签收已超时1个工作小时，催办未果，请督办；"
+        "3.老旧小区改造办工单L1签收已超时1个工作小时，催办未果，请督办。回复1确认。"
+    )
