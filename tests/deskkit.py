@@ -78,7 +78,9 @@ def events() -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def desk_daemon(pg_url: str, tmp_path: Path) -> AsyncIterator[Daemon]:
+async def desk_daemon(
+    pg_url: str, tmp_path: Path, start: datetime = START
+) -> AsyncIterator[Daemon]:
     base = loaded()
     s = base.settings
     s = s.model_copy(update={
@@ -93,7 +95,7 @@ async def desk_daemon(pg_url: str, tmp_path: Path) -> AsyncIterator[Daemon]:
     write_users(cfg)
     shutil.copy(CONFIG / "import.yaml", cfg / "import.yaml")  # the desk's 导入 page
     env = {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN, "HOTLINE_DESK_KEY": "test-desk-key"}
-    daemon = Daemon(replace(base, settings=s, config_dir=cfg), env=env, clock=ShiftedClock(START))
+    daemon = Daemon(replace(base, settings=s, config_dir=cfg), env=env, clock=ShiftedClock(start))
     await daemon.start()
     try:
         yield daemon

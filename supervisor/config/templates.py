@@ -79,9 +79,9 @@ def _local(value: datetime) -> datetime:
 
 
 def hm(value: datetime) -> str:
-    """ "11月25日 14:30"."""
+    """ "11月25日14:30" (Chinese puts no space between a date and a time)."""
     v = _local(value)
-    return f"{v.month}月{v.day}日 {v:%H:%M}"
+    return f"{v.month}月{v.day}日{v:%H:%M}"
 
 
 def day(value: date) -> str:
@@ -99,6 +99,16 @@ def short(value: Any, length: int = 20) -> str:
     """Cut free text (summaries, addresses) to `length` characters: SMS space is scarce."""
     text = str(value)
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+UNKNOWN_CATEGORY = "未分类"  # what ticket.category says when the platform sent none
+
+
+def paren(value: Any) -> str:
+    """A category in brackets ("（市容环境）"), or nothing when it is unknown: a text reads better
+    without a category than with "（未分类）"."""
+    text = str(value or "").strip()
+    return "" if not text or text == UNKNOWN_CATEGORY else f"（{text}）"
 
 
 _LABELS = {
@@ -158,7 +168,9 @@ def _environment() -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         finalize=_mask_numbers,
     )
-    env.filters.update(hm=hm, date=day, dt=dt, short=short, zh=zh, say_id=say_id, say_hm=say_hm)
+    env.filters.update(
+        hm=hm, date=day, dt=dt, short=short, zh=zh, paren=paren, say_id=say_id, say_hm=say_hm
+    )
     return env
 
 
@@ -359,7 +371,7 @@ def sample_context() -> dict[str, Any]:
         return base | over
 
     tickets = [
-        ticket("2026112500123") | {"deadline": deadline, "overdue_by": "", "text": "请于11月25日 14:30前签收"},
+        ticket("2026112500123") | {"deadline": deadline, "overdue_by": "", "text": "请于11月25日14:30前签收"},
         ticket("2026112400087", status="signed") | {"deadline": deadline, "overdue_by": "", "text": "今日14:30到期"},
         ticket("2026111800342", status="reopened", category="物业管理", unit="物业管理办公室", unit_name="物业管理办公室")
         | {"deadline": datetime(2026, 11, 24, 17, 30, tzinfo=ZONE), "overdue_by": "3小时", "text": "已超期3小时"},
@@ -378,9 +390,15 @@ def sample_context() -> dict[str, Any]:
         "tickets": tickets,
         "count": len(tickets),
         "callers": 5,  # group complaints: distinct callers about the matter
-        "counts": {"awaiting_sign": 1, "due_today": 1, "overdue": 1},
+        "counts": {"awaiting_sign": 1, "sign_overdue": 0, "due_today": 1, "overdue": 1},
         # the monthly statistics report (supervisor/stats/scheduled.py): rates as text
-        "stats": {"month": "2026年11月", "received": 1234, "closed": 1180, "sign_off": "98.1%（1210/1234）",
-                  "on_time": "95.3%（1130/1186）", "satisfaction": "90.2%（830/920）",
-                  "resolution": "85.0%（782/920）"},  # fmt: skip
+        "stats": {
+            "month": "2026年11月",
+            "received": 1234,
+            "closed": 1180,
+            "sign_off": "98.1%（1210/1234）",
+            "on_time": "95.3%（1130/1186）",
+            "satisfaction": "90.2%（830/920）",
+            "resolution": "85.0%（782/920）",
+        },  # fmt: skip
     }

@@ -66,11 +66,22 @@ def ack_scope(
     whole = set()
     for rule, step_roles in rule_roles.items():
         listed = [tuple(r) for r in step_roles]
-        done = frozenset(i for i, rs in enumerate(listed) if rs and set(rs) <= roles)
+        done = frozenset(i for i, rs in enumerate(listed) if _step_covered(rs, acker, roles))
         steps[rule] = done
         if listed and len(done) == len(listed):
             whole.add(rule)
     return AckScope(acker, roles, steps, frozenset(whole))
+
+
+def _step_covered(step_roles: Iterable[str], acker: frozenset[str], roles: frozenset[str]) -> bool:
+    """Whether an acknowledgement ends a step: every ladder role of the step is covered. The grid
+    member is outside the ladder, so a step addressed to the supervisor and the grid member (a
+    repeat caller, a same matter) is the supervisor's to end; the grid member's own messages are
+    not cancelled by it (`roles` leaves grid out), and only the grid member ends a grid-only step."""
+    ladder = set(step_roles) - {GRID}
+    if not ladder:
+        return bool(step_roles) and GRID in acker
+    return ladder <= roles
 
 
 def roles_held(

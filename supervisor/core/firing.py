@@ -89,7 +89,7 @@ def ticket_context(
         "unit_name": directory.unit_name(state.unit) if state.unit else "",
         "status": state.status,
         "summary": (state.summary or "")[:40],
-        "address": state.address or "",
+        "address": tidy_address(state.address or ""),
         "grid": state.grid or "",
         "dispatch_count": state.dispatch_count,
         "returned_units": list(state.returned_units),
@@ -103,6 +103,16 @@ def ticket_context(
         "extension_reason": state.extension_reason or "",
         "history": list(state.history),
     }
+
+
+_SPACES = re.compile(r"\s+")
+_CJK_SPACE = re.compile(r" (?=[^\x00-\x7f])|(?<=[^\x00-\x7f]) ")
+
+
+def tidy_address(address: str) -> str:
+    """An address as a text prints it: runs of spaces become one, and none is kept next to a
+    Chinese character ("幸福路 12号 502室" -> "幸福路12号502室"; "Block A" keeps its space)."""
+    return _CJK_SPACE.sub("", _SPACES.sub(" ", address).strip())
 
 
 def overdue_words(
@@ -189,7 +199,7 @@ def fire_step(
                               f"no contact for {role} and no supervisor")
                 ]  # fmt: skip
             for rec in recipients:
-                note = _note(rec, role, unit, state.grid, directory)
+                note = stand_in_note(rec, role, unit, state.grid, directory)
                 notes = [note] if note else []
                 reasons = [rec.fallback_reason] if rec.fallback_reason else []
                 i = next(
@@ -240,9 +250,11 @@ def fire_step(
     return out
 
 
-def _note(
+def stand_in_note(
     rec: Recipient, role: str, unit: str | None, grid: str | None, directory: Directory
 ) -> str | None:
+    """Why the supervisor gets a message meant for `role` ("（老旧小区改造办未配置联络员，转您处理）"),
+    or None when `rec` plays the role itself."""
     if not rec.fallback_reason or role == "supervisor":
         return None
     if role == "grid":

@@ -9,7 +9,13 @@ from datetime import date, datetime, time, timedelta
 
 from supervisor.core import deadlines as dl
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import Notification, channel_for, ticket_context
+from supervisor.core.firing import (
+    Notification,
+    channel_for,
+    stand_in_note,
+    ticket_context,
+    with_note,
+)
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError, WorkCalendar
 from supervisor.policy.facts import state_fields
@@ -109,6 +115,12 @@ def _notifications(
                 ch = channel_for(rec, channel)
                 ctx = {**context, "recipient_name": rec.name, "role": role}
                 text = runtime.templates.render(report.template, ctx, ch)
+                # a supervisor standing in for a unit's missing liaison is told why
+                note = stand_in_note(rec, role, role_unit, None, runtime.directory)
+                if note:
+                    text = (
+                        with_note(text, note) if ch != "voice" else f"{note.strip('（）')}。{text}"
+                    )
                 params = runtime.templates.sms_params(report.template, ctx) if ch == "sms" else None
                 out.append(
                     Notification(
@@ -166,7 +178,7 @@ class _LookBack:
         return _notifications(self.report, self.at, "-", None, context, rt)
 
 
-_SECTIONS = ("overdue", "due_today", "awaiting_sign")
+_SECTIONS = ("overdue", "sign_overdue", "due_today", "awaiting_sign")
 
 
 class _Digest:
@@ -187,12 +199,18 @@ class _Digest:
         elif d.reply_by is not None and d.reply_by.astimezone(SHANGHAI).date() == self.today:
             labels.append(("due_today", f"今日{d.reply_by.astimezone(SHANGHAI):%H:%M}到期"))
         if s.status == "dispatched":
-            labels.append(("awaiting_sign", "待签收"))
+            # past the sign-off deadline is counted apart: 待签收 includes it (its 其中)
+            if d.sign_by is not None and d.sign_by < self.at:
+                labels.insert(0, ("sign_overdue", "已超时签收"))
+            else:
+                labels.append(("awaiting_sign", "待签收"))
         if not labels:
             return
         unit_counts = self.counts.setdefault(s.unit, dict.fromkeys(_SECTIONS, 0))
         for section, _ in labels:
             unit_counts[section] += 1
+            if section == "sign_overdue":
+                unit_counts["awaiting_sign"] += 1
         self.totals[s.unit] = self.totals.get(s.unit, 0) + 1
         item = {
             **ticket_context(s, d, self.runtime.directory), "deadline": d.reply_by, "overdue_by": "",

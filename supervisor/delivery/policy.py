@@ -221,38 +221,96 @@ def backoff_s(attempt: int, settings: DeliverySettings, rng: random.Random) -> f
 Render = Callable[[list[dict[str, Any]]], str]
 
 DEFAULT_TAG = "【12345督办】"
-ITEM_MAX_CHARS = 60  # one item of a grouped SMS; the full text stays in the system
 _TAG = re.compile(r"^【[^】]{1,12}】")
+# why a supervisor stands in ("（老旧小区改造办未配置负责人，转您处理）", core/firing.stand_in_note)
+_NOTE = re.compile(r"^（[^（）]*转您处理）")
+# the house style: a text about one unit starts "城管执法中队：工单T1…" (config/templates.yaml)
+_UNIT = re.compile(r"^([^：，。；（）【】]{2,30})：(?=工单)")
 
 
 ACK_HINT = "回复1确认。"  # how the shipped texts end when they expect an acknowledgement
 _END = "。；;，,"
 
 
-def _item_text(row: Mapping[str, Any]) -> str:
-    text = " ".join(str(row["text"]).split())
-    text = _TAG.sub("", text)  # the header carries the tag once
-    text = text.removesuffix(ACK_HINT).rstrip(_END)  # the group ends with one 。 and one hint
-    ticket = str(row["ticket"])
-    if ticket not in text:
-        text = f"工单{ticket}：{text}"
-    if len(text) > ITEM_MAX_CHARS:
-        text = text[: ITEM_MAX_CHARS - 1] + "…"
-    return text
+def is_report(ticket: str) -> bool:
+    """A periodic report's row (its subject is "-" or "unit:NAME", core/reports.py), not a
+    ticket's: reports go alone, never inside a group of reminders."""
+    return ticket == "-" or ticket.startswith("unit:")
+
+
+class _Item:
+    """One row of a group, taken apart: tag, stand-in note, unit and what is said."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        text = " ".join(str(row["text"]).split())
+        tag = _TAG.match(text)
+        self.tag = tag.group(0) if tag else None
+        text = text[tag.end() :] if tag else text
+        note = _NOTE.match(text)
+        self.note = note.group(0) if note else None
+        text = text[note.end() :] if note else text
+        self.ack = text.endswith(ACK_HINT)
+        text = text.removesuffix(ACK_HINT).rstrip(_END)  # the group ends with one 。 and one hint
+        unit = _UNIT.match(text)
+        self.unit = unit.group(1) if unit else None
+        self.body = text[unit.end() :] if unit else text
+        self.ticket = str(row["ticket"])
+        self.rule = str(row.get("rule", ""))
+        if self.ticket not in self.body:
+            self.body = f"工单{self.ticket}：{self.body}"
+
+
+def _merged(items: list[_Item]) -> list[_Item]:
+    """One item per ticket: a later step of the same rule replaces the earlier (a supervisor who
+    stood in for the head and is then asked in their own role reads the ticket once); another
+    rule's text about the same ticket joins the item without naming the ticket again."""
+    out: list[_Item] = []
+    for item in items:
+        same = next((o for o in out if o.ticket == item.ticket), None)
+        if same is None:
+            out.append(item)
+            continue
+        same.ack = same.ack or item.ack
+        same.note = same.note or item.note
+        if item.rule == same.rule:
+            same.body, same.tag, same.unit = item.body, item.tag or same.tag, item.unit
+        else:
+            rest = re.sub(rf"^工单{re.escape(item.ticket)}(（[^）]*）)?[：，]?", "", item.body)
+            same.body = f"{same.body}，{rest}"
+    return out
 
 
 def compose_group(rows: Sequence[Mapping[str, Any]], render: Render | None = None) -> str:
     """The text of one message carrying `rows` (mappings with at least `ticket` and `text`).
-    One row goes as written. `render`, when given, replaces the plain layout."""
+    One row goes as written. Several: the tag once, the stand-in notes once, the unit once when
+    all items are about one unit, each item whole (never cut: its action is what it asks), one
+    ticket once, one acknowledgement hint. `render`, when given, replaces the plain layout."""
     if len(rows) == 1:
         return str(rows[0]["text"])
     if render is not None:
         return render([dict(r) for r in rows])
-    tags = {m.group(0) for r in rows if (m := _TAG.match(str(r["text"])))}
+    items = _merged([_Item(r) for r in rows])
+    tags = {i.tag for i in items if i.tag}
     tag = tags.pop() if len(tags) == 1 else DEFAULT_TAG
-    items = "；".join(f"{i}.{_item_text(r)}" for i, r in enumerate(rows, 1))
-    hint = ACK_HINT if any(str(r["text"]).rstrip().endswith(ACK_HINT) for r in rows) else ""
-    return f"{tag}您有{len(rows)}条提醒：{items}。{hint}"
+    notes = "".join(dict.fromkeys(i.note for i in items if i.note))
+    hint = ACK_HINT if any(i.ack for i in items) else ""
+    if len(items) == 1:
+        only = items[0]
+        unit = f"{only.unit}：" if only.unit else ""
+        return f"{tag}{notes}{unit}{only.body}。{hint}"
+    units = {i.unit for i in items}
+    if len(units) == 1 and None not in units:
+        head = f"{units.pop()}{len(items)}件工单："
+        listed = "；".join(f"{n}.{i.body}" for n, i in enumerate(items, 1))
+    else:  # several units: each unit's items together, the unit named at its first item
+        order = list(dict.fromkeys(i.unit for i in items))
+        items = sorted(items, key=lambda i: order.index(i.unit))
+        head = f"您有{len(items)}条提醒："
+        listed = "；".join(
+            f"{n}.{(i.unit or '') if n == 1 or i.unit != items[n - 2].unit else ''}{i.body}"
+            for n, i in enumerate(items, 1)
+        )
+    return f"{tag}{notes}{head}{listed}。{hint}"
 
 
 def split_groups(

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from notifiers.base import Notifier
 from supervisor.core.clock import Clock
-from supervisor.delivery.policy import DeliverySettings, split_groups
+from supervisor.delivery.policy import DeliverySettings, is_report, split_groups
 from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})
@@ -129,11 +129,18 @@ def group_rows(
 ) -> list[list[OutboxRow]]:
     """Claimed rows as messages: urgent rows go alone, and so do those on a `solo` channel (a
     template-only provider cannot send a group composed as free text); the others by person and
-    channel, cut to the SMS budget (policy.split_groups). Each message's first row is its lead."""
+    channel, cut to the SMS budget (policy.split_groups); reports go alone. Each message's first
+    row is its lead."""
     out: list[list[OutboxRow]] = []
     together: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["id"]):
-        if r["urgent"] or not settings.group_window_s or r["channel"] in solo:
+        # a periodic report (look-back, digest) is a message of its own, never an item
+        if (
+            r["urgent"]
+            or not settings.group_window_s
+            or r["channel"] in solo
+            or is_report(r["ticket"])
+        ):
             out.append([r])
         else:
             together[(r["channel"], person(r))].append(r)

@@ -148,7 +148,7 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
             if v is not None and v.user.role in desk.nav_roles.get(p, {v.user.role})
         ],
         "path": request.path,
-        "warnings": desk_warnings(desk),
+        "warnings": desk_warnings(desk, v, request.path),
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     if session is not None:
@@ -156,15 +156,22 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
     return response
 
 
-def desk_warnings(desk: Desk) -> list[str]:
-    """The configuration's warnings in Chinese: the calendar gap in words, the rest as given."""
+def desk_warnings(desk: Desk, v: Viewer | None, path: str) -> list[tuple[str, str | None]]:
+    """The configuration's warnings, for the supervisors who can act on them (a unit's liaison
+    cannot enter a calendar): (text in Chinese, the page to fix it on). The calendar gap points at
+    日历, and is not repeated on 日历 itself, which says it in its own words."""
     from supervisor.desk.format import calendar_warning
 
+    if v is None or v.user.role != "supervisor":
+        return []
     cal = desk.runtime.policy.calendar
     year = desk.now().astimezone(cal.tz).year
     gap = calendar_warning(cal.uncovered_years(range(year, year + 2)), cal.config.missing_year)
-    rest = [f"配置提示：{w}" for w in desk.host.loaded.warnings if not w.startswith("calendar:")]
-    return ([gap] if gap else []) + rest
+    out: list[tuple[str, str | None]] = []
+    if gap and not path.startswith("/calendar"):
+        out.append((gap, "/calendar"))
+    rest = [w for w in desk.host.loaded.warnings if not w.startswith("calendar:")]
+    return out + [(f"配置提示：{w}", None) for w in rest]
 
 
 async def audit(pool: asyncpg.Pool, **row: Any) -> None:

@@ -37,12 +37,12 @@ def _deadlines(state: TicketState, policy: Policy, now: datetime) -> list[dict[s
     cal = policy.calendar
     if d.sign_by:
         done = state.status != "dispatched"
-        st = fmt.deadline_state("sign_by", d.sign_by, now, cal, done=done)
+        st = fmt.deadline_state("sign_by", d.sign_by, now, cal, done=done, natural=state.urgent)
         out.append({**st.to_json(), "label": st.label, "at_text": fmt.bj(d.sign_by),
                     "source": fmt.SOURCE_LABELS.get(d.sign_by_source or "", "")})  # fmt: skip
     if d.reply_by:
         done = state.replied_at is not None or state.status in ("replied", "visited", "closed")
-        st = fmt.deadline_state("reply_by", d.reply_by, now, cal, done=done)
+        st = fmt.deadline_state("reply_by", d.reply_by, now, cal, done=done, natural=state.urgent)
         out.append({**st.to_json(), "label": st.label, "at_text": fmt.bj(d.reply_by),
                     "source": fmt.SOURCE_LABELS.get(d.reply_by_source or "", "")})  # fmt: skip
     if d.commitment_due:
@@ -89,13 +89,15 @@ def build_detail(
         if lad and lad["status"] == "acked":
             ack = {
                 "by": lad["acked_by"],
+                "by_text": fmt.acker(lad["acked_by"], directory),
                 "at": fmt.bj_iso(lad["acked_at"]),
                 "at_text": fmt.bj(lad["acked_at"]),
             }
         elif m["step"] in acked_steps.get((m["rule"], m["cycle"]), set()):
             who = next(a for a in reversed(raw["desk_acks"])
                        if a["rule"] == m["rule"] and a["cycle"] == m["cycle"] and m["step"] in (a["steps"] or []))  # fmt: skip
-            ack = {"by": who["actor"], "at": fmt.bj_iso(who["at"]), "at_text": fmt.bj(who["at"])}
+            ack = {"by": who["actor"], "by_text": fmt.acker(who["actor"], directory),
+                   "at": fmt.bj_iso(who["at"]), "at_text": fmt.bj(who["at"])}  # fmt: skip
         messages.append({
             "id": m["id"], "rule": m["rule"], "cycle": m["cycle"], "step": m["step"], "rep": m["rep"],
             "role": m["role"], "role_label": fmt.ROLE_LABELS.get(m["role"], m["role"]),
@@ -105,6 +107,7 @@ def build_detail(
             "delivery_status": m["delivery_status"], "attempts": m["attempts"], "error": m["last_error"],
             "note": m["note"], "created_at": fmt.bj_iso(m["created_at"]), "created_text": fmt.bj(m["created_at"]),
             "sent_at": fmt.bj_iso(m["sent_at"]), "sent_text": fmt.bj(m["sent_at"]), "ack": ack,
+            "planned": fmt.bj(m["not_before"]) if m["status"] == "pending" else None,
         })  # fmt: skip
 
     ladders = []
@@ -135,9 +138,11 @@ def build_detail(
             )
         )
         ladders.append({
-            "rule": lad["rule"], "cycle": lad["cycle"], "description": rule.description if rule else "（规则已删除）",
+            "rule": lad["rule"], "name": (rule.name or rule.id) if rule else "（规则已删除）",
+            "cycle": lad["cycle"], "description": rule.description if rule else "（规则已删除）",
             "status": lad["status"], "status_label": fmt.LADDER_LABELS.get(lad["status"], lad["status"]),
             "anchor_text": fmt.bj(lad["anchor_at"]), "reason": lad["reason"], "acked_by": lad["acked_by"],
+            "acked_by_text": fmt.acker(lad["acked_by"], directory),
             "acked_text": fmt.bj(lad["acked_at"]) if lad["acked_at"] else None, "steps": steps,
             "next": next((s for s in steps if s["status"] == "pending"), None), "can_ack": can_ack,
         })  # fmt: skip

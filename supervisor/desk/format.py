@@ -112,23 +112,61 @@ class DeadlineState:
     minutes: int  # working minutes left (positive) or overdue (negative)
     text: str  # 剩余2个工作小时 / 已超期1个工作日 / 已完成
 
+    natural: bool = False  # counted in natural time (an urgent ticket): `text` in natural time
+    natural_minutes: int = 0  # when natural: wall-clock minutes left (negative when overdue)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "at": bj_iso(self.at),
             "overdue": self.overdue,
             "working_minutes_left": self.minutes,
             "text": self.text,
         }
+        if self.natural:  # the text counts these, not working minutes
+            out["natural"] = True
+            out["minutes_left"] = self.natural_minutes
+        return out
+
+
+def natural_amount(minutes: int) -> str:
+    """Wall-clock minutes in words: 16分钟, 1小时5分钟, 2天3小时 (an urgent ticket's deadlines run
+    through nights and holidays, so they are shown that way)."""
+    minutes = abs(minutes)
+    if minutes == 0:
+        return "不足1分钟"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}天" if days else "", f"{hours}小时" if hours else ""]
+    parts.append(f"{mins}分钟" if mins and not days else "")
+    return "".join(parts) or f"{days}天"
 
 
 def deadline_state(
-    name: str, at: datetime, now: datetime, calendar: WorkCalendar, done: bool = False
+    name: str,
+    at: datetime,
+    now: datetime,
+    calendar: WorkCalendar,
+    done: bool = False,
+    natural: bool = False,
 ) -> DeadlineState:
-    """How a deadline stands at `now`, in working time. `done`: met (signed, replied...)."""
+    """How a deadline stands at `now`: in working time, or in natural time when the deadline
+    counts natural time (`natural`: an urgent ticket's 30 minutes and 24 hours, nights and
+    Sundays included). `done`: met (signed, replied...). `minutes` is working minutes, or
+    natural minutes when `natural`."""
     label = DEADLINE_LABELS.get(name, name)
     if done:
         return DeadlineState(name, label, at, False, 0, "已完成")
+    if natural:
+        left = int((at - now).total_seconds() // 60)
+        if at <= now:
+            left = -int((now - at).total_seconds() // 60)
+        try:
+            working = calendar.working_minutes_between(now, at)
+        except CalendarGapError:
+            working = 0
+        text = f"已超期{natural_amount(left)}" if at <= now else f"剩余{natural_amount(left)}"
+        return DeadlineState(name, label, at, at <= now, working, text, True, left)
     try:
         minutes = calendar.working_minutes_between(now, at)
     except CalendarGapError as exc:
@@ -193,7 +231,8 @@ ANCHOR_LABELS = {
     "replied_at": "回复时间",
 }
 SCHEDULE_DAYS = {
-    "working_days": "每个工作日", "every_day": "每天", "monday": "每周一", "tuesday": "每周二",
+    "working_days": "每个工作日", "every_day": "每天",
+    "first_working_day_of_week": "每周第一个工作日", "first_working_day_of_month": "每月第一个工作日", "monday": "每周一", "tuesday": "每周二",
     "wednesday": "每周三", "thursday": "每周四", "friday": "每周五", "saturday": "每周六",
     "sunday": "每周日",
 }  # fmt: skip
@@ -256,11 +295,39 @@ def offset_text(offset: Any, anchor: str) -> str:
     return f"{where}前{size}" if amount < 0 else f"{where}后{size}"
 
 
+def schedule_text(days: str, at: str) -> str:
+    """A report's schedule in words: 每周第一个工作日09:00."""
+    return f"{SCHEDULE_DAYS.get(days, days)}{at}"
+
+
+MATCHER_LABELS = {"durable_rules": "规则引擎", "python": "内置求值（兼容模式）"}
+
+
+def acker(by: str | None, directory: Any = None) -> str:
+    """Who acknowledged, for people: "张敏（街道热线专员）" for the desk's "zhang-min (supervisor)",
+    the person's name for a contact id (an SMS reply), else as recorded (an account's name)."""
+    if not by:
+        return ""
+    login, role = by, None
+    if by.endswith(")") and " (" in by:
+        login, _, rest = by.rpartition(" (")
+        role = rest[:-1]
+    name = login
+    people = getattr(getattr(directory, "model", None), "people", {}) or {}
+    if login in people:
+        name = people[login].name
+    return f"{name}（{ROLE_LABELS.get(role, role)}）" if role else name
+
+
 def calendar_warning(years: list[int], missing_year: str) -> str | None:
+    """The warning about years without calendar data, for supervisors: what it means and where
+    to fix it (the 日历 page)."""
     if not years:
         return None
-    how = "暂按周一至周五上班、法定节假日休息计算（调休未知）" if missing_year == "weekdays" else "这些年份的时限无法计算"
-    ys = "、".join(str(y) for y in years)
-    return (
-        f"{ys}年尚无官方节假日与调休数据，{how}；请在 config/calendar.yaml 中录入国务院公布的安排。"
+    how = (
+        "暂按周一至周五上班、法定节假日休息计算（调休未知）"
+        if missing_year == "weekdays"
+        else "这些年份的时限无法计算"
     )
+    ys = "、".join(str(y) for y in years)
+    return f"{ys}年尚无官方节假日与调休数据，{how}；请在日历页录入国务院公布的安排。"

@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from supervisor.delivery.policy import is_report
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
 from supervisor.desk.app import DESK, Viewer, render, signed_in
@@ -115,10 +116,11 @@ def ticket_rows(rows: list[dict[str, Any]], now: datetime, calendar: Any) -> lis
     out = []
     for r in rows:
         state = None
+        natural = bool(r.get("urgent"))  # urgent deadlines count natural time (DOMAIN)
         if r["status"] == "dispatched" and r["sign_by"]:
-            state = fmt.deadline_state("sign_by", r["sign_by"], now, calendar)
+            state = fmt.deadline_state("sign_by", r["sign_by"], now, calendar, natural=natural)
         elif r["status"] in views.HANDLING and r["reply_by"]:
-            state = fmt.deadline_state("reply_by", r["reply_by"], now, calendar)
+            state = fmt.deadline_state("reply_by", r["reply_by"], now, calendar, natural=natural)
         out.append({**r, "deadline": state.to_json() if state else None})
     return out
 
@@ -222,6 +224,11 @@ async def units(request: web.Request, v: Viewer) -> web.Response:
     async with desk.host.pool.acquire() as conn:
         rows = await views.units(conn, now, _scope(v), _units_known(request))
     names = {u: desk.runtime.directory.unit_name(u) for u in _units_known(request)}
+    rank = 0
+    for row in rows:  # worst first; a unit with nothing against it has no place in the ranking
+        ranked = any(row[k] for k in ("missed_week", "overdue", "escalations_week"))
+        rank += ranked
+        row["rank"] = rank if ranked else None
     data = {"units": rows, "week_start": views.week_start(now), "month_start": views.month_start(now),
             "at": now, "names": names}  # fmt: skip
     return (
@@ -243,6 +250,12 @@ async def messages(request: web.Request, v: Viewer) -> web.Response:
     unit = _scope(v) or (request.query.get("unit") or None)
     async with desk.host.pool.acquire() as conn:
         data = await views.messages(conn, status, unit, before, PAGE)
+    reports = {r.id: r.name for r in desk.runtime.policy.reports}
+    for m in data["messages"]:
+        # a periodic report's row is about no ticket: name the report instead
+        m["report"] = reports.get(m["rule"], "定期报告") if is_report(m["ticket"]) else None
+        # a held message says when it is planned to go (quiet hours, grouping, a closed day)
+        m["planned"] = fmt.bj(m["not_before"]) if m["status"] == "pending" else None
     data.update(status=status, unit=unit)
     return (
         twin(request, data)
@@ -257,16 +270,17 @@ async def rules(request: web.Request, v: Viewer) -> web.Response:
     async with desk.host.pool.acquire() as conn:
         pending = await views.pending_timers_per_rule(conn)
     data = {
-        "rules": [{"id": r.id, "description": r.description, "anchor": r.anchor,
+        "rules": [{"id": r.id, "name": r.name or r.id, "description": r.description, "anchor": r.anchor,
                    "anchor_label": fmt.ANCHOR_LABELS.get(r.anchor, r.anchor),
                    "steps": [{"index": s.index, "at": str(s.offset), "when": fmt.offset_text(s.offset, r.anchor),
                               "roles": list(s.roles),
                               "channels": list(s.channels)} for s in r.steps],
                    "pending_timers": pending.get(r.id, 0)} for r in policy.rules],
-        "reports": [{"id": r.id, "description": r.description, "days": r.days, "at": r.at,
-                     "when": f"{fmt.SCHEDULE_DAYS.get(r.days, r.days)} {r.at}"}
+        "reports": [{"id": r.id, "name": r.name or r.id, "description": r.description, "days": r.days,
+                     "at": r.at, "when": fmt.schedule_text(r.days, r.at)}
                     for r in policy.reports],
         "matcher": policy.matcher.name,
+        "matcher_label": fmt.MATCHER_LABELS.get(policy.matcher.name, "规则引擎"),
         "last_reload": getattr(desk.host, "last_reload", None),
         "users_error": desk.users_error,
     }  # fmt: skip

@@ -54,6 +54,7 @@ class Rule:
     lists_linked: bool = False  # its messages list the caller's linked tickets (repeat_calls)
     lists_matter: bool = False  # its messages list the tickets about the same matter
     matter_window_m: int = 0  # ... within this many minutes (its longest matter window)
+    name: str = ""  # in Chinese, for people (display_name); the id is the key
 
     @property
     def event_triggered(self) -> bool:
@@ -80,6 +81,7 @@ class Report:
     channels: tuple[str, ...]
     template: str
     window: Duration | None
+    name: str = ""  # in Chinese, for people (display_name); the id is the key
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,15 @@ class Policy:
     @property
     def rules_by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+
+def display_name(name: str | None, description: str, rid: str) -> str:
+    """A rule's name for people: its `name`, else its description's words before the first
+    "：" when they are short, else its id."""
+    if name:
+        return name
+    head = description.split("：", 1)[0].strip()
+    return head if head and len(head) <= 20 and "：" in description else rid
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -288,6 +299,7 @@ def load_policy(
                     "repeat_calls" in res.fields,
                     bool(res.fields & set(MATTER_WINDOW_FIELDS)),
                     max((m for f, m in res.field_windows if f in MATTER_WINDOW_FIELDS), default=0),
+                    display_name(rm.name, rm.description, rm.id),
                 )
             )
 
@@ -313,6 +325,7 @@ def load_policy(
                         tuple(rp.channels),
                         rp.template,
                         rp.window,
+                        display_name(rp.name, rp.description, rp.id),
                     )
                 )
 

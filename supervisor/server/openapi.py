@@ -96,9 +96,11 @@ def _ticket_list_schema() -> dict[str, Any]:
             "deadline": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
                 "name": {"enum": ["sign_by", "reply_by"]}, "at": {"type": "string", "format": "date-time"},
                 "overdue": {"type": "boolean"}, "working_minutes_left": {"type": "integer"},
+                "natural": {"type": "boolean"}, "minutes_left": {"type": "integer"},
                 "text": {"type": "string"}}}],
                 "description": "the deadline that runs now (sign-off while awaiting it, else the "
-                "reply), in working time; negative minutes: overdue"},
+                "reply), in working time; negative minutes: overdue. An urgent ticket's deadlines "
+                "count natural time: `natural` is true, `minutes_left` (wall clock) is what `text` says"},
         },
     }  # fmt: skip
     return {

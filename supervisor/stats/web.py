@@ -44,18 +44,21 @@ def setup_stats_routes(
     now: Callable[[], datetime] = lambda: datetime.now(SHANGHAI),
     page_render: PageRender | None = None,
 ) -> None:
-    async def report_for(request: web.Request) -> dict[str, Any]:
+    async def report_for(request: web.Request, latest: bool = False) -> dict[str, Any]:
         if guard is not None:
             await guard(request)
         q = request.query
+        month = q.get("month")
+        if latest and not (month or q.get("from") or q.get("to")):
+            month = await latest_month(pool, now())
         try:
-            period = period_from(q.get("month"), q.get("from"), q.get("to"), now())
+            period = period_from(month, q.get("from"), q.get("to"), now())
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"参数错误：{exc}") from None
         return await build(pool, policy(), period, now())
 
     async def page(request: web.Request) -> web.StreamResponse:
-        report = await report_for(request)
+        report = await report_for(request, latest=True)
         months = [{"name": p.stem, "href": f"{prefix}/files/{p.name}"} for p in kept(reports_dir)]
         month = report["period"]["from"][:7]
         nav = _nav(prefix, month)
@@ -68,7 +71,7 @@ def setup_stats_routes(
         )
 
     async def as_json(request: web.Request) -> web.Response:
-        report = await report_for(request)
+        report = await report_for(request, latest=True)  # the page's twin: the same period
         return web.Response(
             body=render(report, "json"), content_type="application/json", charset="utf-8"
         )
@@ -105,6 +108,16 @@ def setup_stats_routes(
     app.router.add_get(prefix + "/files/{name}", download)
 
 
+async def latest_month(pool: asyncpg.Pool, now: datetime) -> str | None:
+    """The latest month with tickets received, up to now ("2026-12"): the page opens on figures,
+    not on an empty month. None without any ticket (then the previous month, as the report)."""
+    async with pool.acquire() as conn:
+        at = await conn.fetchval(
+            "SELECT max(at) FROM events WHERE type = 'created' AND at <= $1", now
+        )
+    return None if at is None else f"{at.astimezone(SHANGHAI):%Y-%m}"
+
+
 def _nav(prefix: str, month: str) -> Any:
     from markupsafe import Markup, escape
 
@@ -112,7 +125,7 @@ def _nav(prefix: str, month: str) -> Any:
     return Markup(
         f'<nav class="no-print"><form method="get" action="{escape(prefix)}">月份 '
         f'<input type="month" name="month" value="{escape(month)}"> <button>查看</button> '
-        f'<a href="{escape(prefix)}/export.xlsx?{query}">下载Excel</a> '
-        f'<a href="{escape(prefix)}/export.csv?{query}">下载CSV</a> '
-        f'<a href="{escape(prefix)}.json?{query}">JSON</a></form></nav>'
+        f'<a href="{escape(prefix)}/export.xlsx?{query}">下载电子表格（.xlsx）</a> '
+        f'<a href="{escape(prefix)}/export.csv?{query}">下载逗号分隔文件（.csv）</a> '
+        f'<a href="{escape(prefix)}.json?{query}">数据文件（.json）</a></form></nav>'
     )

@@ -168,14 +168,16 @@ def plan_deliveries(
             continue
         taken.add(i)
         group = [n]
-        if not n.urgent and settings.group_window_s > 0:
+        if not n.urgent and settings.group_window_s > 0 and not delivery.is_report(n.ticket):
             for when2, j, m in pending:
                 if j in taken or m.urgent or (m.to, m.channel) != (n.to, n.channel):
+                    continue
+                if delivery.is_report(m.ticket):
                     continue
                 if m.at <= when and when2 <= when + window:
                     group.append(m)
                     taken.add(j)
-        rows = [{"ticket": g.ticket, "text": g.text, "name": g.name} for g in group]
+        rows = [{"ticket": g.ticket, "rule": g.rule, "text": g.text, "name": g.name} for g in group]
         for part in delivery.split_groups(rows, settings.group_max_segments, None):
             out.append({
                 "at": when.astimezone(SHANGHAI).isoformat(),

@@ -239,7 +239,7 @@ def test_simulate_deliveries_applies_quiet_hours_and_grouping(tmp_path: Path):
     assert (
         grouped
         and grouped[0]["at"] == "2026-11-25T09:01:00+08:00"
-        and "2条提醒" in grouped[0]["text"]
+        and "2件工单：" in grouped[0]["text"]
         and grouped[0]["held_by"] == "grouping"
     )
     assert all(d["held_by"] is None for d in urgent)

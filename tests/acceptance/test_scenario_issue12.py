@@ -44,16 +44,16 @@ def test_the_issue12_scenario_produces_exactly_the_messages_domain_md_asks_for()
         "工单H1、H2、H3、H4、H5，建议有请当事人会办，请领导督办。回复1确认。"
     )
     assert texts[("N3", "same-matter", "grid")] == (
-        "【12345提示】30天内3件工单反映同一事项（幸福路 12号 502室），工单N1、N2、N3，"
+        "【12345提示】30天内3件工单反映同一事项（幸福路12号502室），工单N1、N2、N3，"
         "请上门了解、源头化解。"
     )
     assert texts[("R1", "handled-three-times", "leader")] == (
-        "【12345督办】物业管理办公室工单R1（物业管理）第3次办理：11月16日派物业管理办公室，"
+        "【12345督办】物业管理办公室：工单R1（物业管理）第3次办理：11月16日派物业管理办公室，"
         "11月17日回复，11月17日回访不满意，11月18日第1次重办，11月19日回复，11月19日回访不满意，"
         "11月20日第2次重办。建议有请当事人会办，请领导督办。回复1确认。"
     )
     assert texts[("-", "look-back", "supervisor")] == (
-        "【12345回头看】张敏您好，上周不满意及重办工单1件：R1物业管理办公室重办中（回访不满意）。请跟进督办。"
+        "【12345回头看】张敏您好，上周不满意及重办工单1件：R1（物业管理办公室）重办中，回访不满意。请跟进督办。"
     )
     # callers' numbers never reach a message
     scenario = SCENARIO.read_text(encoding="utf-8")

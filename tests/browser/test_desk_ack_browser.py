@@ -76,7 +76,7 @@ async def test_a_liaisons_ack_leaves_the_head_and_the_supervisor_pending(early_d
     await sup.goto(f"{base}/tickets/A100")
     await sup.click("button[data-ack=sign-off]")
     await expect(sup.locator("p.ok[role=status]")).to_have_text("已确认，本条督办结束")
-    await expect(sup.locator("article.ladder.acked")).to_contain_text("已由 zhang-min (supervisor)")
+    await expect(sup.locator("article.ladder.acked")).to_contain_text("已由张敏（街道热线专员）")
     assert (await sign_off_steps(daemon))[2] == "cancelled"
     async with daemon.pool.acquire() as conn:
         assert (

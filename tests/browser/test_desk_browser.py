@@ -100,9 +100,9 @@ async def test_sign_in_filter_open_and_acknowledge(daemon, browser):
     await page.click("button[data-ack=sign-off]")
     await expect(page.locator("p.ok[role=status]")).to_have_text("已确认，本条督办结束")
     await expect(page.locator("article.ladder.acked")).to_contain_text(
-        "已由 zhang-min (supervisor)"
+        "已由张敏（街道热线专员）"
     )
-    await expect(messages.locator("td", has_text="已确认").first).to_be_visible()
+    await expect(messages.locator("td", has_text="已由张敏（街道热线专员）确认").first).to_be_visible()
     await shot(page, "ticket-acknowledged")
     async with daemon.pool.acquire() as conn:
         row = await conn.fetchrow(

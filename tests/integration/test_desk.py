@@ -204,7 +204,7 @@ async def test_liaison_ack_ends_only_the_liaisons_steps_supervisor_ends_the_ladd
         assert (
             resp.status == 200
             and "已确认，本条督办结束" in html
-            and "已由 zhang-min (supervisor)" in html
+            and "已由张敏（街道热线专员）" in html
         )
         detail = await (await http.get(f"{base}/tickets/A100.json")).json()
     assert all(m["ack"] for m in detail["messages"] if m["rule"] == "sign-off")

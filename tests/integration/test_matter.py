@@ -28,8 +28,8 @@ async def test_the_third_neighbour_is_flagged_and_the_tickets_are_linked_both_wa
     texts = {(n.rule, n.role): n.text for n in out.notifications}
     assert set(texts) == {("same-matter", "supervisor"), ("same-matter", "grid")}
     assert texts[("same-matter", "supervisor")] == (
-        "【12345提示】30天内3件工单反映同一事项（幸福路 12号 502室），工单M1、M2、M3，"
-        "请督办，并请网格员上门了解、源头化解。"
+        "【12345提示】30天内3件工单反映同一事项（幸福路12号502室），工单M1、M2、M3，"
+        "请督办，并请网格员上门了解、源头化解。回复1确认。"
     )
     assert await sup.matter_links("M1") == ["M2", "M3"]
     assert await sup.matter_links("M3") == ["M1", "M2"]

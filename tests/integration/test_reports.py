@@ -37,7 +37,7 @@ async def test_digest_and_look_back_run_once_per_period(pool):
     by_unit = {n.ticket: n for n in notes}
     assert set(by_unit) == {"unit:城管执法中队"}  # V1 (re-opened, due 11-23) has nothing for today
     text = by_unit["unit:城管执法中队"].text
-    assert "待签收25件" in text and "今日到期25件" in text and "等，详见系统" in text
+    assert "待签收25件" in text and "今日到期25件" in text and "等，详见督办台" in text
     assert await store.run_report(digest, reports.period(at), at, rt) is None  # another daemon
     monday = sh(2026, 11, 23, 9)
     notes = await store.run_report(look_back, reports.period(monday), monday, rt)

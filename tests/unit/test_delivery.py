@@ -148,12 +148,12 @@ def test_a_group_has_a_header_and_each_ticket() -> None:
 
 
 def test_a_group_has_no_doubled_punctuation_and_one_acknowledgement_hint() -> None:
-    a = "【12345督办】城管执法中队工单A1（市容环境）回复时限11月25日 14:30已到仍未回复，请督办。回复1确认。"
-    b = "【12345督办】市场监管所工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
+    a = "【12345督办】城管执法中队：工单A1（市容环境）答复时限11月25日14:30已到，仍未答复，请督办。回复1确认。"
+    b = "【12345督办】市场监管所：工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
     text = compose_group([row(1, a) | {"ticket": "A1"}, row(2, b) | {"ticket": "A2"}])
     assert text == (
-        "【12345督办】您有2条提醒：1.城管执法中队工单A1（市容环境）回复时限11月25日 14:30已到仍未回复，"
-        "请督办；2.市场监管所工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
+        "【12345督办】您有2条提醒：1.城管执法中队工单A1（市容环境）答复时限11月25日14:30已到，"
+        "仍未答复，请督办；2.市场监管所工单A2（市场管理）回访不满意，请审核研判并督办重办。回复1确认。"
     )
     plain = compose_group([row(1), row(2)])
     assert "。；" not in plain and "。。" not in plain and plain.endswith("签收。")
@@ -180,12 +180,12 @@ def test_non_working_days_are_quiet_until_0730_of_the_next_working_day() -> None
     assert quiet_release(sh(30, 10), S.quiet_hours, workday) == sh(30, 10)
 
 
-def test_mixed_tags_use_the_supervision_header_and_long_items_are_cut() -> None:
+def test_mixed_tags_use_the_supervision_header_and_long_items_are_never_cut() -> None:
     long = "【12345督办】" + "很长的说明" * 30
     text = compose_group([row(1), row(2, long)])
     assert text.startswith("【12345督办】您有2条提醒：")
     assert "工单2026112500" + "02" in text  # a text without its ticket gets it added
-    assert "…" in text
+    assert "…" not in text and "很长的说明" * 30 in text  # the item's action stays whole
 
 
 def test_render_replaces_the_plain_layout() -> None:

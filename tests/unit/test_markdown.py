@@ -28,8 +28,8 @@ def test_the_digest_becomes_a_heading_a_summary_and_a_list() -> None:
     assert title == "12345早提醒"
     assert body == (
         "**12345早提醒**\n\n"
-        "市场监管所王强您好：贵单位待签收1件，今日到期1件，已超期1件。\n\n"
-        "- **2026112500123** 请于11月25日 14:30前签收\n"
+        "王强您好：市场监管所待签收1件，今日到期1件，已超期1件。\n\n"
+        "- **2026112500123** 请于11月25日14:30前签收\n"
         "- **2026112400087** 今日14:30到期\n"
         "- **2026111800342** 已超期3小时\n\n"
         "请及时办理。"
@@ -41,7 +41,7 @@ def test_the_look_back_lists_its_tickets_under_its_lead() -> None:
 
     assert title == "12345回头看"
     assert body.splitlines()[2] == "王强您好，上周不满意及重办工单3件："
-    assert "- **2026111800342** 物业管理办公室重办中（回访不满意）" in body.splitlines()
+    assert "- **2026111800342** （物业管理办公室）重办中，回访不满意" in body.splitlines()
     assert body.endswith("\n\n请跟进督办。")
 
 
@@ -80,7 +80,7 @@ def test_markdown_is_sent_as_written_and_a_plain_sentence_stays_one() -> None:
     text = rendered("dispute")
     assert to_markdown(text)[1] == (
         "**12345督办**\n\n"
-        "工单2026112500123（市容环境）已派单3次，市场监管所、物业管理办公室退单，"
+        "工单2026112500123（市容环境）已派单3次，市场监管所、物业管理办公室已退单，"
         "请督办：组织会办并指定主办单位。\n\n回复1确认。"
     )
     assert text == "【12345督办】" + to_markdown(text)[1].removeprefix("**12345督办**\n\n").replace(

@@ -45,7 +45,7 @@ def test_sign_reminder_text():
     # issue 12: the unit, the ticket, the category and what is asked
     assert (
         text
-        == "【12345催办】城管执法中队：工单2026112500123（市容环境）请于11月25日 14:30前签收办理。"
+        == "【12345催办】城管执法中队：工单2026112500123（市容环境）请于11月25日14:30前签收办理。"
     )
 
 
@@ -73,7 +73,7 @@ def test_segments(text, expected):
 
 def test_time_filters_use_shanghai_time():
     utc = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
-    assert hm(utc) == "11月25日 14:30"
+    assert hm(utc) == "11月25日14:30"
     assert dt(utc) == "2026-11-25 14:30"
     t = make("{{ d | date }}/{{ x | date }}")
     assert (
