@@ -177,13 +177,21 @@ def year_view(path: Path, year: int) -> YearView:
     cal, located, _ = read_calendar(path)
     calendar = WorkCalendar(cal.to_config())
     if package_covers(year):
-        authority = "chinese_calendar（本单位调整除外）"
+        authority = "内置官方日历数据（本单位调整除外）"
     elif year in cal.imports:
         authority = "导入的国务院通知：" + "；".join(e.notice for e in cal.imports[year])
     elif year in cal.covered_years:
-        authority = "calendar.yaml（covered_years）"
+        authority = "本单位日历设置（calendar.yaml）"
     else:
-        authority = f"无官方数据（missing_year: {cal.missing_year}）"
+        authority = (
+            "无官方数据（"
+            + (
+                "按周一至周五上班、法定节假日休息"
+                if cal.missing_year == "weekdays"
+                else "该年时限无法计算"
+            )
+            + "）"
+        )
     notes = [
         f"{Path(err.file).name}:{err.line}: {err.key}: {err.message}"
         for err in store.package_problems(cal, located)

@@ -24,7 +24,7 @@ from supervisor.config.yamlconf import ConfigError, Located
 from supervisor.core.workcal import WorkCalendar, package_covers
 from supervisor.tools.calendar_notice import WEEKDAY_NAMES, Notice, md
 
-PACKAGE = "chinese_calendar"
+PACKAGE = "内置官方日历数据"
 
 
 def window(year: int) -> tuple[date, date]:

@@ -98,7 +98,7 @@ def test_the_package_stays_the_authority_for_its_years():
         r.day: r.source for r in store.year_rows(decided, WorkCalendar(decided.to_config()), 2020)
     }
     assert rows[date(2020, 1, 2)] == "本单位调整：区政府通知"
-    assert rows[date(2020, 1, 24)] == "chinese_calendar"
+    assert rows[date(2020, 1, 24)] == "内置官方日历数据"
 
 
 def test_imports_answer_for_years_the_package_lacks():
