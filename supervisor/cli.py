@@ -13,6 +13,7 @@ report monthly [--month M]   the monthly statistics (xlsx, html, json or csv)
 import FILE                  store the rows of a platform export (.xlsx, .xls, .csv) as events
 calendar import NOTICE.txt   read the State Council's holiday notice into config/calendar.yaml
 user add NAME --role ROLE    add an account of the desk (config/users.yaml)
+user passwd|unlock|end-sessions   a new password, lift a sign-in lock, sign out everywhere
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def cmd_check(args) -> int:
         return 1
     from supervisor.desk.users import check_users
 
-    user_errors = check_users(Path(args.config) / "users.yaml")
+    user_errors = check_users(Path(args.config) / "users.yaml", loaded.directory.model.units)
     for err in user_errors:
         print(err, file=sys.stderr)
     if user_errors:
