@@ -16,10 +16,10 @@ class _Model(BaseModel):
 
 
 class SmsCodeSettings(_Model):
-    """The one-time sign-in code by SMS, through a configured notifier. Aliyun and Tencent send
-    only registered templates: name the template registered for the code (one parameter)."""
+    """The one-time sign-in code by SMS, through the SMS provider configured under `notifiers`
+    (Twilio, Aliyun or Tencent; never the console). Aliyun and Tencent send only registered
+    templates: name the template registered for the code (its one parameter: the code)."""
 
-    notifier: str = "aliyun_sms"  # the notifier's registry name: aliyun_sms, tencent_sms, ...
     template_code: str | None = None  # Aliyun "SMS_…" / Tencent template id; its one param: code
     sign_name: str | None = None
     valid_s: Annotated[int, Field(ge=60, le=900)] = 300

@@ -97,7 +97,7 @@ class SessionStore:
         if not alive(s, now, self.idle):
             await self.pool.execute("DELETE FROM desk_sessions WHERE id_hash = $1", s.id_hash)
             return None, s
-        if now - s.seen_at > TOUCH_EVERY:
+        if now - s.seen_at > min(TOUCH_EVERY, self.idle / 4):
             await self.pool.execute(
                 "UPDATE desk_sessions SET seen_at = $2 WHERE id_hash = $1", s.id_hash, now
             )
