@@ -86,8 +86,10 @@ async def desk_daemon(
     (the tests that want it turn it on)."""
     base = loaded()
     s = base.settings
-    desk = s.desk.model_copy(update={"security": s.desk.security.model_copy(
-        update={"two_factor_roles": [], **(security or {})})})  # fmt: skip
+    sec = type(s.desk.security).model_validate(
+        {**s.desk.security.model_dump(), "two_factor_roles": [], **(security or {})}
+    )
+    desk = s.desk.model_copy(update={"security": sec})
     s = s.model_copy(update={
         "http": s.http.model_copy(update={"port": 0}),
         "privacy": s.privacy.model_copy(update={"caller_key_file": str(tmp_path / "caller.key")}),

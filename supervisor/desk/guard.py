@@ -63,7 +63,9 @@ async def _resolve(request: web.Request) -> None:
         action, login = desk.user_changes.pop(0)
         await audit(desk.host.pool, at=desk.now(), actor="users.yaml", action=action,
                     remote="local", detail={"account": login})  # fmt: skip
-    s, ended = await desk.sessions.get(request.cookies.get(auth.COOKIE))
+    s, ended = await desk.sessions.get(
+        request.cookies.get(auth.COOKIE), touch=not request.headers.get("HX-Request")
+    )
     if ended is not None:
         lifetime = ended.expires_at <= wall()
         await record(request, "session_ended", actor=ended.login,

@@ -78,10 +78,11 @@ class SessionStore:
         return sid, s
 
     async def get(
-        self, sid: str | None, now: datetime | None = None
+        self, sid: str | None, now: datetime | None = None, touch: bool = True
     ) -> tuple[Session | None, Session | None]:
-        """(the live session of a cookie, its seen_at renewed; the session that just ended by
-        the idle timeout or its lifetime, deleted on the way, for the audit)."""
+        """(the live session of a cookie, its seen_at renewed unless not `touch`; the session
+        that just ended by the idle timeout or its lifetime, deleted on the way, for the audit).
+        The overview's automatic refresh does not touch: an open page is not activity."""
         if not sid or len(sid) > 128:
             return None, None
         now = now or wall()
@@ -97,7 +98,7 @@ class SessionStore:
         if not alive(s, now, self.idle):
             await self.pool.execute("DELETE FROM desk_sessions WHERE id_hash = $1", s.id_hash)
             return None, s
-        if now - s.seen_at > min(TOUCH_EVERY, self.idle / 4):
+        if touch and now - s.seen_at > min(TOUCH_EVERY, self.idle / 4):
             await self.pool.execute(
                 "UPDATE desk_sessions SET seen_at = $2 WHERE id_hash = $1", s.id_hash, now
             )
