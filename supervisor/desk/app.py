@@ -214,6 +214,8 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
     pending = request.get(SESSION)
     ctx = {
         "flash": request.get(FLASH),
+        "lock_after": desk.security.lock_after,
+        "lock_minutes": desk.security.lock_s // 60,
         **context,
         "me": v.user if v else None,
         "csrf": v.session.csrf

@@ -94,12 +94,29 @@ def _bounds(f: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
+DETAIL = {
+    "stage": "下一步", "account": "账号", "failures": "失败次数", "minutes": "锁定分钟",
+    "reason": "原因", "method": "方式", "count": "会话数", "outcome": "结果",
+    "other_sessions_ended": "结束其他会话", "sessions_ended": "结束会话",
+    "ladder_acked": "整条督办结束", "roles": "角色", "still_for": "仍待确认", "step": "步骤",
+}  # fmt: skip
+VALUES = {
+    "ok": "完成", "code": "两步验证", "enrol": "绑定验证器", "change": "修改密码",
+    "idle": "闲置超时", "lifetime": "超过最长时限", "totp": "验证器", "sms": "短信",
+    "recovery": "恢复码", "sent": "已发送", "True": "是", "False": "否",
+}  # fmt: skip
+
+
 def _what(r: Any) -> str:
     detail = r["detail"] if isinstance(r["detail"], dict) else json.loads(r["detail"] or "{}")
-    parts = [f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {})]
+    parts = [
+        f"{DETAIL.get(k, k)}：{VALUES.get(str(v), v)}"
+        for k, v in detail.items()
+        if v not in (None, "", [], {})
+    ]
     if r["rule"]:
-        parts.insert(0, f"rule={r['rule']} cycle={r['cycle']}")
-    return "; ".join(parts)
+        parts.insert(0, f"规则 {r['rule']} 第{r['cycle']}轮")
+    return "；".join(parts)
 
 
 async def rows(pool: Any, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:

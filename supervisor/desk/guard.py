@@ -83,7 +83,9 @@ async def _resolve(request: web.Request) -> None:
         request[VIEWER] = Viewer(entry[0], s)
         if s.flash and request.method == "GET" and not wants_json(request) \
                 and not request.headers.get("HX-Request"):  # fmt: skip
-            request[FLASH] = await desk.sessions.take_flash(s)
+            flash = await desk.sessions.take_flash(s)
+            if flash is not None:
+                request[FLASH] = flash
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
