@@ -64,16 +64,17 @@ class SessionStore:
         remote: str,
         stage: str = "ok",
         now: datetime | None = None,
+        pending: dict[str, Any] | None = None,
     ) -> tuple[str, Session]:
         """A new session (a new id at every sign-in): (cookie value, session)."""
         now = now or wall()
         sid = secrets.token_urlsafe(32)
         s = Session(id_hash(sid), login, stage, secrets.token_urlsafe(24), fingerprint, now, now,
-                    now + timedelta(seconds=self.s.absolute_lifetime_s), None, {})  # fmt: skip
+                    now + timedelta(seconds=self.s.absolute_lifetime_s), None, pending or {})  # fmt: skip
         await self.pool.execute(
             """INSERT INTO desk_sessions (id_hash, login, stage, csrf, fingerprint, created_at,
-               seen_at, expires_at, remote) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)""",
-            s.id_hash, login, stage, s.csrf, fingerprint, now, s.expires_at, remote,
+               seen_at, expires_at, remote, pending) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)""",
+            s.id_hash, login, stage, s.csrf, fingerprint, now, s.expires_at, remote, s.pending,
         )  # fmt: skip
         return sid, s
 

@@ -155,8 +155,9 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
     await desk.throttle.succeeded(login, now)
     user = entry[0]
     stage = first_stage(desk, user, account, now)
-    sid, session = await desk.sessions.create(login, fingerprint(user, entry[1]), addr, stage)
-    await desk.sessions.update(session, pending={"next": nxt})
+    sid, _ = await desk.sessions.create(
+        login, fingerprint(user, entry[1]), addr, stage, pending={"next": nxt}
+    )
     await record(request, "sign_in", user, stage=stage)
     response = web.HTTPFound(nxt if stage == "ok" else STAGE_PAGES[stage])
     set_session_cookie(request, response, sid)  # a new id at every sign-in
@@ -249,9 +250,8 @@ async def advance(request: web.Request, desk: Desk, s: Session, user: User, yaml
     """Move the session up a stage under a new id (the old one is ended)."""
     nxt = safe_next(s.pending.get("next"))
     await desk.sessions.end(s)
-    sid, new = await desk.sessions.create(user.login, fingerprint(user, yaml_hash),
-                                          remote(request), stage)  # fmt: skip
-    await desk.sessions.update(new, pending={"next": nxt})
+    sid, _ = await desk.sessions.create(user.login, fingerprint(user, yaml_hash),
+                                        remote(request), stage, pending={"next": nxt})  # fmt: skip
     response = web.Response(
         status=302, headers={"Location": nxt if stage == "ok" else STAGE_PAGES[stage]}
     )
