@@ -31,7 +31,8 @@ class Account:
 
 def recovery_hash(code: str) -> str:
     # recovery codes are 50 random bits each: a plain SHA-256 is enough (no dictionary to try)
-    return hashlib.sha256(code.replace("-", "").strip().lower().encode()).hexdigest()
+    raw = code.replace("-", "").strip().lower().encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()
 
 
 def new_recovery_codes(n: int = 10) -> list[str]:

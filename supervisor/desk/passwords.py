@@ -30,6 +30,8 @@ def classes(password: str) -> int:
 def problems(password: str, login: str, min_length: int = 10, min_classes: int = 3) -> list[str]:
     """Why the password is refused (in Chinese, for the desk and the CLI); [] when it is fine."""
     out = []
+    if any(not c.isprintable() for c in password):
+        return ["密码不能包含控制字符或无效字符"]
     if len(password) < min_length:
         out.append(f"密码至少 {min_length} 个字符")
     if classes(password) < min_classes:

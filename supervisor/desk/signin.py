@@ -218,7 +218,7 @@ async def code_post(request: web.Request) -> web.StreamResponse:
         ok = step is not None and await desk.credentials.use_totp_step(user.login, step)
     elif kind == "sms":
         p = s.pending
-        digest = hashlib.sha256(code.encode()).hexdigest()
+        digest = hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
         fresh = p.get("sms_until") and datetime.fromisoformat(p["sms_until"]) > now
         ok = bool(fresh and p.get("sms_hash") and hmac.compare_digest(digest, p["sms_hash"]))
     elif kind == "recovery" and code:

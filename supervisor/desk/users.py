@@ -142,8 +142,8 @@ def verify_hash(password_hash: str | None, password: str) -> bool:
     """argon2 check; an unknown account (None) costs as long as a wrong password."""
     try:
         _HASHER.verify(password_hash or _DUMMY_HASH, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
+        return False  # (a lone surrogate is no one's password)
     return password_hash is not None
 
 
