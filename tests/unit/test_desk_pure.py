@@ -189,3 +189,19 @@ def test_rule_steps_and_event_fields_in_words():
         "2027年" in (calendar_warning([2027], "weekdays") or "")
         and calendar_warning([], "error") is None
     )
+
+
+def test_desk_security_settings_are_checked_with_file_and_line(tmp_path):
+    from supervisor.config.settings import Settings
+    from supervisor.config.yamlconf import load_yaml, validate
+
+    path = tmp_path / "settings.yaml"
+    path.write_text("desk:\n  security:\n    lock_after: 0\n    audit_retention_days: 30\n"
+                    "    two_factor_roles: [boss]\n    idle_timeot_s: 60\n")  # fmt: skip
+    with pytest.raises(ConfigInvalid) as exc:
+        validate(Settings, load_yaml(path))
+    text = str(exc.value)
+    assert f"{path}:3: desk.security.lock_after" in text
+    assert f"{path}:4: desk.security.audit_retention_days" in text
+    assert f"{path}:5: desk.security.two_factor_roles" in text
+    assert f"{path}:6: desk.security.idle_timeot_s" in text
