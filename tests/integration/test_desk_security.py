@@ -322,3 +322,40 @@ async def test_a_nul_in_the_sign_in_form_is_a_failed_sign_in_with_its_audit_row(
         assert await conn.fetchval(
             "SELECT actor FROM desk_audit WHERE action = 'sign_in_failed'"
         ) == "a\\x00b"
+
+
+async def test_user_unlock_and_end_sessions_from_the_command_line(pg_url, tmp_path, monkeypatch):
+    import shutil
+
+    from supervisor import cli
+    from tests.helpers import CONFIG, ROOT
+
+    shutil.copytree(CONFIG, tmp_path / "config")
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    cfg = str(tmp_path / "config")
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            "INSERT INTO desk_signin_counters VALUES ('u:li', now(), 5, now() + interval '10 min')"
+        )
+        await conn.execute(
+            """INSERT INTO desk_sessions (id_hash, login, csrf, fingerprint, created_at, seen_at,
+               expires_at) VALUES ('h1', 'li', 'c', 'f', now(), now(), now() + interval '1 h'),
+               ('h2', 'wang', 'c', 'f', now(), now(), now() + interval '1 h')"""
+        )
+        assert await asyncio.to_thread(cli.main, ["--config", cfg, "user", "unlock", "li"]) == 0
+        assert await asyncio.to_thread(cli.main, ["--config", cfg, "user", "unlock", "li"]) == 1
+        assert await conn.fetchval("SELECT locked_until FROM desk_signin_counters") is None
+        assert await asyncio.to_thread(cli.main, ["--config", cfg, "user", "end-sessions", "li"]) == 0
+        assert await conn.fetchval("SELECT array_agg(login) FROM desk_sessions") == ["wang"]
+        assert await asyncio.to_thread(cli.main, ["--config", cfg, "user", "end-sessions", "--all"]) == 0
+        assert await conn.fetchval("SELECT count(*) FROM desk_sessions") == 0
+        rows = await conn.fetch(
+            "SELECT action, remote, detail->>'account' AS account FROM desk_audit ORDER BY id"
+        )
+        assert [(r["action"], r["account"]) for r in rows] == [
+            ("account_unlocked", "li"), ("sessions_ended", "li"), ("sessions_ended", "*")]  # fmt: skip
+        assert {r["remote"] for r in rows} == {"local"}
+    finally:
+        await conn.close()
