@@ -201,3 +201,21 @@ async def test_a_locked_account_is_unlocked_by_a_supervisor(pg_url, tmp_path, br
         await expect(boss.locator("table.audit")).to_contain_text("账号解锁")
         await expect(boss.locator("table.audit")).to_contain_text("账号锁定")
         await shot(boss, "audit")
+
+
+async def test_no_page_breaks_the_content_security_policy(pg_url, tmp_path, browser):
+    async with desk_daemon(pg_url, tmp_path) as d:
+        base = f"http://127.0.0.1:{d.port}"
+        page = await new_page(browser)
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        await sign_in(page, base, "zhang-min")
+        await expect(page.locator("h1")).to_contain_text("总览")
+        for path in ("/", "/tickets", "/units", "/messages", "/rules", "/calendar", "/stats",
+                     "/import", "/audit", "/accounts", "/account", "/account/2fa", "/no-such-page"):  # fmt: skip
+            await page.goto(f"{base}{path}")
+            await page.wait_for_load_state("networkidle")
+        await page.goto(f"{base}/stats")
+        color = await page.evaluate("getComputedStyle(document.querySelector('.report th')).backgroundColor")
+        assert color == "rgb(232, 238, 246)"  # the stylesheet that replaced the inline <style>
+        assert violations == []
