@@ -359,3 +359,19 @@ async def test_user_unlock_and_end_sessions_from_the_command_line(pg_url, tmp_pa
         assert {r["remote"] for r in rows} == {"local"}
     finally:
         await conn.close()
+
+
+async def test_a_supervisor_ends_every_other_session_at_once(daemon):
+    base = f"http://127.0.0.1:{daemon.port}"
+    async with session() as boss, session() as a, session() as b:
+        for http, login in ((boss, "zhang-min"), (a, "wang-qiang"), (b, "li-hua")):
+            assert await sign_in(http, base, login) == 302
+        assert (await a.get(f"{base}/accounts")).status == 403  # not for a liaison
+        token = csrf_of(await (await boss.get(f"{base}/accounts")).text())
+        resp = await boss.post(f"{base}/accounts/end-sessions", data={"csrf": token},
+                               allow_redirects=False)  # fmt: skip
+        assert resp.status == 303
+        assert (await a.get(f"{base}/tickets.json")).status == 401
+        assert (await b.get(f"{base}/tickets.json")).status == 401
+        assert (await boss.get(f"{base}/tickets.json")).status == 200
+        assert "已结束其他全部 2 个登录会话" in await (await boss.get(f"{base}/accounts")).text()
