@@ -115,6 +115,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         if exc.status < 400 or request.path.startswith(("/providers/", "/twilio/")):
             raise
+        if exc.status == 413 and request.path.startswith("/api/"):
+            raise  # the API's own answer (and its metric)
         return error_page(request, exc.status, exc.text or exc.reason)
     except Exception:
         log.exception("unexpected error", extra={"path": request.path})
