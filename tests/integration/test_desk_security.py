@@ -306,12 +306,19 @@ async def test_users_yaml_edit_applies_without_reload_or_replan(daemon, caplog):
         assert daemon.last_reload is None  # no reload, so no re-plan and no "restart" warning
         assert not any("restart" in r.getMessage() for r in caplog.records)
         assert (await http.get(f"{base}/tickets.json")).status == 200  # others stay signed in
+        from supervisor.desk.users import set_password
+
+        set_password(daemon.loaded.config_dir / "users.yaml", "sun-li", "Reset-by-admin-77")
+        assert (await http.get(f"{base}/tickets.json")).status == 401  # their session ends
     async with session() as http:
         assert await sign_in(http, base, "qian-feng", "Head-pass-2468") == 302
     async with daemon.pool.acquire() as conn:
         assert await conn.fetchval(
             "SELECT count(*) FROM desk_audit WHERE action = 'user_added' AND detail->>'account' = 'qian-feng'"
         ) == 1
+        assert await conn.fetchval(
+            "SELECT detail->>'reason' FROM desk_audit WHERE action = 'session_ended' AND actor = 'sun-li'"
+        ) == "account removed or changed"
 
 
 async def test_a_nul_in_the_sign_in_form_is_a_failed_sign_in_with_its_audit_row(daemon):
