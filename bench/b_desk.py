@@ -28,7 +28,7 @@ from common import ADMIN_URL, ROOT, create_db, drop_all, now_utc, pct, runtime, 
 
 from supervisor.core.clock import SystemClock
 from supervisor.desk import auth
-from supervisor.desk.app import setup_desk
+from supervisor.desk.app import fingerprint, setup_desk
 from supervisor.storage.db import create_pool
 
 OPEN_SHARE = 0.03
@@ -124,10 +124,11 @@ async def measure(url: str, requests: int) -> dict:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    cookie = auth.sign(auth.Session.new("bench", time.time()), b"bench-key")
+    user, pw_hash = desk.users()["bench"]  # a session in the store, as a sign-in makes one
+    sid, _ = await desk.sessions.create("bench", fingerprint(user, pw_hash), "127.0.0.1")
     out: dict = {}
     try:
-        async with aiohttp.ClientSession(cookies={auth.COOKIE: cookie}) as http:
+        async with aiohttp.ClientSession(cookies={auth.COOKIE: sid}) as http:
             for name, path in PAGES:
                 url_ = f"http://127.0.0.1:{port}{path}"
                 for _ in range(5):  # warm: prepared statements, caches

@@ -14,6 +14,7 @@ import FILE                  store the rows of a platform export (.xlsx, .xls, .
 calendar import NOTICE.txt   merge the State Council's holiday notice into config/calendar.yaml
 calendar show YEAR           a year's days off and working weekends, and where each came from
 user add NAME --role ROLE    add an account of the desk (config/users.yaml)
+user passwd|unlock|end-sessions   a new password, lift a sign-in lock, sign out everywhere
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def cmd_check(args) -> int:
     from supervisor.tools.calendar_cli import check_calendar
 
     user_errors = [
-        *check_users(Path(args.config) / "users.yaml"),
+        *check_users(Path(args.config) / "users.yaml", loaded.directory.model.units),
         *check_calendar(Path(args.config) / "calendar.yaml"),
     ]
     for err in user_errors:

@@ -79,22 +79,31 @@ def events() -> list[dict[str, Any]]:
 
 @asynccontextmanager
 async def desk_daemon(
-    pg_url: str, tmp_path: Path, start: datetime = START
+    pg_url: str, tmp_path: Path, start: datetime = START, security: dict[str, Any] | None = None,
+    env_extra: dict[str, str] | None = None, settings_update: dict[str, Any] | None = None,
 ) -> AsyncIterator[Daemon]:
+    """`security`: desk.security settings for this test; by default two-factor sign-in is off
+    (the tests that want it turn it on)."""
     base = loaded()
     s = base.settings
+    sec = type(s.desk.security).model_validate(
+        {**s.desk.security.model_dump(), "two_factor_roles": [], **(security or {})}
+    )
+    desk = s.desk.model_copy(update={"security": sec})
     s = s.model_copy(update={
         "http": s.http.model_copy(update={"port": 0}),
         "privacy": s.privacy.model_copy(update={"caller_key_file": str(tmp_path / "caller.key")}),
         "delivery": s.delivery.model_copy(update={"group_window_s": 0}),  # every message alone
         # B200's events (09:20, 09:30) are posted at 09:05 with the rest: within the tolerance
         "ingest": s.ingest.model_copy(update={"future_tolerance_s": 3600}),
+        "desk": desk, **(settings_update or {}),
     })  # fmt: skip
     cfg = tmp_path / "config"
     cfg.mkdir()
     write_users(cfg)
     shutil.copy(CONFIG / "import.yaml", cfg / "import.yaml")  # the desk's 导入 page
-    env = {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN, "HOTLINE_DESK_KEY": "test-desk-key"}
+    env = {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN, "HOTLINE_DESK_KEY": "test-desk-key",
+           **(env_extra or {})}  # fmt: skip
     daemon = Daemon(replace(base, settings=s, config_dir=cfg), env=env, clock=ShiftedClock(start))
     await daemon.start()
     try:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from notifiers.registry import missing_settings
 from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.desk_security import DeskSettings
 from supervisor.config.sms_templates import FILE_NAME as SMS_FILE
 from supervisor.config.sms_templates import load_sms_templates
 from supervisor.config.templates import Templates, load_templates
@@ -93,6 +94,7 @@ class Settings(_Model):
     reload: ReloadSettings = ReloadSettings()
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    desk: DeskSettings = DeskSettings()  # sign-in, sessions, audit (config/desk_security.py)
     log_format: Literal["json", "text"] = "json"
 
 

@@ -7,7 +7,9 @@ clock), the loaded configuration and the last reload's result; see DeskHost.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +21,14 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
+from supervisor.config.desk_security import DeskSecurity
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.desk import auth
+from supervisor.desk.credentials import Credentials
 from supervisor.desk.index import DeadlineIndex
-from supervisor.desk.users import User, hash_password, load_users, verify
+from supervisor.desk.sessions import Session, SessionStore
+from supervisor.desk.throttle import Throttle
+from supervisor.desk.users import User, hash_password, load_users
 
 log = logging.getLogger("hotline.desk")
 HERE = Path(__file__).resolve().parent
@@ -37,9 +43,9 @@ class DeskHost(Protocol):
 @dataclass
 class Desk:
     host: DeskHost
-    key: bytes
+    key: bytes  # signs the pre-sign-in cookie (its CSRF token); sessions are server-side
     users_path: Path
-    limiter: auth.SignInLimiter = field(default_factory=auth.SignInLimiter)
+    security: DeskSecurity = field(default_factory=DeskSecurity)
     extra_users: dict[str, tuple[User, str]] = field(default_factory=dict)  # run --demo
     index: DeadlineIndex | None = None
     nav_extra: list[tuple[str, str]] = field(default_factory=list)  # (path, label): 统计, 导入
@@ -47,6 +53,13 @@ class Desk:
     _users: tuple[float, dict[str, tuple[User, str]]] | None = None
     users_error: str | None = None
     choices: dict[str | None, tuple[float, dict[str, list[str]]]] = field(default_factory=dict)
+    demo_two_factor: bool = False  # `run --demo` asked for two-factor on the demo account
+    user_changes: list[tuple[str, str]] = field(default_factory=list)  # (action, login): audited
+
+    def __post_init__(self) -> None:
+        self.sessions = SessionStore(self.host.pool, self.security)
+        self.throttle = Throttle(self.host.pool, self.security)
+        self.credentials = Credentials(self.host.pool)
 
     def users(self) -> dict[str, tuple[User, str]]:
         """users.yaml, re-read when it changes; an invalid edit keeps the last good accounts."""
@@ -64,6 +77,8 @@ class Desk:
                     "users.yaml refused; the previous accounts stay", extra={"errors": str(exc)}
                 )
                 loaded = self._users[1] if self._users else {}
+            if self._users is not None:
+                self.user_changes.extend(_changes(self._users[1], loaded))
             self._users = (mtime, loaded)
         return {**self._users[1], **self.extra_users}
 
@@ -71,6 +86,13 @@ class Desk:
         user = User(login, role, None, login)
         self.extra_users[login] = (user, hash_password(password))
         return user
+
+    def two_factor_for(self, user: User) -> bool:
+        """Two-factor sign-in is required for the configured roles; the in-memory account of
+        `run --demo` is spared unless the demo asked for it."""
+        if user.login in self.extra_users and not self.demo_two_factor:
+            return False
+        return user.role in self.security.two_factor_roles
 
     @property
     def runtime(self) -> Any:
@@ -80,35 +102,85 @@ class Desk:
         return self.host.supervisor.clock.now()
 
 
+def _changes(
+    old: dict[str, tuple[User, str]], new: dict[str, tuple[User, str]]
+) -> list[tuple[str, str]]:
+    """What an edit of users.yaml did, for the audit trail."""
+    out = [("user_added", login) for login in new.keys() - old.keys()]
+    out += [("user_removed", login) for login in old.keys() - new.keys()]
+    out += [("user_changed", login) for login in old.keys() & new.keys() if old[login] != new[login]]
+    return sorted(out, key=lambda x: x[1])
+
+
 DESK = web.AppKey("desk", Desk)
-
-
 @dataclass(frozen=True)
 class Viewer:
     user: User
-    session: auth.Session
+    session: Session
 
 
-def _session(request: web.Request) -> auth.Session | None:
-    return auth.unsign(request.cookies.get(auth.COOKIE), request.app[DESK].key, auth.wall())
+# request keys: the live session (any stage), the signed-in viewer, the notice to show once
+SESSION = web.RequestKey("desk_session", Session)
+VIEWER = web.RequestKey("desk_viewer", Viewer)
+FLASH = web.RequestKey("desk_flash", str)
 
 
-def _set_cookie(response: web.StreamResponse, session: auth.Session, key: bytes) -> None:
+def fingerprint(user: User, password_hash: str) -> str:
+    """What a session was signed in as: a change of role, unit or password ends it."""
+    raw = f"{user.role}|{user.unit}|{password_hash}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def pre_session(request: web.Request) -> auth.Session | None:
+    """The signed cookie of a visitor not signed in: only the sign-in form's CSRF token."""
+    return auth.unsign(request.cookies.get(auth.PRE_COOKIE), request.app[DESK].key, auth.wall())
+
+
+def secure_request(request: web.Request) -> bool:
+    sec = request.app[DESK].security
+    if sec.secure_cookie != "auto":
+        return sec.secure_cookie == "always"
+    if request.secure:
+        return True
+    return sec.trust_proxy and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, sid: str) -> None:
+    # no max_age: a browser session cookie; the server ends it (idle, lifetime) anyway
+    response.set_cookie(auth.COOKIE, sid, httponly=True, path="/", secure=secure_request(request),
+                        samesite=request.app[DESK].security.same_site)  # fmt: skip
+    response.del_cookie(auth.PRE_COOKIE, path="/")
+
+
+def set_pre_cookie(
+    request: web.Request, response: web.StreamResponse, session: auth.Session
+) -> None:
     response.set_cookie(
-        auth.COOKIE, auth.sign(session, key), httponly=True, samesite="Lax", path="/",
-        max_age=auth.SESSION_S,
+        auth.PRE_COOKIE, auth.sign(session, request.app[DESK].key), httponly=True, path="/",
+        secure=secure_request(request), samesite=request.app[DESK].security.same_site,
+        max_age=auth.PRE_S,
     )  # fmt: skip
 
 
 def viewer(request: web.Request) -> Viewer | None:
-    session = _session(request)
-    if session is None or session.login is None:
-        return None
-    entry = request.app[DESK].users().get(session.login)
-    return Viewer(entry[0], session) if entry else None
+    """The signed-in viewer of this request (resolved once by the desk's middleware)."""
+    return request.get(VIEWER)
 
+
+def remote(request: web.Request) -> str:
+    """The client's address: the proxy's word for it when trust_proxy, else the peer's."""
+    if request.app[DESK].security.trust_proxy:
+        real = request.headers.get("X-Real-IP", "").strip()
+        fwd = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if real or fwd:
+            return (real or fwd)[:64]
+    return request.remote or "-"
+
+
+_remote = remote
 
 Handler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
+STAGE_PAGES = {"code": "/signin/code", "enrol": "/account/2fa", "change": "/account/password"}
 
 
 def signed_in(
@@ -122,14 +194,15 @@ def signed_in(
         if v is None:
             if wants_json:
                 return web.json_response({"error": "请先登录 (sign in first)"}, status=401)
+            pending = request.get(SESSION)
+            if pending is not None and pending.stage in STAGE_PAGES:
+                raise web.HTTPFound(STAGE_PAGES[pending.stage])
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs)}")
         if request.method == "POST":
             form = await request.post()
             given = request.headers.get("X-CSRF-Token") or form.get("csrf")
             if not auth.csrf_ok(v.session, given if isinstance(given, str) else None):
-                return web.Response(
-                    status=403, text="CSRF 校验失败：请刷新页面后重试", content_type="text/plain"
-                )
+                raise web.HTTPForbidden(text="CSRF 校验失败：请刷新页面后重试")
         return await handler(request, v)
 
     return wrapped
@@ -138,21 +211,27 @@ def signed_in(
 def render(request: web.Request, template: str, context: dict[str, Any], v: Viewer | None,
            session: auth.Session | None = None, status: int = 200) -> web.Response:  # fmt: skip
     desk = request.app[DESK]
+    pending = request.get(SESSION)
     ctx = {
+        "flash": request.get(FLASH),
+        "lock_after": desk.security.lock_after,
+        "lock_minutes": desk.security.lock_s // 60,
         **context,
         "me": v.user if v else None,
-        "csrf": v.session.csrf if v else (session.csrf if session else ""),
+        "csrf": v.session.csrf
+        if v
+        else (session.csrf if session else (pending.csrf if pending else "")),
         "nav_extra": [
             (p, label)
             for p, label in desk.nav_extra
             if v is not None and v.user.role in desk.nav_roles.get(p, {v.user.role})
         ],
         "path": request.path,
-        "warnings": desk_warnings(desk, v, request.path),
+        "warnings": desk_warnings(desk, v, request.path) if v else [],
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     if session is not None:
-        _set_cookie(response, session, desk.key)
+        set_pre_cookie(request, response, session)
     return response
 
 
@@ -183,67 +262,15 @@ async def audit(pool: asyncpg.Pool, **row: Any) -> None:
     )  # fmt: skip
 
 
-def _remote(request: web.Request) -> str:
-    return request.remote or "-"
-
-
-def _safe_next(value: str | None) -> str:
-    # a path on this site only: "//host" and "/\\host" are other sites to a browser
-    ok = value and value.startswith("/") and not value.startswith(("//", "/\\"))
-    return value if ok and value else "/"
-
-
-async def signin_page(request: web.Request) -> web.Response:
-    session = _session(request) or auth.Session.new(None, auth.wall())
-    return render(request, "signin.html", {"next": _safe_next(request.query.get("next")), "error": None,
-                  "no_users": not request.app[DESK].users()}, None, session)  # fmt: skip
-
-
-async def signin_post(request: web.Request) -> web.StreamResponse:
+async def record(
+    request: web.Request, action: str, user: User | None = None, actor: str | None = None,
+    **detail: Any,
+) -> None:  # fmt: skip
+    """An audit row for this request: who (the user, else `actor`), role, unit, from where."""
     desk = request.app[DESK]
-    form = await request.post()
-    session = _session(request)
-    login = str(form.get("login", "")).strip()[:64]
-    nxt = _safe_next(str(form.get("next", "/")))
-    if not auth.csrf_ok(session, str(form.get("csrf", ""))):
-        return web.Response(
-            status=403, text="CSRF 校验失败：请刷新页面后重试", content_type="text/plain"
-        )
-    assert session is not None
-    now, remote = auth.wall(), _remote(request)
-    wait = desk.limiter.blocked(login, remote, now)
-    if wait > 0:
-        await audit(
-            desk.host.pool, at=desk.now(), actor=login, action="sign_in_limited", remote=remote
-        )
-        return render(request, "signin.html", {"next": nxt, "no_users": False,
-                      "error": f"登录失败次数过多，请{int(wait // 60) + 1}分钟后再试"}, None, session, status=429)  # fmt: skip
-    # argon2 takes tens of milliseconds of CPU: off the event loop
-    user = await asyncio.get_running_loop().run_in_executor(
-        None, verify, desk.users(), login, str(form.get("password", ""))
-    )
-    if user is None:
-        desk.limiter.failed(login, remote, now)
-        await audit(
-            desk.host.pool, at=desk.now(), actor=login, action="sign_in_failed", remote=remote
-        )
-        return render(request, "signin.html", {"next": nxt, "no_users": False,
-                      "error": "用户名或密码错误"}, None, session, status=401)  # fmt: skip
-    desk.limiter.succeeded(login)
-    await audit(desk.host.pool, at=desk.now(), actor=user.login, role=user.role, unit=user.unit,
-                action="sign_in", remote=remote)  # fmt: skip
-    response = web.HTTPFound(nxt)
-    _set_cookie(response, auth.Session.new(user.login, now), desk.key)  # a new token on sign-in
-    raise response
-
-
-async def signout(request: web.Request, v: Viewer) -> web.StreamResponse:
-    desk = request.app[DESK]
-    await audit(desk.host.pool, at=desk.now(), actor=v.user.login, role=v.user.role,
-                unit=v.user.unit, action="sign_out", remote=_remote(request))  # fmt: skip
-    response = web.HTTPFound("/signin")
-    _set_cookie(response, auth.Session.new(None, auth.wall()), desk.key)
-    raise response
+    await audit(desk.host.pool, at=desk.now(), actor=user.login if user else (actor or "-"),
+                role=user.role if user else None, unit=user.unit if user else None,
+                action=action, remote=remote(request), detail=detail)  # fmt: skip
 
 
 def setup_desk(
@@ -258,9 +285,10 @@ def setup_desk(
     """Add the desk's pages, its JSON twins and GET /api/v1/tickets to the daemon's app; with
     `run_index`, the deadline index runs as a background task of the app; with `extras`, the
     统计 and 导入 pages (desk.extras; uploads kept next to the key file)."""
-    from supervisor.desk import pages
+    from supervisor.desk import account, auditlog, guard, pages, signin
 
-    desk = Desk(host, auth.desk_key(env, key_file), Path(host.loaded.config_dir) / "users.yaml")
+    desk = Desk(host, auth.desk_key(env, key_file), Path(host.loaded.config_dir) / "users.yaml",
+                security=_security(host))  # fmt: skip
     desk.index = DeadlineIndex(host.pool, lambda: host.supervisor.runtime.policy)
     app[DESK] = desk
     env_ = aiohttp_jinja2.setup(
@@ -268,18 +296,40 @@ def setup_desk(
         autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
     )  # fmt: skip
     pages.add_filters(env_)
+    guard.install(app)
+    app.router.add_get("/desk-css/{name:(report_style|import_style)}.css", _included_css)
     app.router.add_static("/static/desk/", HERE / "static", name="desk_static")
-    app.router.add_get("/signin", signin_page)
-    app.router.add_post("/signin", signin_post)
-    app.router.add_post("/signout", signed_in(signout))
+    signin.add_routes(app)
+    account.add_routes(app)
+    auditlog.add_routes(app)
     pages.add_routes(app)
     if extras:
         from supervisor.desk.extras import mount_stats_and_import
 
         mount_stats_and_import(app, desk, Path(key_file).parent)
+    add_page(app, "审计", "/audit", roles=auditlog.ROLES)
+    add_page(app, "账号", "/accounts", roles=account.ADMIN_ROLES)
     if run_index:
         app.cleanup_ctx.append(_index_task)
+        app.cleanup_ctx.append(auditlog.housekeeping)
     return desk
+
+
+def _security(host: DeskHost) -> DeskSecurity:
+    settings = getattr(host.loaded, "settings", None)  # tests' and benches' stand-in hosts
+    return settings.desk.security if settings is not None else DeskSecurity()
+
+
+async def _included_css(request: web.Request) -> web.Response:
+    """The <style> of the stats and import templates as a stylesheet: the desk's CSP allows no
+    inline style, and the standalone report files keep theirs."""
+    name = request.match_info["name"] + ".html"
+    env = aiohttp_jinja2.get_env(request.app)
+    assert env.loader is not None
+    text, _, _ = env.loader.get_source(env, name)
+    text = re.sub(r"\{#.*?#\}", "", text, flags=re.S)
+    css = re.sub(r"</?style>", "", text).strip() + "\n"
+    return web.Response(text=css, content_type="text/css")
 
 
 def add_page(

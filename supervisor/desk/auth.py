@@ -1,9 +1,9 @@
-"""Desk sign-in: signed session cookies, CSRF tokens, and a limit on failed sign-ins.
+"""Desk sign-in helpers: the visitor's signed pre-sign-in cookie and CSRF tokens.
 
-The cookie holds {login, csrf, expiry}, signed with HMAC-SHA256 under a key from
-HOTLINE_DESK_KEY, else a random key kept in var/desk.key (mode 0600, made on first use). Every
-request re-reads the account from users.yaml, so removing a user ends their sessions. A visitor
-who is not signed in has a session too (login None), so the sign-in form carries a CSRF token.
+Signed-in sessions live in PostgreSQL (sessions.py; the `hs_desk` cookie is a random id). A
+visitor who is not signed in yet gets a small signed cookie (`hs_pre`: {login None, csrf,
+expiry}, HMAC-SHA256 under HOTLINE_DESK_KEY, else a random key kept in var/desk.key, mode 0600)
+so that the sign-in form carries a CSRF token without a database row per visitor.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import json
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KEY_ENV = "HOTLINE_DESK_KEY"
 KEY_FILE = "var/desk.key"
-COOKIE = "hs_desk"
-SESSION_S = 12 * 3600
+COOKIE = "hs_desk"  # the session id (sessions.py)
+PRE_COOKIE = "hs_pre"  # the signed pre-sign-in cookie
+PRE_S = 3600
+SESSION_S = PRE_S
 
 
 def desk_key(env: Mapping[str, str] | None = None, path: Path | str = KEY_FILE) -> bytes:
@@ -89,46 +91,12 @@ def unsign(cookie: str | None, key: bytes, now: float) -> Session | None:
     return session
 
 
-def csrf_ok(session: Session | None, given: str | None) -> bool:
-    return bool(session and given) and hmac.compare_digest(session.csrf, given or "")  # type: ignore[union-attr]
-
-
-class SignInLimiter:
-    """Failed sign-ins: at most `limit` per account name and `address_limit` per address within
-    `window_s`; past that, sign-ins for that name (or from there) are refused until the window
-    passes. The address allows more, since an office behind one proxy shares an address.
-    Pure apart from its memory: every call takes `now`."""
-
-    def __init__(self, limit: int = 5, window_s: float = 900.0, address_limit: int = 20) -> None:
-        self.limit = limit
-        self.address_limit = address_limit
-        self.window_s = window_s
-        self._fails: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
-
-    def blocked(self, login: str, remote: str, now: float) -> float:
-        """Seconds until a sign-in may be tried again (0: allowed now)."""
-        wait = 0.0
-        for key, limit in ((f"u:{login}", self.limit), (f"r:{remote}", self.address_limit)):
-            q = self._recent(key, now)
-            if len(q) >= limit:
-                wait = max(wait, q[0] + self.window_s - now)
-        return wait
-
-    def failed(self, login: str, remote: str, now: float) -> None:
-        for key in (f"u:{login}", f"r:{remote}"):
-            self._recent(key, now).append(now)
-        if len(self._fails) > 10_000:  # bounded memory under a spray of names
-            for key in [k for k, q in self._fails.items() if not q]:
-                del self._fails[key]
-
-    def succeeded(self, login: str) -> None:
-        self._fails.pop(f"u:{login}", None)
+def csrf_ok(session: Any, given: str | None) -> bool:
+    """`session`: anything with a .csrf (a pre-sign-in Session or a sessions.Session)."""
+    if not session or not given:
+        return False
+    enc = given.encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+    return hmac.compare_digest(session.csrf.encode(), enc)
 
 
 def wall() -> float:

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -186,8 +187,7 @@ async def ticket(request: web.Request, v: Viewer) -> web.Response:
     data = build_detail(raw, desk.runtime.policy, desk.runtime.directory, desk.now(), v.user)
     if request.path.endswith(".json"):
         return twin(request, data)
-    flash = request.query.get("msg")
-    return render(request, "ticket.html", {**data, "flash": flash}, v)
+    return render(request, "ticket.html", data, v)  # a notice comes from the session, not the URL
 
 
 async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
@@ -212,7 +212,8 @@ async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
         raise web.HTTPNotFound(text=result.message)
     if not result.ok:
         return web.Response(status=result.status, text=result.message, content_type="text/plain")
-    raise web.HTTPSeeOther(f"/tickets/{tid}?msg={result.message}#ladders")
+    await desk.sessions.update(v.session, flash=result.message)
+    raise web.HTTPSeeOther(f"/tickets/{quote(tid, safe='')}#ladders")
 
 
 # --- 单位 消息 规则 日历 -----------------------------------------------------------------------

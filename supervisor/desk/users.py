@@ -10,7 +10,9 @@ A password is never stored or logged: only its argon2 hash is written.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +21,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
+from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model, load_yaml
+from supervisor.desk.passwords import problems as password_problems
 
 Role = Literal["supervisor", "leader", "head", "liaison"]
 ROLES: tuple[str, ...] = ("supervisor", "leader", "head", "liaison")
@@ -44,6 +47,9 @@ class UserModel(BaseModel):
     unit: str | None = None
     name: str | None = None  # shown in the page header and the audit trail
     password_hash: str
+    # set by `user add --temporary`: the password must be changed at the first sign-in
+    must_change: bool = False
+    phone: str | None = None  # for the sign-in code by SMS (E.164, e.g. "+8613800138000")
 
     @field_validator("password_hash")
     @classmethod
@@ -72,6 +78,8 @@ class User:
     role: str
     unit: str | None
     name: str
+    phone: str | None = None
+    must_change: bool = False
 
     @property
     def sees_all(self) -> bool:
@@ -89,18 +97,35 @@ def load_users(path: Path) -> dict[str, tuple[User, str]]:
         return {}
     parsed = load_model(UsersFile, path)
     return {
-        login: (User(login, u.role, u.unit, u.name or login), u.password_hash)
+        login: (
+            User(login, u.role, u.unit, u.name or login, u.phone, u.must_change),
+            u.password_hash,
+        )
         for login, u in parsed.users.items()
     }
 
 
-def check_users(path: Path) -> list[ConfigError]:
-    """For `check`: the problems of users.yaml (none when it is absent)."""
+def check_users(path: Path, units: Collection[str] | None = None) -> list[ConfigError]:
+    """For `check`: the problems of users.yaml (none when it is absent); with `units` (the
+    contact directory's), a unit not in it is one, naming the near matches."""
     try:
-        load_users(path)
+        users = load_users(path)
     except ConfigInvalid as exc:
         return exc.errors
-    return []
+    if units is None or not users:
+        return []
+    located = load_yaml(path)
+    return [
+        located.error(("users", login, "unit"), unknown_unit(user.unit, units))
+        for login, (user, _) in users.items()
+        if user.unit is not None and user.unit not in units
+    ]
+
+
+def unknown_unit(unit: str, units: Collection[str]) -> str:
+    near = difflib.get_close_matches(unit, list(units), n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return f"unit {unit!r} is not in the contact directory (contacts.yaml units){hint}"
 
 
 def hash_password(password: str) -> str:
@@ -109,11 +134,17 @@ def hash_password(password: str) -> str:
 
 def verify(users: dict[str, tuple[User, str]], login: str, password: str) -> User | None:
     entry = users.get(login)
+    ok = verify_hash(entry[1] if entry else None, password)
+    return entry[0] if entry and ok else None
+
+
+def verify_hash(password_hash: str | None, password: str) -> bool:
+    """argon2 check; an unknown account (None) costs as long as a wrong password."""
     try:
-        _HASHER.verify(entry[1] if entry else _DUMMY_HASH, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return None
-    return entry[0] if entry else None
+        _HASHER.verify(password_hash or _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
+        return False  # (a lone surrogate is no one's password)
+    return password_hash is not None
 
 
 HEADER = """\
@@ -125,15 +156,31 @@ users:
 
 
 def add_user(
-    path: Path, login: str, role: str, unit: str | None, password: str, name: str | None = None
+    path: Path,
+    login: str,
+    role: str,
+    unit: str | None,
+    password: str,
+    name: str | None = None,
+    *,
+    temporary: bool = False,
+    units: Collection[str] | None = None,
+    min_length: int = 10,
+    min_classes: int = 3,
+    phone: str | None = None,
 ) -> None:
     """Append an account to users.yaml (created when missing), keeping the file's comments.
-    Refuses a name already there and anything `check` would refuse."""
+    Refuses a name already there, a weak password, a unit not in `units` (when given) and
+    anything `check` would refuse. `temporary`: changed at the first sign-in."""
     if not NAME_RE.match(login):
         raise ValueError(f"{login!r}: a user name is letters, digits, '.', '_' or '-'")
-    if len(password) < 8:
-        raise ValueError("the password needs at least 8 characters")
-    entry = UserModel(role=role, unit=unit, name=name, password_hash=hash_password(password))  # type: ignore[arg-type]
+    weak = password_problems(password, login, min_length, min_classes)
+    if weak:
+        raise ValueError("password refused: " + "；".join(weak))
+    if unit is not None and units is not None and unit not in units:
+        raise ValueError(unknown_unit(unit, units))
+    entry = UserModel(role=role, unit=unit, name=name, password_hash=hash_password(password),  # type: ignore[arg-type]
+                      must_change=temporary, phone=phone)  # fmt: skip
     users = load_users(path)
     if login in users:
         raise ValueError(f"{path}: user {login!r} exists already")
@@ -147,7 +194,11 @@ def add_user(
         fields.append(f"unit: {_quote(entry.unit)}")
     if entry.name:
         fields.append(f"name: {_quote(entry.name)}")
+    if entry.phone:
+        fields.append(f"phone: {_quote(entry.phone)}")
     fields.append(f'password_hash: "{entry.password_hash}"')
+    if entry.must_change:
+        fields.append("must_change: true")
     text += f"  {login}: {{{', '.join(fields)}}}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".yaml.tmp")
@@ -158,3 +209,30 @@ def add_user(
 
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_password(
+    path: Path, login: str, password: str, *, temporary: bool = False,
+    min_length: int = 10, min_classes: int = 3,
+) -> None:  # fmt: skip
+    """`user passwd`: a new hash for an existing account in users.yaml (its other fields and the
+    file's comments kept). A password set on the desk is superseded by it."""
+    users = load_users(path)
+    if login not in users:
+        raise ValueError(f"{path}: no user {login!r}")
+    weak = password_problems(password, login, min_length, min_classes)
+    if weak:
+        raise ValueError("password refused: " + "；".join(weak))
+    old, new = users[login][1], hash_password(password)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    at = [i for i, line in enumerate(lines) if old in line]
+    if len(at) != 1 or not lines[at[0]].rstrip().endswith("}"):
+        raise ValueError(f"{path}: {login!r} is not one `{{...}}` line; edit it by hand")
+    line = re.sub(r",\s*must_change:\s*\w+", "", lines[at[0]].replace(old, new))
+    if temporary:
+        line = line.rstrip()[:-1].rstrip() + ", must_change: true}\n"
+    lines[at[0]] = line
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.replace(path)
+    load_users(path)

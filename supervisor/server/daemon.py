@@ -348,7 +348,13 @@ class Daemon:
             await self._sleep(2)
             current = {p: p.stat().st_mtime for p in self._config_files() if p.exists()}
             if current != self._mtimes:
+                changed = {p.name for p in current.keys() | self._mtimes.keys()
+                           if current.get(p) != self._mtimes.get(p)}  # fmt: skip
                 self._mtimes = current
+                if changed == {"users.yaml"}:
+                    # the desk re-reads its accounts on the next request: nothing to re-plan
+                    log.info("users.yaml changed: the desk's accounts apply now")
+                    continue
                 await self.reload("file change")
 
     async def reload(self, why: str) -> bool:

@@ -185,7 +185,9 @@ async def run_demo(daemon: Daemon, token: str | None = None) -> None:
         log.info(f"演示：本次运行的 API 令牌（仅本次有效）：{token}")
     from supervisor.desk.demo import demo_account
 
-    login, password = demo_account(daemon.desk)
+    login, password = demo_account(
+        daemon.desk, two_factor=daemon.env.get("HOTLINE_DEMO_TWO_FACTOR") == "1"
+    )
     print(
         f"\n督办台 (the desk): http://127.0.0.1:{port}/  user: {login}  password: {password}\n",
         flush=True,

@@ -168,9 +168,12 @@ async def test_failed_sign_ins_are_rate_limited(daemon):
         assert await sign_in(http, base, "li-hua") == 429  # the right password, too late
     async with daemon.pool.acquire() as conn:
         assert (
-            await conn.fetchval("SELECT count(*) FROM desk_audit WHERE action = 'sign_in_limited'")
+            await conn.fetchval("SELECT count(*) FROM desk_audit WHERE action = 'sign_in_locked'")
             == 1
         )
+        assert await conn.fetchval(
+            "SELECT count(*) FROM desk_audit WHERE action = 'account_locked' AND actor = 'li-hua'"
+        ) == 1
 
 
 async def test_liaison_ack_ends_only_the_liaisons_steps_supervisor_ends_the_ladder(daemon):

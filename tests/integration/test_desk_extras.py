@@ -88,6 +88,9 @@ async def test_import_posts_need_the_sessions_csrf_token(daemon, tmp_path):
         assert done.status == 200 and "导入完成" in await done.text()
     async with daemon.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM events WHERE ticket LIKE 'X%'") == 13
+        assert await conn.fetchval(  # the import is in the audit trail, once
+            "SELECT count(*) FROM desk_audit WHERE action = 'import' AND role = 'supervisor'"
+        ) == 1
     async with session() as http:  # the leader may not import, token or not
         await sign_in(http, base, "li-hua")
         page = await (await http.get(f"{base}/")).text()

@@ -74,12 +74,23 @@ def test_user_add_and_check_from_the_command_line(tmp_path, monkeypatch, capsys)
     shutil.copytree(CONFIG, tmp_path / "config")
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
     cfg = str(tmp_path / "config")
-    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("A-long-password-1\n"))
     assert cli.main(["--config", cfg, "user", "add", "wang-qiang", "--role", "liaison", "--unit", "城管执法中队",
                      "--password-stdin"]) == 0  # fmt: skip
     assert "wang-qiang" in load_users(tmp_path / "config" / "users.yaml")
     assert cli.main(["--config", cfg, "check"]) == 0
-    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    # a unit the directory does not know: refused, naming the near match
+    monkeypatch.setattr("sys.stdin", io.StringIO("A-long-password-1\n"))
+    assert cli.main(["--config", cfg, "user", "add", "ghost", "--role", "liaison", "--unit", "城管执法队",
+                     "--password-stdin"]) == 1  # fmt: skip
+    assert "城管执法队" in (err := capsys.readouterr().err) and "did you mean 城管执法中队" in err
+    users = tmp_path / "config" / "users.yaml"
+    kept = users.read_text()
+    users.write_text(kept + "  ghost: {role: liaison, unit: 不存在的单位, password_hash: '$argon2id$v'}\n")
+    assert cli.main(["--config", cfg, "check"]) == 1
+    assert f"{users}:{len(kept.splitlines()) + 1}: users.ghost.unit" in capsys.readouterr().err
+    users.write_text(kept)
+    monkeypatch.setattr("sys.stdin", io.StringIO("A-long-password-1\n"))
     assert (
         cli.main(["--config", cfg, "user", "add", "li", "--role", "head", "--password-stdin"]) == 1
     )

@@ -1,5 +1,5 @@
 """The desk's pure parts: working time in words, the month grid, who may acknowledge what,
-sessions, the sign-in limiter, list cursors, users.yaml."""
+sessions, the sign-in limits, safe redirects, password rules, list cursors, users.yaml."""
 
 from __future__ import annotations
 
@@ -77,26 +77,50 @@ def test_desk_key_file_is_made_once_with_mode_0600(tmp_path):
     assert auth.desk_key({auth.KEY_ENV: "from-env"}, path) == b"from-env"
 
 
-def test_failed_sign_ins_are_limited_per_name_and_address():
-    lim = auth.SignInLimiter(limit=3, window_s=60, address_limit=5)
-    for i in range(3):
-        assert lim.blocked("a", "1.1.1.1", 100 + i) == 0
-        lim.failed("a", "1.1.1.1", 100 + i)
-    assert lim.blocked("a", "2.2.2.2", 105) > 0  # the name, from anywhere
-    assert lim.blocked("b", "1.1.1.1", 105) == 0  # the address allows more
-    lim.failed("b", "1.1.1.1", 106)
-    lim.failed("c", "1.1.1.1", 107)
-    assert lim.blocked("d", "1.1.1.1", 108) > 0  # the address, for any name
-    assert lim.blocked("b", "2.2.2.2", 108) == 0
-    assert lim.blocked("a", "2.2.2.2", 161) == 0  # the window passed
+def test_account_slots_are_taken_before_the_check_and_lock_after_the_last_failure():
+    from datetime import timedelta
+
+    from supervisor.config.desk_security import DeskSecurity
+    from supervisor.desk.throttle import address_failure, address_slow, after_failure, reserve
+
+    s = DeskSecurity(lock_after=3, window_s=60, lock_s=120, address_limit=2)
+    t0 = sh(2026, 11, 25, 10, 0)
+    c = None
+    for _ in range(3):  # three attempts in flight at once: all the slots
+        c, ok = reserve(c, t0, s)
+        assert ok
+    assert reserve(c, t0, s)[1] is False  # a fourth waits, uncounted
+    c, locked = after_failure(c, t0, s)
+    assert locked and c.locked_until == t0 + timedelta(seconds=120)
+    assert reserve(c, t0 + timedelta(seconds=119), s)[1] is False  # locked: even the right one
+    c, ok = reserve(c, t0 + timedelta(seconds=120), s)  # the lock passed: a fresh window
+    assert ok and c.failures == 1 and c.locked_until is None
+    # an address: only failures count, and past the limit it is slowed, not refused
+    a = address_failure(address_failure(None, t0, s), t0, s)
+    assert address_slow(a, t0, s) and not address_slow(a, t0 + timedelta(seconds=61), s)
 
 
 def test_sign_in_goes_back_only_to_a_path_of_this_site():
-    from supervisor.desk.app import _safe_next
+    from supervisor.desk.signin import safe_next
 
-    assert _safe_next("/tickets?view=overdue") == "/tickets?view=overdue"
-    for bad in ("//evil.example", "/\\evil.example", "https://evil.example", "", None):
-        assert _safe_next(bad) == "/"
+    assert safe_next("/tickets?view=overdue") == "/tickets?view=overdue"
+    assert safe_next("/tickets/%E5%B7%A5%E5%8D%951") == "/tickets/%E5%B7%A5%E5%8D%951"
+    for bad in ("//evil.example", "/\\evil.example", "https://evil.example", "", None,
+                "/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/%09/evil.example",
+                "/%0a/evil.example", "/%0d/evil.example", "/%2f/evil.example", "/%5cevil.example",
+                "\\evil.example", "/\u2028/x", "/\x00", "javascript:alert(1)", "/" + "a" * 3000):  # fmt: skip
+        assert safe_next(bad) == "/", bad
+
+
+def test_password_rules():
+    from supervisor.desk.passwords import problems
+
+    assert problems("Hotline-desk-2026", "zhang-min") == []
+    assert any("至少 10" in p for p in problems("Ab1!", "x"))
+    assert any("3 类" in p for p in problems("alllowercaseletters", "x"))
+    assert any("用户名" in p for p in problems("Zhang-Min-2026", "zhang-min"))
+    assert any("常见" in p for p in problems("Password@2025", "x"))
+    assert any("常见" in p for p in problems("P@ssw0rd123!", "x"))
 
 
 def test_cursor_round_trip_and_refusal():
@@ -108,14 +132,28 @@ def test_cursor_round_trip_and_refusal():
 
 def test_user_add_writes_argon2_and_check_names_file_line_key(tmp_path):
     path = tmp_path / "users.yaml"
-    add_user(path, "zhang-min", "supervisor", None, "correct horse", "张敏")
-    add_user(path, "wang", "liaison", "城管执法中队", "another pass")
+    add_user(path, "zhang-min", "supervisor", None, "Correct horse 7", "张敏")
+    add_user(path, "wang", "liaison", "城管执法中队", "Another pass 8", temporary=True,
+             units=["城管执法中队"])  # fmt: skip
     users = load_users(path)
-    assert "correct horse" not in path.read_text() and "$argon2id$" in path.read_text()
-    assert verify(users, "zhang-min", "correct horse").name == "张敏"
+    assert "Correct horse" not in path.read_text() and "$argon2id$" in path.read_text()
+    assert verify(users, "zhang-min", "Correct horse 7").name == "张敏"
     assert verify(users, "zhang-min", "wrong") is None and verify(users, "nobody", "x") is None
+    assert users["wang"][0].must_change and not users["zhang-min"][0].must_change
     with pytest.raises(ValueError, match="exists"):
-        add_user(path, "wang", "liaison", "城管执法中队", "another pass")
+        add_user(path, "wang", "liaison", "城管执法中队", "Another pass 8")
+    with pytest.raises(ValueError, match="password refused"):
+        add_user(path, "weak", "leader", None, "short")
+    with pytest.raises(ValueError, match="did you mean 城管执法中队"):
+        add_user(path, "ghost", "liaison", "城管执法队", "Another pass 8", units=["城管执法中队", "市场监管所"])
+    assert check_users(path, ["城管执法中队"]) == []
+    [err] = check_users(path, ["市场监管所"])
+    assert str(err).startswith(f"{path}:") and "users.wang.unit" in str(err) and "市场监管所" not in str(err).split("did you mean")[0]
+    from supervisor.desk.users import set_password
+
+    set_password(path, "wang", "Brand new pass 9")
+    users = load_users(path)
+    assert verify(users, "wang", "Brand new pass 9") and not users["wang"][0].must_change
     path.write_text(
         path.read_text() + "  li: {role: head, password_hash: '$argon2id$v'}\n"
         "  x: {role: boss, passwd: 1}\n  y: {role: leader, password_hash: plain}\n"
@@ -151,3 +189,19 @@ def test_rule_steps_and_event_fields_in_words():
         "2027年" in (calendar_warning([2027], "weekdays") or "")
         and calendar_warning([], "error") is None
     )
+
+
+def test_desk_security_settings_are_checked_with_file_and_line(tmp_path):
+    from supervisor.config.settings import Settings
+    from supervisor.config.yamlconf import load_yaml, validate
+
+    path = tmp_path / "settings.yaml"
+    path.write_text("desk:\n  security:\n    lock_after: 0\n    audit_retention_days: 30\n"
+                    "    two_factor_roles: [boss]\n    idle_timeot_s: 60\n")  # fmt: skip
+    with pytest.raises(ConfigInvalid) as exc:
+        validate(Settings, load_yaml(path))
+    text = str(exc.value)
+    assert f"{path}:3: desk.security.lock_after" in text
+    assert f"{path}:4: desk.security.audit_retention_days" in text
+    assert f"{path}:5: desk.security.two_factor_roles" in text
+    assert f"{path}:6: desk.security.idle_timeot_s" in text
