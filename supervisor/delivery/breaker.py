@@ -3,9 +3,11 @@
 Pure state with an explicit `now`: the dispatcher asks `allow(now)` before each send and reports
 each outcome. Closed: everything goes. After `threshold` consecutive provider failures (a refused
 connection, a 429, a 5xx or a time-out; an invalid number is the provider working) it opens: no
-send for `cool_s`, doubled at each consecutive opening up to `cool_cap_s`. Then it lets one probe
-through at a time (half-open): a success closes it, a failure opens it again. So an outage costs
-one request per cool-down, not a storm, and nothing is given up meanwhile (rows wait, pending)."""
+send for `probe_s`. Then it lets one probe through at a time (half-open): a success closes it, a
+failure opens it again for another `probe_s`. The interval is fixed, not doubled: an outage costs
+one request per `probe_s` (10 s by default), not a storm, and the provider's return is noticed
+within about `probe_s` however long the outage lasted (a doubling cool-down reached minutes).
+Nothing is given up meanwhile (rows wait, pending)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,10 @@ State = Literal["closed", "open", "half_open"]
 class Breaker:
     provider: str
     threshold: int = 3
-    cool_s: float = 5.0
-    cool_cap_s: float = 300.0
+    probe_s: float = 10.0  # while open: one probe this often
     state: State = "closed"
     failures: int = 0  # consecutive
-    trips: int = 0  # consecutive openings without a success between them
+    trips: int = 0  # consecutive openings (failed probes) without a success between them
     retry_at: datetime | None = None  # when an open breaker lets a probe through
     down_since: datetime | None = None
     probing: bool = False
@@ -63,8 +64,7 @@ class Breaker:
         began = self.down_since is None
         self.trips += 1
         self.state = "open"
-        cool = min(self.cool_cap_s, self.cool_s * 2 ** (self.trips - 1))
-        self.retry_at = now + timedelta(seconds=cool)
+        self.retry_at = now + timedelta(seconds=self.probe_s)
         if began:
             self.down_since = now
         return began
@@ -75,10 +75,17 @@ class Breaker:
 
     def next_try(self, now: datetime) -> datetime:
         """When a message held back by this breaker should be looked at again: when the probe
-        may go, or (a probe is in flight) a cool-down from now, never at once (no busy loop)."""
+        may go, or (a probe is in flight) a probe interval from now, never at once (no busy
+        loop). When the probe succeeds, the dispatcher releases the held rows at once."""
         if self.retry_at is not None and self.retry_at > now:
             return self.retry_at
-        return now + timedelta(seconds=self.cool_s)
+        return now + timedelta(seconds=self.probe_s)
+
+
+def held_reason(provider: str) -> str:
+    """The `last_error` of a row waiting for `provider` to come back (the outage's release
+    finds the rows by it)."""
+    return f"{provider} unavailable"
 
 
 OUTAGE_RULE = "provider-outage"  # the outbox rule id of outage notices (no ladder: never cancelled)

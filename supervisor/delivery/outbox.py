@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 
 from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
-from supervisor.delivery.breaker import Breaker
+from supervisor.delivery.breaker import Breaker, held_reason
 from supervisor.delivery.policy import (
     DeliverySettings,
     Workday,
@@ -93,6 +93,9 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
         self.breakers: dict[str, Breaker] = {}
+        self._passes = 0
+        self._released_in = -1  # the pass in which the last outage's backlog was released
+        self._back: set[str] = set()  # providers back in this pass
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
 
@@ -101,6 +104,7 @@ class Dispatcher:
     async def run_once(self, limit: int = 100) -> DispatchStats:
         """Reconcile stale claims, claim ready rows, send them, record the results."""
         stats = DispatchStats()
+        self._passes += 1
         now = self.clock.now()
         batches = await self._claim_stale(now, limit)
         batches += await self._claim_ready(now, limit)
@@ -117,6 +121,8 @@ class Dispatcher:
             if isinstance(r, BaseException):
                 raise r
             stats.add(r)
+        while self._back:  # a probe of this pass ended an outage
+            await self._release(self._back.pop())
         return stats
 
     async def next_ready(self) -> datetime | None:
@@ -199,6 +205,11 @@ class Dispatcher:
     async def _send_channel(self, batches: list[Batch]) -> DispatchStats:
         stats = DispatchStats()
         for b in batches:
+            if not b.urgent and b.since is None and self._released_in == self._passes:
+                # a probe in this pass ended an outage and released the backlog: ordinary rows
+                # claimed before it go back, so the next pass takes the urgent ones first
+                await self.store.record_retry(b.lead, self.clock.now(), "requeued", self.worker_id)
+                continue
             stats.messages += 1
             await self._deliver(b, stats)
         return stats
@@ -240,7 +251,7 @@ class Dispatcher:
             await self._provider_up(breaker)
         else:
             await self._provider_failed(breaker)
-        await self._record(b, result, attempts, stats)
+        await self._record(b, result, attempts, stats, breaker)
 
     async def _reconcile(
         self, b: Batch, notifier: Notifier, msg: Outgoing, breaker: Breaker, stats: DispatchStats
@@ -268,7 +279,7 @@ class Dispatcher:
             await self._provider_failed(breaker)
             error = f"could not reconcile ({type(exc).__name__}); resending"
             log.warning("reconcile failed", extra=b.log_extra(error=error))
-            await self._retry(b, error, None, b.attempts, stats)
+            await self._retry(b, error, None, b.attempts, stats, breaker)
             return False
         if found is not None:
             await self._provider_up(breaker)
@@ -288,7 +299,12 @@ class Dispatcher:
         return True
 
     async def _record(
-        self, b: Batch, result: SendResult, attempts: int, stats: DispatchStats
+        self,
+        b: Batch,
+        result: SendResult,
+        attempts: int,
+        stats: DispatchStats,
+        breaker: Breaker | None = None,
     ) -> None:
         now = self.clock.now()
         if result.outcome == "sent":
@@ -296,7 +312,9 @@ class Dispatcher:
             stats.sent += 1
             log.info("sent", extra=b.log_extra(provider_id=result.provider_id, rows=len(b.rows)))
         elif result.outcome == "retry":
-            await self._retry(b, result.error or "retry", result.retry_after_s, attempts, stats)
+            await self._retry(
+                b, result.error or "retry", result.retry_after_s, attempts, stats, breaker
+            )
         elif result.outcome == "failed":
             await self._give_up(b, result.error or "failed", stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
@@ -311,11 +329,17 @@ class Dispatcher:
         retry_after_s: float | None,
         attempts: int,
         stats: DispatchStats,
+        breaker: Breaker | None = None,
     ) -> None:
         if await self._expired(b, attempts, stats):
             return
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
+        if breaker is not None and breaker.down:
+            # the provider's failure, not the message's: it waits for the next probe like the
+            # held rows (and is released with them), not for a backoff grown during the outage
+            delay = (breaker.next_try(now) - now).total_seconds()
+            error = f"{held_reason(breaker.provider)} ({error})"
         when = release_at(now + timedelta(seconds=delay), b.urgent, self.settings, self.workday)
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
@@ -335,9 +359,7 @@ class Dispatcher:
             return
         now = self.clock.now()
         when = release_at(breaker.next_try(now), b.urgent, self.settings, self.workday)
-        await self.store.record_retry(
-            b.lead, when, f"{breaker.provider} unavailable", self.worker_id
-        )
+        await self.store.record_retry(b.lead, when, held_reason(breaker.provider), self.worker_id)
         stats.held += 1
 
     async def _give_up(self, b: Batch, reason: str, stats: DispatchStats) -> None:
@@ -373,9 +395,7 @@ class Dispatcher:
     def breaker(self, provider: str) -> Breaker:
         if provider not in self.breakers:
             st = self.settings
-            self.breakers[provider] = Breaker(
-                provider, st.breaker_threshold, st.breaker_cool_s, st.breaker_cool_cap_s
-            )
+            self.breakers[provider] = Breaker(provider, st.breaker_threshold, st.breaker_probe_s)
         return self.breakers[provider]
 
     def outages(self) -> dict[str, datetime]:
@@ -385,7 +405,20 @@ class Dispatcher:
     async def _provider_up(self, breaker: Breaker) -> None:
         if breaker.succeeded(self.clock.now()):
             log.warning("provider back", extra={"provider": breaker.provider})
+            # the backlog goes now, not at each row's next probe time (claimed urgent first);
+            # again at the end of this pass, for rows held by it while the probe was out
+            self._released_in = self._passes
+            self._back.add(breaker.provider)
+            await self._release(breaker.provider)
             await self._tell(breaker.provider, False)
+
+    async def _release(self, provider: str) -> None:
+        probe = timedelta(seconds=self.settings.breaker_probe_s)
+        released = await self.store.release_held(
+            self._channels_of(provider), held_reason(provider), self.clock.now(), probe
+        )
+        if released:
+            log.info("held messages released", extra={"provider": provider, "rows": released})
 
     async def _provider_failed(self, breaker: Breaker) -> None:
         if breaker.failed(self.clock.now()):
@@ -395,11 +428,14 @@ class Dispatcher:
     async def _tell(self, provider: str, down: bool) -> None:
         if self.on_outage is None:
             return
-        channels = frozenset(c for c, n in self.notifiers.items() if provider_of(n) == provider)
+        channels = self._channels_of(provider)
         try:
             await self.on_outage(provider, down, channels)
         except Exception:  # telling must never stop delivery
             log.exception("outage notice failed", extra={"provider": provider})
+
+    def _channels_of(self, provider: str) -> frozenset[str]:
+        return frozenset(c for c, n in self.notifiers.items() if provider_of(n) == provider)
 
     def _bucket(self, channel: str) -> TokenBucket:
         if channel not in self._buckets:

@@ -215,6 +215,18 @@ class MemoryOutbox:
                 r.update(status="pending", not_before=when, last_error=error, claimed_by=None)
                 r["in_flight"] = False
 
+    async def release_held(
+        self, channels: frozenset[str], reason: str, now: datetime, within: timedelta
+    ) -> int:
+        held = [
+            r for r in self.rows.values()
+            if r["status"] == "pending" and r["channel"] in channels
+            and (r["last_error"] or "").startswith(reason) and now < r["not_before"] <= now + within
+        ]  # fmt: skip
+        for r in held:
+            r["not_before"] = now
+        return len(held)
+
     async def record_unknown(self, lead: int, error: str, worker: str) -> None:
         for r in self._lead_rows(lead):
             if r["claimed_by"] == worker:

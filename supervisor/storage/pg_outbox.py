@@ -137,6 +137,14 @@ class PgOutbox:
         async with self.pool.acquire() as conn:
             await conn.execute(q.RECORD_RETRY, lead, when, error, worker)
 
+    async def release_held(
+        self, channels: frozenset[str], reason: str, now: datetime, within: timedelta
+    ) -> int:
+        """A provider is back: its held rows (waiting for a probe, `reason`) become ready now."""
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(q.RELEASE_HELD, sorted(channels), reason, now, within)
+        return int(status.split()[-1])
+
     async def record_unknown(self, lead: int, error: str, worker: str) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(q.RECORD_UNKNOWN, lead, error, worker)

@@ -313,6 +313,13 @@ RECORD_RETRY = """
 UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, claimed_by = NULL, in_flight = false
 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $4
 """
+# A provider is back: the rows that waited for it (last_error starting with its held reason)
+# go now, urgent first as always; not those that also wait for quiet hours (beyond `within`).
+RELEASE_HELD = """
+UPDATE outbox SET not_before = $3
+WHERE status = 'pending' AND channel = ANY($1::text[]) AND starts_with(last_error, $2)
+  AND not_before > $3 AND not_before <= $3 + $4::interval
+"""
 RECORD_UNKNOWN = """
 UPDATE outbox SET last_error = $2 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
 """
