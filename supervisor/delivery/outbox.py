@@ -59,12 +59,14 @@ from supervisor.delivery.sending import (
     provider_of,
     solo_channels,
 )
-from supervisor.storage.base import OutboxRow, Store
+from supervisor.storage.base import Lane, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = timedelta(seconds=30)  # the loop looks again at least this often
 MIN_SLEEP = timedelta(seconds=1)  # ...and not more often, when rows are ready but locked elsewhere
+ORDINARY_PASS = 100  # rows claimed per pass
+URGENT_PASS = 10  # ...in the urgent lane: small, so a pass is over in moments
 # Channels whose provider records do not keep the content, so find_sent matches by time alone.
 CONTENT_BLIND = frozenset({"voice"})
 AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
@@ -93,21 +95,22 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
         self.breakers: dict[str, Breaker] = {}
-        self._passes = 0
-        self._released_in = -1  # the pass in which the last outage's backlog was released
+        self._releases = 0  # outages ended (backlogs released) so far
         self._back: set[str] = set()  # providers back in this pass
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
 
     # -- one pass -----------------------------------------------------------------------------
 
-    async def run_once(self, limit: int = 100) -> DispatchStats:
-        """Reconcile stale claims, claim ready rows, send them, record the results."""
+    async def run_once(self, limit: int = 100, lane: Lane = None) -> DispatchStats:
+        """Reconcile stale claims, claim ready rows, send them, record the results. `lane`:
+        only urgent rows ("urgent", which reconciles nothing), only the others ("ordinary"), or
+        everything, urgent first (None)."""
         stats = DispatchStats()
-        self._passes += 1
+        releases = self._releases
         now = self.clock.now()
-        batches = await self._claim_stale(now, limit)
-        batches += await self._claim_ready(now, limit)
+        batches = [] if lane == "urgent" else await self._claim_stale(now, limit)
+        batches += await self._claim_ready(now, limit, lane)
         stats.claimed = sum(len(b.rows) for b in batches)
         by_channel: dict[str, list[Batch]] = defaultdict(list)
         for b in sorted(batches, key=lambda b: not b.urgent):  # urgent first (stable)
@@ -115,7 +118,8 @@ class Dispatcher:
         # Channels send side by side (a slow SMS queue must not hold up calls); within a channel,
         # one after another at the channel's rate.
         results = await asyncio.gather(
-            *(self._send_channel(bs) for bs in by_channel.values()), return_exceptions=True
+            *(self._send_channel(bs, releases) for bs in by_channel.values()),
+            return_exceptions=True,
         )
         for r in results:
             if isinstance(r, BaseException):
@@ -125,33 +129,56 @@ class Dispatcher:
             await self._release(self._back.pop())
         return stats
 
-    async def next_ready(self) -> datetime | None:
+    async def next_ready(self, lane: Lane = None) -> datetime | None:
         """When run_once next has something to do: the earliest pending row, or the earliest
-        'sending' row becoming stale."""
-        return await self.store.next_ready(timedelta(seconds=self.settings.reconcile_after_s))
+        'sending' row becoming stale (the urgent lane: its earliest pending row)."""
+        stale = timedelta(seconds=self.settings.reconcile_after_s)
+        return await self.store.next_ready(stale, lane)
 
     async def run(
         self,
         stop: asyncio.Event,
         wake: asyncio.Event,
         on_stats: Callable[[DispatchStats], None] | None = None,
+        urgent_wake: asyncio.Event | None = None,
     ) -> None:
         """The daemon loop: run_once while there is work, then sleep until the next ready row,
         `wake` (new rows were queued) or `stop`, at most MAX_SLEEP. `on_stats` sees each pass's
-        figures (the daemon's metrics)."""
+        figures (the daemon's metrics). With `urgent_wake` (set with `wake` when rows are
+        queued), urgent rows have a lane of their own beside it: small passes of urgent rows
+        only, so an urgent message never waits for a pass of ordinary ones to finish (a pass of
+        100 at the provider's pace takes seconds); the bucket lets it go first."""
+        if urgent_wake is None:
+            await self._lane(stop, wake, on_stats, None, ORDINARY_PASS)
+            return
+        await asyncio.gather(
+            self._lane(stop, urgent_wake, on_stats, "urgent", URGENT_PASS),
+            self._lane(stop, wake, on_stats, "ordinary", ORDINARY_PASS),
+        )
+
+    async def _lane(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        on_stats: Callable[[DispatchStats], None] | None,
+        lane: Lane,
+        limit: int,
+    ) -> None:
         while not stop.is_set():
             busy = False
             ready: datetime | None = None
             try:
-                stats = await self.run_once()
+                stats = await self.run_once(limit, lane)
                 if on_stats is not None:
                     on_stats(stats)
                 busy = stats.claimed > 0
                 if not busy:
-                    ready = await self.next_ready()
+                    ready = await self.next_ready(lane)
             except Exception:
                 # A database outage or a bug in one pass must not end delivery for good.
-                log.exception("dispatch pass failed", extra={"worker": self.worker_id})
+                log.exception(
+                    "dispatch pass failed", extra={"worker": self.worker_id, "lane": lane}
+                )
             if busy:
                 await asyncio.sleep(0)  # let other tasks run between passes
                 continue
@@ -170,10 +197,10 @@ class Dispatcher:
 
     # -- claiming -----------------------------------------------------------------------------
 
-    async def _claim_ready(self, now: datetime, limit: int) -> list[Batch]:
+    async def _claim_ready(self, now: datetime, limit: int, lane: Lane = None) -> list[Batch]:
         window = timedelta(seconds=self.settings.group_window_s)
         messages = await self.store.claim_ready(
-            now, limit, self.worker_id, window, self._group, solo_channels(self.notifiers)
+            now, limit, self.worker_id, window, self._group, solo_channels(self.notifiers), lane
         )
         return [self._batch(rows) for rows in messages]
 
@@ -202,12 +229,12 @@ class Dispatcher:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send_channel(self, batches: list[Batch]) -> DispatchStats:
+    async def _send_channel(self, batches: list[Batch], releases: int) -> DispatchStats:
         stats = DispatchStats()
         for b in batches:
-            if not b.urgent and b.since is None and self._released_in == self._passes:
-                # a probe in this pass ended an outage and released the backlog: ordinary rows
-                # claimed before it go back, so the next pass takes the urgent ones first
+            if not b.urgent and b.since is None and self._releases != releases:
+                # an outage ended during this pass and its backlog was released: ordinary rows
+                # claimed before that go back, so the next pass takes the urgent ones first
                 await self.store.record_retry(b.lead, self.clock.now(), "requeued", self.worker_id)
                 continue
             stats.messages += 1
@@ -233,7 +260,7 @@ class Dispatcher:
         if b.since is not None and not await self._reconcile(b, notifier, msg, breaker, stats):
             return
 
-        await self._bucket(b.channel).take()
+        await self._bucket(b.channel).take(b.urgent)
         if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
             breaker.probing = False
             stats.skipped += 1
@@ -407,7 +434,7 @@ class Dispatcher:
             log.warning("provider back", extra={"provider": breaker.provider})
             # the backlog goes now, not at each row's next probe time (claimed urgent first);
             # again at the end of this pass, for rows held by it while the probe was out
-            self._released_in = self._passes
+            self._releases += 1
             self._back.add(breaker.provider)
             await self._release(breaker.provider)
             await self._tell(breaker.provider, False)

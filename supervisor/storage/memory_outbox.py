@@ -19,6 +19,7 @@ from supervisor.storage.base import (
     FallbackOutcome,
     Grouper,
     HeldMessage,
+    Lane,
     OutboxRow,
     Reply,
     person,
@@ -122,6 +123,7 @@ class MemoryOutbox:
         window: timedelta,
         group: Grouper,
         solo: frozenset[str] = frozenset(),
+        lane: Lane = None,
     ) -> list[list[OutboxRow]]:
         for r in self.rows.values():
             status = self._ladder_status(r)
@@ -130,7 +132,11 @@ class MemoryOutbox:
             ):  # fmt: skip
                 r["status"], r["last_error"] = "cancelled", f"ladder {status}"
         ready = sorted(
-            (r for r in self.rows.values() if r["status"] == "pending" and r["not_before"] <= now),
+            (
+                r for r in self.rows.values()
+                if r["status"] == "pending" and r["not_before"] <= now
+                and (lane is None or r["urgent"] == (lane == "urgent"))
+            ),  # fmt: skip
             key=lambda r: (not r["urgent"], r["not_before"], r["id"]),
         )[:limit]
         if not ready:
@@ -306,8 +312,13 @@ class MemoryOutbox:
         ]  # fmt: skip
         return max(times, default=None)
 
-    async def next_ready(self, stale_after: timedelta) -> datetime | None:
-        times = [r["not_before"] for r in self.rows.values() if r["status"] == "pending"]
+    async def next_ready(self, stale_after: timedelta, lane: Lane = None) -> datetime | None:
+        times = [
+            r["not_before"] for r in self.rows.values()
+            if r["status"] == "pending" and (lane != "urgent" or r["urgent"])
+        ]  # fmt: skip
+        if lane == "urgent":
+            return min(times, default=None)
         times += [
             r["claimed_at"] + stale_after for r in self.rows.values() if r["status"] == "sending"
         ]
