@@ -1,4 +1,4 @@
-"""A circuit breaker per provider, and the notices that tell the supervisors about an outage.
+"""A circuit breaker per provider (the notices that tell people about an outage: outage.py).
 
 Pure state with an explicit `now`: the dispatcher asks `allow(now)` before each send and reports
 each outcome. Closed: everything goes. After `threshold` consecutive provider failures (a refused
@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from supervisor.config.contacts import Recipient
-from supervisor.core.firing import Notification
+# The outage notices live in outage.py; re-exported for their callers of old.
+from supervisor.delivery.outage import OUTAGE_RULE, outage_notices
+
+__all__ = ["OUTAGE_RULE", "Breaker", "held_reason", "outage_notices"]
+
 
 State = Literal["closed", "open", "half_open"]
 
@@ -86,46 +89,3 @@ def held_reason(provider: str) -> str:
     """The `last_error` of a row waiting for `provider` to come back (the outage's release
     finds the rows by it)."""
     return f"{provider} unavailable"
-
-
-OUTAGE_RULE = "provider-outage"  # the outbox rule id of outage notices (no ladder: never cancelled)
-
-
-def outage_notices(
-    provider: str,
-    down: bool,
-    channels: frozenset[str],
-    recipients: list[Recipient],
-    usable: frozenset[str],
-    at: datetime,
-    serial: int,
-) -> list[Notification]:
-    """What the supervisors are told when `provider` (serving `channels`) goes down or comes back:
-    one message each on the first of their channels that still works (`usable`), else on the
-    console. `serial` keeps one outage's notices apart from the next one's (the outbox key)."""
-    names = "、".join(sorted(channels)) or provider
-    if down:
-        text = f"【12345督办】{provider}（{names}）暂时无法发送，提醒将在恢复后补发，紧急事项请电话联系。"
-    else:
-        text = f"【12345督办】{provider}（{names}）已恢复，积压的提醒正在补发。"
-    out = []
-    for rec in recipients:
-        channel = next((c for c in rec.channels if c in usable), "console")
-        out.append(
-            Notification(
-                at=at,
-                ticket="-",
-                rule=OUTAGE_RULE,
-                cycle=serial,
-                step=0 if down else 1,
-                rep=0,
-                role="supervisor",
-                to=rec.person,
-                name=rec.name,
-                address=rec.phone if channel in ("sms", "voice") else None,
-                channel=channel,
-                text=text,
-                urgent=True,
-            )  # fmt: skip
-        )
-    return out

@@ -21,7 +21,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from supervisor.server.metrics import Metrics
 from supervisor.server.ports import PortInUse, check_port_free
 from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.server.twilio_hooks import setup_twilio_hooks
+from supervisor.storage import queries as q
 from supervisor.storage.base import Lane
 from supervisor.storage.db import database
 from supervisor.storage.pg import PgStore
@@ -48,6 +49,7 @@ from supervisor.storage.pg import PgStore
 log = logging.getLogger("hotline.daemon")
 
 URGENT_BATCH = 20  # due steps of urgent tickets claimed at a time by the urgent lane
+OUTAGE_ALIVE = timedelta(seconds=60)  # a daemon's outage counts while its heartbeat is this fresh
 
 
 class FanOut(asyncio.Event):
@@ -91,6 +93,9 @@ class Daemon:
         self._notifiers: dict = {}
         self._mtimes: dict[Path, float] = {}
         self._outage_serials: dict[str, int] = {}  # the outbox key of each outage's notices
+        # providers down as any live daemon's breaker sees them, and since when (the desk's
+        # banner; refreshed from provider_outages with each heartbeat and at each change)
+        self.outages: dict[str, datetime] = {}
         # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
         # deletes them (`run --demo`, `run --reset-demo`)
         self.demo_data = "silence"
@@ -243,22 +248,36 @@ class Daemon:
         return self.supervisor.runtime.workday(day)
 
     async def _on_outage(self, provider: str, down: bool, channels: frozenset[str]) -> None:
-        """A provider went down or came back: the gauge, and a notice to the supervisors on a
-        channel that still works (delivery/breaker.py)."""
-        from supervisor.delivery.breaker import outage_notices
+        """A provider went down or came back: the gauge, the shared record (the desk's banner on
+        every daemon), and a notice to the supervisors and the leaders on every channel that
+        still works (delivery/outage.py)."""
+        from supervisor.delivery.outage import outage_notices, told
         from supervisor.delivery.sending import provider_of
 
         self.metrics.provider_down.labels(provider).set(1 if down else 0)
         now = self.clock.now()
+        if down:
+            await self.pool.execute(q.OUTAGE_BEGAN, provider, self.worker_id, now)
+        else:
+            await self.pool.execute(q.OUTAGE_ENDED, provider)
+        await self._refresh_outages()
         if down or provider not in self._outage_serials:
             self._outage_serials[provider] = int(now.timestamp())
-        usable = frozenset(c for c, n in self._notifiers.items() if provider_of(n) != provider)
+        working = {
+            c: provider_of(n) for c, n in self._notifiers.items()
+            if provider_of(n) != "console" and (not down or provider_of(n) != provider)
+        }  # fmt: skip
         notes = outage_notices(
-            provider, down, channels, self.supervisor.runtime.directory.resolve("supervisor"),
-            usable, now, self._outage_serials[provider],
+            provider, down, channels, told(self.supervisor.runtime.directory),
+            working, now, self._outage_serials[provider],
         )  # fmt: skip
         await self.store.enqueue(notes, None)
         self.wake_dispatcher.set()
+
+    async def _refresh_outages(self) -> None:
+        alive = self.clock.now() - OUTAGE_ALIVE
+        rows = await self.pool.fetch(q.OUTAGES, alive)
+        self.outages = {r["provider"]: r["since"] for r in rows}
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         from supervisor.server.health import health
@@ -371,6 +390,7 @@ class Daemon:
     async def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             await self.store.heartbeat(self.worker_id, self.clock.now())
+            await self._refresh_outages()
             await self._sleep(10)
 
     # --- configuration reload ----------------------------------------------------------------

@@ -194,6 +194,18 @@ REPORT_STATES = {
     """,
 }
 
+# Provider outages (migration 022): each daemon writes what its breaker sees; the readers keep
+# the rows of daemons still alive (a heartbeat within the given time).
+OUTAGE_BEGAN = """
+INSERT INTO provider_outages (provider, daemon, since) VALUES ($1, $2, $3)
+ON CONFLICT (provider, daemon) DO NOTHING
+"""
+OUTAGE_ENDED = "DELETE FROM provider_outages WHERE provider = $1"
+OUTAGES = """
+SELECT o.provider, min(o.since) AS since FROM provider_outages o
+JOIN heartbeats h ON h.daemon = o.daemon AND h.beat_at > $1
+GROUP BY o.provider
+"""
 HEARTBEAT = """
 INSERT INTO heartbeats (daemon, beat_at) VALUES ($1, $2)
 ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at
