@@ -96,6 +96,10 @@ class Dispatcher:
         self._buckets: dict[str, TokenBucket] = {}
         self.breakers: dict[str, Breaker] = {}
         self._releases = 0  # outages ended (backlogs released) so far
+        # the urgent lane's passes under way: the ordinary lane waits for them between messages
+        self._urgent_busy = 0
+        self._urgent_idle = asyncio.Event()
+        self._urgent_idle.set()
         self._back: set[str] = set()  # providers back in this pass
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
@@ -115,12 +119,24 @@ class Dispatcher:
         by_channel: dict[str, list[Batch]] = defaultdict(list)
         for b in sorted(batches, key=lambda b: not b.urgent):  # urgent first (stable)
             by_channel[b.channel].append(b)
-        # Channels send side by side (a slow SMS queue must not hold up calls); within a channel,
-        # one after another at the channel's rate.
-        results = await asyncio.gather(
-            *(self._send_channel(bs, releases) for bs in by_channel.values()),
-            return_exceptions=True,
-        )
+        if lane == "urgent":
+            # each urgent message on its own (the rate still spaces them): a busy event loop
+            # (ingest) then delays them once, not once per message before them
+            sends = [self._send_channel([b], releases) for bs in by_channel.values() for b in bs]
+        else:
+            # Channels send side by side (a slow SMS queue must not hold up calls); within a
+            # channel, one after another at the channel's rate.
+            sends = [self._send_channel(bs, releases, lane) for bs in by_channel.values()]
+        if lane == "urgent" and sends:
+            self._urgent_busy += 1
+            self._urgent_idle.clear()
+        try:
+            results = await asyncio.gather(*sends, return_exceptions=True)
+        finally:
+            if lane == "urgent" and sends:
+                self._urgent_busy -= 1
+                if not self._urgent_busy:
+                    self._urgent_idle.set()
         for r in results:
             if isinstance(r, BaseException):
                 raise r
@@ -229,9 +245,13 @@ class Dispatcher:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send_channel(self, batches: list[Batch], releases: int) -> DispatchStats:
+    async def _send_channel(
+        self, batches: list[Batch], releases: int, lane: Lane = None
+    ) -> DispatchStats:
         stats = DispatchStats()
         for b in batches:
+            if lane == "ordinary":
+                await self._urgent_idle.wait()  # the urgent lane's messages go first
             if not b.urgent and b.since is None and self._releases != releases:
                 # an outage ended during this pass and its backlog was released: ordinary rows
                 # claimed before that go back, so the next pass takes the urgent ones first
