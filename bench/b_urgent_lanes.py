@@ -73,7 +73,7 @@ def _configure(cfg: Path, fake_url: str, rate: float) -> None:
     s = p.read_text(encoding="utf-8")
     s = s.replace(
         "notifiers:\n  console: {}\n",
-        "notifiers:\n  console: {}\n  twilio:\n    from_number: \"+8610000000000\"\n"
+        'notifiers:\n  console: {}\n  twilio:\n    from_number: "+8610000000000"\n'
         f"    base_url: {fake_url}\n",
     )
     s = s.replace(
@@ -163,7 +163,9 @@ async def main(a: argparse.Namespace) -> dict:
             if a.workers > 1:
                 cmd += ["--workers", str(a.workers)]
             with open(log, "w") as logf:  # noqa: ASYNC230
-                proc = subprocess.Popen(cmd, env=env, cwd=cfg, stdout=subprocess.DEVNULL, stderr=logf)  # noqa: ASYNC220
+                proc = subprocess.Popen(  # noqa: ASYNC220
+                    cmd, env=env, cwd=cfg, stdout=subprocess.DEVNULL, stderr=logf
+                )
             await _wait_healthy(port, proc, log)
             await asyncio.sleep(1.0)
             conn = await asyncpg.connect(url)
@@ -186,7 +188,9 @@ async def main(a: argparse.Namespace) -> dict:
             ingest_done = ingest.done()
             ingest.cancel()
             await asyncio.gather(ingest, return_exceptions=True)
-            ingested_by_end = await conn.fetchval("SELECT count(*) FROM events WHERE ticket LIKE 'B%'")
+            ingested_by_end = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE ticket LIKE 'B%'"
+            )
             load1 = os.getloadavg()
             urgent_rows = await conn.fetch(
                 """SELECT o.channel, extract(epoch FROM o.sent_at - t.due_at) AS lag,

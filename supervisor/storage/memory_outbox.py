@@ -132,11 +132,7 @@ class MemoryOutbox:
             ):  # fmt: skip
                 r["status"], r["last_error"] = "cancelled", f"ladder {status}"
         ready = sorted(
-            (
-                r for r in self.rows.values()
-                if r["status"] == "pending" and r["not_before"] <= now
-                and (lane is None or r["urgent"] == (lane == "urgent"))
-            ),  # fmt: skip
+            (r for r in self.rows.values() if _ready(r, now, lane)),
             key=lambda r: (not r["urgent"], r["not_before"], r["id"]),
         )[:limit]
         if not ready:
@@ -389,3 +385,9 @@ class MemoryOutbox:
             if r["status"] == "pending" and r["not_before"] > now
         ]
         return sum(r["status"] == "sent" for r in rows), held
+
+
+def _ready(row: Mapping[str, Any], now: datetime, lane: Lane) -> bool:
+    """Pending, due, and in the lane (None: every lane)."""
+    in_lane = lane is None or row["urgent"] == (lane == "urgent")
+    return row["status"] == "pending" and row["not_before"] <= now and in_lane
