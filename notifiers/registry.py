@@ -62,6 +62,25 @@ def missing_settings(settings: NotifierSettings, env: Mapping[str, str]) -> list
     ]
 
 
+def channel_providers(settings: NotifierSettings) -> dict[str, str]:
+    """Which provider serves each channel (as the dispatcher's breakers name them), from the
+    settings alone, with build_notifiers' precedence; "console" where none is configured."""
+    chosen = dict.fromkeys(CHANNELS, "console")
+    if settings.twilio is not None:
+        chosen["sms"] = "twilio"
+        if settings.twilio.from_number is not None:
+            chosen["voice"] = "twilio"
+    if settings.aliyun is not None:
+        chosen["sms"] = AliyunSmsNotifier.name
+    if settings.tencent is not None:
+        chosen["sms"] = TencentSmsNotifier.name
+    if settings.wecom is not None:
+        chosen["wecom"] = WeComNotifier.name
+    if settings.dingtalk is not None:
+        chosen["dingtalk"] = DingTalkNotifier.name
+    return chosen
+
+
 def build_notifiers(
     settings: NotifierSettings, env: Mapping[str, str], *, stream: TextIO | None = None
 ) -> dict[str, Notifier]:

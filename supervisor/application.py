@@ -28,6 +28,7 @@ from supervisor.storage.base import (
     FireOutcome,
     FirePolicy,
     IngestOutcome,
+    Lane,
     LinkedTicket,
     PlanFn,
     Store,
@@ -143,7 +144,9 @@ class Supervisor:
 
     # --- timers out --------------------------------------------------------------------------
 
-    async def fire_due(self, limit: int = 200, now: datetime | None = None) -> FireOutcome:
+    async def fire_due(
+        self, limit: int = 200, now: datetime | None = None, lane: Lane = None
+    ) -> FireOutcome:
         rt = self.runtime
         now = now or self.clock.now()
         policy = FirePolicy(
@@ -154,7 +157,7 @@ class Supervisor:
             delivery=rt.delivery,
             workday=rt.workday,
         )
-        return await self.store.fire_due(now, limit, self._fire_fn(rt, now), policy)
+        return await self.store.fire_due(now, limit, self._fire_fn(rt, now), policy, lane)
 
     def _fire_fn(self, rt: Runtime, now: datetime) -> FireFn:
         rules = rt.policy.rules_by_id

@@ -216,6 +216,9 @@ def load_all(
     )
     if directory is not None:
         warnings.extend(f"contacts: {gap}" for gap in directory.gaps())
+        lone = _single_provider(directory, settings)
+        if lone:
+            warnings.append(lone)
     for problem in missing_settings(settings.notifiers, env):
         errors.append(ConfigError(str(config_dir / "settings.yaml"), None, "notifiers", problem))
     for year in calendar.uncovered_years(years or _years_ahead()):
@@ -237,6 +240,15 @@ def load_all(
         raise ConfigInvalid(errors)
     assert directory is not None and templates is not None and policy is not None
     return Loaded(settings, calendar, directory, templates, policy, config_dir, warnings)
+
+
+def _single_provider(directory: Directory, settings: Settings) -> str | None:
+    """An outage of the one provider all of the supervisors' and leaders' channels use would
+    reach none of them (delivery/outage.py): say so while there is time to add a fallback."""
+    from notifiers.registry import channel_providers
+    from supervisor.delivery.outage import single_provider_warning
+
+    return single_provider_warning(directory, channel_providers(settings.notifiers))
 
 
 def reconcile_problems(settings: Settings, located: Located) -> list[ConfigError]:

@@ -1,11 +1,13 @@
-"""A circuit breaker per provider, and the notices that tell the supervisors about an outage.
+"""A circuit breaker per provider (the notices that tell people about an outage: outage.py).
 
 Pure state with an explicit `now`: the dispatcher asks `allow(now)` before each send and reports
 each outcome. Closed: everything goes. After `threshold` consecutive provider failures (a refused
 connection, a 429, a 5xx or a time-out; an invalid number is the provider working) it opens: no
-send for `cool_s`, doubled at each consecutive opening up to `cool_cap_s`. Then it lets one probe
-through at a time (half-open): a success closes it, a failure opens it again. So an outage costs
-one request per cool-down, not a storm, and nothing is given up meanwhile (rows wait, pending)."""
+send for `probe_s`. Then it lets one probe through at a time (half-open): a success closes it, a
+failure opens it again for another `probe_s`. The interval is fixed, not doubled: an outage costs
+one request per `probe_s` (10 s by default), not a storm, and the provider's return is noticed
+within about `probe_s` however long the outage lasted (a doubling cool-down reached minutes).
+Nothing is given up meanwhile (rows wait, pending)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from supervisor.config.contacts import Recipient
-from supervisor.core.firing import Notification
+# The outage notices live in outage.py; re-exported for their callers of old.
+from supervisor.delivery.outage import OUTAGE_RULE, outage_notices
+
+__all__ = ["OUTAGE_RULE", "Breaker", "held_reason", "outage_notices"]
+
 
 State = Literal["closed", "open", "half_open"]
 
@@ -23,11 +28,10 @@ State = Literal["closed", "open", "half_open"]
 class Breaker:
     provider: str
     threshold: int = 3
-    cool_s: float = 5.0
-    cool_cap_s: float = 300.0
+    probe_s: float = 10.0  # while open: one probe this often
     state: State = "closed"
     failures: int = 0  # consecutive
-    trips: int = 0  # consecutive openings without a success between them
+    trips: int = 0  # consecutive openings (failed probes) without a success between them
     retry_at: datetime | None = None  # when an open breaker lets a probe through
     down_since: datetime | None = None
     probing: bool = False
@@ -63,8 +67,7 @@ class Breaker:
         began = self.down_since is None
         self.trips += 1
         self.state = "open"
-        cool = min(self.cool_cap_s, self.cool_s * 2 ** (self.trips - 1))
-        self.retry_at = now + timedelta(seconds=cool)
+        self.retry_at = now + timedelta(seconds=self.probe_s)
         if began:
             self.down_since = now
         return began
@@ -75,50 +78,14 @@ class Breaker:
 
     def next_try(self, now: datetime) -> datetime:
         """When a message held back by this breaker should be looked at again: when the probe
-        may go, or (a probe is in flight) a cool-down from now, never at once (no busy loop)."""
+        may go, or (a probe is in flight) a probe interval from now, never at once (no busy
+        loop). When the probe succeeds, the dispatcher releases the held rows at once."""
         if self.retry_at is not None and self.retry_at > now:
             return self.retry_at
-        return now + timedelta(seconds=self.cool_s)
+        return now + timedelta(seconds=self.probe_s)
 
 
-OUTAGE_RULE = "provider-outage"  # the outbox rule id of outage notices (no ladder: never cancelled)
-
-
-def outage_notices(
-    provider: str,
-    down: bool,
-    channels: frozenset[str],
-    recipients: list[Recipient],
-    usable: frozenset[str],
-    at: datetime,
-    serial: int,
-) -> list[Notification]:
-    """What the supervisors are told when `provider` (serving `channels`) goes down or comes back:
-    one message each on the first of their channels that still works (`usable`), else on the
-    console. `serial` keeps one outage's notices apart from the next one's (the outbox key)."""
-    names = "、".join(sorted(channels)) or provider
-    if down:
-        text = f"【12345督办】{provider}（{names}）暂时无法发送，提醒将在恢复后补发，紧急事项请电话联系。"
-    else:
-        text = f"【12345督办】{provider}（{names}）已恢复，积压的提醒正在补发。"
-    out = []
-    for rec in recipients:
-        channel = next((c for c in rec.channels if c in usable), "console")
-        out.append(
-            Notification(
-                at=at,
-                ticket="-",
-                rule=OUTAGE_RULE,
-                cycle=serial,
-                step=0 if down else 1,
-                rep=0,
-                role="supervisor",
-                to=rec.person,
-                name=rec.name,
-                address=rec.phone if channel in ("sms", "voice") else None,
-                channel=channel,
-                text=text,
-                urgent=True,
-            )  # fmt: skip
-        )
-    return out
+def held_reason(provider: str) -> str:
+    """The `last_error` of a row waiting for `provider` to come back (the outage's release
+    finds the rows by it)."""
+    return f"{provider} unavailable"

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 
 from notifiers.base import Notifier, Outgoing, SendResult
 from supervisor.core.clock import Clock
-from supervisor.delivery.breaker import Breaker
+from supervisor.delivery.breaker import Breaker, held_reason
 from supervisor.delivery.policy import (
     DeliverySettings,
     Workday,
@@ -59,12 +59,14 @@ from supervisor.delivery.sending import (
     provider_of,
     solo_channels,
 )
-from supervisor.storage.base import OutboxRow, Store
+from supervisor.storage.base import Lane, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = timedelta(seconds=30)  # the loop looks again at least this often
 MIN_SLEEP = timedelta(seconds=1)  # ...and not more often, when rows are ready but locked elsewhere
+ORDINARY_PASS = 100  # rows claimed per pass
+URGENT_PASS = 10  # ...in the urgent lane: small, so a pass is over in moments
 # Channels whose provider records do not keep the content, so find_sent matches by time alone.
 CONTENT_BLIND = frozenset({"voice"})
 AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
@@ -93,59 +95,106 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
         self.breakers: dict[str, Breaker] = {}
+        self._releases = 0  # outages ended (backlogs released) so far
+        # the urgent lane's passes under way: the ordinary lane waits for them between messages
+        self._urgent_busy = 0
+        self._urgent_idle = asyncio.Event()
+        self._urgent_idle.set()
+        self._back: set[str] = set()  # providers back in this pass
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
 
     # -- one pass -----------------------------------------------------------------------------
 
-    async def run_once(self, limit: int = 100) -> DispatchStats:
-        """Reconcile stale claims, claim ready rows, send them, record the results."""
+    async def run_once(self, limit: int = 100, lane: Lane = None) -> DispatchStats:
+        """Reconcile stale claims, claim ready rows, send them, record the results. `lane`:
+        only urgent rows ("urgent", which reconciles nothing), only the others ("ordinary"), or
+        everything, urgent first (None)."""
         stats = DispatchStats()
+        releases = self._releases
         now = self.clock.now()
-        batches = await self._claim_stale(now, limit)
-        batches += await self._claim_ready(now, limit)
+        batches = [] if lane == "urgent" else await self._claim_stale(now, limit)
+        batches += await self._claim_ready(now, limit, lane)
         stats.claimed = sum(len(b.rows) for b in batches)
         by_channel: dict[str, list[Batch]] = defaultdict(list)
         for b in sorted(batches, key=lambda b: not b.urgent):  # urgent first (stable)
             by_channel[b.channel].append(b)
-        # Channels send side by side (a slow SMS queue must not hold up calls); within a channel,
-        # one after another at the channel's rate.
-        results = await asyncio.gather(
-            *(self._send_channel(bs) for bs in by_channel.values()), return_exceptions=True
-        )
+        if lane == "urgent":
+            # each urgent message on its own (the rate still spaces them): a busy event loop
+            # (ingest) then delays them once, not once per message before them
+            sends = [self._send_channel([b], releases) for bs in by_channel.values() for b in bs]
+        else:
+            # Channels send side by side (a slow SMS queue must not hold up calls); within a
+            # channel, one after another at the channel's rate.
+            sends = [self._send_channel(bs, releases, lane) for bs in by_channel.values()]
+        if lane == "urgent" and sends:
+            self._urgent_busy += 1
+            self._urgent_idle.clear()
+        try:
+            results = await asyncio.gather(*sends, return_exceptions=True)
+        finally:
+            if lane == "urgent" and sends:
+                self._urgent_busy -= 1
+                if not self._urgent_busy:
+                    self._urgent_idle.set()
         for r in results:
             if isinstance(r, BaseException):
                 raise r
             stats.add(r)
+        while self._back:  # a probe of this pass ended an outage
+            await self._release(self._back.pop())
         return stats
 
-    async def next_ready(self) -> datetime | None:
+    async def next_ready(self, lane: Lane = None) -> datetime | None:
         """When run_once next has something to do: the earliest pending row, or the earliest
-        'sending' row becoming stale."""
-        return await self.store.next_ready(timedelta(seconds=self.settings.reconcile_after_s))
+        'sending' row becoming stale (the urgent lane: its earliest pending row)."""
+        stale = timedelta(seconds=self.settings.reconcile_after_s)
+        return await self.store.next_ready(stale, lane)
 
     async def run(
         self,
         stop: asyncio.Event,
         wake: asyncio.Event,
         on_stats: Callable[[DispatchStats], None] | None = None,
+        urgent_wake: asyncio.Event | None = None,
     ) -> None:
         """The daemon loop: run_once while there is work, then sleep until the next ready row,
         `wake` (new rows were queued) or `stop`, at most MAX_SLEEP. `on_stats` sees each pass's
-        figures (the daemon's metrics)."""
+        figures (the daemon's metrics). With `urgent_wake` (set with `wake` when rows are
+        queued), urgent rows have a lane of their own beside it: small passes of urgent rows
+        only, so an urgent message never waits for a pass of ordinary ones to finish (a pass of
+        100 at the provider's pace takes seconds); the bucket lets it go first."""
+        if urgent_wake is None:
+            await self._lane(stop, wake, on_stats, None, ORDINARY_PASS)
+            return
+        await asyncio.gather(
+            self._lane(stop, urgent_wake, on_stats, "urgent", URGENT_PASS),
+            self._lane(stop, wake, on_stats, "ordinary", ORDINARY_PASS),
+        )
+
+    async def _lane(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        on_stats: Callable[[DispatchStats], None] | None,
+        lane: Lane,
+        limit: int,
+    ) -> None:
         while not stop.is_set():
             busy = False
             ready: datetime | None = None
             try:
-                stats = await self.run_once()
+                stats = await self.run_once(limit, lane)
                 if on_stats is not None:
                     on_stats(stats)
                 busy = stats.claimed > 0
                 if not busy:
-                    ready = await self.next_ready()
+                    ready = await self.next_ready(lane)
             except Exception:
                 # A database outage or a bug in one pass must not end delivery for good.
-                log.exception("dispatch pass failed", extra={"worker": self.worker_id})
+                log.exception(
+                    "dispatch pass failed", extra={"worker": self.worker_id, "lane": lane}
+                )
             if busy:
                 await asyncio.sleep(0)  # let other tasks run between passes
                 continue
@@ -164,10 +213,10 @@ class Dispatcher:
 
     # -- claiming -----------------------------------------------------------------------------
 
-    async def _claim_ready(self, now: datetime, limit: int) -> list[Batch]:
+    async def _claim_ready(self, now: datetime, limit: int, lane: Lane = None) -> list[Batch]:
         window = timedelta(seconds=self.settings.group_window_s)
         messages = await self.store.claim_ready(
-            now, limit, self.worker_id, window, self._group, solo_channels(self.notifiers)
+            now, limit, self.worker_id, window, self._group, solo_channels(self.notifiers), lane
         )
         return [self._batch(rows) for rows in messages]
 
@@ -196,9 +245,18 @@ class Dispatcher:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send_channel(self, batches: list[Batch]) -> DispatchStats:
+    async def _send_channel(
+        self, batches: list[Batch], releases: int, lane: Lane = None
+    ) -> DispatchStats:
         stats = DispatchStats()
         for b in batches:
+            if lane == "ordinary":
+                await self._urgent_idle.wait()  # the urgent lane's messages go first
+            if not b.urgent and b.since is None and self._releases != releases:
+                # an outage ended during this pass and its backlog was released: ordinary rows
+                # claimed before that go back, so the next pass takes the urgent ones first
+                await self.store.record_retry(b.lead, self.clock.now(), "requeued", self.worker_id)
+                continue
             stats.messages += 1
             await self._deliver(b, stats)
         return stats
@@ -222,7 +280,7 @@ class Dispatcher:
         if b.since is not None and not await self._reconcile(b, notifier, msg, breaker, stats):
             return
 
-        await self._bucket(b.channel).take()
+        await self._bucket(b.channel).take(b.urgent)
         if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
             breaker.probing = False
             stats.skipped += 1
@@ -240,7 +298,7 @@ class Dispatcher:
             await self._provider_up(breaker)
         else:
             await self._provider_failed(breaker)
-        await self._record(b, result, attempts, stats)
+        await self._record(b, result, attempts, stats, breaker)
 
     async def _reconcile(
         self, b: Batch, notifier: Notifier, msg: Outgoing, breaker: Breaker, stats: DispatchStats
@@ -268,7 +326,7 @@ class Dispatcher:
             await self._provider_failed(breaker)
             error = f"could not reconcile ({type(exc).__name__}); resending"
             log.warning("reconcile failed", extra=b.log_extra(error=error))
-            await self._retry(b, error, None, b.attempts, stats)
+            await self._retry(b, error, None, b.attempts, stats, breaker)
             return False
         if found is not None:
             await self._provider_up(breaker)
@@ -288,7 +346,12 @@ class Dispatcher:
         return True
 
     async def _record(
-        self, b: Batch, result: SendResult, attempts: int, stats: DispatchStats
+        self,
+        b: Batch,
+        result: SendResult,
+        attempts: int,
+        stats: DispatchStats,
+        breaker: Breaker | None = None,
     ) -> None:
         now = self.clock.now()
         if result.outcome == "sent":
@@ -296,7 +359,9 @@ class Dispatcher:
             stats.sent += 1
             log.info("sent", extra=b.log_extra(provider_id=result.provider_id, rows=len(b.rows)))
         elif result.outcome == "retry":
-            await self._retry(b, result.error or "retry", result.retry_after_s, attempts, stats)
+            await self._retry(
+                b, result.error or "retry", result.retry_after_s, attempts, stats, breaker
+            )
         elif result.outcome == "failed":
             await self._give_up(b, result.error or "failed", stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
@@ -311,11 +376,17 @@ class Dispatcher:
         retry_after_s: float | None,
         attempts: int,
         stats: DispatchStats,
+        breaker: Breaker | None = None,
     ) -> None:
         if await self._expired(b, attempts, stats):
             return
         delay = max(backoff_s(attempts, self.settings, self._rng), retry_after_s or 0.0)
         now = self.clock.now()
+        if breaker is not None and breaker.down:
+            # the provider's failure, not the message's: it waits for the next probe like the
+            # held rows (and is released with them), not for a backoff grown during the outage
+            delay = (breaker.next_try(now) - now).total_seconds()
+            error = f"{held_reason(breaker.provider)} ({error})"
         when = release_at(now + timedelta(seconds=delay), b.urgent, self.settings, self.workday)
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
@@ -335,9 +406,7 @@ class Dispatcher:
             return
         now = self.clock.now()
         when = release_at(breaker.next_try(now), b.urgent, self.settings, self.workday)
-        await self.store.record_retry(
-            b.lead, when, f"{breaker.provider} unavailable", self.worker_id
-        )
+        await self.store.record_retry(b.lead, when, held_reason(breaker.provider), self.worker_id)
         stats.held += 1
 
     async def _give_up(self, b: Batch, reason: str, stats: DispatchStats) -> None:
@@ -373,9 +442,7 @@ class Dispatcher:
     def breaker(self, provider: str) -> Breaker:
         if provider not in self.breakers:
             st = self.settings
-            self.breakers[provider] = Breaker(
-                provider, st.breaker_threshold, st.breaker_cool_s, st.breaker_cool_cap_s
-            )
+            self.breakers[provider] = Breaker(provider, st.breaker_threshold, st.breaker_probe_s)
         return self.breakers[provider]
 
     def outages(self) -> dict[str, datetime]:
@@ -385,7 +452,20 @@ class Dispatcher:
     async def _provider_up(self, breaker: Breaker) -> None:
         if breaker.succeeded(self.clock.now()):
             log.warning("provider back", extra={"provider": breaker.provider})
+            # the backlog goes now, not at each row's next probe time (claimed urgent first);
+            # again at the end of this pass, for rows held by it while the probe was out
+            self._releases += 1
+            self._back.add(breaker.provider)
+            await self._release(breaker.provider)
             await self._tell(breaker.provider, False)
+
+    async def _release(self, provider: str) -> None:
+        probe = timedelta(seconds=self.settings.breaker_probe_s)
+        released = await self.store.release_held(
+            self._channels_of(provider), held_reason(provider), self.clock.now(), probe
+        )
+        if released:
+            log.info("held messages released", extra={"provider": provider, "rows": released})
 
     async def _provider_failed(self, breaker: Breaker) -> None:
         if breaker.failed(self.clock.now()):
@@ -395,11 +475,14 @@ class Dispatcher:
     async def _tell(self, provider: str, down: bool) -> None:
         if self.on_outage is None:
             return
-        channels = frozenset(c for c, n in self.notifiers.items() if provider_of(n) == provider)
+        channels = self._channels_of(provider)
         try:
             await self.on_outage(provider, down, channels)
         except Exception:  # telling must never stop delivery
             log.exception("outage notice failed", extra={"provider": provider})
+
+    def _channels_of(self, provider: str) -> frozenset[str]:
+        return frozenset(c for c, n in self.notifiers.items() if provider_of(n) == provider)
 
     def _bucket(self, channel: str) -> TokenBucket:
         if channel not in self._buckets:

@@ -77,11 +77,10 @@ class DeliverySettings(_Strict):
     # it fails over to the fallback channel. `max_attempts`, when set, also caps the sends.
     retry_horizon_s: dict[str, float] = Field(default_factory=_default_horizons)
     max_attempts: int | None = Field(None, ge=1)
-    # The circuit breaker per provider: open after this many consecutive provider failures, for
-    # breaker_cool_s doubled at each consecutive opening up to breaker_cool_cap_s.
+    # The circuit breaker per provider: open after this many consecutive provider failures; while
+    # open, one probe every breaker_probe_s (fixed: the provider's return is seen within seconds).
     breaker_threshold: int = Field(10, ge=1)
-    breaker_cool_s: float = Field(5, gt=0)
-    breaker_cool_cap_s: float = Field(300, gt=0)
+    breaker_probe_s: float = Field(10, gt=0, le=300)
     backoff_base_s: float = Field(2, gt=0)
     backoff_cap_s: float = Field(300, gt=0)
     fallback: dict[str, str] = Field(default_factory=lambda: {"sms": "voice"})
@@ -97,6 +96,21 @@ class DeliverySettings(_Strict):
         if any(rate <= 0 for rate in value.values()):
             raise ValueError("rates must be positive")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: Any) -> Any:
+        old = (
+            sorted({"breaker_cool_s", "breaker_cool_cap_s"} & set(data))
+            if isinstance(data, dict)
+            else []
+        )
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: replaced by breaker_probe_s (one probe of a down provider "
+                "every so many seconds, 10 by default; the cool-down no longer doubles)"
+            )
+        return data
 
     @field_validator("fallback")
     @classmethod

@@ -83,28 +83,37 @@ class Batch:
 
 class TokenBucket:
     """Per-channel send rate for this process. Waits on the clock, so a VirtualClock in tests
-    advances instead of sleeping. A burst of one: messages are spaced evenly."""
+    advances instead of sleeping. A burst of one: messages are spaced evenly.
+
+    Urgent sends come first (issue 23): an urgent taker waits only for the next token, never
+    behind ordinary takers, and no ordinary taker gets a token while an urgent one waits; the
+    ordinary lane's share is what the urgent lane leaves."""
 
     def __init__(self, rate_per_s: float, clock: Clock) -> None:
         self._rate = rate_per_s
         self._clock = clock
         self._tokens = 1.0
         self._at: datetime | None = None
-        self._lock = asyncio.Lock()
+        self._locks = {True: asyncio.Lock(), False: asyncio.Lock()}  # one waiter per kind
+        self._urgent_waiting = 0
 
-    async def take(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.now()
-                if self._at is not None:
-                    elapsed = max(0.0, (now - self._at).total_seconds())
-                    self._tokens = min(1.0, self._tokens + elapsed * self._rate)
-                self._at = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                wait = (1.0 - self._tokens) / self._rate
-                await self._clock.sleep_until(now + timedelta(seconds=wait))
+    async def take(self, urgent: bool = False) -> None:
+        async with self._locks[urgent]:
+            self._urgent_waiting += urgent
+            try:
+                while True:
+                    now = self._clock.now()
+                    if self._at is not None:
+                        elapsed = max(0.0, (now - self._at).total_seconds())
+                        self._tokens = min(1.0, self._tokens + elapsed * self._rate)
+                    self._at = now
+                    if self._tokens >= 1.0 and (urgent or not self._urgent_waiting):
+                        self._tokens -= 1.0
+                        return
+                    wait = max(1.0 - self._tokens, 0.0 if urgent else 1.0) / self._rate
+                    await self._clock.sleep_until(now + timedelta(seconds=wait))
+            finally:
+                self._urgent_waiting -= urgent
 
 
 def address_for(row: Mapping[str, Any], notifier: Notifier) -> str | None:

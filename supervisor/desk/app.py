@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -228,11 +229,29 @@ def render(request: web.Request, template: str, context: dict[str, Any], v: View
         ],
         "path": request.path,
         "warnings": desk_warnings(desk, v, request.path) if v else [],
+        "outages": outage_banner(desk),
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     if session is not None:
         set_pre_cookie(request, response, session)
     return response
+
+
+PROVIDER_LABELS = {"twilio": "Twilio（短信、电话）", "aliyun_sms": "阿里云短信",
+                   "tencent_sms": "腾讯云短信", "wecom": "企业微信机器人", "dingtalk": "钉钉机器人"}  # fmt: skip
+
+
+def outage_banner(desk: Desk) -> list[str]:
+    """A provider that is down, for everyone signed in (the daemon's `outages`, as any live
+    daemon's breaker sees them: server/daemon.py)."""
+    from supervisor.core.clock import SHANGHAI
+
+    outages: dict[str, datetime] = getattr(desk.host, "outages", None) or {}
+    return [
+        f"{PROVIDER_LABELS.get(p, p)}自{since.astimezone(SHANGHAI):%H:%M}起无法发送："
+        "督办提醒已暂存，恢复后自动补发；紧急事项请电话联系。"
+        for p, since in sorted(outages.items())
+    ]
 
 
 def desk_warnings(desk: Desk, v: Viewer | None, path: str) -> list[tuple[str, str | None]]:

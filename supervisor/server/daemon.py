@@ -2,8 +2,10 @@
 
 Loops (each a task under one stop event; a failed iteration is logged and the loop goes on):
 - scheduler: claims due ladder steps in batches (FOR UPDATE SKIP LOCKED), writes their messages
-  to the outbox in the same transaction, then sleeps until the next due time or a wake-up;
-- dispatcher: sends the outbox (dispatcher.py);
+  to the outbox in the same transaction, then sleeps until the next due time or a wake-up; in
+  two lanes: urgent tickets' steps in small batches of their own, the others in `batch`es, so an
+  urgent step never waits for a big batch of ordinary ones to be fired;
+- dispatcher: sends the outbox (outbox.py), likewise in an urgent and an ordinary lane;
 - reports: runs each periodic report once per period;
 - watcher: reloads the configuration when a file changes (and on SIGHUP);
 - heartbeat: records that this daemon is alive (for `status` and several daemons).
@@ -19,7 +21,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,28 @@ from supervisor.server.metrics import Metrics
 from supervisor.server.ports import PortInUse, check_port_free
 from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.server.twilio_hooks import setup_twilio_hooks
+from supervisor.storage import queries as q
+from supervisor.storage.base import Lane
 from supervisor.storage.db import database
 from supervisor.storage.pg import PgStore
 
 log = logging.getLogger("hotline.daemon")
+
+URGENT_BATCH = 20  # due steps of urgent tickets claimed at a time by the urgent lane
+OUTAGE_ALIVE = timedelta(seconds=60)  # a daemon's outage counts while its heartbeat is this fresh
+
+
+class FanOut(asyncio.Event):
+    """An event whose `set` also sets the urgent lane's event: one wake-up, both lanes woken;
+    each lane clears only its own."""
+
+    def __init__(self, also: asyncio.Event) -> None:
+        super().__init__()
+        self.also = also
+
+    def set(self) -> None:
+        super().set()
+        self.also.set()
 
 
 class Daemon:
@@ -62,8 +82,10 @@ class Daemon:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = Metrics()
         self.stop_event = asyncio.Event()
-        self.wake_scheduler = asyncio.Event()
-        self.wake_dispatcher = asyncio.Event()
+        self.wake_urgent_scheduler = asyncio.Event()
+        self.wake_urgent_dispatcher = asyncio.Event()
+        self.wake_scheduler: asyncio.Event = FanOut(self.wake_urgent_scheduler)
+        self.wake_dispatcher: asyncio.Event = FanOut(self.wake_urgent_dispatcher)
         self.tasks: list[asyncio.Task] = []
         self.port: int | None = None
         self._db_cm: Any = None
@@ -71,6 +93,9 @@ class Daemon:
         self._notifiers: dict = {}
         self._mtimes: dict[Path, float] = {}
         self._outage_serials: dict[str, int] = {}  # the outbox key of each outage's notices
+        # providers down as any live daemon's breaker sees them, and since when (the desk's
+        # banner; refreshed from provider_outages with each heartbeat and at each change)
+        self.outages: dict[str, datetime] = {}
         # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
         # deletes them (`run --demo`, `run --reset-demo`)
         self.demo_data = "silence"
@@ -223,22 +248,36 @@ class Daemon:
         return self.supervisor.runtime.workday(day)
 
     async def _on_outage(self, provider: str, down: bool, channels: frozenset[str]) -> None:
-        """A provider went down or came back: the gauge, and a notice to the supervisors on a
-        channel that still works (delivery/breaker.py)."""
-        from supervisor.delivery.breaker import outage_notices
+        """A provider went down or came back: the gauge, the shared record (the desk's banner on
+        every daemon), and a notice to the supervisors and the leaders on every channel that
+        still works (delivery/outage.py)."""
+        from supervisor.delivery.outage import outage_notices, told
         from supervisor.delivery.sending import provider_of
 
         self.metrics.provider_down.labels(provider).set(1 if down else 0)
         now = self.clock.now()
+        if down:
+            await self.pool.execute(q.OUTAGE_BEGAN, provider, self.worker_id, now)
+        else:
+            await self.pool.execute(q.OUTAGE_ENDED, provider)
+        await self._refresh_outages()
         if down or provider not in self._outage_serials:
             self._outage_serials[provider] = int(now.timestamp())
-        usable = frozenset(c for c, n in self._notifiers.items() if provider_of(n) != provider)
+        working = {
+            c: provider_of(n) for c, n in self._notifiers.items()
+            if provider_of(n) != "console" and (not down or provider_of(n) != provider)
+        }  # fmt: skip
         notes = outage_notices(
-            provider, down, channels, self.supervisor.runtime.directory.resolve("supervisor"),
-            usable, now, self._outage_serials[provider],
+            provider, down, channels, told(self.supervisor.runtime.directory),
+            working, now, self._outage_serials[provider],
         )  # fmt: skip
         await self.store.enqueue(notes, None)
         self.wake_dispatcher.set()
+
+    async def _refresh_outages(self) -> None:
+        alive = self.clock.now() - OUTAGE_ALIVE
+        rows = await self.pool.fetch(q.OUTAGES, alive)
+        self.outages = {r["provider"]: r["since"] for r in rows}
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         from supervisor.server.health import health
@@ -277,32 +316,52 @@ class Daemon:
 
     async def _scheduler_loop(self) -> None:
         batch = self.loaded.settings.scheduler.batch
-        max_sleep = self.loaded.settings.scheduler.max_sleep_s
+        await asyncio.gather(
+            self._scheduler_lane("urgent", min(batch, URGENT_BATCH), self.wake_urgent_scheduler),
+            self._scheduler_lane("ordinary", batch, self.wake_scheduler),
+        )
+
+    async def _scheduler_lane(self, lane: Lane, batch: int, wake: asyncio.Event) -> None:
         while not self.stop_event.is_set():
-            self.wake_scheduler.clear()
-            out = await self.supervisor.fire_due(limit=batch)
-            if out.fired or out.cancelled or out.superseded:
-                for lag in out.lags_s:
-                    self.metrics.timer_lag.observe(lag)
-                self.metrics.timers_fired.labels("fired").inc(out.fired)
-                self.metrics.timers_fired.labels("cancelled").inc(out.cancelled)
-                self.metrics.timers_fired.labels("superseded").inc(out.superseded)
-                for n in out.notifications:
-                    self.metrics.notifications.labels(n.channel).inc()
-                if out.notifications:
-                    self.wake_dispatcher.set()
-                if out.fired + out.cancelled + out.superseded >= batch:
-                    continue  # more may be due right now
-            nxt = await self.store.next_due()
-            now = self.clock.now()
-            delay = max_sleep if nxt is None else min(max_sleep, (nxt - now).total_seconds())
+            try:
+                delay = await self._scheduler_pass(lane, batch, wake)
+            except Exception:
+                # a failed pass is logged and the lane goes on; handled here, not by _guard,
+                # which would restart both lanes while the other one still runs
+                self.metrics.loop_errors.labels("scheduler").inc()
+                log.exception(
+                    "loop iteration failed; going on", extra={"loop": f"scheduler-{lane}"}
+                )
+                delay = 1.0
             if delay > 0:
-                await self._sleep(delay, self.wake_scheduler)
+                await self._sleep(delay, wake)
+
+    async def _scheduler_pass(self, lane: Lane, batch: int, wake: asyncio.Event) -> float:
+        """Fire what is due in this lane; returns how long to sleep (0: more may be due)."""
+        wake.clear()
+        out = await self.supervisor.fire_due(limit=batch, lane=lane)
+        if out.fired or out.cancelled or out.superseded:
+            for lag in out.lags_s:
+                self.metrics.timer_lag.observe(lag)
+            self.metrics.timers_fired.labels("fired").inc(out.fired)
+            self.metrics.timers_fired.labels("cancelled").inc(out.cancelled)
+            self.metrics.timers_fired.labels("superseded").inc(out.superseded)
+            for n in out.notifications:
+                self.metrics.notifications.labels(n.channel).inc()
+            if out.notifications:
+                self.wake_dispatcher.set()
+            if out.fired + out.cancelled + out.superseded >= batch:
+                return 0.0  # more may be due right now
+        nxt = await self.store.next_due(lane)
+        now = self.clock.now()
+        max_sleep = self.loaded.settings.scheduler.max_sleep_s
+        return max_sleep if nxt is None else min(max_sleep, (nxt - now).total_seconds())
 
     async def _dispatcher_loop(self) -> None:
         await self.dispatcher.run(
-            self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch
-        )
+            self.stop_event, self.wake_dispatcher, on_stats=self.metrics.record_dispatch,
+            urgent_wake=self.wake_urgent_dispatcher,
+        )  # fmt: skip
 
     async def _reports_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -331,6 +390,7 @@ class Daemon:
     async def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             await self.store.heartbeat(self.worker_id, self.clock.now())
+            await self._refresh_outages()
             await self._sleep(10)
 
     # --- configuration reload ----------------------------------------------------------------

@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 
 from supervisor.core.clock import SHANGHAI
+from supervisor.core.privacy import mask_phones  # numbers as libraries write them, masked
+
+__all__ = ["JsonFormatter", "PhoneMask", "TextFormatter", "mask_phones", "setup"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
-# Phone numbers as libraries write them: +8613800138001, %2B8613800138001 (URL-encoded),
-# 8613800138001, 13800138001, and other E.164 numbers. Kept: the first 3 and last 4 digits.
-_PHONE = re.compile(r"(?:\+|%2B)?(?<!\d)(?:86)?(1[3-9]\d{9})(?!\d)|(?:\+|%2B)(\d{8,15})(?!\d)", re.I)
 QUIET_LOGGERS = ("twilio", "twilio.http_client", "twilio.async_http_client")
-
-
-def mask_phones(text: str) -> str:
-    def repl(m: re.Match[str]) -> str:
-        digits = m.group(1) or m.group(2)
-        return f"{digits[:3]}****{digits[-4:]}"
-
-    return _PHONE.sub(repl, text)
 
 
 class PhoneMask(logging.Filter):

@@ -104,15 +104,17 @@ def setup_twilio_hooks(
 
 
 def parse_reply(body: str, ack_words: set[str]) -> tuple[str | None, str | None]:
-    """(the acknowledgement word, the ticket named after it or None); (None, None) when the
-    reply is not an acknowledgement. "1" and "1 A2026..." (also "收到，A2026...")."""
+    """(the acknowledgement word, the word after it or None); (None, None) when the reply is not
+    an acknowledgement. "1", "1 A2026...", "收到，A2026...", "1 RA". The word after it is only a
+    candidate: any valid ticket id, digits or not (the documented alphabet allows ids of
+    letters only); acknowledge_reply takes it as a ticket only when it names one of the
+    replier's open ladders."""
     text = body.strip(_PUNCTUATION)
     if text.casefold() in ack_words:
         return text, None
     head, _, rest = text.replace("，", " ").replace(",", " ").partition(" ")
     rest = rest.strip(_PUNCTUATION)
-    named = TICKET_ID.fullmatch(rest) and any(c.isdigit() for c in rest)
-    if head.strip(_PUNCTUATION).casefold() in ack_words and named:
+    if head.strip(_PUNCTUATION).casefold() in ack_words and TICKET_ID.fullmatch(rest):
         return head, rest
     return None, None
 
@@ -146,8 +148,15 @@ async def acknowledge_reply(
     if word is None:
         return HELP
     reply = await store.latest_sent_to(sender, ticket)
+    if reply is None and ticket and ticket.upper() != ticket:  # "1 ra" for ticket RA
+        reply = await store.latest_sent_to(sender, ticket.upper())
     if reply is None:
-        return NOTHING_TO_ACK if not ticket else f"工单{ticket}没有发给您的待确认督办。"
+        if not ticket:
+            return NOTHING_TO_ACK
+        if not any(c.isdigit() for c in ticket):
+            # a word that is none of their open tickets ("收到 好的") is not taken as an id
+            return HELP
+        return f"工单{ticket}没有发给您的待确认督办。"
     # the roles this person was addressed as on the ticket (a supervisor standing in for a head)
     roles = await store.roles_sent(reply.ticket, reply.recipient)
     out = await ack(reply.ticket, reply.rule, reply.recipient, "sms", roles)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict
 
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
@@ -92,6 +92,11 @@ class FireFn(Protocol):
         state: TicketState | None,
         linked: list[LinkedTicket],
     ) -> list[Notification]: ...
+
+
+# Urgent work has a lane of its own in the scheduler and the dispatcher (issue 23): "urgent"
+# claims only urgent timers/rows, "ordinary" only the others, None everything, urgent first.
+Lane = Literal["urgent", "ordinary"] | None
 
 
 @dataclass(frozen=True)
@@ -223,9 +228,9 @@ class Store(Protocol):
         matter: MatterSpec | None = None,
     ) -> IngestOutcome: ...
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
+        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy, lane: Lane = None
     ) -> FireOutcome: ...
-    async def next_due(self) -> datetime | None: ...
+    async def next_due(self, lane: Lane = None) -> datetime | None: ...
     async def matter_links(self, ticket: str, matter: MatterSpec) -> list[str]: ...
     async def ack(
         self,
@@ -273,6 +278,7 @@ class Store(Protocol):
         window: timedelta,
         group: Grouper,
         solo: frozenset[str] = frozenset(),
+        lane: Lane = None,
     ) -> list[list[OutboxRow]]: ...
     async def claim_stale(
         self, now: datetime, cutoff: datetime, limit: int, worker: str
@@ -282,6 +288,9 @@ class Store(Protocol):
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None: ...
     async def record_retry(self, lead: int, when: datetime, error: str, worker: str) -> None: ...
     async def record_unknown(self, lead: int, error: str, worker: str) -> None: ...
+    async def release_held(
+        self, channels: frozenset[str], reason: str, now: datetime, within: timedelta
+    ) -> int: ...
     async def fail_group(
         self,
         outbox_id: int,
@@ -310,7 +319,7 @@ class Store(Protocol):
         """When the group's latest hand-over to the provider began (the attempts ledger), None
         if it was never handed over: the `since` of a reconciliation."""
         ...
-    async def next_ready(self, stale_after: timedelta) -> datetime | None: ...
+    async def next_ready(self, stale_after: timedelta, lane: Lane = None) -> datetime | None: ...
     async def record_status(
         self, outbox_id: int | None, sid: str | None, state: str, at: datetime
     ) -> int | None: ...

@@ -25,6 +25,7 @@ from supervisor.storage.base import (
     FireOutcome,
     FirePolicy,
     IngestOutcome,
+    Lane,
     LinkedTicket,
     PlanFn,
 )
@@ -156,7 +157,9 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
             timer.spec = spec
         heapq.heappush(self._heap, (spec.due_at, timer.id, key))
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: Lane = None) -> datetime | None:
+        if lane == "urgent":
+            return None  # this store keeps no urgency: every timer is in the ordinary lane
         while self._heap:
             due, tid, key = self._heap[0]
             timer = self.timers[key]
@@ -166,9 +169,11 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
         return None
 
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
+        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy, lane: Lane = None
     ) -> FireOutcome:
         out = FireOutcome()
+        if lane == "urgent":
+            return out  # no urgency kept here (next_due): nothing in the urgent lane
         claimed: list[_Timer] = []
         while self._heap and len(claimed) < limit:
             due = await self.next_due()

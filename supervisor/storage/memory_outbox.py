@@ -19,6 +19,7 @@ from supervisor.storage.base import (
     FallbackOutcome,
     Grouper,
     HeldMessage,
+    Lane,
     OutboxRow,
     Reply,
     person,
@@ -122,6 +123,7 @@ class MemoryOutbox:
         window: timedelta,
         group: Grouper,
         solo: frozenset[str] = frozenset(),
+        lane: Lane = None,
     ) -> list[list[OutboxRow]]:
         for r in self.rows.values():
             status = self._ladder_status(r)
@@ -130,7 +132,7 @@ class MemoryOutbox:
             ):  # fmt: skip
                 r["status"], r["last_error"] = "cancelled", f"ladder {status}"
         ready = sorted(
-            (r for r in self.rows.values() if r["status"] == "pending" and r["not_before"] <= now),
+            (r for r in self.rows.values() if _ready(r, now, lane)),
             key=lambda r: (not r["urgent"], r["not_before"], r["id"]),
         )[:limit]
         if not ready:
@@ -215,6 +217,18 @@ class MemoryOutbox:
                 r.update(status="pending", not_before=when, last_error=error, claimed_by=None)
                 r["in_flight"] = False
 
+    async def release_held(
+        self, channels: frozenset[str], reason: str, now: datetime, within: timedelta
+    ) -> int:
+        held = [
+            r for r in self.rows.values()
+            if r["status"] == "pending" and r["channel"] in channels
+            and (r["last_error"] or "").startswith(reason) and now < r["not_before"] <= now + within
+        ]  # fmt: skip
+        for r in held:
+            r["not_before"] = now
+        return len(held)
+
     async def record_unknown(self, lead: int, error: str, worker: str) -> None:
         for r in self._lead_rows(lead):
             if r["claimed_by"] == worker:
@@ -294,8 +308,13 @@ class MemoryOutbox:
         ]  # fmt: skip
         return max(times, default=None)
 
-    async def next_ready(self, stale_after: timedelta) -> datetime | None:
-        times = [r["not_before"] for r in self.rows.values() if r["status"] == "pending"]
+    async def next_ready(self, stale_after: timedelta, lane: Lane = None) -> datetime | None:
+        times = [
+            r["not_before"] for r in self.rows.values()
+            if r["status"] == "pending" and (lane != "urgent" or r["urgent"])
+        ]  # fmt: skip
+        if lane == "urgent":
+            return min(times, default=None)
         times += [
             r["claimed_at"] + stale_after for r in self.rows.values() if r["status"] == "sending"
         ]
@@ -366,3 +385,9 @@ class MemoryOutbox:
             if r["status"] == "pending" and r["not_before"] > now
         ]
         return sum(r["status"] == "sent" for r in rows), held
+
+
+def _ready(row: Mapping[str, Any], now: datetime, lane: Lane) -> bool:
+    """Pending, due, and in the lane (None: every lane)."""
+    in_lane = lane is None or row["urgent"] == (lane == "urgent")
+    return row["status"] == "pending" and row["not_before"] <= now and in_lane

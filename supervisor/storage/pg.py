@@ -25,6 +25,7 @@ from supervisor.storage.base import (
     FireOutcome,
     FirePolicy,
     IngestOutcome,
+    Lane,
     LinkedTicket,
     PlanFn,
 )
@@ -234,11 +235,11 @@ class PgStore(PgMatter, PgReads):
         )  # fmt: skip
 
     async def fire_due(
-        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy
+        self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy, lane: Lane = None
     ) -> FireOutcome:
         out = FireOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(q.CLAIM_DUE, now, limit)
+            rows = await conn.fetch(q.CLAIM_DUE_LANES[lane], now, limit)
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
@@ -312,9 +313,9 @@ class PgStore(PgMatter, PgReads):
             out.notifications = notes
         return out
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: Lane = None) -> datetime | None:
         async with self.pool.acquire() as conn:
-            return await conn.fetchval(q.NEXT_DUE)
+            return await conn.fetchval(q.NEXT_DUE_LANES[lane])
 
     async def ack(
         self,

@@ -24,6 +24,7 @@ from supervisor.storage.base import (
     FallbackOutcome,
     Grouper,
     HeldMessage,
+    Lane,
     OutboxRow,
     Reply,
     person,
@@ -76,6 +77,7 @@ class PgOutbox:
         window: timedelta,
         group: Grouper,
         solo: frozenset[str] = frozenset(),
+        lane: Lane = None,
     ) -> list[list[OutboxRow]]:
         """Cancel messages of stopped ladders, take ready rows (urgent first) and, when grouping,
         the other pending rows for the same people that become ready within the window (at most
@@ -83,7 +85,7 @@ class PgOutbox:
         all 'sending' under this worker, as the messages `group` makes of them."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.CANCEL_STOPPED, now + window)
-            rows = [_row(r) for r in await conn.fetch(q.CLAIM_READY, now, limit)]
+            rows = [_row(r) for r in await conn.fetch(q.CLAIM_READY_LANES[lane], now, limit)]
             if not rows:
                 return []
             keys = {
@@ -136,6 +138,14 @@ class PgOutbox:
     async def record_retry(self, lead: int, when: datetime, error: str, worker: str) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(q.RECORD_RETRY, lead, when, error, worker)
+
+    async def release_held(
+        self, channels: frozenset[str], reason: str, now: datetime, within: timedelta
+    ) -> int:
+        """A provider is back: its held rows (waiting for a probe, `reason`) become ready now."""
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(q.RELEASE_HELD, sorted(channels), reason, now, within)
+        return int(status.split()[-1])
 
     async def record_unknown(self, lead: int, error: str, worker: str) -> None:
         async with self.pool.acquire() as conn:
@@ -194,8 +204,10 @@ class PgOutbox:
         async with self.pool.acquire() as conn:
             return cast(datetime | None, await conn.fetchval(q.ATTEMPT_STARTED, lead))
 
-    async def next_ready(self, stale_after: timedelta) -> datetime | None:
+    async def next_ready(self, stale_after: timedelta, lane: Lane = None) -> datetime | None:
         async with self.pool.acquire() as conn:
+            if lane == "urgent":
+                return cast(datetime | None, await conn.fetchval(q.NEXT_READY_URGENT))
             return cast(datetime | None, await conn.fetchval(q.NEXT_READY, stale_after))
 
     async def record_status(

@@ -85,11 +85,16 @@ SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at,
                WHERE l.ticket = t.ticket AND l.rule = t.rule AND l.cycle = t.cycle
                  AND (l.step, l.rep) > (t.step, t.rep) AND l.status = 'pending' AND l.due_at <= $1) AS later_due
 FROM timers t
-WHERE t.status = 'pending' AND t.due_at <= $1
+WHERE t.status = 'pending' AND t.due_at <= $1 {lane}
 ORDER BY t.urgent DESC, t.due_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
+# The scheduler's lanes (issue 23): the urgent lane claims only urgent timers, the ordinary lane
+# only the others (index timers_due_urgent, migration 005, serves all three).
+_TIMER_LANES = {None: "", "urgent": "AND t.urgent", "ordinary": "AND NOT t.urgent"}
+CLAIM_DUE_LANES = {lane: CLAIM_DUE.format(lane=cond) for lane, cond in _TIMER_LANES.items()}
+CLAIM_DUE = CLAIM_DUE_LANES[None]
 LOAD_STATES = "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[])"
 MARK_TIMERS = """
 UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
@@ -106,6 +111,11 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6
 ON CONFLICT DO NOTHING
 """
 NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
+NEXT_DUE_LANES = {
+    None: NEXT_DUE,
+    "urgent": NEXT_DUE + " AND urgent",
+    "ordinary": NEXT_DUE + " AND NOT urgent",
+}
 
 # --- acknowledgement, replanning ---------------------------------------------------------------
 
@@ -184,6 +194,18 @@ REPORT_STATES = {
     """,
 }
 
+# Provider outages (migration 022): each daemon writes what its breaker sees; the readers keep
+# the rows of daemons still alive (a heartbeat within the given time).
+OUTAGE_BEGAN = """
+INSERT INTO provider_outages (provider, daemon, since) VALUES ($1, $2, $3)
+ON CONFLICT (provider, daemon) DO NOTHING
+"""
+OUTAGE_ENDED = "DELETE FROM provider_outages WHERE provider = $1"
+OUTAGES = """
+SELECT o.provider, min(o.since) AS since FROM provider_outages o
+JOIN heartbeats h ON h.daemon = o.daemon AND h.beat_at > $1
+GROUP BY o.provider
+"""
 HEARTBEAT = """
 INSERT INTO heartbeats (daemon, beat_at) VALUES ($1, $2)
 ON CONFLICT (daemon) DO UPDATE SET beat_at = EXCLUDED.beat_at
@@ -235,11 +257,16 @@ WHERE outbox.id = s.id
 """
 CLAIM_READY = f"""
 SELECT {_COLUMNS} FROM outbox
-WHERE status = 'pending' AND not_before <= $1
+WHERE status = 'pending' AND not_before <= $1 {{lane}}
 ORDER BY urgent DESC, not_before, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
+# The dispatcher's lanes (issue 23), as the scheduler's; ordinary rows keep their order
+# (not_before, id) in every lane. Index outbox_ready_urgent (migration 005).
+_ROW_LANES = {None: "", "urgent": "AND urgent", "ordinary": "AND NOT urgent"}
+CLAIM_READY_LANES = {lane: CLAIM_READY.format(lane=cond) for lane, cond in _ROW_LANES.items()}
+CLAIM_READY = CLAIM_READY_LANES[None]
 # The rest of a group: pending non-urgent rows for the same person and channel that would become
 # ready within the window anyway (Alertmanager's group_wait, see delivery.py).
 JOIN_GROUP = f"""
@@ -313,6 +340,13 @@ RECORD_RETRY = """
 UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, claimed_by = NULL, in_flight = false
 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $4
 """
+# A provider is back: the rows that waited for it (last_error starting with its held reason)
+# go now, urgent first as always; not those that also wait for quiet hours (beyond `within`).
+RELEASE_HELD = """
+UPDATE outbox SET not_before = $3
+WHERE status = 'pending' AND channel = ANY($1::text[]) AND starts_with(last_error, $2)
+  AND not_before > $3 AND not_before <= $3 + $4::interval
+"""
 RECORD_UNKNOWN = """
 UPDATE outbox SET last_error = $2 WHERE group_id = $1 AND status = 'sending' AND claimed_by = $3
 """
@@ -368,6 +402,8 @@ NEXT_READY = """
 SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),
              (SELECT min(claimed_at) FROM outbox WHERE status = 'sending') + $1::interval)
 """
+# The urgent lane reconciles nothing (stale claims are the ordinary lane's): its next row only.
+NEXT_READY_URGENT = "SELECT min(not_before) FROM outbox WHERE status = 'pending' AND urgent"
 
 # --- Twilio status callbacks and replies ---------------------------------------------------------
 

@@ -177,6 +177,41 @@ async def test_urgent_messages_are_claimed_first(store: Store) -> None:
     assert [m[0]["step"] for m in first] == [1]
 
 
+async def test_each_lane_claims_its_own_messages(store: Store) -> None:
+    """Issue 23: the dispatcher's urgent lane takes only urgent rows, the ordinary lane only the
+    others, in their order; the urgent lane's next ready time is its own rows'."""
+    await supervisor(store)
+    await store.enqueue(
+        [note(step=0), note(step=2), note(step=1, urgent=True, at=FIRST_DUE + timedelta(1))], None
+    )
+    now = FIRST_DUE + timedelta(days=2)
+    assert await store.next_ready(timedelta(seconds=60), "urgent") == FIRST_DUE + timedelta(1)
+    urgent = await store.claim_ready(now, 10, "w1", WINDOW, one_by_one, lane="urgent")
+    assert [m[0]["step"] for m in urgent] == [1]
+    ordinary = await store.claim_ready(now, 10, "w1", WINDOW, one_by_one, lane="ordinary")
+    assert [m[0]["step"] for m in ordinary] == [0, 2]
+
+
+async def test_an_outage_backlog_is_released_at_once(store: Store) -> None:
+    """Issue 23: rows held for a provider (last_error "<provider> unavailable", waiting for the
+    next probe) become ready when it is back; not rows held for anything else or for longer."""
+    await supervisor(store)
+    await store.enqueue([note(step=0), note(step=1), note(step=2)], None)
+    rows = [m[0] for m in await store.claim_ready(FIRST_DUE, 10, "w1", WINDOW, one_by_one)]
+    assert len(rows) == 3
+    probe = FIRST_DUE + timedelta(seconds=10)
+    await store.record_retry(rows[0]["id"], probe, "twilio unavailable", "w1")
+    await store.record_retry(rows[1]["id"], probe, "429", "w1")
+    await store.record_retry(
+        rows[2]["id"], FIRST_DUE + timedelta(hours=9), "twilio unavailable", "w1"
+    )
+    back = FIRST_DUE + timedelta(seconds=2)
+    assert await store.release_held(frozenset({"sms", "voice"}), "twilio unavailable", back,
+                                    timedelta(seconds=10)) == 1  # fmt: skip
+    ready = await store.claim_ready(back, 10, "w1", WINDOW, one_by_one)
+    assert [m[0]["id"] for m in ready] == [rows[0]["id"]]
+
+
 async def test_quiet_hours_hold_a_queued_message(store: Store) -> None:
     await supervisor(store)
     settings = runtime().delivery

@@ -473,12 +473,12 @@ async def test_the_loop_survives_a_failed_pass_and_stops(pool, fake, notifiers, 
     real_run_once = d.run_once
     calls = 0
 
-    async def flaky(limit: int = 100):
+    async def flaky(limit: int = 100, lane=None):
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database went away")
-        return await real_run_once(limit)
+        return await real_run_once(limit, lane)
 
     d.run_once = flaky  # type: ignore[method-assign]
     stop, wake = asyncio.Event(), asyncio.Event()

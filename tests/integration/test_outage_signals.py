@@ -1,12 +1,14 @@
 """A provider outage, as the daemon shows it: /healthz "degraded", hotline_provider_down in
-/metrics, and a notice to the supervisors on a channel that still works (the console: SMS and
-calls both go through the Twilio that is down); all back to normal when the provider returns."""
+/metrics, and a notice to the supervisor and the leader on a channel that still works (the
+console: SMS and calls both go through the Twilio that is down); all back to normal when the
+provider returns."""
 
 from __future__ import annotations
 
 from notifiers.settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.breaker import OUTAGE_RULE
+from supervisor.delivery.outage import told
 from supervisor.server.daemon import Daemon
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.helpers import sh
@@ -41,7 +43,7 @@ async def test_an_outage_shows_on_healthz_metrics_and_to_the_supervisors(tmp_pat
             assert set(health["degraded"]) == {"twilio"}
             _, metrics = await _get(daemon.port, "/metrics", auth=False)
             assert 'hotline_provider_down{provider="twilio"} 1.0' in metrics
-            supervisors = daemon.supervisor.runtime.directory.resolve("supervisor")
+            supervisors = told(daemon.supervisor.runtime.directory)  # supervisor and leader
             notices = await daemon.pool.fetch(
                 "SELECT recipient, channel, text, step FROM outbox WHERE rule = $1", OUTAGE_RULE
             )
