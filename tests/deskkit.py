@@ -77,6 +77,13 @@ def events() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def without_two_factor(settings: Any) -> Any:
+    """The settings with two-factor sign-in off: tests that sign in as a supervisor or leader
+    without walking the one-time-code step."""
+    sec = settings.desk.security.model_copy(update={"two_factor_roles": []})
+    return settings.model_copy(update={"desk": settings.desk.model_copy(update={"security": sec})})
+
+
 @asynccontextmanager
 async def desk_daemon(
     pg_url: str, tmp_path: Path, start: datetime = START, security: dict[str, Any] | None = None,

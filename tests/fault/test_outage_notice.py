@@ -25,7 +25,7 @@ from aiohttp import web
 from notifiers.settings import NotifierSettings
 from supervisor.delivery.outage import OUTAGE_RULE
 from supervisor.server.daemon import Daemon
-from tests.deskkit import NOW, TOKEN, ShiftedClock, sign_in, until, write_users
+from tests.deskkit import NOW, TOKEN, ShiftedClock, sign_in, until, without_two_factor, write_users
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.helpers import CONFIG, ROOT, loaded
 
@@ -79,6 +79,7 @@ async def world(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[Daemon, Fake
             "notifiers": notifiers,
             "delivery": s.delivery.model_copy(update={"group_window_s": 0}),
         })  # fmt: skip
+        s = without_two_factor(s)
         cfg = tmp_path / "config"
         cfg.mkdir()
         write_users(cfg)
