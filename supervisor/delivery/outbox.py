@@ -68,6 +68,13 @@ MIN_SLEEP = timedelta(seconds=1)  # ...and not more often, when rows are ready b
 # Channels whose provider records do not keep the content, so find_sent matches by time alone.
 CONTENT_BLIND = frozenset({"voice"})
 AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
+# Channels on which a person has at most one unconfirmed message at a time: a call's record at
+# Twilio keeps no content, so two calls to one number whose answers were both lost could not be
+# told apart by reconciliation (the "placed twice" case). The second waits until the first is
+# confirmed (sent, refused, or reconciled); without status callbacks this is what keeps every
+# call placed once.
+ONE_AT_A_TIME = CONTENT_BLIND
+LINE_BUSY_WAIT = timedelta(seconds=5)
 
 
 class Dispatcher:
@@ -223,10 +230,18 @@ class Dispatcher:
             return
 
         await self._bucket(b.channel).take()
-        if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
+        now = self.clock.now()
+        if b.channel in ONE_AT_A_TIME:
+            claim = await self.store.touch_line(b.lead, now, self.worker_id)
+        else:
+            claim = "ok" if await self.store.touch(b.lead, now, self.worker_id) else "lost"
+        if claim != "ok":
             breaker.probing = False
-            stats.skipped += 1
-            log.info("claim lost before sending", extra=b.log_extra())
+            if claim == "busy":
+                await self._line_busy(b, stats)
+            else:
+                stats.skipped += 1
+                log.info("claim lost before sending", extra=b.log_extra())
             return
         attempts = b.attempts + 1
         try:
@@ -320,6 +335,16 @@ class Dispatcher:
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
+
+    async def _line_busy(self, b: Batch, stats: DispatchStats) -> None:
+        """Another call to this number is unconfirmed: look again shortly (no attempt counted,
+        no quiet-hours wait: the message was already due)."""
+        wait = min(LINE_BUSY_WAIT, timedelta(seconds=self.settings.reconcile_after_s))
+        when = self.clock.now() + wait
+        error = "waiting: another call to this number is unconfirmed"
+        await self.store.record_retry(b.lead, when, error, self.worker_id)
+        stats.line_busy += 1
+        log.info("line busy", extra=b.log_extra())
 
     async def _hold(self, b: Batch, breaker: Breaker, stats: DispatchStats) -> None:
         """The provider is down: fall back to a channel whose provider is up, or wait (pending)

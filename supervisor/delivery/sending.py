@@ -37,6 +37,8 @@ class DispatchStats:
     fallbacks: int = 0  # rows created on a fallback channel
     skipped: int = 0  # claims lost to another worker before sending
     held: int = 0  # messages put back because their provider is down (circuit open)
+    line_busy: int = 0  # calls put back: another call to the number is unconfirmed
+    limited: int = 0  # messages put back: the provider limits this recipient (per number)
 
     def add(self, other: DispatchStats) -> None:
         for f in fields(self):

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict
 
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
@@ -136,6 +136,9 @@ def release_time(
 
 
 # --- the outbox --------------------------------------------------------------------------------
+
+
+LineClaim = Literal["ok", "busy", "lost"]
 
 
 class OutboxRow(TypedDict):
@@ -278,6 +281,11 @@ class Store(Protocol):
         self, now: datetime, cutoff: datetime, limit: int, worker: str
     ) -> dict[int, list[OutboxRow]]: ...
     async def touch(self, lead: int, now: datetime, worker: str) -> bool: ...
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        """`touch` for a channel whose provider cannot tell two messages to one person apart
+        (calls): "busy" (and nothing changed) while another group's message to the same address
+        on the same channel is in flight, unconfirmed; "lost" when the claim is no longer ours."""
+        ...
     async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None: ...
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None: ...
     async def record_retry(self, lead: int, when: datetime, error: str, worker: str) -> None: ...

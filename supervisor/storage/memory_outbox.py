@@ -19,6 +19,7 @@ from supervisor.storage.base import (
     FallbackOutcome,
     Grouper,
     HeldMessage,
+    LineClaim,
     OutboxRow,
     Reply,
     person,
@@ -194,6 +195,20 @@ class MemoryOutbox:
                 "started_at": now, "outcome": None, "provider_id": None,
             })  # fmt: skip
         return bool(rows)
+
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        rows = self._lead_rows(lead)
+        if not rows:
+            return "lost"
+        channel, address = rows[0]["channel"], rows[0]["address"]
+        busy = any(
+            r["status"] == "sending" and r.get("in_flight") and r["channel"] == channel
+            and r["address"] == address and (r.get("group_id") or r["id"]) != lead
+            for r in self.rows.values()
+        )  # fmt: skip
+        if busy:
+            return "busy"
+        return "ok" if await self.touch(lead, now, worker) else "lost"
 
     def _latest_attempt(self, lead: int) -> dict[str, Any] | None:
         return next((a for a in reversed(self.attempts) if a["lead"] == lead), None)

@@ -24,6 +24,7 @@ from supervisor.storage.base import (
     FallbackOutcome,
     Grouper,
     HeldMessage,
+    LineClaim,
     OutboxRow,
     Reply,
     person,
@@ -122,6 +123,20 @@ class PgOutbox:
         """Just before a send: still ours? Counts the attempt and marks the group in flight."""
         async with self.pool.acquire() as conn:
             return bool(await conn.fetch(q.TOUCH, lead, now, worker))
+
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        """`touch`, unless another group's message to the same address and channel is in flight.
+        The advisory lock (per channel and address, held to the end of the transaction) makes the
+        look and the touch one step for every worker: two unconfirmed calls to one number are
+        never both handed over."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            line = await conn.fetchrow(q.LINE_OF, lead)
+            if line is None:
+                return "lost"
+            await conn.execute(q.LINE_LOCK, line["channel"], line["address"])
+            if await conn.fetchval(q.LINE_BUSY, line["channel"], line["address"], lead):
+                return "busy"
+            return "ok" if await conn.fetch(q.TOUCH, lead, now, worker) else "lost"
 
     async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None:
         """What came of the group's latest attempt: sent (with the provider's id), retry (definitely

@@ -284,6 +284,15 @@ INSERT INTO outbox_attempts (lead, channel, address, started_at)
 SELECT $1, channel, address, $2 FROM t LIMIT 1
 RETURNING id
 """
+# One unconfirmed call per number (delivery/outbox.py ONE_AT_A_TIME): the group's channel and
+# address, then whether another group's message to that address on that channel is in flight.
+LINE_OF = "SELECT channel, address FROM outbox WHERE id = $1"
+LINE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('line|' || $1 || '|' || coalesce($2, '')))"
+LINE_BUSY = """
+SELECT EXISTS (SELECT 1 FROM outbox
+               WHERE status = 'sending' AND in_flight AND channel = $1
+                 AND address IS NOT DISTINCT FROM $2 AND coalesce(group_id, id) <> $3)
+"""
 # What came of the latest attempt of a group (a reconciliation or a callback may name its id).
 RECORD_ATTEMPT = """
 UPDATE outbox_attempts SET outcome = $2, provider_id = coalesce(provider_id, $3)
