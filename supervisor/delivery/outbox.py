@@ -52,7 +52,9 @@ from supervisor.delivery.policy import (
 from supervisor.delivery.sending import (
     Batch,
     DispatchStats,
+    LimitedFn,
     OutageFn,
+    TakesFn,
     TokenBucket,
     address_for,
     group_rows,
@@ -75,6 +77,7 @@ AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus c
 # call placed once.
 ONE_AT_A_TIME = CONTENT_BLIND
 LINE_BUSY_WAIT = timedelta(seconds=5)
+LIMIT_WAIT_S = 60.0  # a per-recipient limit that did not say how long it lasts
 
 
 class Dispatcher:
@@ -89,6 +92,8 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_outage: OutageFn | None = None,
         workday: Workday | None = None,
+        on_limited: LimitedFn | None = None,
+        takes: TakesFn | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -102,6 +107,10 @@ class Dispatcher:
         self.breakers: dict[str, Breaker] = {}
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
+        # told when a provider limits a recipient: (contact id, the provider's answer)
+        self.on_limited = on_limited
+        # does a contact take a channel (its `channels`)? Fallback rows go only to those who do
+        self.takes = takes
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -251,7 +260,8 @@ class Dispatcher:
             log.exception("notifier raised", extra=b.log_extra())
             result = SendResult("unknown", error=f"notifier raised {type(exc).__name__}")
         await self.store.record_attempt(b.lead, result.outcome, result.provider_id)
-        if result.outcome in ("sent", "failed"):  # the provider answered: it is up
+        # The provider answered (a per-recipient limit is an answer too): it is up.
+        if result.outcome in ("sent", "failed", "limited"):
             await self._provider_up(breaker)
         else:
             await self._provider_failed(breaker)
@@ -314,6 +324,8 @@ class Dispatcher:
             await self._retry(b, result.error or "retry", result.retry_after_s, attempts, stats)
         elif result.outcome == "failed":
             await self._give_up(b, result.error or "failed", stats)
+        elif result.outcome == "limited":
+            await self._limited(b, result, attempts, stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
             await self.store.record_unknown(b.lead, result.error or "unknown", self.worker_id)
             stats.unknown += 1
@@ -335,6 +347,32 @@ class Dispatcher:
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
+
+    async def _limited(
+        self, b: Batch, result: SendResult, attempts: int, stats: DispatchStats
+    ) -> None:
+        """The provider limits this recipient (per number or template): that person's message
+        waits the limit out, jittered; a limit that outlasts the channel's retry horizon (a
+        daily one) gives the message up on this channel now (and falls back, to people who take
+        the fallback channel). The supervisor is told, at most once a day per person."""
+        error = result.error or "limited"
+        stats.limited += 1
+        if self.on_limited is not None:
+            try:
+                await self.on_limited(str(b.first["recipient"]), error)
+            except Exception:  # telling must never stop delivery
+                log.exception("limit notice failed", extra=b.log_extra())
+        wait = (result.retry_after_s or LIMIT_WAIT_S) * (1 + self._rng.uniform(0, 0.2))
+        now = self.clock.now()
+        horizon = b.first["created_at"] + self.settings.horizon_for(b.channel)
+        if now + timedelta(seconds=wait) > horizon:
+            await self._give_up(b, f"recipient limited past the retry horizon: {error}", stats)
+            return
+        if await self._expired(b, attempts, stats):
+            return
+        when = release_at(now + timedelta(seconds=wait), b.urgent, self.settings, self.workday)
+        await self.store.record_retry(b.lead, when, error, self.worker_id)
+        log.info("recipient limited", extra=b.log_extra(error=error, delay_s=round(wait, 1)))
 
     async def _line_busy(self, b: Batch, stats: DispatchStats) -> None:
         """Another call to this number is unconfirmed: look again shortly (no attempt counted,
@@ -383,7 +421,7 @@ class Dispatcher:
         now = self.clock.now()
         held = release_at(now, False, self.settings, self.workday)
         out = await self.store.fail_group(
-            outbox_id, reason, statuses, self.settings.fallback, now, held
+            outbox_id, reason, statuses, self.settings.fallback, now, held, self.takes
         )
         if not out.failed:
             return 0

@@ -18,6 +18,10 @@ PHONE_CHANNELS = frozenset({"sms", "voice"})
 
 # Told when a provider goes down (True) or comes back (False), with the channels it serves.
 OutageFn = Callable[[str, bool, frozenset[str]], Awaitable[None]]
+# Told when a provider limits a recipient (per number): the contact id and the provider's answer.
+LimitedFn = Callable[[str, str], Awaitable[None]]
+# Does this contact take this channel? (contact id, channel); unknown contacts: True.
+TakesFn = Callable[[str, str], bool]
 
 
 def provider_of(notifier: Notifier) -> str:

@@ -23,7 +23,7 @@ Two stores keep this contract: PgStore (storage/pg.py, the real one) and MemoryS
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict
@@ -298,6 +298,7 @@ class Store(Protocol):
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome: ...
     async def overlapping(
         self,

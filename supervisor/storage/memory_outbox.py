@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -243,6 +243,7 @@ class MemoryOutbox:
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome:
         failed = [r for r in self._group_of(outbox_id) if r["status"] in statuses]
         if not failed:
@@ -255,6 +256,8 @@ class MemoryOutbox:
         if target is not None:
             for r in failed:
                 if self._ladder_status(r) not in (None, "active"):
+                    continue
+                if takes is not None and not takes(str(r["recipient"]), target):
                     continue
                 values = {k: r[k] for k in (
                     "ticket", "rule", "cycle", "step", "rep", "role", "recipient", "name",

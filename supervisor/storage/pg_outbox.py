@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -164,21 +164,23 @@ class PgOutbox:
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome:
         """Mark the group of `outbox_id` failed (if in one of `statuses`) and insert its rows
-        again on the fallback channel, keyed by the outbox UNIQUE key (idempotent, no loops)."""
+        again on the fallback channel, keyed by the outbox UNIQUE key (idempotent, no loops);
+        with `takes`, only for recipients who take the fallback channel."""
         async with self.pool.acquire() as conn, conn.transaction():
             failed = await conn.fetch(q.FAIL_GROUP, outbox_id, reason, list(statuses))
             if not failed:
                 return FallbackOutcome([], None, None, 0)
             channel = failed[0]["channel"]
             target = fallback.get(channel)
+            again = [r["id"] for r in failed
+                     if target is not None and (takes is None or takes(r["recipient"], target))]  # fmt: skip
             created = []
-            if target is not None:
+            if again:
                 note = f"fallback from {channel}: {reason}"
-                created = await conn.fetch(
-                    q.INSERT_FALLBACK, [r["id"] for r in failed], target, note, now, held
-                )
+                created = await conn.fetch(q.INSERT_FALLBACK, again, target, note, now, held)
         return FallbackOutcome([r["id"] for r in failed], channel, target, len(created))
 
     async def overlapping(

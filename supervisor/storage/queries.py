@@ -329,7 +329,7 @@ FAIL_GROUP = """
 UPDATE outbox SET status = 'failed', last_error = $2, in_flight = false
 WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
   AND status = ANY($3::text[])
-RETURNING id, channel
+RETURNING id, channel, recipient
 """
 # Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile. The
 # template parameters (`params`) are the SMS provider's, so a fallback row goes without them.
