@@ -45,7 +45,6 @@ from supervisor.delivery.policy import (
     DeliverySettings,
     Workday,
     backoff_s,
-    compose_group,
     expired,
     release_at,
 )
@@ -57,6 +56,7 @@ from supervisor.delivery.sending import (
     TakesFn,
     TokenBucket,
     address_for,
+    compose,
     group_rows,
     provider_of,
     solo_channels,
@@ -193,7 +193,7 @@ class Dispatcher:
         return group_rows(rows, self.settings, solo_channels(self.notifiers))
 
     def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
-        return Batch(rows[0]["id"], rows, compose_group(rows), since)
+        return Batch(rows[0]["id"], rows, compose(rows), since)
 
     async def _claim_stale(self, now: datetime, limit: int) -> list[Batch]:
         cutoff = now - timedelta(seconds=self.settings.reconcile_after_s)
@@ -207,7 +207,7 @@ class Dispatcher:
             if any(r["in_flight"] for r in rows):
                 claimed = next(r["claimed_at"] for r in rows if r["id"] == lead)
                 since = await self.store.attempt_started(lead) or claimed
-            batches.append(Batch(lead, rows, compose_group(rows), since))
+            batches.append(Batch(lead, rows, compose(rows), since))
         return batches
 
     # -- sending ------------------------------------------------------------------------------

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from notifiers.base import Notifier
 from supervisor.core.clock import Clock
-from supervisor.delivery.policy import DeliverySettings, split_groups
+from supervisor.core.spoken import compose_call
+from supervisor.delivery.policy import DeliverySettings, compose_group, split_groups
 from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})
@@ -143,7 +144,18 @@ def group_rows(
             out.append([r])
         else:
             together[(r["channel"], person(r))].append(r)
-    for group in together.values():
+    for (channel, _), group in together.items():
+        if channel == "voice":  # one call counts them all (compose): no SMS budget to cut to
+            out.append(group)
+            continue
         for chunk in split_groups(group, settings.group_max_segments):
             out.append([cast(OutboxRow, r) for r in chunk])
     return out
+
+
+def compose(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The text of one message carrying `rows`: a call counts its items (core/spoken.py), never
+    reads the grouped SMS aloud; other channels get the grouped text (policy.compose_group)."""
+    if len(rows) > 1 and rows[0]["channel"] == "voice":
+        return compose_call(rows)
+    return compose_group(rows)

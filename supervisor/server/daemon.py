@@ -113,6 +113,7 @@ class Daemon:
             setup_twilio_hooks(
                 app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+                voice=twilio,
             )  # fmt: skip
         setup_provider_hooks(
             app, store=self.store, clock=self.clock, notifiers=settings.notifiers, env=self.env,

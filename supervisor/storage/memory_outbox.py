@@ -263,6 +263,11 @@ class MemoryOutbox:
                     "ticket", "rule", "cycle", "step", "rep", "role", "recipient", "name",
                     "address", "text", "urgent",
                 )}  # fmt: skip
+                params = r.get("params") or {}
+                if target == "voice" and "voice" in params:  # the call's own script
+                    values["text"] = params["voice"]
+                if target == "voice" and "call" in params:
+                    values["params"] = {"call": params["call"]}
                 values.update(
                     channel=target, note=f"fallback from {channel}: {reason}",
                     not_before=now if r["urgent"] else held, created_at=now,
@@ -353,6 +358,15 @@ class MemoryOutbox:
                     "started_at": at, "outcome": "callback", "provider_id": sid,
                 })  # fmt: skip
         return int(row["id"])
+
+    async def call_rows(self, outbox_id: int) -> list[OutboxRow]:
+        return [self._view(r) for r in sorted(self._group_of(outbox_id), key=lambda r: r["id"])]
+
+    async def record_keypress(
+        self, outbox_id: int, digits: str, result: str, at: datetime
+    ) -> None:
+        for r in self._group_of(outbox_id):
+            r.update(keypress=digits, keypress_result=result, keypress_at=at)
 
     async def mark_failed(self, outbox_id: int, reason: str) -> None:
         for r in self._group_of(outbox_id):

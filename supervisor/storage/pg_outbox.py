@@ -232,6 +232,18 @@ class PgOutbox:
                 await conn.execute(q.INSERT_CALLBACK_ATTEMPT, row_id, sid, at)
         return int(row_id)
 
+    async def call_rows(self, outbox_id: int) -> list[OutboxRow]:
+        """The rows of the message (group) `outbox_id` belongs to, whatever their status."""
+        async with self.pool.acquire() as conn:
+            return [_row(r) for r in await conn.fetch(q.CALL_ROWS, outbox_id)]
+
+    async def record_keypress(
+        self, outbox_id: int, digits: str, result: str, at: datetime
+    ) -> None:
+        """The key pressed during a call, and what it did, on every row of its group."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(q.RECORD_KEYPRESS, outbox_id, digits, result, at)
+
     async def mark_failed(self, outbox_id: int, reason: str) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(q.MARK_FAILED, outbox_id, reason)
