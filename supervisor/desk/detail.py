@@ -105,6 +105,11 @@ def build_detail(
             "delivery_status": m["delivery_status"], "attempts": m["attempts"], "error": m["last_error"],
             "note": m["note"], "created_at": fmt.bj_iso(m["created_at"]), "created_text": fmt.bj(m["created_at"]),
             "sent_at": fmt.bj_iso(m["sent_at"]), "sent_text": fmt.bj(m["sent_at"]), "ack": ack,
+            # the key pressed during a call (issue 19): "1" and what it did, when
+            "keypress": None if m.get("keypress") is None else {
+                "digits": m["keypress"], "result": m["keypress_result"],
+                "at": fmt.bj_iso(m["keypress_at"]), "at_text": fmt.bj(m["keypress_at"]),
+            },
         })  # fmt: skip
 
     ladders = []
