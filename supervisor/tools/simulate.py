@@ -176,8 +176,10 @@ def plan_deliveries(
                 if m.at <= when and when2 <= when + window:
                     group.append(m)
                     taken.add(j)
-        rows = [{"ticket": g.ticket, "text": g.text, "name": g.name, "channel": g.channel,
-                 "params": g.params} for g in group]  # fmt: skip
+        rows: list[dict[str, Any]] = [
+            {"ticket": g.ticket, "text": g.text, "name": g.name, "channel": g.channel,
+             "params": g.params or {}} for g in group
+        ]  # fmt: skip
         parts = (
             [rows] if n.channel == "voice"  # one call counts them all (core/spoken.py)
             else delivery.split_groups(rows, settings.group_max_segments, None)
@@ -185,7 +187,7 @@ def plan_deliveries(
         for part in parts:
             # a message alone carries the provider parameters it would be sent with
             provider_params = {
-                k: v["params"] for k, v in (part[0]["params"] or {}).items()
+                k: v["params"] for k, v in dict(part[0]["params"]).items()
                 if len(part) == 1 and n.channel == "sms" and k in ("aliyun", "tencent")
             }  # fmt: skip
             out.append({
