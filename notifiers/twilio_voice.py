@@ -14,7 +14,6 @@ from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
 from notifiers.twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
 
 PROMPT = "按1确认收到，按2重听。"
-NO_KEY_PROMPT = "请留意短信。"
 GOODBYE = "详情将以短信发送给您，再见。"
 READINGS = 2  # a call is read at most this often without a key
 
@@ -37,7 +36,7 @@ def twiml_for(
     say = {"language": language, **({"voice": voice} if voice else {})}
     for _ in range(readings):
         if action is None:
-            response.say(text + NO_KEY_PROMPT, **say)
+            response.say(text, **say)  # the script ends with 详情请查看短信
             continue
         gather = response.gather(
             num_digits=1, action=action, method="POST", timeout=timeout_s, action_on_empty_result=False
