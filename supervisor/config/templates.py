@@ -246,6 +246,11 @@ class Templates:
     def __iter__(self) -> Iterator[str]:  # names, so a Templates can be passed to load_policy
         return iter(self._items)
 
+    def has_voice(self, name: str) -> bool:
+        """Does the template have a call script of its own (`voice`)?"""
+        item = self._items.get(name)
+        return item is not None and item.voice is not None
+
     def call_item(self, name: str) -> str:
         """What is late, for a call that counts several items (a template's `call_item`)."""
         item = self._items.get(name)

@@ -13,7 +13,7 @@ from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.deadlines import Deadlines
 from supervisor.core.durations import Duration
-from supervisor.core.spoken import call_info, with_spoken_notes
+from supervisor.core.spoken import call_info, speakable, with_spoken_notes
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.rulebook import Rule, Step
@@ -224,12 +224,16 @@ def fire_step(
                 if ch == "voice":  # spoken: the greeting first, then why this person is called
                     text = with_spoken_notes(text, unique)
                 else:
-                    text = with_note(text, "".join(unique) or None)
                     if params is not None and "call" in params and "voice" not in wanted:
-                        # an SMS that may fall back to a call: the call reads its own script
-                        spoken, _ = _text(rule, step, templates, directory, ticket, rec, role,
-                                          unit, anchor_at, overdue, extra, "voice")  # fmt: skip
+                        # an SMS that may fall back to a call: the call reads its own script (a
+                        # template without one: this very text made speakable, no second render)
+                        if templates.has_voice(step.template):
+                            spoken, _ = _text(rule, step, templates, directory, ticket, rec, role,
+                                              unit, anchor_at, overdue, extra, "voice")  # fmt: skip
+                        else:
+                            spoken = speakable(text, state.ticket)
                         params["voice"] = with_spoken_notes(spoken, unique)
+                    text = with_note(text, "".join(unique) or None)
                 out.append(
                     Notification(
                         at,
