@@ -302,6 +302,10 @@ class Dispatcher:
             stats.reconciled += 1
             log.info("reconciled: already sent", extra=b.log_extra(provider_id=found))
             return False
+        # Not at the provider: the attempt is settled as never placed (it is sent again). Left
+        # "unknown" in the ledger, it would look unresolved to the next message to this person
+        # (`overlapping`), which would then be resent without asking: a duplicate call.
+        await self.store.record_attempt(b.lead, "absent", None)
         return not await self._expired(b, b.attempts, stats)
 
     async def _expired(self, b: Batch, attempts: int, stats: DispatchStats) -> bool:
