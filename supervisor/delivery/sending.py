@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from notifiers.base import Notifier
 from supervisor.core.clock import Clock
-from supervisor.core.spoken import compose_call
+from supervisor.core.spoken import compose_call, speakable
 from supervisor.delivery.policy import DeliverySettings, compose_group, split_groups
 from supervisor.storage.base import OutboxRow, person
 
@@ -156,6 +156,11 @@ def group_rows(
 def compose(rows: Sequence[Mapping[str, Any]]) -> str:
     """The text of one message carrying `rows`: a call counts its items (core/spoken.py), never
     reads the grouped SMS aloud; other channels get the grouped text (policy.compose_group)."""
-    if len(rows) > 1 and rows[0]["channel"] == "voice":
-        return compose_call(rows)
+    if rows and rows[0]["channel"] == "voice":
+        if len(rows) > 1:
+            return compose_call(rows)
+        text = str(rows[0]["text"])
+        # a call with no script of its own (an SMS text: a notice, a row queued before scripts)
+        # is made speakable rather than read with its 【】 and whole ids
+        return speakable(text, str(rows[0]["ticket"])) if text.startswith("【") else text
     return compose_group(rows)

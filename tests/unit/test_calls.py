@@ -132,3 +132,15 @@ def test_the_call_asks_for_one_key_and_ends_politely() -> None:
     # without a public URL for the key, no key is asked for
     bare = twiml_for("您好。", "zh-CN")
     assert "<Gather" not in bare and PROMPT not in bare and bare.count("您好。") == 2
+
+
+def test_a_call_without_a_script_of_its_own_is_made_speakable() -> None:
+    from supervisor.delivery.sending import compose
+
+    row = {"ticket": "-", "channel": "voice", "params": None,
+           "text": "【12345督办】短信平台今日限制向王强发送短信（同一号码发送过多），紧急事项请电话联系。"}  # fmt: skip
+    assert compose([row]) == (
+        "您好，这里是幺二三四五热线督办。短信平台今日限制向王强发送短信，同一号码发送过多，紧急事项请电话联系。"
+    )
+    scripted = {**row, "text": "您好，这里是幺二三四五热线督办。工单尾号零幺二三签收超时。"}
+    assert compose([scripted]) == scripted["text"]
