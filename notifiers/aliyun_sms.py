@@ -42,11 +42,14 @@ from notifiers.settings import AliyunSmsSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-# Answers that mean "not sent, and sending later can work": per-number frequency control (1 a
-# minute, 5 an hour, 10 a day to one number by default) and API flow control.
-RETRY_CODES = frozenset(
-    {"isv.BUSINESS_LIMIT_CONTROL", "Throttling", "Throttling.User", "Throttling.Api"}
-)
+# Answers that mean "not sent, and sending later can work": API flow control (the account's).
+RETRY_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
+# Per-number (and template) frequency control: this person has had enough for now (by default 1
+# a minute, 5 an hour, 10 a day to one number; notifications about 50 a day). Aliyun works: the
+# recipient waits, the provider's breaker is not touched. The message names the window.
+LIMIT_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL"})
+LIMIT_WINDOWS_S = (("分钟", 60.0), ("小时", 3600.0), ("天", 86400.0), ("日", 86400.0))
+DEFAULT_LIMIT_WAIT_S = 60.0
 # Answers after which the message may or may not have gone out.
 UNKNOWN_CODES = frozenset(
     {"isp.SYSTEM_ERROR", "isp.GATEWAY_ERROR", "InternalError", "ServiceUnavailable"}
@@ -70,11 +73,21 @@ def redact(text: str) -> str:
 def outcome_for_code(code: str | None, message: str | None) -> SendResult:
     """The outcome of an error code Aliyun answered with (in a 200 body or an error answer)."""
     error = f"aliyun {code}: {redact(message or '')}"
+    if code in LIMIT_CODES:
+        return SendResult("limited", error=error, retry_after_s=limit_wait_s(message))
     if code in RETRY_CODES:
         return SendResult("retry", error=error)
     if code in UNKNOWN_CODES:
         return SendResult("unknown", error=error)
     return SendResult("failed", error=error)
+
+
+def limit_wait_s(message: str | None) -> float:
+    """How long a per-number limit lasts, from Aliyun's message ("触发小时级流控Permits:5")."""
+    for word, seconds in LIMIT_WINDOWS_S:
+        if word in (message or ""):
+            return seconds
+    return DEFAULT_LIMIT_WAIT_S
 
 
 def outcome_for(exc: BaseException) -> SendResult:

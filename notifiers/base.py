@@ -15,7 +15,7 @@ from supervisor.vocabulary import MESSAGE_CHANNELS
 
 CHANNELS = frozenset(MESSAGE_CHANNELS)
 
-Outcome = Literal["sent", "retry", "failed", "unknown"]
+Outcome = Literal["sent", "retry", "failed", "unknown", "limited"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class SendResult:
     "failed":  permanent (invalid number, bad credentials) -> do not resend on this channel.
     "unknown": may or may not have been accepted (5xx after the request was sent, read
                timeout) -> the caller must reconcile with `find_sent` before resending.
+    "limited": definitely NOT accepted because the provider limits this recipient (a per-number
+               or per-template frequency or daily limit): the provider works, so this is no
+               provider failure; resend to this person later (`retry_after_s`: how much later).
     """
 
     outcome: Outcome

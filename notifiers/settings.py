@@ -28,7 +28,24 @@ class TwilioSettings(_Strict):
     # 1..36000 is Twilio's documented range; None leaves Twilio's default (4 hours).
     validity_period_s: int | None = Field(3600, ge=1, le=36000)
     status_callback_url: str | None = None  # public URL of our /twilio/status webhook
-    voice_language: str = "zh-CN"
+    # Calls: read in Mandarin. `voice` is Twilio's <Say voice>: an Amazon Polly or Google voice
+    # ("Polly.Zhiyu", "Google.cmn-CN-Standard-A") or None for Twilio's default for the language.
+    # A voice and a language that do not match make Twilio fail the <Say>: without
+    # `voice_language`, a Polly or Google voice is given "cmn-CN" (Mandarin, as those voices name
+    # it) and Twilio's default voice "zh-CN".
+    voice: str | None = "Polly.Zhiyu"
+    voice_language: str | None = None
+
+    @property
+    def say_language(self) -> str:
+        if self.voice_language:
+            return self.voice_language
+        return "cmn-CN" if self.voice and self.voice.startswith(("Polly.", "Google.")) else "zh-CN"
+    # Public URL of our /twilio/gather webhook: a call then asks for a key (1 acknowledges, 2
+    # repeats) and Twilio posts it there. None (Twilio cannot reach us): the call is read twice
+    # and asks for no key; the SMS carries the acknowledgement.
+    gather_url: str | None = None
+    gather_timeout_s: int = Field(6, ge=1, le=30)  # seconds of silence that end a reading
 
     @model_validator(mode="after")
     def _needs_a_sender(self) -> TwilioSettings:

@@ -32,6 +32,7 @@ from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.sms.v20210111 import errorcodes as ec
 from tencentcloud.sms.v20210111 import models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -42,19 +43,36 @@ from notifiers.settings import TencentSmsSettings
 
 T = TypeVar("T")
 
-# Not sent, and later can work: API rate limits and the per-number frequency limits
-# (30 seconds, 1 hour, 1 day, same content per day).
-RETRY_PREFIXES = ("RequestLimitExceeded", "LimitExceeded.PhoneNumber")
-# Sent or not, nobody can say: Tencent's own internal errors, and a non-200 answer.
-UNKNOWN_PREFIXES = ("InternalError", "ServerNetworkError")
+# Not sent, and later can work: the API's request rate (the account's, as Twilio's 429). A
+# common error of every Tencent Cloud API, so not in the SMS SDK's errorcodes.py.
+REQUEST_LIMIT = "RequestLimitExceeded"
+# Per-number limits (30 seconds, 1 hour, 1 day, the same content in a day) and the per-number
+# frequency policy: this recipient waits that long; Tencent works, so its breaker is not touched.
+# (LimitExceeded.PhoneNumberCountLimit is not one: it means more than 200 numbers in one request.)
+LIMIT_WAIT_S = {
+    ec.LIMITEXCEEDED_PHONENUMBERTHIRTYSECONDLIMIT: 30.0,
+    ec.LIMITEXCEEDED_DELIVERYFREQUENCYLIMIT: 30.0,
+    ec.LIMITEXCEEDED_PHONENUMBERONEHOURLIMIT: 3600.0,
+    ec.LIMITEXCEEDED_PHONENUMBERDAILYLIMIT: 86400.0,
+    ec.LIMITEXCEEDED_PHONENUMBERSAMECONTENTDAILYLIMIT: 86400.0,
+}
+# Sent or not, nobody can say: Tencent's own internal errors (the SMS API's, and the common
+# `InternalError`), and a non-200 answer.
+INTERNAL = "InternalError"
+UNKNOWN_CODES = frozenset(
+    {ec.INTERNALERROR_JSONPARSEFAIL, ec.INTERNALERROR_OTHERERROR, ec.INTERNALERROR_PARSEBACKENDRESPONSEFAIL,
+     ec.INTERNALERROR_RESTAPIINTERFACENOTEXIST, ec.INTERNALERROR_SENDANDRECVFAIL,
+     ec.INTERNALERROR_SIGVERIFICATIONFAIL, ec.INTERNALERROR_TIMEOUT, ec.INTERNALERROR_UNKNOWNERROR,
+     INTERNAL, "ServerNetworkError"}
+)  # fmt: skip
 # Tencent's clock check failed: the request was refused before anything was sent, and a resend
 # made with the same clock fails the same way.
 NOT_SENT_INTERNAL = frozenset(
-    {"InternalError.RequestTimeException", "InternalError.SigFieldMissing"}
+    {ec.INTERNALERROR_REQUESTTIMEEXCEPTION, ec.INTERNALERROR_SIGFIELDMISSING}
 )
 # Every other code (AuthFailure.*, UnauthorizedOperation.*, InvalidParameterValue.*,
-# FailedOperation.* such as a missing template or an empty package, MissingParameter...) is
-# permanent for this message.
+# FailedOperation.* such as a missing template or an empty package, MissingParameter, the
+# application's own daily limits...) is permanent for this message.
 
 CLOCK_SLACK = timedelta(seconds=60)
 
@@ -62,11 +80,13 @@ CLOCK_SLACK = timedelta(seconds=60)
 def outcome_for_code(code: str | None, message: str | None) -> SendResult:
     code = code or ""
     error = f"tencent {code}: {redact(message or '')}"
-    if code.startswith(RETRY_PREFIXES):
+    if code in LIMIT_WAIT_S:
+        return SendResult("limited", error=error, retry_after_s=LIMIT_WAIT_S[code])
+    if code == REQUEST_LIMIT or code.startswith(REQUEST_LIMIT + "."):
         return SendResult("retry", error=error)
     if code in NOT_SENT_INTERNAL:
         return SendResult("failed", error=error)
-    if code.startswith(UNKNOWN_PREFIXES):
+    if code in UNKNOWN_CODES or code.startswith(INTERNAL + "."):
         return SendResult("unknown", error=error)
     return SendResult("failed", error=error)
 

@@ -1,8 +1,10 @@
-"""Voice calls through Twilio's Calls API: the text is read out by Twilio's text-to-speech."""
+"""Voice calls through Twilio's Calls API: the call's own script (core/spoken.py) read out by
+Twilio's text-to-speech, with a <Gather> for the key that acknowledges (server/twilio_hooks.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -11,12 +13,46 @@ from notifiers.settings import TwilioSettings
 from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
 from notifiers.twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
 
+PROMPT = "按1确认收到，按2重听。"
+GOODBYE = "详情将以短信发送给您，再见。"
+READINGS = 2  # a call is read at most this often without a key
 
-def twiml_for(text: str, language: str) -> str:
-    """<Response><Say language=...>text</Say></Response>; the builder escapes the text for XML."""
+
+def twiml_for(
+    text: str,
+    language: str,
+    *,
+    voice: str | None = None,
+    action: str | None = None,
+    timeout_s: int = 6,
+    readings: int = READINGS,
+) -> str:
+    """The call's TwiML. With `action` (our /twilio/gather URL for this message), each reading is
+    a <Gather numDigits="1"> around <Say> that ends with the key prompt: a key posts `Digits`
+    there (1 acknowledges, 2 repeats); no key after `readings` readings ends politely (the SMS
+    with the details follows). Without it, the text is read `readings` times and asks for no key.
+    The builder escapes the text for XML."""
     response = VoiceResponse()
-    response.say(text, language=language)
+    say = {"language": language, **({"voice": voice} if voice else {})}
+    for _ in range(readings):
+        if action is None:
+            response.say(text, **say)  # the script ends with 详情请查看短信
+            continue
+        gather = response.gather(
+            num_digits=1, action=action, method="POST", timeout=timeout_s, action_on_empty_result=False
+        )
+        gather.say(text + PROMPT, **say)
+    response.say(GOODBYE, **say)
     return str(response)
+
+
+def gather_action(base: str | None, key: str) -> str | None:
+    """Our /twilio/gather URL for this message: the outbox key rides along, as for the status
+    callback, so the key pressed is tied to its message."""
+    if base is None:
+        return None
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}{urlencode({'key': key})}"
 
 
 # Twilio's clock and ours may differ by a little; date_created has whole seconds.
@@ -44,7 +80,10 @@ class TwilioVoiceNotifier:
         kwargs: dict[str, object] = {
             "to": msg.to,
             "from_": s.from_number,
-            "twiml": twiml_for(msg.text, s.voice_language),
+            "twiml": twiml_for(
+                msg.text, s.say_language, voice=s.voice,
+                action=gather_action(s.gather_url, msg.key), timeout_s=s.gather_timeout_s,
+            ),  # fmt: skip
         }
         callback = status_callback_for(s.status_callback_url, msg)
         if callback is not None:

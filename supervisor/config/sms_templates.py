@@ -15,11 +15,13 @@ The parameters are rendered when a step fires, next to the text, and stored with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jinja2
+from jinja2 import nodes
 from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.config.templates import (
@@ -49,16 +51,98 @@ class TencentTemplate(_Model):
     params: list[str] = []  # {1}, {2}, ... in order
 
 
+# Symbols the providers refuse in a variable (Aliyun's and Tencent's template rules: 『』「」〖〗
+# m² • ① ★ ※ → 【】 ¥ and their kin). A value loses them before it is sent; a mapping whose fixed
+# text holds one is refused by `check`.
+DEFAULT_FORBIDDEN = "★☆※【】『』「」〖〗•→←↑↓⇒①②③④⑤⑥⑦⑧⑨⑩¥￥㎡²³√×■□◆◇▲△●○◎♀♂§№♪♫"
+DEFAULT_MAX_PARAMS = 6  # our limit on variables per template (reviewers refuse variable soup)
+
+
 class AliyunMapping(_Model):
     sign_name: Annotated[str, Field(min_length=2, max_length=20)]
+    # Aliyun: a variable of a notification template holds at most 35 characters
     max_param_chars: Annotated[int, Field(ge=1, le=500)] = 35
+    max_params: Annotated[int, Field(ge=1, le=50)] = DEFAULT_MAX_PARAMS
+    forbidden_chars: str = DEFAULT_FORBIDDEN
     templates: dict[str, AliyunTemplate] = {}
+
+    def max_chars(self) -> int | None:
+        return self.max_param_chars
 
 
 class TencentMapping(_Model):
     sign_name: Annotated[str, Field(min_length=2, max_length=20)]
-    max_param_chars: Annotated[int, Field(ge=1, le=500)] = 35
+    # Tencent: a 个人 (personal) account allows 12 characters per variable; an enterprise (and
+    # government) account has no per-variable limit. `max_param_chars` cuts further.
+    account: Literal["enterprise", "personal"] = "enterprise"
+    max_param_chars: Annotated[int, Field(ge=1, le=500)] | None = None
+    max_params: Annotated[int, Field(ge=1, le=50)] = DEFAULT_MAX_PARAMS
+    forbidden_chars: str = DEFAULT_FORBIDDEN
     templates: dict[str, TencentTemplate] = {}
+
+    def max_chars(self) -> int | None:
+        cap = PERSONAL_MAX_CHARS if self.account == "personal" else None
+        if cap is None or self.max_param_chars is None:
+            return cap or self.max_param_chars
+        return min(cap, self.max_param_chars)
+
+
+PERSONAL_MAX_CHARS = 12
+
+
+@dataclass(frozen=True)
+class ParamRules:
+    """What a provider accepts in one variable, and how many variables a template may have."""
+
+    max_chars: int | None
+    max_params: int
+    forbidden: frozenset[str]
+
+    def problems(self, value: str) -> list[str]:
+        """What breaks these rules in a value as it would be sent (empty when it is legal)."""
+        out = []
+        if self.max_chars is not None and len(value) > self.max_chars:
+            out.append(f"{len(value)} characters, more than {self.max_chars}")
+        bad = sorted({c for c in value if c in self.forbidden})
+        if bad:
+            out.append(f"symbols the provider refuses: {''.join(bad)}")
+        if URL_LIKE.search(value):
+            out.append("a URL")
+        return out
+
+
+URL_LIKE = re.compile(
+    r"(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~:/?#@!$&'*+,;=%]*"
+    r"|\b(?:[A-Za-z0-9-]+\.)+(?:cn|com|net|org|gov|edu|io|cc|me|info|top|xyz|ly)\b"
+    r"(?:/[A-Za-z0-9\-._~:/?#@!$&'*+,;=%]*)?",
+    re.IGNORECASE,
+)
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c - 0xFEE0).isalnum()}
+_FULLWIDTH[0x3000] = 0x20  # the ideographic space
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+_SPACE_BY_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
+
+
+def clean_param(value: str, rules: ParamRules) -> str:
+    """A value made legal for the provider: full-width digits and letters as ASCII, no URL, no
+    refused symbol, spaces collapsed (none next to Chinese: "幸福路 12号" -> "幸福路12号"), cut
+    to the length limit: a list between its items with "等", anything else with "…"."""
+    value = value.translate(_FULLWIDTH)
+    value = URL_LIKE.sub("", value)
+    value = "".join(c for c in value if c not in rules.forbidden)
+    value = " ".join(value.split())
+    value = _SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
+    limit = rules.max_chars
+    if limit is None or len(value) <= limit:
+        return value
+    if limit < 2:
+        return value[:limit]
+    cut = value[: limit - 1]
+    # a list cut between its items, and said so ("城管执法中队等"), rather than in one
+    at = max(cut.rfind(sep) for sep in "、，,；;")
+    if at >= limit // 2:
+        return cut[:at] + "等"
+    return cut.rstrip(" ，,、;；:：") + "…"
 
 
 class SmsTemplatesFile(_Model):
@@ -70,7 +154,7 @@ class SmsTemplatesFile(_Model):
 class _Compiled:
     code: str
     sign_name: str
-    limit: int
+    rules: ParamRules
     names: tuple[str, ...] | None  # Aliyun's parameter names; None: positional (Tencent)
     values: tuple[jinja2.Template, ...]
     sources: tuple[str, ...] = ()
@@ -89,12 +173,16 @@ class SmsTemplates:
         self._located = located or Located(None, {}, FILE_NAME)
         self._env = _environment()
         self._items: dict[str, dict[str, _Compiled]] = {}
+        self.rules: dict[str, ParamRules] = {}  # per provider
         self.errors: list[ConfigError] = []
         for provider in PROVIDERS:
             mapping = getattr(model, provider)
             if mapping is None:
                 continue
             compiled: dict[str, _Compiled] = {}
+            self.rules[provider] = ParamRules(
+                mapping.max_chars(), mapping.max_params, frozenset(mapping.forbidden_chars)
+            )
             for name, tm in mapping.templates.items():
                 if isinstance(tm.params, dict):
                     names: tuple[str, ...] | None = tuple(tm.params)
@@ -113,7 +201,7 @@ class SmsTemplates:
                             )
                         )
                 compiled[name] = _Compiled(
-                    tm.code, mapping.sign_name, mapping.max_param_chars, names, tuple(values),
+                    tm.code, mapping.sign_name, self.rules[provider], names, tuple(values),
                     tuple(sources),
                 )  # fmt: skip
             self._items[provider] = compiled
@@ -151,11 +239,11 @@ class SmsTemplates:
                 continue
             if joint is not None and len(item.values) == len(item.sources):
                 values = [
-                    self._finish(template, provider, joint[src], item.limit) for src in item.sources
+                    self._finish(template, provider, joint[src], item.rules) for src in item.sources
                 ]
             else:
                 values = [
-                    self._render(template, provider, t, item.limit, context) for t in item.values
+                    self._render(template, provider, t, item.rules, context) for t in item.values
                 ]
             rendered: dict[str, str] | list[str] = (
                 dict(zip(item.names, values, strict=True)) if item.names is not None else values
@@ -180,22 +268,26 @@ class SmsTemplates:
 
     @classmethod
     def _render(
-        cls, template: str, provider: str, t: jinja2.Template, limit: int, context: dict[str, Any]
+        cls,
+        template: str,
+        provider: str,
+        t: jinja2.Template,
+        rules: ParamRules,
+        context: dict[str, Any],
     ) -> str:
         try:
             value = t.render(context)
         except (jinja2.TemplateError, TypeError, ValueError) as exc:
             raise RenderError(f"sms_templates {provider}.{template}: {exc}") from exc
-        return cls._finish(template, provider, value, limit)
+        return cls._finish(template, provider, value, rules)
 
     @staticmethod
-    def _finish(template: str, provider: str, value: str, limit: int) -> str:
-        value = " ".join(value.split())
-        if PHONE_LIKE.search(value):
+    def _finish(template: str, provider: str, value: str, rules: ParamRules) -> str:
+        if PHONE_LIKE.search(" ".join(value.split())):
             raise PhoneNumberInText(
                 f"sms_templates {provider}.{template}: a phone number; not sent"
             )
-        return value if len(value) <= limit else value[: limit - 1] + "…"
+        return clean_param(value, rules)
 
     def check(self, templates: set[str] | frozenset[str]) -> list[ConfigError]:
         """Unknown template names, and every mapping rendered against the sample context."""
@@ -211,6 +303,28 @@ class SmsTemplates:
                     self.params(name, sample)
                 except (RenderError, PhoneNumberInText) as exc:
                     errors.append(self._error((*path, "params"), str(exc.__cause__ or exc)))
+                errors += self._rule_errors(provider, name, path)
+        return errors
+
+    def _rule_errors(self, provider: str, name: str, path: tuple[Any, ...]) -> list[ConfigError]:
+        """A mapping that can break the provider's rules whatever the data: more variables than
+        allowed, or a fixed text (a literal in a parameter) longer than a variable may be or
+        holding a symbol or URL the provider refuses."""
+        item = self._items[provider][name]
+        rules = item.rules
+        errors = []
+        if len(item.sources) > rules.max_params:
+            errors.append(self._error((*path, "params"), (
+                f"{len(item.sources)} variables; {provider} allows at most {rules.max_params} "
+                f"(sms_templates.yaml {provider}.max_params)"
+            )))  # fmt: skip
+        for i, source in enumerate(item.sources):
+            key = item.names[i] if item.names is not None else i
+            for text in _fixed_texts(self._env, source):
+                for problem in rules.problems(text):
+                    errors.append(self._error((*path, "params", key), (
+                        f"the fixed text '{text}' breaks {provider}'s rules for a variable: {problem}"
+                    )))  # fmt: skip
         return errors
 
     def missing_error(self, provider: str, template: str) -> str:
@@ -218,6 +332,34 @@ class SmsTemplates:
             f"template '{template}' has no {provider} mapping in {FILE_NAME} "
             f"(notifiers.{provider} sends only registered templates)"
         )
+
+
+def _fixed_texts(env: jinja2.Environment, source: str) -> list[str]:
+    """The literal texts a parameter can output whole: text outside tags, and string constants
+    that are output as they are (`'请督办' if ... else '请立即办理'`)."""
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return []
+    out = [n.data for n in tree.find_all(nodes.TemplateData) if n.data.strip()]
+    for output in tree.find_all(nodes.Output):
+        for expr in output.nodes:
+            for const in _output_consts(expr):
+                out.append(const)
+    return out
+
+
+def _output_consts(expr: nodes.Node) -> list[str]:
+    """String constants an expression can evaluate to as they are (through if/else, `or`, `~`)."""
+    if isinstance(expr, nodes.Const) and isinstance(expr.value, str):
+        return [expr.value]
+    if isinstance(expr, nodes.CondExpr):
+        return _output_consts(expr.expr1) + (_output_consts(expr.expr2) if expr.expr2 else [])
+    if isinstance(expr, nodes.Or):
+        return _output_consts(expr.left) + _output_consts(expr.right)
+    if isinstance(expr, nodes.Concat):
+        return [c for n in expr.nodes for c in _output_consts(n)]
+    return []
 
 
 def load_sms_templates(path: Path | str, text: str | None = None) -> SmsTemplates:

@@ -30,6 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
+from supervisor.core import spoken
 from supervisor.core.privacy import mask
 from supervisor.errors import HotlineError, InputError
 from supervisor.vocabulary import ZONE
@@ -111,6 +112,12 @@ def paren(value: Any) -> str:
     return "" if not text or text == UNKNOWN_CATEGORY else f"（{text}）"
 
 
+def known(value: Any) -> str:
+    """A category as it is, or nothing when it is unknown (a call says "工单", not "未分类工单")."""
+    text = str(value or "").strip()
+    return "" if text == UNKNOWN_CATEGORY else text
+
+
 _LABELS = {
     "complaint": "投诉", "help": "求助", "consultation": "咨询", "suggestion": "建议", "praise": "表扬",
     "new": "待派单", "dispatched": "待签收", "signed": "办理中", "returned": "已退单", "replied": "已回复",
@@ -124,13 +131,14 @@ def zh(value: Any) -> str:
     return _LABELS.get(str(value), str(value))
 
 
-_DIGITS_ZH = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
-_HM = re.compile(r"(\d{1,2}):(\d{2})")
-
-
 def say_id(value: Any) -> str:
-    """A ticket number read digit by digit, as a person reads it: "A2026" -> "A二零二六"."""
-    return "".join(_DIGITS_ZH.get(c, c) for c in str(value))
+    """A number read digit by digit as a person reads it, 1 as 幺: "A2016" -> "A二零幺六"."""
+    return spoken.digits(value)
+
+
+def say_tail(value: Any) -> str:
+    """A ticket as it is named on the phone: its last four characters read one by one."""
+    return spoken.tail(value)
 
 
 def say_hm(value: datetime) -> str:
@@ -140,14 +148,7 @@ def say_hm(value: datetime) -> str:
     return f"{v.month}月{v.day}日{v.hour}点{minutes}"
 
 
-def speakable(text: str) -> str:
-    """A text made fit to be read aloud: no 【】 or brackets, clock times as said."""
-    text = re.sub(r"【[^】]*】", "", text)
-    text = re.sub(r"[（(]([^）)]*)[）)]", r"，\1，", text)
-    text = _HM.sub(lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text)
-    text = re.sub(r"\s+", "", text)
-    text = re.sub(r"，([，。；])", r"\1", text)
-    return text.strip("，")
+speakable = spoken.speakable  # the whole text made fit to be read aloud (core/spoken.py)
 
 
 def _mask_numbers(value: Any) -> Any:
@@ -169,7 +170,16 @@ def _environment() -> ImmutableSandboxedEnvironment:
         finalize=_mask_numbers,
     )
     env.filters.update(
-        hm=hm, date=day, dt=dt, short=short, zh=zh, paren=paren, say_id=say_id, say_hm=say_hm
+        hm=hm,
+        date=day,
+        dt=dt,
+        short=short,
+        zh=zh,
+        paren=paren,
+        known=known,
+        say_id=say_id,
+        say_tail=say_tail,
+        say_hm=say_hm,
     )
     return env
 
@@ -183,8 +193,11 @@ class _Model(BaseModel):
 
 class TemplateModel(_Model):
     text: Annotated[str, Field(min_length=1)]
-    # what a phone call reads aloud; without it a call reads `text` made speakable (say())
+    # what a phone call reads aloud; without it a call reads `text` made speakable; either way
+    # core/spoken.py makes it fit for the ear (greeting first, 幺二三四五, the ticket's tail)
     voice: Annotated[str, Field(min_length=1)] | None = None
+    # what is late, in a few words, for a call that counts several items ("签收超时")
+    call_item: Annotated[str, Field(min_length=1, max_length=12)] | None = None
     max_segments: Annotated[int, Field(ge=1, le=10)] | None = None
     description: str | None = None
 
@@ -206,6 +219,7 @@ class _Compiled:
     template: jinja2.Template | None  # None when the text has a syntax error
     voice: jinja2.Template | None = None
     voice_source: str | None = None
+    call_item: str | None = None
 
 
 class Templates:
@@ -236,7 +250,9 @@ class Templates:
                             ("templates", name, "voice"), f"template syntax error: {exc.message}"
                         )
                     )
-            self._items[name] = _Compiled(name, tm.text, limit, compiled, voice, tm.voice)
+            self._items[name] = _Compiled(
+                name, tm.text, limit, compiled, voice, tm.voice, tm.call_item
+            )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -256,6 +272,16 @@ class Templates:
     def __iter__(self) -> Iterator[str]:  # names, so a Templates can be passed to load_policy
         return iter(self._items)
 
+    def has_voice(self, name: str) -> bool:
+        """Does the template have a call script of its own (`voice`)?"""
+        item = self._items.get(name)
+        return item is not None and item.voice is not None
+
+    def call_item(self, name: str) -> str:
+        """What is late, for a call that counts several items (a template's `call_item`)."""
+        item = self._items.get(name)
+        return item.call_item if item is not None and item.call_item else "需要处理"
+
     def max_segments(self, name: str) -> int:
         return self._items[name].limit
 
@@ -274,7 +300,9 @@ class Templates:
         try:
             text = template.render(context).strip()
             if channel == "voice":
-                text = speakable(text)
+                ticket = context.get("ticket")
+                tid = str(ticket.get("id") or "") if isinstance(ticket, dict) else ""
+                text = speakable(text, tid or None)
         except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
             # SecurityError is an UndefinedError in the sandbox; TypeError/ValueError from filters
             raise RenderError(f"template '{name}': {exc}") from exc

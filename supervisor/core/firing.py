@@ -13,6 +13,7 @@ from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.deadlines import Deadlines
 from supervisor.core.durations import Duration
+from supervisor.core.spoken import call_info, speakable, with_spoken_notes
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.rulebook import Rule, Step
@@ -216,6 +217,7 @@ def fire_step(
                 merged[i] = (*keep, o_notes + notes, o_reasons + reasons)
         for role, rec, notes, reasons in merged:
             seen: set[str] = set()
+            wanted = {channel_for(rec, c) for c in step.channels}
             for channel in step.channels:
                 ch = channel_for(rec, channel)
                 if ch in seen:
@@ -224,9 +226,23 @@ def fire_step(
                 text, params = _text(rule, step, templates, directory, ticket, rec, role, unit,
                                      anchor_at, overdue, extra, ch)  # fmt: skip
                 unique = list(dict.fromkeys(notes))
-                if ch == "voice" and unique:  # spoken: no brackets
-                    text = "".join(n.strip("（）") + "。" for n in unique) + text
+                if ch in ("sms", "voice") and "voice" in rec.channels:
+                    # what a call about this says when it counts several items (core/spoken.py)
+                    call = call_info(ticket=state.ticket, item=templates.call_item(step.template),
+                                     unit_name=ticket["unit_name"], notes=unique)  # fmt: skip
+                    params = {**(params or {}), "call": call}
+                if ch == "voice":  # spoken: the greeting first, then why this person is called
+                    text = with_spoken_notes(text, unique)
                 else:
+                    if params is not None and "call" in params and "voice" not in wanted:
+                        # an SMS that may fall back to a call: the call reads its own script (a
+                        # template without one: this very text made speakable, no second render)
+                        if templates.has_voice(step.template):
+                            spoken, _ = _text(rule, step, templates, directory, ticket, rec, role,
+                                              unit, anchor_at, overdue, extra, "voice")  # fmt: skip
+                        else:
+                            spoken = speakable(text, state.ticket)
+                        params["voice"] = with_spoken_notes(spoken, unique)
                     text = with_note(text, "".join(unique) or None)
                 out.append(
                     Notification(

@@ -45,16 +45,18 @@ from supervisor.delivery.policy import (
     DeliverySettings,
     Workday,
     backoff_s,
-    compose_group,
     expired,
     release_at,
 )
 from supervisor.delivery.sending import (
     Batch,
     DispatchStats,
+    LimitedFn,
     OutageFn,
+    TakesFn,
     TokenBucket,
     address_for,
+    compose,
     group_rows,
     provider_of,
     solo_channels,
@@ -70,6 +72,14 @@ URGENT_PASS = 10  # ...in the urgent lane: small, so a pass is over in moments
 # Channels whose provider records do not keep the content, so find_sent matches by time alone.
 CONTENT_BLIND = frozenset({"voice"})
 AMBIGUITY_WINDOW = timedelta(seconds=30)  # longer than a send's time-out plus clock slack
+# Channels on which a person has at most one unconfirmed message at a time: a call's record at
+# Twilio keeps no content, so two calls to one number whose answers were both lost could not be
+# told apart by reconciliation (the "placed twice" case). The second waits until the first is
+# confirmed (sent, refused, or reconciled); without status callbacks this is what keeps every
+# call placed once.
+ONE_AT_A_TIME = CONTENT_BLIND
+LINE_BUSY_WAIT = timedelta(seconds=5)
+LIMIT_WAIT_S = 60.0  # a per-recipient limit that did not say how long it lasts
 
 
 class Dispatcher:
@@ -84,6 +94,8 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_outage: OutageFn | None = None,
         workday: Workday | None = None,
+        on_limited: LimitedFn | None = None,
+        takes: TakesFn | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -103,6 +115,10 @@ class Dispatcher:
         self._back: set[str] = set()  # providers back in this pass
         # told when a provider goes down or comes back: (provider, down, its channels)
         self.on_outage = on_outage
+        # told when a provider limits a recipient: (contact id, the provider's answer)
+        self.on_limited = on_limited
+        # does a contact take a channel (its `channels`)? Fallback rows go only to those who do
+        self.takes = takes
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -226,7 +242,7 @@ class Dispatcher:
         return group_rows(rows, self.settings, solo_channels(self.notifiers))
 
     def _batch(self, rows: list[OutboxRow], since: datetime | None = None) -> Batch:
-        return Batch(rows[0]["id"], rows, compose_group(rows), since)
+        return Batch(rows[0]["id"], rows, compose(rows), since)
 
     async def _claim_stale(self, now: datetime, limit: int) -> list[Batch]:
         cutoff = now - timedelta(seconds=self.settings.reconcile_after_s)
@@ -240,7 +256,7 @@ class Dispatcher:
             if any(r["in_flight"] for r in rows):
                 claimed = next(r["claimed_at"] for r in rows if r["id"] == lead)
                 since = await self.store.attempt_started(lead) or claimed
-            batches.append(Batch(lead, rows, compose_group(rows), since))
+            batches.append(Batch(lead, rows, compose(rows), since))
         return batches
 
     # -- sending ------------------------------------------------------------------------------
@@ -281,10 +297,18 @@ class Dispatcher:
             return
 
         await self._bucket(b.channel).take(b.urgent)
-        if not await self.store.touch(b.lead, self.clock.now(), self.worker_id):
+        now = self.clock.now()
+        if b.channel in ONE_AT_A_TIME:
+            claim = await self.store.touch_line(b.lead, now, self.worker_id)
+        else:
+            claim = "ok" if await self.store.touch(b.lead, now, self.worker_id) else "lost"
+        if claim != "ok":
             breaker.probing = False
-            stats.skipped += 1
-            log.info("claim lost before sending", extra=b.log_extra())
+            if claim == "busy":
+                await self._line_busy(b, stats)
+            else:
+                stats.skipped += 1
+                log.info("claim lost before sending", extra=b.log_extra())
             return
         attempts = b.attempts + 1
         try:
@@ -294,7 +318,8 @@ class Dispatcher:
             log.exception("notifier raised", extra=b.log_extra())
             result = SendResult("unknown", error=f"notifier raised {type(exc).__name__}")
         await self.store.record_attempt(b.lead, result.outcome, result.provider_id)
-        if result.outcome in ("sent", "failed"):  # the provider answered: it is up
+        # The provider answered (a per-recipient limit is an answer too): it is up.
+        if result.outcome in ("sent", "failed", "limited"):
             await self._provider_up(breaker)
         else:
             await self._provider_failed(breaker)
@@ -335,6 +360,10 @@ class Dispatcher:
             stats.reconciled += 1
             log.info("reconciled: already sent", extra=b.log_extra(provider_id=found))
             return False
+        # Not at the provider: the attempt is settled as never placed (it is sent again). Left
+        # "unknown" in the ledger, it would look unresolved to the next message to this person
+        # (`overlapping`), which would then be resent without asking: a duplicate call.
+        await self.store.record_attempt(b.lead, "absent", None)
         return not await self._expired(b, b.attempts, stats)
 
     async def _expired(self, b: Batch, attempts: int, stats: DispatchStats) -> bool:
@@ -364,6 +393,8 @@ class Dispatcher:
             )
         elif result.outcome == "failed":
             await self._give_up(b, result.error or "failed", stats)
+        elif result.outcome == "limited":
+            await self._limited(b, result, attempts, stats)
         else:  # unknown: leave it 'sending'; it is reconciled once its claim is stale
             await self.store.record_unknown(b.lead, result.error or "unknown", self.worker_id)
             stats.unknown += 1
@@ -391,6 +422,42 @@ class Dispatcher:
         await self.store.record_retry(b.lead, when, error, self.worker_id)
         stats.retried += 1
         log.info("retry later", extra=b.log_extra(error=error, delay_s=round(delay, 1)))
+
+    async def _limited(
+        self, b: Batch, result: SendResult, attempts: int, stats: DispatchStats
+    ) -> None:
+        """The provider limits this recipient (per number or template): that person's message
+        waits the limit out, jittered; a limit that outlasts the channel's retry horizon (a
+        daily one) gives the message up on this channel now (and falls back, to people who take
+        the fallback channel). The supervisor is told, at most once a day per person."""
+        error = result.error or "limited"
+        stats.limited += 1
+        if self.on_limited is not None:
+            try:
+                await self.on_limited(str(b.first["recipient"]), error)
+            except Exception:  # telling must never stop delivery
+                log.exception("limit notice failed", extra=b.log_extra())
+        wait = (result.retry_after_s or LIMIT_WAIT_S) * (1 + self._rng.uniform(0, 0.2))
+        now = self.clock.now()
+        horizon = b.first["created_at"] + self.settings.horizon_for(b.channel)
+        if now + timedelta(seconds=wait) > horizon:
+            await self._give_up(b, f"recipient limited past the retry horizon: {error}", stats)
+            return
+        if await self._expired(b, attempts, stats):
+            return
+        when = release_at(now + timedelta(seconds=wait), b.urgent, self.settings, self.workday)
+        await self.store.record_retry(b.lead, when, error, self.worker_id)
+        log.info("recipient limited", extra=b.log_extra(error=error, delay_s=round(wait, 1)))
+
+    async def _line_busy(self, b: Batch, stats: DispatchStats) -> None:
+        """Another call to this number is unconfirmed: look again shortly (no attempt counted,
+        no quiet-hours wait: the message was already due)."""
+        wait = min(LINE_BUSY_WAIT, timedelta(seconds=self.settings.reconcile_after_s))
+        when = self.clock.now() + wait
+        error = "waiting: another call to this number is unconfirmed"
+        await self.store.record_retry(b.lead, when, error, self.worker_id)
+        stats.line_busy += 1
+        log.info("line busy", extra=b.log_extra())
 
     async def _hold(self, b: Batch, breaker: Breaker, stats: DispatchStats) -> None:
         """The provider is down: fall back to a channel whose provider is up, or wait (pending)
@@ -427,7 +494,7 @@ class Dispatcher:
         now = self.clock.now()
         held = release_at(now, False, self.settings, self.workday)
         out = await self.store.fail_group(
-            outbox_id, reason, statuses, self.settings.fallback, now, held
+            outbox_id, reason, statuses, self.settings.fallback, now, held, self.takes
         )
         if not out.failed:
             return 0

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from notifiers.base import Notifier
 from supervisor.core.clock import Clock
-from supervisor.delivery.policy import DeliverySettings, is_report, split_groups
+from supervisor.core.spoken import compose_call, speakable
+from supervisor.delivery.policy import DeliverySettings, compose_group, is_report, split_groups
 from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})
 
 # Told when a provider goes down (True) or comes back (False), with the channels it serves.
 OutageFn = Callable[[str, bool, frozenset[str]], Awaitable[None]]
+# Told when a provider limits a recipient (per number): the contact id and the provider's answer.
+LimitedFn = Callable[[str, str], Awaitable[None]]
+# Does this contact take this channel? (contact id, channel); unknown contacts: True.
+TakesFn = Callable[[str, str], bool]
 
 
 def provider_of(notifier: Notifier) -> str:
@@ -37,6 +42,8 @@ class DispatchStats:
     fallbacks: int = 0  # rows created on a fallback channel
     skipped: int = 0  # claims lost to another worker before sending
     held: int = 0  # messages put back because their provider is down (circuit open)
+    line_busy: int = 0  # calls put back: another call to the number is unconfirmed
+    limited: int = 0  # messages put back: the provider limits this recipient (per number)
 
     def add(self, other: DispatchStats) -> None:
         for f in fields(self):
@@ -153,7 +160,23 @@ def group_rows(
             out.append([r])
         else:
             together[(r["channel"], person(r))].append(r)
-    for group in together.values():
+    for (channel, _), group in together.items():
+        if channel == "voice":  # one call counts them all (compose): no SMS budget to cut to
+            out.append(group)
+            continue
         for chunk in split_groups(group, settings.group_max_segments):
             out.append([cast(OutboxRow, r) for r in chunk])
     return out
+
+
+def compose(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The text of one message carrying `rows`: a call counts its items (core/spoken.py), never
+    reads the grouped SMS aloud; other channels get the grouped text (policy.compose_group)."""
+    if rows and rows[0]["channel"] == "voice":
+        if len(rows) > 1:
+            return compose_call(rows)
+        text = str(rows[0]["text"])
+        # a call with no script of its own (an SMS text: a notice, a row queued before scripts)
+        # is made speakable rather than read with its 【】 and whole ids
+        return speakable(text, str(rows[0]["ticket"])) if text.startswith("【") else text
+    return compose_group(rows)

@@ -108,6 +108,11 @@ def build_detail(
             "note": m["note"], "created_at": fmt.bj_iso(m["created_at"]), "created_text": fmt.bj(m["created_at"]),
             "sent_at": fmt.bj_iso(m["sent_at"]), "sent_text": fmt.bj(m["sent_at"]), "ack": ack,
             "planned": fmt.bj(m["not_before"]) if m["status"] == "pending" else None,
+            # the key pressed during a call (issue 19): "1" and what it did, when
+            "keypress": None if m.get("keypress") is None else {
+                "digits": m["keypress"], "result": m["keypress_result"],
+                "at": fmt.bj_iso(m["keypress_at"]), "at_text": fmt.bj(m["keypress_at"]),
+            },
         })  # fmt: skip
 
     ladders = []

@@ -120,6 +120,7 @@ class Daemon:
         self.dispatcher = Dispatcher(
             self.store, self._notifiers, settings.delivery, self.clock,
             worker_id=self.worker_id, workday=self._workday, on_outage=self._on_outage,
+            on_limited=self._on_limited, takes=self._takes,
         )  # fmt: skip
         app = make_app(
             self.supervisor,
@@ -137,6 +138,7 @@ class Daemon:
             setup_twilio_hooks(
                 app, store=self.store, clock=self.clock, auth_token=self.env.get(twilio.auth_token_env, ""),
                 public_url=settings.http.public_url, ack=self._ack, dispatcher=self.dispatcher, settings=settings.delivery,
+                voice=twilio,
             )  # fmt: skip
         setup_provider_hooks(
             app, store=self.store, clock=self.clock, notifiers=settings.notifiers, env=self.env,
@@ -278,6 +280,23 @@ class Daemon:
         alive = self.clock.now() - OUTAGE_ALIVE
         rows = await self.pool.fetch(q.OUTAGES, alive)
         self.outages = {r["provider"]: r["since"] for r in rows}
+
+    def _takes(self, person: str, channel: str) -> bool:
+        """Does this contact take `channel`? Fallback calls only for people with voice."""
+        people = self.supervisor.runtime.directory.model.people
+        return person not in people or channel in people[person].channels
+
+    async def _on_limited(self, person: str, reason: str) -> None:
+        """The SMS provider limits a person: the supervisors are told, once a day per person."""
+        from supervisor.delivery.limits import limit_notices
+
+        people = self.supervisor.runtime.directory.model.people
+        name = people[person].name if person in people else None
+        notes = limit_notices(
+            person, name, self.supervisor.runtime.directory.resolve("supervisor"), self.clock.now()
+        )
+        await self.store.enqueue(notes, self.loaded.settings.delivery, self._workday)
+        self.wake_dispatcher.set()
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         from supervisor.server.health import health

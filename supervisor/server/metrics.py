@@ -67,6 +67,8 @@ class Metrics:
             "fallbacks",
             "skipped",
             "held",
+            "line_busy",  # calls waiting for an unconfirmed call to the same number
+            "limited",  # messages a provider refused for this recipient (per-number limits)
         ):
             value = getattr(stats, outcome)
             if value:

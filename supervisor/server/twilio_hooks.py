@@ -1,4 +1,5 @@
-"""Twilio's webhooks: delivery status callbacks, and SMS replies that acknowledge an escalation.
+"""Twilio's webhooks: delivery status callbacks, SMS replies that acknowledge an escalation, and
+the key pressed during a call (<Gather>: 1 acknowledges, 2 repeats).
 
 Every request must carry a valid X-Twilio-Signature (HMAC of the URL Twilio called and the form
 with our auth token); anything else gets 403 and changes nothing. Behind a proxy the URL we see
@@ -18,17 +19,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
+from notifiers.settings import TwilioSettings
+from notifiers.twilio_voice import twiml_for
 from supervisor.core.clock import Clock
 from supervisor.core.events import TICKET_ID
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.delivery.sending import compose
 from supervisor.server.acking import AckOutcome
-from supervisor.storage.base import NOT_DELIVERED, Store
+from supervisor.storage.base import NOT_DELIVERED, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +60,11 @@ def setup_twilio_hooks(
     ack: AckFn,
     dispatcher: Dispatcher | None,
     settings: DeliverySettings,
+    voice: TwilioSettings | None = None,
 ) -> None:
-    """Add POST /twilio/status and POST /twilio/inbound to `app`."""
+    """Add POST /twilio/status, /twilio/inbound (SMS replies) and /twilio/gather (the key pressed
+    during a call) to `app`. `voice`: the call settings (language, voice) the answers to a key
+    are read with."""
     validator = RequestValidator(auth_token)
     ack_words = ack_word_set(settings)
 
@@ -99,8 +108,22 @@ def setup_twilio_hooks(
         )
         return _twiml(answer)
 
+    async def gather(request: web.Request) -> web.Response:
+        form = await verified_form(request)
+        if form is None:
+            return web.Response(status=403, text="invalid signature")
+        oid = _outbox_id(request.query.get("key"))
+        rows = await store.call_rows(oid) if oid is not None else []
+        base = public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
+        answer = await keypress(
+            store, ack, rows, (form.get("Digits") or "").strip(), clock.now(),
+            voice=voice, action=base + request.raw_path,
+        )  # fmt: skip
+        return web.Response(text=answer, content_type="text/xml")
+
     app.router.add_post("/twilio/status", status)
     app.router.add_post("/twilio/inbound", inbound)
+    app.router.add_post("/twilio/gather", gather)
 
 
 def parse_reply(body: str, ack_words: set[str]) -> tuple[str | None, str | None]:
@@ -171,6 +194,60 @@ async def acknowledge_reply(
         },
     )
     return reply_text(reply.ticket, out)
+
+
+async def keypress(
+    store: Store,
+    ack: AckFn,
+    rows: list[OutboxRow],
+    digits: str,
+    now: datetime,
+    *,
+    voice: TwilioSettings | None,
+    action: str,
+) -> str:
+    """The TwiML answering a key pressed during a call (rows: the call's message group). 1
+    acknowledges every ticket the call was about, through the rank rule (`ack`, as an SMS reply
+    does): the person ends only what is addressed to them and those below; 2 (or another key)
+    reads the call again. What the key did is recorded on the call's rows (工单详情 shows it)."""
+    language = voice.say_language if voice is not None else "zh-CN"
+    say = {"language": language, **({"voice": voice.voice} if voice and voice.voice else {})}
+    response = VoiceResponse()
+    if not rows:
+        response.say("没有找到这通电话对应的提醒，再见。", **say)
+        return str(response)
+    lead = rows[0]["id"]
+    if digits != "1":
+        result = "重听" if digits == "2" else f"按{digits or '空'}键，重听"
+        await store.record_keypress(lead, digits, result, now)
+        timeout = voice.gather_timeout_s if voice is not None else 6
+        return twiml_for(compose(rows), language, voice=voice.voice if voice else None,
+                         action=action, timeout_s=timeout)  # fmt: skip
+    person = str(rows[0]["recipient"])
+    outcomes = []
+    for ticket, rule in dict.fromkeys((str(r["ticket"]), str(r["rule"])) for r in rows):
+        roles = await store.roles_sent(ticket, person)
+        outcomes.append(await ack(ticket, rule, person, "voice", roles))
+    words, result = keypress_words(outcomes)
+    await store.record_keypress(lead, digits, result, now)
+    log.info("acknowledged by keypress",
+             extra={"outbox": lead, "recipient": person, "result": result})  # fmt: skip
+    response.say(words, **say)
+    return str(response)
+
+
+def keypress_words(outcomes: list[AckOutcome]) -> tuple[str, str]:
+    """(what the call says, what the desk shows) after a 1."""
+    done = [o for o in outcomes if o.status == "ok" and o.acknowledged]
+    refused = sorted({r for o in outcomes if o.status == "not_allowed" for r in o.refused_roles})
+    if done and any(o.still_open for o in done):
+        return "已确认收到，发给您的提醒已停止，更高一级的督办不受影响。谢谢，再见。", "已确认（本级）"
+    if done:
+        return "已确认收到，督办已停止。谢谢，再见。", "已确认"
+    if refused:
+        whom = "、".join(ROLE_NAMES.get(r, r) for r in refused)
+        return f"该督办需由{whom}本人确认，您的按键未停止督办。再见。", "无权确认"
+    return "没有需要确认的督办提醒，再见。", "无待确认"
 
 
 def _outbox_id(key: str | None) -> int | None:

@@ -23,7 +23,7 @@ Two stores keep this contract: PgStore (storage/pg.py, the real one) and MemoryS
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict
@@ -141,6 +141,9 @@ def release_time(
 
 
 # --- the outbox --------------------------------------------------------------------------------
+
+
+LineClaim = Literal["ok", "busy", "lost"]
 
 
 class OutboxRow(TypedDict):
@@ -284,6 +287,11 @@ class Store(Protocol):
         self, now: datetime, cutoff: datetime, limit: int, worker: str
     ) -> dict[int, list[OutboxRow]]: ...
     async def touch(self, lead: int, now: datetime, worker: str) -> bool: ...
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        """`touch` for a channel whose provider cannot tell two messages to one person apart
+        (calls): "busy" (and nothing changed) while another group's message to the same address
+        on the same channel is in flight, unconfirmed; "lost" when the claim is no longer ours."""
+        ...
     async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None: ...
     async def record_sent(self, lead: int, provider_id: str | None, at: datetime) -> None: ...
     async def record_retry(self, lead: int, when: datetime, error: str, worker: str) -> None: ...
@@ -299,6 +307,7 @@ class Store(Protocol):
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome: ...
     async def overlapping(
         self,
@@ -324,6 +333,12 @@ class Store(Protocol):
         self, outbox_id: int | None, sid: str | None, state: str, at: datetime
     ) -> int | None: ...
     async def mark_failed(self, outbox_id: int, reason: str) -> None: ...
+    async def call_rows(self, outbox_id: int) -> list[OutboxRow]:
+        """The rows of the message (group) `outbox_id` belongs to, whatever their status."""
+        ...
+    async def record_keypress(
+        self, outbox_id: int, digits: str, result: str, at: datetime
+    ) -> None: ...
     async def latest_sent_to(self, address: str, ticket: str | None = None) -> Reply | None:
         """The latest message sent to `address` (of `ticket`, when given) whose ladder still
         runs: the one an SMS reply answers."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,6 +20,7 @@ from supervisor.storage.base import (
     Grouper,
     HeldMessage,
     Lane,
+    LineClaim,
     OutboxRow,
     Reply,
     person,
@@ -197,6 +198,20 @@ class MemoryOutbox:
             })  # fmt: skip
         return bool(rows)
 
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        rows = self._lead_rows(lead)
+        if not rows:
+            return "lost"
+        channel, address = rows[0]["channel"], rows[0]["address"]
+        busy = any(
+            r["status"] == "sending" and r.get("in_flight") and r["channel"] == channel
+            and r["address"] == address and (r.get("group_id") or r["id"]) != lead
+            for r in self.rows.values()
+        )  # fmt: skip
+        if busy:
+            return "busy"
+        return "ok" if await self.touch(lead, now, worker) else "lost"
+
     def _latest_attempt(self, lead: int) -> dict[str, Any] | None:
         return next((a for a in reversed(self.attempts) if a["lead"] == lead), None)
 
@@ -242,6 +257,7 @@ class MemoryOutbox:
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome:
         failed = [r for r in self._group_of(outbox_id) if r["status"] in statuses]
         if not failed:
@@ -255,10 +271,17 @@ class MemoryOutbox:
             for r in failed:
                 if self._ladder_status(r) not in (None, "active"):
                     continue
+                if takes is not None and not takes(str(r["recipient"]), target):
+                    continue
                 values = {k: r[k] for k in (
                     "ticket", "rule", "cycle", "step", "rep", "role", "recipient", "name",
                     "address", "text", "urgent",
                 )}  # fmt: skip
+                params = r.get("params") or {}
+                if target == "voice" and "voice" in params:  # the call's own script
+                    values["text"] = params["voice"]
+                if target == "voice" and "call" in params:
+                    values["params"] = {"call": params["call"]}
                 values.update(
                     channel=target, note=f"fallback from {channel}: {reason}",
                     not_before=now if r["urgent"] else held, created_at=now,
@@ -354,6 +377,15 @@ class MemoryOutbox:
                     "started_at": at, "outcome": "callback", "provider_id": sid,
                 })  # fmt: skip
         return int(row["id"])
+
+    async def call_rows(self, outbox_id: int) -> list[OutboxRow]:
+        return [self._view(r) for r in sorted(self._group_of(outbox_id), key=lambda r: r["id"])]
+
+    async def record_keypress(
+        self, outbox_id: int, digits: str, result: str, at: datetime
+    ) -> None:
+        for r in self._group_of(outbox_id):
+            r.update(keypress=digits, keypress_result=result, keypress_at=at)
 
     async def mark_failed(self, outbox_id: int, reason: str) -> None:
         for r in self._group_of(outbox_id):

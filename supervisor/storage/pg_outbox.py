@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,6 +25,7 @@ from supervisor.storage.base import (
     Grouper,
     HeldMessage,
     Lane,
+    LineClaim,
     OutboxRow,
     Reply,
     person,
@@ -125,6 +126,20 @@ class PgOutbox:
         async with self.pool.acquire() as conn:
             return bool(await conn.fetch(q.TOUCH, lead, now, worker))
 
+    async def touch_line(self, lead: int, now: datetime, worker: str) -> LineClaim:
+        """`touch`, unless another group's message to the same address and channel is in flight.
+        The advisory lock (per channel and address, held to the end of the transaction) makes the
+        look and the touch one step for every worker: two unconfirmed calls to one number are
+        never both handed over."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            line = await conn.fetchrow(q.LINE_OF, lead)
+            if line is None:
+                return "lost"
+            await conn.execute(q.LINE_LOCK, line["channel"], line["address"])
+            if await conn.fetchval(q.LINE_BUSY, line["channel"], line["address"], lead):
+                return "busy"
+            return "ok" if await conn.fetch(q.TOUCH, lead, now, worker) else "lost"
+
     async def record_attempt(self, lead: int, outcome: str, provider_id: str | None) -> None:
         """What came of the group's latest attempt: sent (with the provider's id), retry (definitely
         not accepted), failed (refused), unknown (maybe accepted)."""
@@ -159,21 +174,23 @@ class PgOutbox:
         fallback: Mapping[str, str],
         now: datetime,
         held: datetime,
+        takes: Callable[[str, str], bool] | None = None,
     ) -> FallbackOutcome:
         """Mark the group of `outbox_id` failed (if in one of `statuses`) and insert its rows
-        again on the fallback channel, keyed by the outbox UNIQUE key (idempotent, no loops)."""
+        again on the fallback channel, keyed by the outbox UNIQUE key (idempotent, no loops);
+        with `takes`, only for recipients who take the fallback channel."""
         async with self.pool.acquire() as conn, conn.transaction():
             failed = await conn.fetch(q.FAIL_GROUP, outbox_id, reason, list(statuses))
             if not failed:
                 return FallbackOutcome([], None, None, 0)
             channel = failed[0]["channel"]
             target = fallback.get(channel)
+            again = [r["id"] for r in failed
+                     if target is not None and (takes is None or takes(r["recipient"], target))]  # fmt: skip
             created = []
-            if target is not None:
+            if again:
                 note = f"fallback from {channel}: {reason}"
-                created = await conn.fetch(
-                    q.INSERT_FALLBACK, [r["id"] for r in failed], target, note, now, held
-                )
+                created = await conn.fetch(q.INSERT_FALLBACK, again, target, note, now, held)
         return FallbackOutcome([r["id"] for r in failed], channel, target, len(created))
 
     async def overlapping(
@@ -226,6 +243,18 @@ class PgOutbox:
             if sid and not await conn.fetch(q.CALLBACK_ATTEMPT, row_id, sid):
                 await conn.execute(q.INSERT_CALLBACK_ATTEMPT, row_id, sid, at)
         return int(row_id)
+
+    async def call_rows(self, outbox_id: int) -> list[OutboxRow]:
+        """The rows of the message (group) `outbox_id` belongs to, whatever their status."""
+        async with self.pool.acquire() as conn:
+            return [_row(r) for r in await conn.fetch(q.CALL_ROWS, outbox_id)]
+
+    async def record_keypress(
+        self, outbox_id: int, digits: str, result: str, at: datetime
+    ) -> None:
+        """The key pressed during a call, and what it did, on every row of its group."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(q.RECORD_KEYPRESS, outbox_id, digits, result, at)
 
     async def mark_failed(self, outbox_id: int, reason: str) -> None:
         async with self.pool.acquire() as conn:

@@ -311,6 +311,26 @@ INSERT INTO outbox_attempts (lead, channel, address, started_at)
 SELECT $1, channel, address, $2 FROM t LIMIT 1
 RETURNING id
 """
+# One unconfirmed call per number (delivery/outbox.py ONE_AT_A_TIME): the group's channel and
+# address, then whether another group's message to that address on that channel is in flight.
+LINE_OF = "SELECT channel, address FROM outbox WHERE id = $1"
+LINE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('line|' || $1 || '|' || coalesce($2, '')))"
+LINE_BUSY = """
+SELECT EXISTS (SELECT 1 FROM outbox
+               WHERE status = 'sending' AND in_flight AND channel = $1
+                 AND address IS NOT DISTINCT FROM $2 AND coalesce(group_id, id) <> $3)
+"""
+# The rows of a call's group (any status), in order: what the call said and to whom; and the key
+# pressed during it (POST /twilio/gather), on every row of the group.
+CALL_ROWS = f"""
+SELECT {_COLUMNS} FROM outbox
+WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
+ORDER BY id
+"""
+RECORD_KEYPRESS = """
+UPDATE outbox SET keypress = $2, keypress_result = $3, keypress_at = $4
+WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
+"""
 # What came of the latest attempt of a group (a reconciliation or a callback may name its id).
 RECORD_ATTEMPT = """
 UPDATE outbox_attempts SET outcome = $2, provider_id = coalesce(provider_id, $3)
@@ -354,15 +374,20 @@ FAIL_GROUP = """
 UPDATE outbox SET status = 'failed', last_error = $2, in_flight = false
 WHERE coalesce(group_id, id) = (SELECT coalesce(group_id, id) FROM outbox WHERE id = $1)
   AND status = ANY($3::text[])
-RETURNING id, channel
+RETURNING id, channel, recipient
 """
 # Same key on another channel; not for a ladder that was acknowledged or stopped meanwhile. The
-# template parameters (`params`) are the SMS provider's, so a fallback row goes without them.
+# template parameters (`params`) are the SMS provider's, so a fallback row goes without them; a
+# fallback call reads the script rendered for it when the step fired (params "voice", "call":
+# core/firing.py), not the SMS text.
 INSERT_FALLBACK = """
 INSERT INTO outbox (ticket, rule, cycle, step, rep, role, recipient, name, address, channel, text,
-                    urgent, note, not_before, created_at)
-SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, o.recipient, o.name, o.address, $2, o.text,
-       o.urgent, $3, CASE WHEN o.urgent THEN $4::timestamptz ELSE $5::timestamptz END, $4
+                    urgent, note, not_before, created_at, params)
+SELECT o.ticket, o.rule, o.cycle, o.step, o.rep, o.role, o.recipient, o.name, o.address, $2,
+       CASE WHEN $2 = 'voice' AND o.params ? 'voice' THEN o.params->>'voice' ELSE o.text END,
+       o.urgent, $3, CASE WHEN o.urgent THEN $4::timestamptz ELSE $5::timestamptz END, $4,
+       CASE WHEN $2 = 'voice' AND o.params ? 'call'
+            THEN jsonb_build_object('call', o.params->'call') END
 FROM outbox o
 WHERE o.id = ANY($1::bigint[])
   AND NOT EXISTS (SELECT 1 FROM ladders l WHERE l.ticket = o.ticket AND l.rule = o.rule

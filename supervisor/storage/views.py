@@ -257,7 +257,8 @@ async def ticket_detail(conn: asyncpg.Connection, ticket: str) -> dict[str, Any]
         "ORDER BY due_at, step, rep", ticket)]  # fmt: skip
     out["messages"] = [dict(r) for r in await conn.fetch(
         """SELECT id, rule, cycle, step, rep, role, recipient, name, channel, text, status, attempts,
-                  last_error, note, created_at, not_before, sent_at, delivery_status, delivered_at
+                  last_error, note, created_at, not_before, sent_at, delivery_status, delivered_at,
+                  keypress, keypress_result, keypress_at
            FROM outbox WHERE ticket = $1 ORDER BY id""", ticket)]  # fmt: skip
     out["acks"] = [dict(r) for r in await conn.fetch(
         "SELECT rule, cycle, by_whom, via, at FROM acks WHERE ticket = $1 ORDER BY at", ticket)]  # fmt: skip

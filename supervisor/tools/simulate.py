@@ -151,6 +151,7 @@ def plan_deliveries(
     applies it)."""
     from supervisor.core.clock import SHANGHAI
     from supervisor.delivery import policy as delivery
+    from supervisor.delivery.sending import compose
 
     window = timedelta(seconds=settings.group_window_s)
     pending = sorted(
@@ -177,8 +178,20 @@ def plan_deliveries(
                 if m.at <= when and when2 <= when + window:
                     group.append(m)
                     taken.add(j)
-        rows = [{"ticket": g.ticket, "rule": g.rule, "text": g.text, "name": g.name} for g in group]
-        for part in delivery.split_groups(rows, settings.group_max_segments, None):
+        rows: list[dict[str, Any]] = [
+            {"ticket": g.ticket, "rule": g.rule, "text": g.text, "name": g.name, "channel": g.channel,
+             "params": g.params or {}} for g in group
+        ]  # fmt: skip
+        parts = (
+            [rows] if n.channel == "voice"  # one call counts them all (core/spoken.py)
+            else delivery.split_groups(rows, settings.group_max_segments, None)
+        )  # fmt: skip
+        for part in parts:
+            # a message alone carries the provider parameters it would be sent with
+            provider_params = {
+                k: v["params"] for k, v in dict(part[0]["params"]).items()
+                if len(part) == 1 and n.channel == "sms" and k in ("aliyun", "tencent")
+            }  # fmt: skip
             out.append({
                 "at": when.astimezone(SHANGHAI).isoformat(),
                 "to": n.to,
@@ -192,6 +205,7 @@ def plan_deliveries(
                     "quiet_hours" if delivery.quiet_release(n.at, settings.quiet_hours) != n.at
                     else "grouping"
                 ),
-                "text": delivery.compose_group(part, None),
+                "text": compose(part),
+                **({"params": provider_params} if provider_params else {}),
             })  # fmt: skip
     return sorted(out, key=lambda d: d["at"])

@@ -50,9 +50,17 @@ class FakeAliyun:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        # numbers (as sent, national form) answered with a per-number limit code, whatever the
+        # script says: `limit(number, code)`; `limited` counts those answers per number
+        self.limits: dict[str, str] = {}
+        self.limited: dict[str, int] = {}
 
     def script(self, *answers: str) -> None:
         self._answers.extend(answers)
+
+    def limit(self, number: str, code: str = "isv.BUSINESS_LIMIT_CONTROL") -> None:
+        """Answer every SendSms to `number` with `code` (Aliyun's per-number frequency control)."""
+        self.limits[number] = code
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()
@@ -117,6 +125,10 @@ class FakeAliyun:
         return self._error(400, "InvalidAction.NotFound", f"unknown action {action}")
 
     async def _send(self, q: dict[str, str]) -> web.StreamResponse:
+        number = q.get("PhoneNumbers", "")
+        if number in self.limits:
+            self.limited[number] = self.limited.get(number, 0) + 1
+            return self._error(200, self.limits[number], "触发小时级流控Permits:5")
         answer = self._answers.popleft() if self._answers else "OK"
         if answer == "hang":
             try:
@@ -133,7 +145,8 @@ class FakeAliyun:
                 status, "InternalError" if status >= 500 else "InvalidParameter", "error"
             )
         if answer not in ("OK", "500-after-accept"):
-            return self._error(200, answer, "scripted")
+            limit = answer == "isv.BUSINESS_LIMIT_CONTROL"
+            return self._error(200, answer, "触发小时级流控Permits:5" if limit else "scripted")
         for field in ("PhoneNumbers", "SignName", "TemplateCode"):
             if not q.get(field):
                 return self._error(400, "MissingParameter", f"{field} is mandatory")

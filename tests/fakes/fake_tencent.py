@@ -61,9 +61,17 @@ class FakeTencent:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        # numbers (E.164) answered with a per-number limit status, whatever the script says:
+        # `limit(number, code)`; `limited` counts those answers per number
+        self.limits: dict[str, str] = {}
+        self.limited: dict[str, int] = {}
 
     def script(self, *answers: str) -> None:
         self._answers.extend(answers)
+
+    def limit(self, number: str, code: str = "LimitExceeded.PhoneNumberDailyLimit") -> None:
+        """Answer every SendSms to `number` with a SendStatus of `code` (a per-number limit)."""
+        self.limits[number] = code
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()
@@ -133,7 +141,12 @@ class FakeTencent:
         return self._error("InvalidAction", f"unknown action {action}")
 
     async def _send(self, p: dict[str, Any]) -> web.StreamResponse:
-        answer = self._answers.popleft() if self._answers else "Ok"
+        phones = p.get("PhoneNumberSet") or []
+        if len(phones) == 1 and phones[0] in self.limits:
+            self.limited[phones[0]] = self.limited.get(phones[0], 0) + 1
+            answer = "status:" + self.limits[phones[0]]
+        else:
+            answer = self._answers.popleft() if self._answers else "Ok"
         if answer == "hang":
             try:
                 await asyncio.wait_for(self._stopping.wait(), 3600)

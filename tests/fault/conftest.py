@@ -286,9 +286,13 @@ async def ingest(
 
 
 def twiml(text: str) -> str:
+    """The TwiML the voice notifier sends for `text` with the fault suite's settings (the
+    default voice and language, no gather URL)."""
+    from notifiers.settings import TwilioSettings
     from notifiers.twilio_voice import twiml_for
 
-    return twiml_for(text, "zh-CN")
+    s = TwilioSettings(from_number=FROM)
+    return twiml_for(text, s.say_language, voice=s.voice)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -173,7 +174,8 @@ async def test_a_rejected_number_falls_back_to_a_call(pool, fake, notifiers, clo
     await d.run_once()
 
     [call] = fake.calls
-    assert call["to"] == PHONE and "工单20261125001" in call["twiml"]
+    # a row without a call script (the SMS text) is read made speakable (issue 19)
+    assert call["to"] == PHONE and "尾号五零零幺的工单" in call["twiml"] and "【" not in call["twiml"]
     assert (await row(pool, fb["id"]))["status"] == "sent"
     assert (await d.run_once()).claimed == 0  # the failed SMS is not tried again
 
@@ -493,3 +495,52 @@ async def test_the_loop_survives_a_failed_pass_and_stops(pool, fake, notifiers, 
 
     assert calls >= 2
     assert (await row(pool, oid))["status"] == "sent"
+
+
+async def test_a_fallback_call_goes_only_to_people_who_take_calls(pool, fake, notifiers, clock) -> None:
+    """Issue 19: SMS -> voice only for people whose `channels` include voice; the call reads
+    the script rendered for it when the step fired, not the SMS."""
+    takes = {"liaison-a": ("sms", "voice"), "sms-only": ("sms",)}
+    d = Dispatcher(
+        PgStore(pool), notifiers, DeliverySettings(), clock, worker_id="w1",
+        rng=random.Random(1), takes=lambda person, ch: ch in takes.get(person, (ch,)),
+    )  # fmt: skip
+    fake.script("400", "400")
+    spoken = "您好，这里是幺二三四五热线督办。城管执法中队尾号零零零幺的工单请签收。详情请查看短信。"
+    first = await insert(pool, urgent=True)
+    await pool.execute(
+        "UPDATE outbox SET params = $2 WHERE id = $1",
+        first, {"voice": spoken, "call": {"tail": "零零零幺", "item": "签收超时", "notes": []}},
+    )  # fmt: skip
+    second = await insert(pool, urgent=True, ticket="20261125002", recipient="sms-only",
+                          address="+8613800000002")  # fmt: skip
+
+    stats = await d.run_once()
+
+    assert stats.failed == 2 and stats.fallbacks == 1
+    [fb] = await pool.fetch("SELECT * FROM outbox WHERE channel = 'voice'")
+    assert fb["recipient"] == "liaison-a" and fb["text"] == spoken
+    assert fb["params"] == {"call": {"tail": "零零零幺", "item": "签收超时", "notes": []}}
+    assert (await row(pool, second))["status"] == "failed"  # no call for an SMS-only person
+
+
+async def test_two_items_for_one_person_make_one_counting_call(pool, fake, notifiers, clock) -> None:
+    """Issue 19: grouped calls count their items; the grouped SMS is never read aloud."""
+    for ticket, tail in (("20261125001", "零零零幺"), ("20261125002", "零零零二")):
+        oid = await insert(pool, ticket=ticket, channel="voice", text=f"您好。工单{ticket}签收超时。")
+        await pool.execute(
+            "UPDATE outbox SET params = $2 WHERE id = $1",
+            oid, {"call": {"tail": tail, "item": "签收超时", "notes": []}},
+        )  # fmt: skip
+    d = make(pool, notifiers, clock)
+
+    stats = await d.run_once()
+
+    assert stats.messages == 1 and stats.sent == 1
+    [call] = fake.calls
+    assert (
+        "您好，这里是幺二三四五热线督办。您有2件工单签收超时，尾号零零零幺、零零零二。详情请查看短信。"
+        in call["twiml"]
+    )
+    said = "".join(re.findall(r"<Say[^>]*>([^<]*)</Say>", call["twiml"]))
+    assert "【" not in said and "1." not in said and "：" not in said

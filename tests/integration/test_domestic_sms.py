@@ -89,7 +89,7 @@ async def test_aliyun_sends_the_registered_template_with_its_parameters(aliyun) 
 @pytest.mark.parametrize(
     ("answer", "outcome"),
     [
-        ("isv.BUSINESS_LIMIT_CONTROL", "retry"),  # per-number frequency control: not sent
+        ("isv.BUSINESS_LIMIT_CONTROL", "limited"),  # per-number frequency control: not sent
         ("throttle", "retry"),  # 400 Throttling.User with x-acs-retry-after
         ("isv.MOBILE_NUMBER_ILLEGAL", "failed"),
         ("isv.SMS_TEMPLATE_ILLEGAL", "failed"),
@@ -112,6 +112,8 @@ async def test_aliyun_answers_are_classified(aliyun, answer: str, outcome: str) 
     assert result.error and "13800000001" not in result.error
     if answer == "throttle":
         assert result.retry_after_s == 2.0
+    if answer == "isv.BUSINESS_LIMIT_CONTROL":  # "触发小时级流控Permits:5": wait the hour out
+        assert result.retry_after_s == 3600.0
 
 
 async def test_aliyun_refused_connection_is_safe_to_retry() -> None:
@@ -184,8 +186,13 @@ async def test_tencent_sends_the_registered_template_with_its_parameters(tencent
     ("answer", "outcome"),
     [
         ("RequestLimitExceeded", "retry"),
-        ("status:LimitExceeded.PhoneNumberThirtySecondLimit", "retry"),
-        ("status:LimitExceeded.PhoneNumberDailyLimit", "retry"),
+        ("status:LimitExceeded.PhoneNumberThirtySecondLimit", "limited"),
+        ("status:LimitExceeded.PhoneNumberOneHourLimit", "limited"),
+        ("status:LimitExceeded.PhoneNumberDailyLimit", "limited"),
+        ("status:LimitExceeded.PhoneNumberSameContentDailyLimit", "limited"),
+        ("LimitExceeded.DeliveryFrequencyLimit", "limited"),  # the frequency policy: retried
+        ("LimitExceeded.PhoneNumberCountLimit", "failed"),  # >200 numbers in one request
+        ("LimitExceeded.AppDailyLimit", "failed"),  # the application's own daily cap
         ("status:InvalidParameterValue.IncorrectPhoneNumber", "failed"),
         ("FailedOperation.TemplateIncorrectOrUnapproved", "failed"),
         ("FailedOperation.InsufficientBalanceInSmsPackage", "failed"),

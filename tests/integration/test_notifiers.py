@@ -122,7 +122,7 @@ async def test_voice_call_reads_the_escaped_text(fake: FakeTwilio, tw: Pair) -> 
     assert post.path.endswith("/Calls.json")
     assert post.form["To"] == TO and post.form["From"] == FROM
     twiml = post.form["Twiml"]
-    assert '<Say language="zh-CN">' in twiml
+    assert '<Say language="cmn-CN" voice="Polly.Zhiyu">' in twiml  # Mandarin, by default
     assert "工单 &lt;A&amp;B&gt;" in twiml
     assert "<A&B>" not in twiml
     assert twiml.rstrip().endswith("</Say></Response>")

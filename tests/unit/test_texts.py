@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from supervisor.config.templates import ZONE, load_templates, say_hm, say_id, speakable
+from supervisor.config.templates import load_templates
 from supervisor.config.templates import sample_context as sample
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "templates.yaml"
@@ -60,30 +59,4 @@ def test_every_call_script_has_no_brackets_and_reads_times_aloud(name):
     assert not re.search(r"\d:\d\d", text), text
 
 
-def test_the_reply_overdue_call_reads_the_ticket_number_digit_by_digit():
-    text = TEMPLATES.render("reply_overdue", {**sample(), "role": "head"}, channel="voice")
-    assert text == (
-        "您好，这里是12345热线督办。城管执法中队有一件市容环境工单，编号二零二六一一二五零零一二三，"
-        "回复时限11月25日14点30分已到，仍未回复，请立即办理。稍后短信将发送详情，请回复1确认。"
-    )
-
-
-def test_spoken_forms():
-    assert say_id("A2026112500123") == "A二零二六一一二五零零一二三"
-    assert say_hm(datetime(2026, 11, 25, 14, 30, tzinfo=ZONE)) == "11月25日14点30分"
-    assert say_hm(datetime(2026, 11, 25, 9, 0, tzinfo=ZONE)) == "11月25日9点整"
-    assert speakable("【12345催办】工单T1（市容环境）请于11月25日 14:30前签收。") == (
-        "工单T1，市容环境，请于11月25日14点30分前签收。"
-    )
-
-
-def test_a_call_script_never_reads_brackets_aloud(tmp_path):
-    path = tmp_path / "templates.yaml"
-    path.write_text(
-        'templates:\n  t:\n    text: "【12345】工单{{ ticket.id }}"\n'
-        '    voice: "【12345】工单{{ ticket.id }}（{{ ticket.category }}）"\n',
-        encoding="utf-8",
-    )
-    assert (
-        load_templates(path).render("t", sample(), channel="voice") == "工单2026112500123，市容环境"
-    )
+# The call scripts' whole texts, the spoken forms and the key prompt: tests/unit/test_calls.py.

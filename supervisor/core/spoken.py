@@ -1,0 +1,120 @@
+"""What a phone call says (shared/DOMAIN.md, *Phone calls*): heard once, by someone busy.
+
+A call greets, names the unit and what is late in one sentence, and asks for one key. Numbers are
+read as Chinese phone operators read them: 12345 as 幺二三四五, the digit 1 as 幺 in numbers and
+ids; a ticket is named by the last four characters of its number (尾号…), never the whole id; no
+brackets, list numbers or ellipses are read aloud. Several items for one person make one call that
+counts them. The key prompt itself ("按1确认收到，按2重听") is added by the call's TwiML
+(notifiers/twilio_voice.py), because only a call that Twilio can post the key back for may ask
+for one.
+
+Pure functions: the template filters (config/templates.py), the stand-in note placed after the
+greeting (core/firing.py) and the counting call of a group (delivery/outbox.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+HOTLINE = "幺二三四五"
+GREETING = f"您好，这里是{HOTLINE}热线督办。"
+CLOSING = "详情请查看短信。"
+ACK_HINTS = ("请回复1确认。", "回复1确认。", "请回复1确认", "回复1确认")
+_SPOKEN_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九", strict=True))
+# an id-like token: more than four digits, with the letters and dashes around them
+_LONG_RUN = re.compile(r"[A-Za-z-]*\d{5,}[A-Za-z0-9]*")
+_HM = re.compile(r"(\d{1,2}):(\d{2})")
+# said as words, never read: brackets of every kind, list marks, ellipses, the SMS tag
+_TAG = re.compile(r"【[^】]*】")
+_BRACKETED = re.compile(r"[（(〔\[「『]([^）)〕\]」』]*)[）)〕\]」』]")
+_DROP = re.compile(r"[…⋯]+|\.{2,}|[【】〖〗「」『』\[\]()（）<>《》★※•·→①-⑳]")
+
+
+def digits(value: Any) -> str:
+    """Every digit read on its own, 1 as 幺: "A2016" -> "A二零幺六"."""
+    return "".join(_SPOKEN_DIGITS.get(c, c) for c in str(value))
+
+
+def tail(ticket: Any) -> str:
+    """A ticket as it is named on the phone: its last four characters, read one by one."""
+    return digits(str(ticket)[-4:])
+
+
+def spoken_note(note: str) -> str:
+    """A stand-in note ("（老旧小区改造办未配置负责人，转您处理）") as it is said after the
+    greeting: "老旧小区改造办未配置负责人，由您代为处理。"."""
+    core = note.strip().strip("（）()").strip("。")
+    return core.replace("转您处理", "由您代为处理") + "。"
+
+
+def with_spoken_notes(text: str, notes: Sequence[str]) -> str:
+    """The notes said right after the greeting (a greeting comes first, then why this person)."""
+    said = "".join(spoken_note(n) for n in dict.fromkeys(notes) if n)
+    if not said:
+        return text
+    if text.startswith(GREETING):
+        return GREETING + said + text[len(GREETING) :]
+    return said + text
+
+
+def speakable(text: str, ticket: str | None = None) -> str:
+    """A text made fit to be read aloud: the greeting first, no 【】, brackets, list marks or
+    ellipses; clock times as said; 12345 as 幺二三四五; the ticket, and anything else with more
+    than four digits (other tickets' ids), named by its tail; no "回复1确认" (a call asks for a
+    key)."""
+    text = _TAG.sub("", text)
+    for hint in ACK_HINTS:
+        text = text.replace(hint, "")
+    if ticket and len(ticket) > 4:
+        text = text.replace(f"工单{ticket}", f"尾号{tail(ticket)}的工单").replace(
+            ticket, f"尾号{tail(ticket)}的工单"
+        )
+    text = _BRACKETED.sub(r"，\1，", text)
+    text = _DROP.sub("", text)
+    text = _HM.sub(lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text)
+    text = text.replace("12345", HOTLINE)
+    text = _LONG_RUN.sub(lambda m: f"尾号{tail(m.group())}", text)
+    text = re.sub(r"\s+", "", text)
+    text = re.sub(r"，+([，。；])", r"\1", text)
+    text = re.sub(r"，{2,}", "，", text)
+    text = text.strip("，；")
+    if text and not text.endswith(("。", "！", "？")):
+        text += "。"
+    if not text.startswith(GREETING):
+        text = text.removeprefix("您好，").removeprefix("您好")
+        text = GREETING + text
+    return text
+
+
+def call_info(
+    *, ticket: str, item: str, unit_name: str, notes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What a counting call needs of one row (stored in the row's params as "call")."""
+    return {"tail": tail(ticket), "item": item, "unit": unit_name,
+            "notes": [spoken_note(n) for n in dict.fromkeys(notes) if n]}  # fmt: skip
+
+
+def compose_call(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The one call for several items to one person in one window: counted, never the grouped
+    SMS read aloud. "您有2件工单签收超时，尾号零幺二三、零零八七。" (items by what is late, in
+    the rows' order). A single row is said as written."""
+    if len(rows) == 1:
+        return str(rows[0]["text"])
+    items: dict[str, list[str]] = {}
+    notes: list[str] = []
+    for r in rows:
+        info = (r.get("params") or {}).get("call") or {}
+        item = str(info.get("item") or "需要处理")
+        said = str(info.get("tail") or tail(r["ticket"]))
+        if said not in items.setdefault(item, []):
+            items[item].append(said)
+        notes += [n for n in info.get("notes") or () if n not in notes]
+    total = sum(len(t) for t in items.values())
+    if len(items) == 1:
+        ((item, tails),) = items.items()
+        body = f"您有{total}件工单{item}，尾号{'、'.join(tails)}。"
+    else:
+        parts = "；".join(f"{len(t)}件{item}，尾号{'、'.join(t)}" for item, t in items.items())
+        body = f"您有{total}件工单需要处理：{parts}。"
+    return GREETING + "".join(notes) + body + CLOSING
