@@ -64,6 +64,7 @@ def speakable(text: str, ticket: str | None = None) -> str:
     than four digits (other tickets' ids), named by its tail; no "回复1确认" (a call asks for a
     key)."""
     text = _TAG.sub("", text)
+    text = text.replace("：工单", "工单")  # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
     for hint in ACK_HINTS:
         text = text.replace(hint, "")
     if ticket and len(ticket) > 4:

@@ -27,6 +27,7 @@ from tests.deskkit import (
     post_events,
     sign_in,
     until,
+    without_two_factor,
     write_users,
 )
 from tests.deskkit import (
@@ -56,6 +57,7 @@ async def _daemon(pg_url: str, tmp_path, fake: FakeTwilio) -> Daemon:
     shutil.copy(CONFIG / "import.yaml", cfg / "import.yaml")
     env = {"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": API_TOKEN, "HOTLINE_DESK_KEY": "k",
            "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN}  # fmt: skip
+    s = without_two_factor(s)
     daemon = Daemon(replace(base, settings=s, config_dir=cfg), env=env, clock=ShiftedClock(START))
     await daemon.start()
     # the public URL of our key webhook (the port is known only now)

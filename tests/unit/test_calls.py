@@ -50,12 +50,12 @@ def test_the_called_templates_say_exactly_this() -> None:
         "仍未签收，请督促立即签收办理。详情请查看短信。"
     )
     assert TEMPLATES.render("reply_overdue", head, channel="voice") == (
-        "您好，这里是幺二三四五热线督办。城管执法中队尾号零幺二三的市容环境工单回复时限已过，"
-        "仍未回复，请立即办理。详情请查看短信。"
+        "您好，这里是幺二三四五热线督办。城管执法中队尾号零幺二三的市容环境工单答复时限已过，"
+        "仍未答复，请立即办理。详情请查看短信。"
     )
     supervisor = {**sample(), "role": "supervisor"}
     assert TEMPLATES.render("reply_overdue", supervisor, channel="voice").endswith(
-        "仍未回复，请督办。详情请查看短信。"
+        "仍未答复，请督办。详情请查看短信。"
     )
     # a template without a script of its own: its SMS made speakable
     assert TEMPLATES.render("sign_escalation", head, channel="voice") == (
