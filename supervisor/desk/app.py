@@ -22,7 +22,9 @@ from aiohttp import web
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.desk import auth
 from supervisor.desk.index import DeadlineIndex
+from supervisor.desk.refused import audit_refused_signin
 from supervisor.desk.users import User, hash_password, load_users, verify
+from supervisor.server.edge import REFUSED
 
 log = logging.getLogger("hotline.desk")
 HERE = Path(__file__).resolve().parent
@@ -256,6 +258,7 @@ def setup_desk(
     desk = Desk(host, auth.desk_key(env, key_file), Path(host.loaded.config_dir) / "users.yaml")
     desk.index = DeadlineIndex(host.pool, lambda: host.supervisor.runtime.policy)
     app[DESK] = desk
+    app[REFUSED] = audit_refused_signin  # a sign-in refused at the edge is audited too
     env_ = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
         autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,

@@ -11,6 +11,14 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from supervisor.core.inputs import (
+    INT4_MAX,
+    INT8_MAX,
+    InputRefused,
+    bounded_date,
+    bounded_int,
+    bounded_month,
+)
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
 from supervisor.desk.app import DESK, Viewer, render, signed_in
@@ -77,9 +85,9 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     def day(name: str) -> date | None:
         value = one(name)
         try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise BadQuery(f"{name}: 日期格式应为 YYYY-MM-DD") from None
+            return bounded_date(name, value) if value else None
+        except InputRefused as exc:
+            raise BadQuery(exc.chinese) from None
 
     status = one("status")
     if status is not None and status not in fmt.STATUS_LABELS:
@@ -193,9 +201,11 @@ async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
     tid = request.match_info["ticket"]
     form = await request.post()
     try:
-        rule_id, cycle = str(form["rule"]), int(str(form["cycle"]))
-    except (KeyError, ValueError):
+        rule_id, cycle = str(form["rule"]), bounded_int("cycle", str(form["cycle"]), 0, INT4_MAX)
+    except KeyError:
         raise web.HTTPBadRequest(text="rule 与 cycle 必填") from None
+    except InputRefused as exc:
+        raise web.HTTPBadRequest(text=exc.chinese) from None
     result = await desk_ack(
         desk.host.pool,
         desk.host.supervisor,
@@ -237,9 +247,10 @@ async def messages(request: web.Request, v: Viewer) -> web.Response:
     if status is not None and status not in views.MESSAGE_STATUSES:
         raise web.HTTPBadRequest(text=f"status: 只能是 {', '.join(views.MESSAGE_STATUSES)}")
     try:
-        before = int(request.query["before"]) if request.query.get("before") else None
-    except ValueError:
-        raise web.HTTPBadRequest(text="before: 应为数字") from None
+        raw = request.query.get("before")
+        before = bounded_int("before", raw, 0, INT8_MAX) if raw else None
+    except InputRefused as exc:
+        raise web.HTTPBadRequest(text=exc.chinese) from None
     unit = _scope(v) or (request.query.get("unit") or None)
     async with desk.host.pool.acquire() as conn:
         data = await views.messages(conn, status, unit, before, PAGE)
@@ -282,10 +293,10 @@ async def calendar(request: web.Request, v: Viewer) -> web.Response:
     cal = desk.runtime.policy.calendar
     today = desk.now().astimezone(cal.tz).date()
     try:
-        year, month = (int(x) for x in request.query.get("month", f"{today:%Y-%m}").split("-"))
-        date(year, month, 1)
-    except ValueError:
-        raise web.HTTPBadRequest(text="month: 应为 YYYY-MM") from None
+        first = bounded_month("month", request.query.get("month") or f"{today:%Y-%m}")
+    except InputRefused as exc:
+        raise web.HTTPBadRequest(text=exc.chinese) from None
+    year, month = first.year, first.month
     prev_m = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
     next_m = f"{year + (month == 12)}-{1 if month == 12 else month + 1:02d}"
     data = {

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 
 from supervisor.application import BatchRejected, Supervisor, validate_batch
 from supervisor.core.events import MAX_DEPTH, Event, future_problems
+from supervisor.core.inputs import InputRefused
 from supervisor.server.acking import acknowledge
-from supervisor.server.body import decode_body
+from supervisor.server.body import decode_body, decode_checked
+from supervisor.server.edge import edge_middleware
 from supervisor.server.metrics import Metrics
 from supervisor.server.openapi import AckRequest, openapi_document
 from supervisor.server.ticket_view import beijing_view
@@ -219,9 +221,11 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def post_ack(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = decode_checked(await request.read() or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _problem(400, f"body is not JSON: {exc}")
+    except InputRefused as exc:
+        return _problem(400, exc.english)
     except RecursionError:
         return _problem(400, "body is not an acknowledgement: JSON nested too deeply")
     if not isinstance(body, dict) or _depth(body) > MAX_DEPTH:
@@ -296,7 +300,7 @@ def make_app(
     future_tolerance: timedelta = timedelta(minutes=5),
     token_role: str = "supervisor",
 ) -> web.Application:
-    app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
+    app = web.Application(middlewares=[_middleware, edge_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
     app[STORE] = supervisor.store
     app[TOKENS] = [t if isinstance(t, tuple) else ("api", t) for t in tokens]
