@@ -255,6 +255,12 @@ async def post_ack(request: web.Request) -> web.Response:
         return _problem(
             422, f"rule: ticket {ticket!r} has no open escalation for {what}", ticket=ticket
         )
+    if out.status == "already":
+        what = f"rule {rule!r}" if rule else "its escalations"
+        return _problem(
+            409, f"rule: ticket {ticket!r}: {what} already acknowledged; nothing more to end",
+            ticket=ticket,
+        )
     if out.status == "not_allowed":
         return _problem(
             403,
