@@ -115,7 +115,9 @@ def bounded_date(field: str, text: str) -> date:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise InputRefused(field, "must be a date (YYYY-MM-DD)", "日期格式应为 YYYY-MM-DD") from None
+        raise InputRefused(
+            field, "must be a date (YYYY-MM-DD)", "日期格式应为 YYYY-MM-DD"
+        ) from None
     return _in_years(field, day)
 
 

@@ -37,7 +37,9 @@ def refusal(request: web.Request, exc: InputRefused) -> web.Response:
             status=400,
             dumps=lambda o: json.dumps(o, ensure_ascii=False),
         )
-    return web.Response(status=400, text=f"{exc.chinese}（{exc.english}）", content_type="text/plain")
+    return web.Response(
+        status=400, text=f"{exc.chinese}（{exc.english}）", content_type="text/plain"
+    )
 
 
 async def _check(request: web.Request) -> None:

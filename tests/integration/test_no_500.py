@@ -134,9 +134,7 @@ async def test_desk_ack_forms_answer_4xx(daemon):
             ("/tickets/%00/ack", {"rule": "sign-off", "cycle": "0"}, "ticket"),
         ]
         for path, form, field in cases:
-            resp = await http.post(
-                base + path, data={**form, "csrf": csrf}, allow_redirects=False
-            )
+            resp = await http.post(base + path, data={**form, "csrf": csrf}, allow_redirects=False)
             assert resp.status == 400, (path, form)
             _assert_4xx(resp.status, await _message(resp), field)
         # nothing of it was acknowledged or audited
@@ -172,7 +170,9 @@ async def hooks(pool: asyncpg.Pool) -> AsyncIterator[dict[str, TestClient]]:
     store = PgStore(pool)
     clock = VirtualClock(sh(2026, 11, 25, 10, 0))
 
-    async def ack(ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]) -> AckOutcome:
+    async def ack(
+        ticket: str, rule: str | None, by: str, via: str, roles: frozenset[str]
+    ) -> AckOutcome:
         return AckOutcome("ok", acknowledged=await store.ack(ticket, rule, by, via, clock.now()))
 
     clients = {}
