@@ -37,7 +37,7 @@ class InputRefused(ValueError):
 
     @property
     def chinese(self) -> str:
-        return f"{self.field}：{self.reason_zh}"
+        return f"{self.field}: {self.reason_zh}"
 
 
 def text_problem(value: str) -> tuple[str, str] | None:

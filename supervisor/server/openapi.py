@@ -27,7 +27,7 @@ def _envelope(etype: str) -> dict[str, Any]:
     return {
         "id": {"type": "string", "minLength": 1, "maxLength": 200,
                "description": "unique per event; a repeat with the same content is a duplicate"},
-        "ticket": {"type": "string", "pattern": f"^{ev.TICKET_ID.pattern}$",
+        "ticket": {"$ref": "#/components/schemas/TicketId",
                    "description": f"the work-order number; {ev.TICKET_ID_RULE}"},
         "type": {"const": etype},
         "at": {"type": "string", "format": "date-time",
@@ -122,6 +122,11 @@ def openapi_document() -> dict[str, Any]:
             "mapping": {t: f"#/components/schemas/event_{t}" for t in ev.EVENT_TYPES},
         },
     }
+    schemas["TicketId"] = {
+        "type": "string", "minLength": 1, "maxLength": 64, "pattern": ev.ticket_id_pattern(),
+        "description": f"a work-order number: {ev.TICKET_ID_RULE} (the pattern spells out "
+        "Unicode's letters and digits as ranges, for ECMA-262 and Python regexes alike)",
+    }  # fmt: skip
     schemas["AckRequest"] = AckRequest.model_json_schema()
     schemas["TicketList"] = _ticket_list_schema()
     schemas["Problem"] = {
@@ -151,7 +156,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }  # fmt: skip
     ticket_param = {"name": "ticket", "in": "path", "required": True,
-                    "schema": {"type": "string", "pattern": f"^{ev.TICKET_ID.pattern}$"}}  # fmt: skip
+                    "schema": {"$ref": "#/components/schemas/TicketId"}}  # fmt: skip
     auth: list[dict[str, list[str]]] = [{"bearer": []}]
     paths = {
         "/api/v1/events": {"post": {
