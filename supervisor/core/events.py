@@ -26,7 +26,9 @@ MAX_DEPTH = 16  # no field nests; deeper JSON is junk (and would exhaust the sta
 # never past MAX_YEAR: beyond it working-time arithmetic, PostgreSQL and JSON disagree.
 MIN_YEAR = 2000
 MAX_YEAR = 2099
-MAX_OFFSET = timedelta(hours=14)  # the widest UTC offset in use (Pacific/Kiritimati)
+MAX_OFFSET = timedelta(hours=14)
+# Ticket ids of `run --demo` (tools/demo_data.py): API clients outside the demo may not use it.
+DEMO_PREFIX = "DEMO-"  # the widest UTC offset in use (Pacific/Kiritimati)
 
 # Ticket ids become URL path segments (/api/v1/tickets/{id}): letters (any script, Chinese and
 # full-width included), digits and `-_.:`, starting with a letter or digit, at most 64
@@ -350,6 +352,17 @@ def parse_event(raw: Any) -> Event:
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:
     """Rebuild an event that was validated before it was stored."""
     return Event(id=id, ticket=ticket, type=type, at=at, data=data)
+
+
+def demo_problems(events: list[Event]) -> list[tuple[int, FieldProblem]]:
+    """Tickets named with the prefix reserved for `run --demo`'s tickets, which a later `run`
+    silences and `run --demo`/`--reset-demo` deletes: refused from API clients outside --demo."""
+    return [
+        (i, FieldProblem("ticket", f"{e.ticket!r}: the prefix {DEMO_PREFIX} is reserved for the "
+                         "demo's tickets (`run --demo`); name real tickets otherwise"))
+        for i, e in enumerate(events)
+        if e.ticket.startswith(DEMO_PREFIX)
+    ]  # fmt: skip
 
 
 def future_problems(

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from supervisor.application import BatchRejected, Supervisor, validate_batch
-from supervisor.core.events import MAX_DEPTH, Event, future_problems
+from supervisor.core.events import MAX_DEPTH, Event, demo_problems, future_problems
 from supervisor.core.inputs import InputRefused
 from supervisor.server.acking import acknowledge
 from supervisor.server.body import decode_body, decode_checked
@@ -33,6 +33,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 TOKENS = web.AppKey("tokens", list)  # [(name, token)]
 FUTURE = web.AppKey("future_tolerance", timedelta)
 TOKEN_ROLE = web.AppKey("token_role", str)
+DEMO_IDS = web.AppKey("demo_ids", bool)  # `run --demo`: API clients may post DEMO- tickets
 WHO = web.RequestKey("who", str)  # the name of the request's bearer token
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
@@ -131,6 +132,8 @@ async def post_events(request: web.Request) -> web.Response:
     try:
         events = validate_batch(raws, supervisor.runtime.caller_key)
         future = future_problems(events, supervisor.clock.now(), request.app[FUTURE])
+        if not request.app[DEMO_IDS]:
+            future = demo_problems(events) + future
         if future:
             raise BatchRejected(future)
     except BatchRejected as exc:
@@ -305,6 +308,7 @@ def make_app(
     on_ingest: Callable[[], None] = lambda: None,
     future_tolerance: timedelta = timedelta(minutes=5),
     token_role: str = "supervisor",
+    demo: bool = False,
 ) -> web.Application:
     app = web.Application(middlewares=[_middleware, edge_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
@@ -312,6 +316,7 @@ def make_app(
     app[TOKENS] = [t if isinstance(t, tuple) else ("api", t) for t in tokens]
     app[FUTURE] = future_tolerance
     app[TOKEN_ROLE] = token_role
+    app[DEMO_IDS] = demo
     app[METRICS] = metrics
     app[MAX_BATCH] = max_batch
     app[HEALTH] = health
