@@ -167,10 +167,12 @@ def openapi_document() -> dict[str, Any]:
                           {"type": "array", "minItems": 1,
                            "items": {"$ref": "#/components/schemas/Event"}}]}}}},
             "responses": _responses({
-                "400": "not JSON", "401": "no valid token",
+                "400": "not JSON, nested too deeply, or an empty batch `[]`", "401": "no valid token",
                 "409": "an event id reused with different content (nothing stored)",
                 "413": "body or batch too large",
-                "422": "an event breaks the contract, or is too far in the future (nothing stored)",
+                "422": "an event breaks the contract (a field's type, range, a NUL or lone "
+                       "surrogate, a DEMO- ticket outside `run --demo`), or is too far in the "
+                       "future (nothing stored)",
                 "503": "database unavailable (nothing stored): retry"},
                 {"$ref": "#/components/schemas/IngestResult"}),
         }},
@@ -180,7 +182,8 @@ def openapi_document() -> dict[str, Any]:
             "security": auth,
             "parameters": [{"name": n, "in": "query", "required": False, "schema": sch,
                             "description": d} for n, (sch, d) in LIST_PARAMS.items()],
-            "responses": _responses({"400": "a bad filter (the message names it)",
+            "responses": _responses({"400": "a bad filter, or a NUL or lone surrogate in one "
+                                            "(the message names it)",
                                      "401": "no valid token"},
                                     {"$ref": "#/components/schemas/TicketList"}),
         }},
@@ -188,7 +191,8 @@ def openapi_document() -> dict[str, Any]:
             "summary": "A ticket: state (with computed sign_by, reply_by), timeline, ladders, "
                        "timers, messages; every time in Beijing time (+08:00)",
             "security": auth, "parameters": [ticket_param],
-            "responses": _responses({"401": "no valid token", "404": "no such ticket"},
+            "responses": _responses({"400": "a NUL or lone surrogate in the ticket id",
+                                     "401": "no valid token", "404": "no such ticket"},
                                     {"type": "object"}),
         }},
         "/api/v1/tickets/{ticket}/ack": {"post": {
@@ -197,9 +201,11 @@ def openapi_document() -> dict[str, Any]:
             "requestBody": {"content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/AckRequest"}}}},
             "responses": _responses({
-                "400": "not JSON", "401": "no valid token",
+                "400": "not JSON, or a NUL or lone surrogate in a field (named)",
+                "401": "no valid token",
                 "403": "addressed to roles above the acknowledger",
                 "404": "no such ticket",
+                "409": "already acknowledged: nothing more to end",
                 "422": "no open escalation for that rule, or a bad body"},
                 {"$ref": "#/components/schemas/AckResult"}),
         }},
