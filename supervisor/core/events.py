@@ -62,8 +62,8 @@ def ticket_id_pattern() -> str:
 
 
 TICKET_ID_RULE = (
-    "must be 1-64 characters: letters (any script, in Unicode's Basic Multilingual Plane), "
-    "digits and - _ . :, starting with a letter or digit"
+    "must be 1-64 characters: letters, digits and - _ . :, starting with a letter or digit "
+    "(letters and digits of any script, in Unicode's Basic Multilingual Plane)"
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from supervisor.core.events import MAX_YEAR, MIN_YEAR
 from supervisor.core.inputs import (
     INT4_MAX,
     INT8_MAX,
@@ -18,6 +19,7 @@ from supervisor.core.inputs import (
     bounded_date,
     bounded_int,
     bounded_month,
+    check_text,
 )
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
@@ -79,6 +81,8 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     """The list's filters from a query string; a unit user's unit always applies."""
 
     def one(name: str) -> str | None:
+        if hasattr(query, "getall") and len(query.getall(name, ())) > 1:
+            raise BadQuery(f"{name}: 只能给一次 (given more than once)")
         value = query.get(name)
         return value.strip() or None if isinstance(value, str) else None
 
@@ -101,7 +105,10 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     after = one("after")
     if after:
         try:
-            views.decode_cursor(after)
+            at, last = views.decode_cursor(after)
+            check_text("after", last)  # a cursor is ours, but anyone can make one up
+            if at != views.NO_TIME and not MIN_YEAR - 1 <= at.year <= MAX_YEAR:
+                raise ValueError(at)
         except (ValueError, UnicodeDecodeError):
             raise BadQuery("after: 翻页标记无效") from None
     try:

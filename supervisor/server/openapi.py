@@ -64,20 +64,24 @@ def _responses(codes: dict[str, str], ok: dict[str, Any]) -> dict[str, Any]:
 
 STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
 LIST_VIEWS = ("awaiting", "due_today", "overdue", "escalated")
+# a Beijing date the service accepts: YYYY-MM-DD in the years core.events accepts (2000-2099)
+_DAY = {"anyOf": [{"const": ""}, {"type": "string", "format": "date",
+                                   "pattern": f"^{ev.MIN_YEAR // 100}[0-9]{{2}}-"}]}  # fmt: skip
+assert (ev.MIN_YEAR, ev.MAX_YEAR) == (2000, 2099), "the pattern above spells out 20xx"
 # GET /api/v1/tickets: name -> (schema, description); the desk's list (/tickets) takes the same
 LIST_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
-    "status": ({"enum": list(STATUSES)}, "the ticket's status"),
+    "status": ({"enum": ["", *STATUSES]}, "the ticket's status"),
     "unit": ({"type": "string"}, "the lead unit, as the tickets name it"),
     "category": ({"type": "string"}, "诉求归口, exactly"),
-    "urgent": ({"enum": ["true", "false"]}, "urgent tickets only, or non-urgent only"),
-    "view": ({"enum": list(LIST_VIEWS)}, "awaiting sign-off; reply due today; overdue now "
+    "urgent": ({"enum": ["", "true", "false"]}, "urgent tickets only, or non-urgent only"),
+    "view": ({"enum": ["", *LIST_VIEWS]}, "awaiting sign-off; reply due today; overdue now "
              "(reply or sign-off deadline passed); escalated and not acknowledged"),
-    "from": ({"type": "string", "format": "date"}, "created on or after this Beijing date"),
-    "to": ({"type": "string", "format": "date"}, "created on or before this Beijing date"),
+    "from": (_DAY, "created on or after this Beijing date (years 2000-2099)"),
+    "to": (_DAY, "created on or before this Beijing date (years 2000-2099)"),
     "q": ({"type": "string"}, "a ticket number, the start of one, or part of the address"),
     "after": ({"type": "string"}, "the `next` cursor of the previous page"),
-    "limit": ({"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-              "tickets per page (clamped to 1-200)"),
+    "limit": ({"anyOf": [{"const": ""}, {"type": "integer"}], "default": 50},
+              "tickets per page: any integer, clamped to 1-200"),
 }  # fmt: skip
 
 
@@ -178,7 +182,8 @@ def openapi_document() -> dict[str, Any]:
         }},
         "/api/v1/tickets": {"get": {
             "summary": "The ticket list: the desk's filters, newest first, keyset pagination; "
-                       "times in Beijing time (+08:00)",
+                       "times in Beijing time (+08:00). Each parameter at most once; an empty "
+                       "one is no filter",
             "security": auth,
             "parameters": [{"name": n, "in": "query", "required": False, "schema": sch,
                             "description": d} for n, (sch, d) in LIST_PARAMS.items()],
