@@ -90,7 +90,10 @@ def unsign(cookie: str | None, key: bytes, now: float) -> Session | None:
 
 
 def csrf_ok(session: Session | None, given: str | None) -> bool:
-    return bool(session and given) and hmac.compare_digest(session.csrf, given or "")  # type: ignore[union-attr]
+    # bytes: compare_digest raises TypeError on str with non-ASCII characters (a 500)
+    return bool(session and given) and hmac.compare_digest(
+        session.csrf.encode(), (given or "").encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
+    )
 
 
 class SignInLimiter:

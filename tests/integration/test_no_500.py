@@ -137,6 +137,18 @@ async def test_desk_ack_forms_answer_4xx(daemon):
             resp = await http.post(base + path, data={**form, "csrf": csrf}, allow_redirects=False)
             assert resp.status == 400, (path, form)
             _assert_4xx(resp.status, await _message(resp), field)
+        # a CSRF token with a non-ASCII character (hmac.compare_digest raised TypeError on it)
+        for token in ("\x80", "é", "工单"):
+            resp = await http.post(
+                f"{base}/tickets/A100/ack", data={"rule": "sign-off", "cycle": "1", "csrf": token},
+                allow_redirects=False,
+            )  # fmt: skip
+            assert resp.status == 403
+            resp = await http.post(
+                f"{base}/tickets/A100/ack", data={"rule": "sign-off", "cycle": "1"},
+                headers={"X-CSRF-Token": "\x80"}, allow_redirects=False,
+            )  # fmt: skip
+            assert resp.status == 403
         # nothing of it was acknowledged or audited
         assert await daemon.pool.fetchval("SELECT count(*) FROM desk_audit WHERE action='ack'") == 0
 
