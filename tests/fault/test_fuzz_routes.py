@@ -125,7 +125,7 @@ async def test_desk_pages_and_twins_never_5xx(desk, login, path, query):
 @given(
     login=st.sampled_from(["zhang-min", "wang-qiang"]),
     target=st.sampled_from(["/tickets/A100/ack", "/tickets/C300/ack", "/tickets/NOPE/ack",
-                            "/import/confirm", "/signin"]),  # fmt: skip
+                            "/import/confirm", "/import/preview", "/signin"]),  # fmt: skip
     form=queries,
     with_csrf=st.booleans(),
 )

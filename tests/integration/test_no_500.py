@@ -224,3 +224,34 @@ async def test_provider_pushes_with_bad_text_are_a_400(hooks, path, body, field)
     resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
     _assert_4xx(resp.status, await _message(resp), field)
     assert resp.status == 400
+
+
+def _multipart(parts: list[tuple[str, bytes, bytes | None]]) -> tuple[bytes, str]:
+    """A multipart body written by hand: names, raw values, raw file names (any bytes)."""
+    boundary = "fuzzboundary18"
+    out = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"'.encode()
+        if filename is not None:
+            disposition += b'; filename="' + filename + b'"'
+        out += b"--" + boundary.encode() + b"\r\nContent-Disposition: " + disposition + b"\r\n\r\n"
+        out += value + b"\r\n"
+    return out + b"--" + boundary.encode() + b"--\r\n", f"multipart/form-data; boundary={boundary}"
+
+
+async def test_the_import_upload_with_bad_bytes_is_no_500(daemon):
+    base = f"http://127.0.0.1:{daemon.port}"
+    async with session() as http:
+        assert await sign_in(http, base, "zhang-min") == 302
+        csrf = csrf_of(await (await http.get(f"{base}/import")).text())
+        body, ctype = _multipart([("csrf", b"\xff\xfe\x00", None), ("file", b"x", b"a.csv")])
+        resp = await http.post(f"{base}/import/preview", data=body, headers={"Content-Type": ctype})
+        assert resp.status == 403
+        body, ctype = _multipart(
+            [("csrf", csrf.encode(), None), ("file", b"a,b\r\n", b"a\x00b.csv")]
+        )
+        resp = await http.post(f"{base}/import/preview", data=body, headers={"Content-Type": ctype})
+        assert resp.status == 400, await resp.text()
+        body, ctype = _multipart([("csrf", csrf.encode(), None), ("file", b"a,b\r\n", "a\ud800b.csv".encode("utf-8", "surrogatepass"))])
+        resp = await http.post(f"{base}/import/preview", data=body, headers={"Content-Type": ctype})
+        assert resp.status < 500, await resp.text()
