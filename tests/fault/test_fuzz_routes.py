@@ -43,7 +43,7 @@ async def test_schemathesis_finds_no_500_and_no_undocumented_answer(daemon, tmp_
     url = f"http://127.0.0.1:{daemon.port}/api/v1/openapi.json"
     proc = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS), "--config-file", str(HERE / "schemathesis.toml"), "run", url,
-        "--checks", "all", "--seed", "18", "--workers", "1",
+        "--checks", "all", "--seed", os.environ.get("FUZZ_SEED", "18"), "--workers", "1",
         "--header", f"Authorization: Bearer {TOKEN}", "--max-time", "30",
         "--request-timeout", "10", "--suppress-health-check", "all",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
