@@ -279,6 +279,7 @@ def cmd_run(args) -> int:
     daemon = Daemon(loaded, env=env, reuse_port=args.reuse_port)
     if args.demo or args.reset_demo:
         daemon.demo_data = "purge"
+    daemon.demo = bool(args.demo)
 
     async def main() -> None:
         on_started = None

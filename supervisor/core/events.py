@@ -7,8 +7,10 @@ without an offset is an error that names the field. Nothing of an invalid event 
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -24,14 +26,44 @@ MAX_DEPTH = 16  # no field nests; deeper JSON is junk (and would exhaust the sta
 # never past MAX_YEAR: beyond it working-time arithmetic, PostgreSQL and JSON disagree.
 MIN_YEAR = 2000
 MAX_YEAR = 2099
-MAX_OFFSET = timedelta(hours=14)  # the widest UTC offset in use (Pacific/Kiritimati)
+MAX_OFFSET = timedelta(hours=14)
+# Ticket ids of `run --demo` (tools/demo_data.py): API clients outside the demo may not use it.
+DEMO_PREFIX = "DEMO-"  # the widest UTC offset in use (Pacific/Kiritimati)
 
-# Ticket ids become URL path segments (/api/v1/tickets/{id}): letters (any script), digits and
-# `-_.:`, starting with a letter or digit, at most 64 characters. No `/`, braces, whitespace or
-# control characters, which the router cannot reach and logs cannot show.
-TICKET_ID = re.compile(r"[^\W_][\w.:-]{0,63}")
+# Ticket ids become URL path segments (/api/v1/tickets/{id}): letters (any script, Chinese and
+# full-width included), digits and `-_.:`, starting with a letter or digit, at most 64
+# characters. No `/`, braces, whitespace or control characters, which the router cannot reach
+# and logs cannot show.
+#
+# One definition for the server and the OpenAPI document: `\w` means Unicode letters to Python
+# but ASCII only to JSON Schema's ECMA-262 regexes (a client validating against the document
+# refused `工单1` and `１２３`), so the document's pattern writes Python's own `[^\W_]` out as
+# explicit \uXXXX ranges (from the running Python's Unicode tables), which both dialects read
+# alike. Both are limited to the Basic Multilingual Plane (U+0000-U+FFFF): ECMA-262 without the
+# `u` flag cannot name a character beyond it in a class. The server keeps the short form (the
+# long one takes a noticeable time to compile); tests/unit/test_ticket_id_dialects.py checks
+# that the two accept the same ids.
+TICKET_ID = re.compile(r"(?=[\x00-\uffff]*\Z)[^\W_][\w.:-]{0,63}")
+
+
+@cache
+def ticket_id_pattern() -> str:
+    """TICKET_ID for JSON Schema (ECMA-262) and Python alike, anchored: `^...$`."""
+
+    def one(cp: int) -> str:
+        return chr(cp) if cp < 0x80 else f"\\u{cp:04x}"
+
+    bmp = array("I", range(0x10000)).tobytes().decode("utf-32", "surrogatepass")
+    alnum = "".join(
+        one(m.start()) if m.end() - m.start() == 1 else f"{one(m.start())}-{one(m.end() - 1)}"
+        for m in re.finditer(r"[^\W_]+", bmp)
+    )
+    return f"^[{alnum}][{alnum}_.:-]{{0,63}}$"
+
+
 TICKET_ID_RULE = (
-    "must be 1-64 characters: letters, digits and - _ . :, starting with a letter or digit"
+    "must be 1-64 characters: letters, digits and - _ . :, starting with a letter or digit "
+    "(letters and digits of any script, in Unicode's Basic Multilingual Plane)"
 )
 
 
@@ -320,6 +352,17 @@ def parse_event(raw: Any) -> Event:
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:
     """Rebuild an event that was validated before it was stored."""
     return Event(id=id, ticket=ticket, type=type, at=at, data=data)
+
+
+def demo_problems(events: list[Event]) -> list[tuple[int, FieldProblem]]:
+    """Tickets named with the prefix reserved for `run --demo`'s tickets, which a later `run`
+    silences and `run --demo`/`--reset-demo` deletes: refused from API clients outside --demo."""
+    return [
+        (i, FieldProblem("ticket", f"{e.ticket!r}: the prefix {DEMO_PREFIX} is reserved for the "
+                         "demo's tickets (`run --demo`); name real tickets otherwise"))
+        for i, e in enumerate(events)
+        if e.ticket.startswith(DEMO_PREFIX)
+    ]  # fmt: skip
 
 
 def future_problems(

@@ -27,9 +27,11 @@ from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.desk import auth
 from supervisor.desk.credentials import Credentials
 from supervisor.desk.index import DeadlineIndex
+from supervisor.desk.refused import audit_refused_signin
 from supervisor.desk.sessions import Session, SessionStore
 from supervisor.desk.throttle import Throttle
 from supervisor.desk.users import User, hash_password, load_users
+from supervisor.server.edge import REFUSED
 
 log = logging.getLogger("hotline.desk")
 HERE = Path(__file__).resolve().parent
@@ -310,6 +312,7 @@ def setup_desk(
                 security=_security(host))  # fmt: skip
     desk.index = DeadlineIndex(host.pool, lambda: host.supervisor.runtime.policy)
     app[DESK] = desk
+    app[REFUSED] = audit_refused_signin  # a sign-in refused at the edge is audited too
     env_ = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
         autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,

@@ -12,6 +12,16 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from supervisor.core.events import MAX_YEAR, MIN_YEAR
+from supervisor.core.inputs import (
+    INT4_MAX,
+    INT8_MAX,
+    InputRefused,
+    bounded_date,
+    bounded_int,
+    bounded_month,
+    check_text,
+)
 from supervisor.delivery.policy import is_report
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
@@ -73,15 +83,17 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     """The list's filters from a query string; a unit user's unit always applies."""
 
     def one(name: str) -> str | None:
+        if hasattr(query, "getall") and len(query.getall(name, ())) > 1:
+            raise BadQuery(f"{name}: 只能给一次 (given more than once)")
         value = query.get(name)
         return value.strip() or None if isinstance(value, str) else None
 
     def day(name: str) -> date | None:
         value = one(name)
         try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise BadQuery(f"{name}: 日期格式应为 YYYY-MM-DD") from None
+            return bounded_date(name, value) if value else None
+        except InputRefused as exc:
+            raise BadQuery(exc.chinese) from None
 
     status = one("status")
     if status is not None and status not in fmt.STATUS_LABELS:
@@ -95,7 +107,10 @@ def parse_filter(query: Any, v: Viewer | None) -> views.TicketFilter:
     after = one("after")
     if after:
         try:
-            views.decode_cursor(after)
+            at, last = views.decode_cursor(after)
+            check_text("after", last)  # a cursor is ours, but anyone can make one up
+            if at != views.NO_TIME and not MIN_YEAR - 1 <= at.year <= MAX_YEAR:
+                raise ValueError(at)
         except (ValueError, UnicodeDecodeError):
             raise BadQuery("after: 翻页标记无效") from None
     try:
@@ -195,9 +210,11 @@ async def ack(request: web.Request, v: Viewer) -> web.StreamResponse:
     tid = request.match_info["ticket"]
     form = await request.post()
     try:
-        rule_id, cycle = str(form["rule"]), int(str(form["cycle"]))
-    except (KeyError, ValueError):
+        rule_id, cycle = str(form["rule"]), bounded_int("cycle", str(form["cycle"]), 0, INT4_MAX)
+    except KeyError:
         raise web.HTTPBadRequest(text="rule 与 cycle 必填") from None
+    except InputRefused as exc:
+        raise web.HTTPBadRequest(text=exc.chinese) from None
     result = await desk_ack(
         desk.host.pool,
         desk.host.supervisor,
@@ -245,9 +262,10 @@ async def messages(request: web.Request, v: Viewer) -> web.Response:
     if status is not None and status not in views.MESSAGE_STATUSES:
         raise web.HTTPBadRequest(text=f"status: 只能是 {', '.join(views.MESSAGE_STATUSES)}")
     try:
-        before = int(request.query["before"]) if request.query.get("before") else None
-    except ValueError:
-        raise web.HTTPBadRequest(text="before: 应为数字") from None
+        raw = request.query.get("before")
+        before = bounded_int("before", raw, 0, INT8_MAX) if raw else None
+    except InputRefused as exc:
+        raise web.HTTPBadRequest(text=exc.chinese) from None
     unit = _scope(v) or (request.query.get("unit") or None)
     async with desk.host.pool.acquire() as conn:
         data = await views.messages(conn, status, unit, before, PAGE)
@@ -302,10 +320,10 @@ def calendar_data(
     today = desk.now().astimezone(cal.tz).date()
     if month is None:
         try:
-            year, mon = (int(x) for x in request.query.get("month", f"{today:%Y-%m}").split("-"))
-            date(year, mon, 1)
-        except ValueError:
-            raise web.HTTPBadRequest(text="month: 应为 YYYY-MM") from None
+            first = bounded_month("month", request.query.get("month") or f"{today:%Y-%m}")
+        except InputRefused as exc:
+            raise web.HTTPBadRequest(text=exc.chinese) from None
+        year, mon = first.year, first.month
     else:
         year, mon = month
     prev_m = f"{year - (mon == 1)}-{12 if mon == 1 else mon - 1:02d}"

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from supervisor.config.yamlconf import ConfigInvalid
+from supervisor.core.inputs import text_problem
 from supervisor.imports.command import import_file
 from supervisor.imports.mapping import load_mapping
 from supervisor.imports.readers import SUFFIXES, ReadError
@@ -91,23 +93,28 @@ def setup_import_routes(
     async def preview(request: web.Request) -> web.StreamResponse:
         if guard is not None:
             await guard(request)
-        reader = await request.multipart()
         name, data, strict = None, b"", False
         token_ok = csrf is None
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "csrf" and csrf is not None:
-                token_ok = csrf.check(request, (await part.read(decode=False))[:256].decode())
-            elif not token_ok:  # the token comes first: nothing of a forged upload is read
-                return _refused()
-            elif part.name == "file" and part.filename:
-                name = Path(part.filename).name
-                data = await part.read(decode=False)
-                if len(data) > MAX_UPLOAD:
-                    return page(request, error="文件过大（上限64MB）")
-            elif part.name == "strict":
-                strict = True
+        try:  # not multipart, or a malformed part (a NUL in its headers...): the sender's error
+            async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "csrf" and csrf is not None:
+                    given = (await part.read(decode=False))[:256].decode(errors="replace")
+                    token_ok = csrf.check(request, given)
+                elif not token_ok:  # the token comes first: nothing of a forged upload is read
+                    return _refused()
+                elif part.name == "file" and part.filename:
+                    if text_problem(part.filename):  # a NUL or a lone surrogate: not storable
+                        return page(request, error="文件名含有无效字符，请重命名后再上传")
+                    name = Path(part.filename).name
+                    data = await part.read(decode=False)
+                    if len(data) > MAX_UPLOAD:
+                        return page(request, error="文件过大（上限64MB）")
+                elif part.name == "strict":
+                    strict = True
+        except (HttpProcessingError, ValueError, AssertionError, KeyError):
+            raise web.HTTPBadRequest(text="上传内容格式无效 (malformed multipart body)") from None
         if not token_ok:
             return _refused()
         if not name or Path(name).suffix.lower() not in SUFFIXES:

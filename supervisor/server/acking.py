@@ -13,7 +13,8 @@ from supervisor.core.acks import AckScope, ack_scope, rule_step_roles, ticket_ro
 from supervisor.core.state import TicketState
 from supervisor.storage.base import Store
 
-Status = Literal["ok", "unknown_ticket", "nothing_open", "not_allowed"]
+# "already": a repeat; what this acknowledgement would end was acknowledged before (409)
+Status = Literal["ok", "unknown_ticket", "nothing_open", "not_allowed", "already"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ async def acknowledge(
         return AckOutcome("unknown_ticket")
     state, open_rules = subject.state, sorted(subject.open_rules)
     if not open_rules:
-        return AckOutcome("nothing_open")
+        return AckOutcome("already" if subject.acked_rules else "nothing_open")
     roles = acker_roles(runtime, who, state) | frozenset(extra_roles)
     if not roles:
         roles = frozenset(default_roles)
@@ -65,7 +66,7 @@ async def acknowledge(
         )
     n = await store.ack(ticket, rule, who, via, now, scope=scope)
     return AckOutcome(
-        "ok",
+        "ok" if n else "already",
         acknowledged=n,
         rules=open_rules,
         ended=sorted(scope.whole),

@@ -16,9 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from supervisor.application import BatchRejected, Supervisor, validate_batch
-from supervisor.core.events import MAX_DEPTH, Event, future_problems
+from supervisor.core.events import MAX_DEPTH, Event, demo_problems, future_problems
+from supervisor.core.inputs import InputRefused
 from supervisor.server.acking import acknowledge
-from supervisor.server.body import decode_body
+from supervisor.server.body import decode_body, decode_checked
+from supervisor.server.edge import edge_middleware
 from supervisor.server.metrics import Metrics
 from supervisor.server.openapi import AckRequest, openapi_document
 from supervisor.server.ticket_view import beijing_view
@@ -31,6 +33,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 TOKENS = web.AppKey("tokens", list)  # [(name, token)]
 FUTURE = web.AppKey("future_tolerance", timedelta)
 TOKEN_ROLE = web.AppKey("token_role", str)
+DEMO_IDS = web.AppKey("demo_ids", bool)  # `run --demo`: API clients may post DEMO- tickets
 WHO = web.RequestKey("who", str)  # the name of the request's bearer token
 METRICS = web.AppKey("metrics", Metrics)
 MAX_BATCH = web.AppKey("max_batch", int)
@@ -129,6 +132,8 @@ async def post_events(request: web.Request) -> web.Response:
     try:
         events = validate_batch(raws, supervisor.runtime.caller_key)
         future = future_problems(events, supervisor.clock.now(), request.app[FUTURE])
+        if not request.app[DEMO_IDS]:
+            future = demo_problems(events) + future
         if future:
             raise BatchRejected(future)
     except BatchRejected as exc:
@@ -219,9 +224,11 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def post_ack(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = decode_checked(await request.read() or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _problem(400, f"body is not JSON: {exc}")
+    except InputRefused as exc:
+        return _problem(400, exc.english)
     except RecursionError:
         return _problem(400, "body is not an acknowledgement: JSON nested too deeply")
     if not isinstance(body, dict) or _depth(body) > MAX_DEPTH:
@@ -250,6 +257,12 @@ async def post_ack(request: web.Request) -> web.Response:
         what = f"rule {rule!r}" if rule else "any rule"
         return _problem(
             422, f"rule: ticket {ticket!r} has no open escalation for {what}", ticket=ticket
+        )
+    if out.status == "already":
+        what = f"rule {rule!r}" if rule else "its escalations"
+        return _problem(
+            409, f"rule: ticket {ticket!r}: {what} already acknowledged; nothing more to end",
+            ticket=ticket,
         )
     if out.status == "not_allowed":
         return _problem(
@@ -295,13 +308,15 @@ def make_app(
     on_ingest: Callable[[], None] = lambda: None,
     future_tolerance: timedelta = timedelta(minutes=5),
     token_role: str = "supervisor",
+    demo: bool = False,
 ) -> web.Application:
-    app = web.Application(middlewares=[_middleware], client_max_size=max_body_bytes)
+    app = web.Application(middlewares=[_middleware, edge_middleware], client_max_size=max_body_bytes)
     app[SUPERVISOR] = supervisor
     app[STORE] = supervisor.store
     app[TOKENS] = [t if isinstance(t, tuple) else ("api", t) for t in tokens]
     app[FUTURE] = future_tolerance
     app[TOKEN_ROLE] = token_role
+    app[DEMO_IDS] = demo
     app[METRICS] = metrics
     app[MAX_BATCH] = max_batch
     app[HEALTH] = health

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from supervisor.core.inputs import check_json_text
 from supervisor.storage.jsoncodec import has_float
 
 
@@ -23,3 +24,11 @@ def decode_body(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         return json.loads(body)
     return json.loads(body) if has_float(value) else value
+
+
+def decode_checked(body: bytes) -> Any:
+    """`decode_body`, then every string (and key) checked for a NUL or a lone surrogate:
+    core.inputs.InputRefused names the first such field. For the JSON bodies that carry no
+    event (an acknowledgement, a provider's push); events are checked field by field by the
+    contract (core.events)."""
+    return check_json_text(decode_body(body))

@@ -99,6 +99,7 @@ class Daemon:
         # demo tickets (tools/demo_data.py) at start-up: "silence" stops them firing, "purge"
         # deletes them (`run --demo`, `run --reset-demo`)
         self.demo_data = "silence"
+        self.demo = False  # `run --demo`: the API accepts DEMO- tickets too
         self.last_reload: dict[str, Any] | None = None  # shown on the desk's 规则 page
 
     # --- start and stop ----------------------------------------------------------------------
@@ -132,6 +133,7 @@ class Daemon:
             on_ingest=self.wake_scheduler.set,
             future_tolerance=timedelta(seconds=settings.ingest.future_tolerance_s),
             token_role=settings.http.token_role,
+            demo=self.demo,
         )
         twilio = settings.notifiers.twilio
         if twilio is not None:

@@ -27,7 +27,7 @@ def _envelope(etype: str) -> dict[str, Any]:
     return {
         "id": {"type": "string", "minLength": 1, "maxLength": 200,
                "description": "unique per event; a repeat with the same content is a duplicate"},
-        "ticket": {"type": "string", "pattern": f"^{ev.TICKET_ID.pattern}$",
+        "ticket": {"$ref": "#/components/schemas/TicketId",
                    "description": f"the work-order number; {ev.TICKET_ID_RULE}"},
         "type": {"const": etype},
         "at": {"type": "string", "format": "date-time",
@@ -64,20 +64,24 @@ def _responses(codes: dict[str, str], ok: dict[str, Any]) -> dict[str, Any]:
 
 STATUSES = ("new", "dispatched", "signed", "returned", "replied", "visited", "reopened", "closed")
 LIST_VIEWS = ("awaiting", "due_today", "overdue", "escalated")
+# a Beijing date the service accepts: YYYY-MM-DD in the years core.events accepts (2000-2099)
+_DAY = {"anyOf": [{"const": ""}, {"type": "string", "format": "date",
+                                   "pattern": f"^{ev.MIN_YEAR // 100}[0-9]{{2}}-"}]}  # fmt: skip
+assert (ev.MIN_YEAR, ev.MAX_YEAR) == (2000, 2099), "the pattern above spells out 20xx"
 # GET /api/v1/tickets: name -> (schema, description); the desk's list (/tickets) takes the same
 LIST_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
-    "status": ({"enum": list(STATUSES)}, "the ticket's status"),
+    "status": ({"enum": ["", *STATUSES]}, "the ticket's status"),
     "unit": ({"type": "string"}, "the lead unit, as the tickets name it"),
     "category": ({"type": "string"}, "诉求归口, exactly"),
-    "urgent": ({"enum": ["true", "false"]}, "urgent tickets only, or non-urgent only"),
-    "view": ({"enum": list(LIST_VIEWS)}, "awaiting sign-off; reply due today; overdue now "
+    "urgent": ({"enum": ["", "true", "false"]}, "urgent tickets only, or non-urgent only"),
+    "view": ({"enum": ["", *LIST_VIEWS]}, "awaiting sign-off; reply due today; overdue now "
              "(reply or sign-off deadline passed); escalated and not acknowledged"),
-    "from": ({"type": "string", "format": "date"}, "created on or after this Beijing date"),
-    "to": ({"type": "string", "format": "date"}, "created on or before this Beijing date"),
+    "from": (_DAY, "created on or after this Beijing date (years 2000-2099)"),
+    "to": (_DAY, "created on or before this Beijing date (years 2000-2099)"),
     "q": ({"type": "string"}, "a ticket number, the start of one, or part of the address"),
     "after": ({"type": "string"}, "the `next` cursor of the previous page"),
-    "limit": ({"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-              "tickets per page (clamped to 1-200)"),
+    "limit": ({"anyOf": [{"const": ""}, {"type": "integer"}], "default": 50},
+              "tickets per page: any integer, clamped to 1-200"),
 }  # fmt: skip
 
 
@@ -124,6 +128,11 @@ def openapi_document() -> dict[str, Any]:
             "mapping": {t: f"#/components/schemas/event_{t}" for t in ev.EVENT_TYPES},
         },
     }
+    schemas["TicketId"] = {
+        "type": "string", "minLength": 1, "maxLength": 64, "pattern": ev.ticket_id_pattern(),
+        "description": f"a work-order number: {ev.TICKET_ID_RULE} (the pattern spells out "
+        "Unicode's letters and digits as ranges, for ECMA-262 and Python regexes alike)",
+    }  # fmt: skip
     schemas["AckRequest"] = AckRequest.model_json_schema()
     schemas["TicketList"] = _ticket_list_schema()
     schemas["Problem"] = {
@@ -153,7 +162,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }  # fmt: skip
     ticket_param = {"name": "ticket", "in": "path", "required": True,
-                    "schema": {"type": "string", "pattern": f"^{ev.TICKET_ID.pattern}$"}}  # fmt: skip
+                    "schema": {"$ref": "#/components/schemas/TicketId"}}  # fmt: skip
     auth: list[dict[str, list[str]]] = [{"bearer": []}]
     paths = {
         "/api/v1/events": {"post": {
@@ -164,20 +173,24 @@ def openapi_document() -> dict[str, Any]:
                           {"type": "array", "minItems": 1,
                            "items": {"$ref": "#/components/schemas/Event"}}]}}}},
             "responses": _responses({
-                "400": "not JSON", "401": "no valid token",
+                "400": "not JSON, nested too deeply, or an empty batch `[]`", "401": "no valid token",
                 "409": "an event id reused with different content (nothing stored)",
                 "413": "body or batch too large",
-                "422": "an event breaks the contract, or is too far in the future (nothing stored)",
+                "422": "an event breaks the contract (a field's type, range, a NUL or lone "
+                       "surrogate, a DEMO- ticket outside `run --demo`), or is too far in the "
+                       "future (nothing stored)",
                 "503": "database unavailable (nothing stored): retry"},
                 {"$ref": "#/components/schemas/IngestResult"}),
         }},
         "/api/v1/tickets": {"get": {
             "summary": "The ticket list: the desk's filters, newest first, keyset pagination; "
-                       "times in Beijing time (+08:00)",
+                       "times in Beijing time (+08:00). Each parameter at most once; an empty "
+                       "one is no filter",
             "security": auth,
             "parameters": [{"name": n, "in": "query", "required": False, "schema": sch,
                             "description": d} for n, (sch, d) in LIST_PARAMS.items()],
-            "responses": _responses({"400": "a bad filter (the message names it)",
+            "responses": _responses({"400": "a bad filter, or a NUL or lone surrogate in one "
+                                            "(the message names it)",
                                      "401": "no valid token"},
                                     {"$ref": "#/components/schemas/TicketList"}),
         }},
@@ -185,7 +198,8 @@ def openapi_document() -> dict[str, Any]:
             "summary": "A ticket: state (with computed sign_by, reply_by), timeline, ladders, "
                        "timers, messages; every time in Beijing time (+08:00)",
             "security": auth, "parameters": [ticket_param],
-            "responses": _responses({"401": "no valid token", "404": "no such ticket"},
+            "responses": _responses({"400": "a NUL or lone surrogate in the ticket id",
+                                     "401": "no valid token", "404": "no such ticket"},
                                     {"type": "object"}),
         }},
         "/api/v1/tickets/{ticket}/ack": {"post": {
@@ -194,9 +208,11 @@ def openapi_document() -> dict[str, Any]:
             "requestBody": {"content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/AckRequest"}}}},
             "responses": _responses({
-                "400": "not JSON", "401": "no valid token",
+                "400": "not JSON, or a NUL or lone surrogate in a field (named)",
+                "401": "no valid token",
                 "403": "addressed to roles above the acknowledger",
                 "404": "no such ticket",
+                "409": "already acknowledged: nothing more to end",
                 "422": "no open escalation for that rule, or a bad body"},
                 {"$ref": "#/components/schemas/AckResult"}),
         }},

@@ -32,8 +32,10 @@ from aiohttp import web
 
 from notifiers.settings import NotifierSettings
 from supervisor.core.clock import Clock
+from supervisor.core.inputs import InputRefused
 from supervisor.delivery.outbox import Dispatcher
 from supervisor.delivery.policy import DeliverySettings
+from supervisor.server.body import decode_checked
 from supervisor.server.twilio_hooks import AckFn, _outbox_id, ack_word_set, acknowledge_reply
 from supervisor.storage.base import Store
 
@@ -139,8 +141,10 @@ def _handler(
             log.warning("provider webhook with a wrong token", extra={"provider": provider})
             return web.Response(status=403, text="forbidden")
         try:
-            payload = await request.json(loads=_loads)
-        except ValueError:
+            payload = decode_checked(await request.read())
+        except InputRefused as exc:
+            return web.json_response({"error": exc.english}, status=400)
+        except (ValueError, RecursionError):
             return web.Response(status=400, text="JSON expected")
         items = payload if isinstance(payload, list) else [payload]
         if len(items) > MAX_ITEMS or not all(isinstance(i, dict) for i in items):
@@ -149,12 +153,6 @@ def _handler(
         return web.json_response(ok_body)
 
     return handler
-
-
-def _loads(text: str) -> Any:
-    import json
-
-    return json.loads(text)
 
 
 def _str(value: object) -> str | None:

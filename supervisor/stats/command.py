@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from supervisor.core.clock import SHANGHAI
+from supervisor.core.inputs import bounded_date, bounded_month
 from supervisor.policy.rulebook import Policy
 from supervisor.stats.monthly import Period, monthly_report, parse_month, previous_month
 from supervisor.stats.refresh import refresh
@@ -28,14 +29,11 @@ def period_from(month: str | None, first: str | None, last: str | None, now: dat
             raise ValueError("give --month or --from/--to, not both")
         if not (first and last):
             raise ValueError("--from and --to go together")
-        try:
-            p = Period(date.fromisoformat(first), date.fromisoformat(last))
-        except ValueError as exc:
-            raise ValueError(f"--from/--to: {exc} (write YYYY-MM-DD)") from None
+        p = Period(bounded_date("from", first), bounded_date("to", last))
         if p.last < p.first:
             raise ValueError("--to is before --from")
         return p
-    return parse_month(month) if month else previous_month(now)
+    return parse_month(str(bounded_month("month", month))[:7]) if month else previous_month(now)
 
 
 def render(report: dict[str, Any], fmt: str) -> bytes:

@@ -8,6 +8,8 @@ import io
 import json
 from typing import Any
 
+from supervisor.stats.safecells import csv_row
+
 DASH = "—"  # a rate with a zero denominator: never 100%
 
 RATE_LABELS = {
@@ -119,15 +121,19 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
 
 
+def _row(w: Any, values: list[Any]) -> None:
+    w.writerow(csv_row(values))  # no cell can start a formula (stats.safecells)
+
+
 def to_csv(report: dict[str, Any]) -> str:
     """Long format, one figure per line: 栏目,项目,分子,分母,数值 (UTF-8 with BOM for Excel)."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["栏目", "项目", "分子", "分母", "数值"])
+    _row(w, ["栏目", "项目", "分子", "分母", "数值"])
     period = report["period"]
-    w.writerow(["统计期间", f"{period['from']}至{period['to']}", "", "", ""])
+    _row(w, ["统计期间", f"{period['from']}至{period['to']}", "", "", ""])
     for name, num, den, text in overview(report):
-        w.writerow(["总览", name, num, den, text])
+        _row(w, ["总览", name, num, den, text])
     for key, title in (
         ("by_category", "诉求归口"),
         ("by_channel", "来源渠道"),
@@ -136,23 +142,23 @@ def to_csv(report: dict[str, Any]) -> str:
     ):
         kind = {"by_channel": "channel", "by_kind": "kind"}.get(key, "")
         for name, n in report["received"][key].items():
-            w.writerow([title, label(kind, name), n, report["received"]["total"], n])
+            _row(w, [title, label(kind, name), n, report["received"]["total"], n])
     for u in report["units"]:
         for (key, head), cell in zip(UNIT_COLUMNS, unit_cells(u), strict=True):
             if key not in ("unit", "rank"):
                 r = u.get(key)
                 if isinstance(r, dict) and "num" in r:
-                    w.writerow([f"单位考核:{u['unit']}", head, r["num"], r["den"], pct(r)])
+                    _row(w, [f"单位考核:{u['unit']}", head, r["num"], r["den"], pct(r)])
                 else:
-                    w.writerow([f"单位考核:{u['unit']}", head, "", "", cell])
+                    _row(w, [f"单位考核:{u['unit']}", head, "", "", cell])
     for m in report["repeats"]["matters_3plus"]:
-        w.writerow(
+        _row(w,
             ["重复诉求", m["category"] or m["address"], m["count"], "", "、".join(m["tickets"])]
         )
     for unit, n in report["disputes"]["returns_by_unit"].items():
-        w.writerow(["推诿:退单", unit, n, "", n])
+        _row(w, ["推诿:退单", unit, n, "", n])
     for row in report.get("trend", []):
         for key in ("sign_off_on_time", "on_time_replies", "satisfaction", "resolution"):
             r = row[key]
-            w.writerow([f"趋势:{row['month']}", RATE_LABELS[key], r["num"], r["den"], pct(r)])
+            _row(w, [f"趋势:{row['month']}", RATE_LABELS[key], r["num"], r["den"], pct(r)])
     return "\ufeff" + buf.getvalue()

@@ -9,6 +9,7 @@ from typing import Any
 import xlsxwriter
 
 from supervisor.stats.render import DASH, RATE_LABELS, ROLE_LABELS, UNIT_COLUMNS, label, overview
+from supervisor.stats.safecells import WORKBOOK_OPTIONS, write_cell, write_cells
 
 SHEETS = (
     "总览",
@@ -59,12 +60,12 @@ class _Book:
         rows: list[list[Any]],
         formats: list[str] | None = None,
     ) -> None:
-        ws.write_row(top, 0, headers, self.head)
+        write_cells(ws, top, 0, headers, self.head)
         for i, row in enumerate(rows, top + 1):
             for j, value in enumerate(row):
                 kind = formats[j] if formats else "cell"
                 if value is None:
-                    ws.write(i, j, DASH, self.dash)
+                    write_cell(ws, i, j, DASH, self.dash)
                 elif kind == "pct":
                     ws.write_number(i, j, value, self.pct)
                 elif kind == "int" and isinstance(value, int | float):
@@ -72,7 +73,7 @@ class _Book:
                 elif kind == "num1" and isinstance(value, int | float):
                     ws.write_number(i, j, value, self.num1)
                 else:
-                    ws.write(i, j, value, self.cell)
+                    write_cell(ws, i, j, value, self.cell)
         for j, h in enumerate(headers):
             ws.set_column(j, j, _width([h, *(r[j] for r in rows)]))
         ws.freeze_panes(top + 1, 0)
@@ -84,13 +85,13 @@ def _rate_cols(r: dict[str, Any]) -> list[Any]:
 
 def write_xlsx(report: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, **WORKBOOK_OPTIONS})
     b = _Book(wb)
     p = report["period"]
     title = f"12345热线工单月度统计（{p['from']}至{p['to']}）"
 
     ws = wb.add_worksheet("总览")
-    ws.write(0, 0, title, b.title)
+    write_cell(ws, 0, 0, title, b.title)
     rows = []
     for name, num, den, _text in overview(report):
         key = next((k for k, v in RATE_LABELS.items() if v == name), None)
@@ -103,7 +104,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     b.table(ws, 2, ["指标", "数量/分子", "分母", "比率"], rows, ["cell", "int", "int", "pct"])
     top = 4 + len(rows)
     trend = report.get("trend", [])
-    ws.write(top - 1, 0, "近12个月趋势", b.title)
+    write_cell(ws, top - 1, 0, "近12个月趋势", b.title)
     trows = [
         [t["month"], t["received"], t["closed"]]
         + [
@@ -128,7 +129,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
         ws.insert_chart(2, 6, chart)
 
     ws = wb.add_worksheet("单位考核")
-    ws.write(
+    write_cell(ws,
         0,
         0,
         f"单位考核排名（{p['from']}至{p['to']}，综合得分=签收及时率、按时办结率、满意率、解决率的平均）",
@@ -176,7 +177,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
         ("诉求类型", "by_kind", "kind"),
     ):
         ws = wb.add_worksheet(sheet)
-        ws.write(0, 0, f"受理量按{sheet}（共{total}件）", b.title)
+        write_cell(ws, 0, 0, f"受理量按{sheet}（共{total}件）", b.title)
         rows = [
             [label(kind, name), n, n / total if total else None]
             for name, n in report["received"][key].items()
@@ -184,11 +185,11 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
         b.table(ws, 2, [sheet, "受理量", "占比"], rows, ["cell", "int", "pct"])
         if sheet == "诉求归口" and report["received"]["by_grid"]:
             grows = [[name, n] for name, n in report["received"]["by_grid"].items()]
-            ws.write(4 + len(rows), 0, "按网格", b.title)
+            write_cell(ws, 4 + len(rows), 0, "按网格", b.title)
             b.table(ws, 5 + len(rows), ["网格", "受理量"], grows, ["cell", "int"])
 
     ws = wb.add_worksheet("重复诉求")
-    ws.write(0, 0, f"重复诉求工单 {report['repeats']['tickets']} 件；3件及以上的事项：", b.title)
+    write_cell(ws, 0, 0, f"重复诉求工单 {report['repeats']['tickets']} 件；3件及以上的事项：", b.title)
     rows = [[{"caller": "同一来电人同类诉求", "address": "同一地址"}[m["key"]], m["category"] or m["address"] or "",
              m["count"], "、".join(m["tickets"])] for m in report["repeats"]["matters_3plus"]]  # fmt: skip
     b.table(
@@ -200,7 +201,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     )
 
     ws = wb.add_worksheet("推诿")
-    ws.write(
+    write_cell(ws,
         0,
         0,
         f"推诿工单（派单3次及以上或2个及以上单位退单）{report['disputes']['tickets']} 件",
@@ -212,7 +213,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     ws = wb.add_worksheet("催办督办")
     rem, esc = report["reminders"], report["escalations"]
     median = esc["median_ack_minutes"]
-    ws.write(
+    write_cell(ws,
         0,
         0,
         f"催办 {rem['total']} 次，督办 {esc['total']} 次，督办已确认 {esc['acknowledged']} 次，确认用时中位数 {DASH if median is None else median} 分钟",
@@ -225,12 +226,12 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     rrows = [
         [ROLE_LABELS.get(r, r), rem["by_role"].get(r, 0) + esc["by_role"].get(r, 0)] for r in roles
     ]
-    ws.write(4 + len(rows), 0, "按接收角色", b.title)
+    write_cell(ws, 4 + len(rows), 0, "按接收角色", b.title)
     b.table(ws, 5 + len(rows), ["角色", "次数"], rrows, ["cell", "int"])
 
     ws = wb.add_worksheet("承诺")
     c = report["commitments"]
-    ws.write(0, 0, "解决问题承诺制", b.title)
+    write_cell(ws, 0, 0, "解决问题承诺制", b.title)
     b.table(
         ws,
         2,

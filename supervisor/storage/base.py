@@ -202,10 +202,12 @@ class Reply(NamedTuple):
 
 
 class AckSubject(NamedTuple):
-    """What an acknowledgement is about: the ticket's state and its open (active) rules."""
+    """What an acknowledgement is about: the ticket's state and its open (active) rules; when
+    none is open, the rules whose ladders were acknowledged (a repeat is told apart)."""
 
     state: TicketState
     open_rules: list[str]
+    acked_rules: list[str] = []
 
 
 class HeldMessage(NamedTuple):

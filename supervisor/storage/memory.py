@@ -52,6 +52,7 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
         self.heartbeats: dict[str, datetime] = {}
         self.report_runs: set[tuple[str, str]] = set()
         self.acks: list[tuple[str, str, int, str, str, datetime]] = []
+        self.acked_steps: dict[tuple[str, str, int], frozenset[int]] = {}
         self._init_outbox()
         self._init_matter()
 
@@ -233,8 +234,9 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
                 whole, steps, roles = True, None, None
             else:  # only what the acknowledger may end (core.acks)
                 covered = scope.steps.get(key[1], frozenset())
-                if not covered:
-                    continue
+                if not covered or covered <= self.acked_steps.get(key, frozenset()):
+                    continue  # nothing to end, or a repeat (as PgStore: acks.steps)
+                self.acked_steps[key] = self.acked_steps.get(key, frozenset()) | covered
                 whole, steps, roles = key[1] in scope.whole, covered, scope.roles
             if whole:
                 self.ladders[key] = replace(lad, status="acked", reason=f"acknowledged via {via}")
@@ -257,7 +259,11 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
             key[1] for key, lad in self.ladders.items()
             if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "active"
         })  # fmt: skip
-        return AckSubject(state, rules)
+        acked = [] if rules else sorted({
+            key[1] for key, lad in self.ladders.items()
+            if key[0] == ticket and (rule is None or key[1] == rule) and lad.status == "acked"
+        })  # fmt: skip
+        return AckSubject(state, rules, acked)
 
     async def stored_events(self, ids: Sequence[str]) -> list[Event]:
         return [self.events[i] for i in dict.fromkeys(ids) if i in self.events]

@@ -339,7 +339,7 @@ class PgStore(PgMatter, PgReads):
                 key = (r["ticket"], r["rule"], r["cycle"])
                 await conn.execute(q.ACK_TIMERS, *key)
                 await conn.execute(q.ACK_OUTBOX, *key)
-                await conn.execute(q.INSERT_ACK, *key, by, via, at)
+                await conn.execute(q.INSERT_ACK, *key, by, via, at, None)
             return len(rows)
 
     async def _ack_scoped(
@@ -352,13 +352,16 @@ class PgStore(PgMatter, PgReads):
                 steps = sorted(scope.steps.get(r["rule"], frozenset()))
                 if not steps:
                     continue
-                done += 1
                 key = (ticket, r["rule"], r["cycle"])
+                # the ladder is locked (FOR UPDATE): a parallel repeat waits, then ends nothing
+                if set(steps) <= set(await conn.fetchval(q.ACKED_STEPS, *key)):
+                    continue  # a repeat: these steps were acknowledged already
+                done += 1
                 if r["rule"] in scope.whole:
                     await conn.execute(q.ACK_LADDER, *key, by, at, via)
                 await conn.execute(q.ACK_STEP_TIMERS, *key, steps)
                 await conn.execute(q.ACK_ROLE_OUTBOX, *key, sorted(scope.roles))
-                await conn.execute(q.INSERT_ACK, *key, by, via, at)
+                await conn.execute(q.INSERT_ACK, *key, by, via, at, steps)
             return done
 
     async def ack_subject(self, ticket: str, rule: str | None) -> AckSubject | None:
@@ -367,8 +370,9 @@ class PgStore(PgMatter, PgReads):
             if raw is None:
                 return None
             rules = [r["rule"] for r in await conn.fetch(q.ACK_OPEN_RULES, ticket, rule)]
+            acked = [] if rules else [r["rule"] for r in await conn.fetch(q.ACKED_RULES, ticket, rule)]
         state = TicketState.from_json(dict(raw)) if raw else TicketState(ticket=ticket)
-        return AckSubject(state, rules)
+        return AckSubject(state, rules, acked)
 
     async def stored_events(self, ids: Sequence[str]) -> list[Event]:
         async with self.pool.acquire() as conn:

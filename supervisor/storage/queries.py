@@ -126,7 +126,10 @@ RETURNING ticket, rule, cycle
 """
 ACK_TIMERS = "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'"
 ACK_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending'"
-INSERT_ACK = "INSERT INTO acks (ticket, rule, cycle, by_whom, via, at) VALUES ($1,$2,$3,$4,$5,$6)"
+INSERT_ACK = "INSERT INTO acks (ticket, rule, cycle, by_whom, via, at, steps) VALUES ($1,$2,$3,$4,$5,$6,$7::int[])"
+# The steps earlier acknowledgements of a ladder ended: one that would end none more is a repeat.
+ACKED_STEPS = "SELECT coalesce(array_agg(DISTINCT s), '{}') FROM acks, unnest(steps) s WHERE ticket=$1 AND rule=$2 AND cycle=$3"
+ACKED_RULES = "SELECT DISTINCT rule FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'acked' ORDER BY rule"
 # A scoped acknowledgement (core.acks, the rank rule): the active ladders it looks at, locked; the
 # whole-covered ones stop; only the covered steps' timers and the covered roles' messages go.
 ACK_SCOPE_LADDERS = "SELECT rule, cycle FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' FOR UPDATE"

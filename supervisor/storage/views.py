@@ -138,11 +138,14 @@ def encode_cursor(created_at: datetime | None, ticket: str) -> str:
     return base64.urlsafe_b64encode(f"{key}|{ticket}".encode()).decode().rstrip("=")
 
 
+NO_TIME = datetime.min.replace(tzinfo=SHANGHAI)  # a cursor's "-": a ticket without a time
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError on a cursor that is not ours."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     key, ticket = raw.split("|", 1)
-    at = datetime.min.replace(tzinfo=SHANGHAI) if key == "-" else datetime.fromisoformat(key)
+    at = NO_TIME if key == "-" else datetime.fromisoformat(key)
     if at.tzinfo is None:
         raise ValueError("cursor without a time zone")
     return at, ticket

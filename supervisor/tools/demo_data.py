@@ -1,6 +1,7 @@
 """Demo tickets are tagged by their id prefix (`DEMO-`), so a later plain `run` can tell them from
 real work: it stops them firing (and says so), and `run --reset-demo` or `run --demo` deletes
-them. Real ticket ids never start with the prefix (docs/api.md reserves it). The daemon's store
+them. Real ticket ids never start with the prefix: the API refuses it outside `run --demo`
+(docs/api.md). The daemon's store
 is PostgreSQL; the SQL is named in storage/queries.py."""
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from supervisor.core.events import DEMO_PREFIX
 from supervisor.storage import queries as q
 from supervisor.storage.pg import PgStore
 
-DEMO_PREFIX = "DEMO-"
 log = logging.getLogger("hotline.daemon")
 _LIKE = DEMO_PREFIX.replace("-", "\\-") + "%"
 

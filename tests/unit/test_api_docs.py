@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from supervisor.core.events import BODIES, ENVELOPE, EVENT_TYPES, TICKET_ID, parse_event
+from supervisor.core.events import (
+    BODIES,
+    ENVELOPE,
+    EVENT_TYPES,
+    TICKET_ID,
+    parse_event,
+    ticket_id_pattern,
+)
 from supervisor.server.openapi import AckRequest, openapi_document
 from tests.helpers import ROOT
 
@@ -76,7 +83,9 @@ def test_openapi_event_schemas_match_the_models(etype: str):
     assert set(schema["required"]) == set(ENVELOPE) | required
     assert schema["additionalProperties"] is False
     assert schema["properties"]["type"] == {"const": etype}
-    assert schema["properties"]["ticket"]["pattern"] == f"^{TICKET_ID.pattern}$"
+    assert schema["properties"]["ticket"]["$ref"] == "#/components/schemas/TicketId"
+    ticket_id = openapi_document()["components"]["schemas"]["TicketId"]
+    assert ticket_id["pattern"] == ticket_id_pattern() and TICKET_ID.fullmatch("工单1")
 
 
 def test_openapi_event_union_and_ack_body():
