@@ -19,8 +19,9 @@ import xlsxwriter
 from aiohttp import web
 
 from supervisor.desk.app import DESK, Viewer, render, signed_in
-from supervisor.desk.safecells import csv_cell, xlsx_write
 from supervisor.desk.sessions import wall
+from supervisor.stats.safecells import csv_cell
+from supervisor.stats.safecells import write_cell as xlsx_write
 
 log = logging.getLogger("hotline.desk")
 BJ = ZoneInfo("Asia/Shanghai")
