@@ -117,7 +117,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             raise
         if exc.status == 413 and request.path.startswith("/api/"):
             raise  # the API's own answer (and its metric)
-        return error_page(request, exc.status, exc.text or exc.reason)
+        page = error_page(request, exc.status, exc.text or exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource takes (RFC 9110)
+            page.headers["Allow"] = exc.headers["Allow"]
+        return page
     except Exception:
         log.exception("unexpected error", extra={"path": request.path})
         return error_page(request, 500, "服务器内部错误，已记录；请稍后重试")
