@@ -12,12 +12,13 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.durations import Duration
+from supervisor.core.address import DEFAULT_WORDS
 from supervisor.core.matter import MatterConfig, MatterSpec
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
@@ -180,7 +181,7 @@ def load_policy(
                 err(("matter",), f"'matter' is already set in {matter_src}")
             else:
                 matter_src = str(path)
-                matter = MatterConfig(**model.matter.model_dump())
+                matter = _matter_config(model.matter)
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
@@ -387,3 +388,13 @@ def _collect(cond: Compiled, out: dict[str, set[Any]]) -> None:
         out.setdefault(fname, set()).add(operand)
     elif key != "_":
         out.setdefault(key, set()).add(value)
+
+
+def _matter_config(model: Any) -> MatterConfig:
+    """The `matter:` section as MatterConfig, the office's address words over the defaults."""
+    values = model.model_dump(exclude={"address"})
+    words = DEFAULT_WORDS
+    if model.address is not None:
+        given = {k: tuple(v) for k, v in model.address.model_dump(exclude_none=True).items()}
+        words = replace(DEFAULT_WORDS, **given)
+    return MatterConfig(**values, address=words)

@@ -105,8 +105,24 @@ class ReportModel(_Model):
     enabled: bool = True
 
 
+Words = Annotated[list[Annotated[str, Field(min_length=1, max_length=20)]], Field(min_length=1)]
+
+
+class AddressModel(_Model):
+    """The office's words for the parts of an address (supervisor/core/address.py); each list
+    replaces the default list."""
+
+    roads: Words | None = None
+    compounds: Words | None = None
+    buildings: Words | None = None
+    divisions: Words | None = None
+    details: Words | None = None
+
+
 class MatterModel(_Model):
     """How tickets are matched as the same matter (supervisor/core/matter.py)."""
+
+    address: AddressModel | None = None
 
     summary_similarity: Annotated[int, Field(ge=1, le=100)] = Field(
         60,
