@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
-from supervisor.core.durations import Duration
 from supervisor.core.address import DEFAULT_WORDS
+from supervisor.core.durations import Duration
 from supervisor.core.matter import MatterConfig, MatterSpec
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate

@@ -15,6 +15,7 @@ from typing import Any
 
 from supervisor.core import deadlines as dl
 from supervisor.core.events import Event
+from supervisor.core.matter import normalise_address
 from supervisor.core.state import TicketState, apply
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
@@ -83,21 +84,6 @@ ACTIVE = ("dispatched", "signed", "returned", "reopened")
 DEADLINE_EVENTS = frozenset(("created", "dispatched", "extension_decided", "reopened"))
 
 
-def address_key(address: str | None) -> str | None:
-    """The address with every kind of space removed and full-width ASCII made half-width: the
-    same place written twice should group (a light form of the domain's same-matter key)."""
-    if not address:
-        return None
-    out = []
-    for ch in address:
-        code = ord(ch)
-        if 0xFF01 <= code <= 0xFF5E:
-            ch = chr(code - 0xFEE0)
-        if not ch.isspace():
-            out.append(ch)
-    return "".join(out).lower() or None
-
-
 def _deadlines(state: TicketState, policy: Policy) -> dl.Deadlines:
     return dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
 
@@ -136,7 +122,7 @@ def ticket_facts(ticket: str, events: Iterable[Event], policy: Policy) -> Ticket
             facts.created_at = event.at
             facts.category = d.get("category")
             facts.caller_hash = d.get("caller_hash")
-            facts.address_key = address_key(d.get("address"))
+            facts.address_key = normalise_address(d.get("address"), policy.matter_spec.config)
         elif etype == "dispatched":
             open_dispatch = Dispatch(
                 n=len(facts.dispatches) + 1,

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from supervisor.core.clock import SHANGHAI
+from supervisor.stats import matters as mt
 from supervisor.stats import queries as q
 
 REMINDER_ROLES = ["liaison", "head"]  # 催办: to the handling unit
@@ -113,7 +114,7 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
     res = await _fetch(pool, {
         "received": (q.RECEIVED, a, b), "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut),
         "callbacks": (q.CALLBACKS, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-        "matters": (q.MATTERS_3PLUS, a, b), "repeats": (q.REPEAT_TICKETS, a, b), "disputes": (q.DISPUTES, a, b),
+        "matters": (q.MATTER_ROWS, a, b), "disputes": (q.DISPUTES, a, b),
         "returns": (q.RETURNS, a, b), "reminders": (q.MESSAGES, a, b, REMINDER_ROLES),
         "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
         "commitments": (q.COMMITMENTS, a, b, cut), "overdue": (q.OVERDUE_NOW, now),
@@ -177,14 +178,16 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
     out["rehandled"] = res["rehandled"][0][0]
     out["handled_3_times"] = res["handled_3"][0][0]
 
+    rows = [mt.Row(*r) for r in res["matters"]]
+    groups = mt.in_period(mt.group(rows), a)
     matters = [
-        {"key": r["key"], "category": r["category"], "address": r["address"],
-         "tickets": list(r["tickets"]), "count": len(r["tickets"])}
-        for r in res["matters"]
+        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
+         "tickets": list(m.tickets), "count": len(m.tickets)}
+        for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
     matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
     out["repeats"] = {
-        "tickets": res["repeats"][0][0],
+        "tickets": mt.linked_tickets(groups, rows, a),
         "matters_3plus": matters,
     }
 

@@ -67,43 +67,13 @@ SELECT data->>'unit' AS unit, count(*) AS n FROM events
 WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 """
 
-# 重复诉求: tickets created in the period with another ticket of the same caller and category, or
-# of the same address, created within 30 days of it (and before the period's end).
-REPEAT_TICKETS = """
-WITH by_caller AS (
-    SELECT ticket, created_at,
-           created_at - lag(created_at) OVER w < interval '30 days'
-           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
-    FROM stats_tickets
-    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
-    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
-), by_address AS (
-    SELECT ticket, created_at,
-           created_at - lag(created_at) OVER w < interval '30 days'
-           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
-    FROM stats_tickets
-    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
-    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
-)
-SELECT count(*) FROM (
-    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
-    UNION
-    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
-) x
-"""
-# Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
-# the period. The caller's hash never leaves the database: a matter is shown by its category.
-MATTERS_3PLUS = """
-SELECT 'caller' AS key, min(category) AS category, NULL AS address,
-       array_agg(ticket ORDER BY created_at, ticket) AS tickets
-FROM stats_tickets
-WHERE caller_hash IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-GROUP BY caller_hash, category HAVING count(*) >= 3 AND max(created_at) >= $1
-UNION ALL
-SELECT 'address', NULL, address_key, array_agg(ticket ORDER BY created_at, ticket)
-FROM stats_tickets
-WHERE address_key IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-GROUP BY address_key HAVING count(*) >= 3 AND max(created_at) >= $1
+# 重复诉求 and matters (stats/matters.py links them, each matter once): the tickets created from 30
+# days before the period to its end, with their keys; the grid and summary key where the matcher
+# stored them (matter_keys, kind 'grid'). The caller's hash never leaves the service.
+MATTER_ROWS = """
+SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
+FROM stats_tickets s LEFT JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
+WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
 """
 
 # 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role

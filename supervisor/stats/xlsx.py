@@ -189,7 +189,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
 
     ws = wb.add_worksheet("重复诉求")
     ws.write(0, 0, f"重复诉求工单 {report['repeats']['tickets']} 件；3件及以上的事项：", b.title)
-    rows = [[{"caller": "同一来电人同类诉求", "address": "同一地址"}[m["key"]], m["category"] or m["address"] or "",
+    rows = [[m["link"], m["category"] or m["address"] or "",
              m["count"], "、".join(m["tickets"])] for m in report["repeats"]["matters_3plus"]]  # fmt: skip
     b.table(
         ws,
