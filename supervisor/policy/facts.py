@@ -61,6 +61,7 @@ FIELDS: dict[str, FieldSpec] = {
     "event_unit": FieldSpec("str", "unit named by the triggering event", event=True),
     "event_approved": FieldSpec("bool", "extension_decided: approved", event=True),
     "event_satisfaction": FieldSpec("str", "visited: the rating", event=True, values=SATISFACTION),
+    "event_review": FieldSpec("str", "reviewed / review_decided: the outcome of the review (答复审核)", event=True, values=("passed", "returned", "")),
     "event_after_sign_by": FieldSpec("bool", "the event happened after the sign-off deadline", event=True),
     "event_after_reply_by": FieldSpec("bool", "the event happened after the reply deadline", event=True),
     "since_dispatch": FieldSpec("duration", "time from the last dispatch to the event", event=True),
@@ -127,11 +128,20 @@ def event_fields(
         "event_unit": d.get("unit", "") or "",
         "event_approved": bool(d.get("approved", False)),
         "event_satisfaction": d.get("satisfaction", "") or "",
+        "event_review": _review(event),
         "event_after_sign_by": _after(event.at, deadlines.sign_by),
         "event_after_reply_by": _after(event.at, deadlines.reply_by),
         duration_key("since_dispatch", True): since_wm,
         duration_key("since_dispatch", False): since_m,
     }
+
+
+def _review(event: Event) -> str:
+    if event.type == "reviewed":
+        return str(event.data["outcome"])
+    if event.type == "review_decided":
+        return "returned" if event.data["decision"] == "return" else "passed"
+    return ""
 
 
 def _after(at: datetime, deadline: datetime | None) -> bool:

@@ -20,10 +20,12 @@ from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load
 from supervisor.core.address import DEFAULT_WORDS
 from supervisor.core.durations import Duration
 from supervisor.core.matter import MatterConfig, MatterSpec
+from supervisor.core.review import ReviewConfig
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
 from supervisor.policy.facts import FIELDS, MATTER_WINDOW_FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
+from supervisor.policy.reviewrules import compile_review
 from supervisor.policy.rulefile import DEADLINE_NAMES, RuleFileModel
 
 # --- compiled, immutable -----------------------------------------------------------------------
@@ -95,6 +97,7 @@ class Policy:
     # same-matter matching: thresholds, and the (field, minutes) windows the rules use
     matter: MatterConfig = field(default_factory=MatterConfig)
     matter_windows: frozenset[tuple[str, int]] = field(default=frozenset())
+    review: ReviewConfig = field(default_factory=ReviewConfig)  # 答复审核
 
     @property
     def matter_spec(self) -> MatterSpec:
@@ -164,6 +167,8 @@ def load_policy(
     matter_windows: set[tuple[str, int]] = set()
     matter = MatterConfig()
     matter_src: str | None = None
+    review = ReviewConfig()
+    review_src: str | None = None
     for path in paths:
         try:
             located = load_yaml(path)
@@ -182,6 +187,13 @@ def load_policy(
             else:
                 matter_src = str(path)
                 matter = _matter_config(model.matter)
+
+        if model.review is not None:
+            if review_src is not None:
+                err(("review",), f"'review' is already set in {review_src}")
+            else:
+                review_src = str(path)
+                review = compile_review(model.review, err)
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
@@ -338,6 +350,7 @@ def load_policy(
         windows=frozenset(windows),
         matter=matter,
         matter_windows=frozenset(matter_windows),
+        review=review,
         files=tuple(str(p) for p in paths),
     )
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from supervisor.policy.reviewrules import ReviewModel
 from supervisor.core.durations import Duration, parse_duration
 from supervisor.policy.facts import ANCHORS
 
@@ -139,6 +140,7 @@ class MatterModel(_Model):
 
 class RuleFileModel(_Model):
     matter: MatterModel | None = None
+    review: ReviewModel | None = None  # 答复审核 (policy/reviewrules.py)
     deadlines: dict[Literal["sign_by", "reply_by"], list[DeadlineModel]] = {}
     rules: list[RuleModel] = []
     reports: list[ReportModel] = []
