@@ -22,6 +22,9 @@ from supervisor.core.state import TicketState
 from supervisor.errors import HotlineError
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
+from supervisor.reviewing import Result as ReviewResult
+from supervisor.reviewing import Reviewer
+from supervisor.reviewing import returned as reviewed_events
 from supervisor.storage.base import (
     DueTimer,
     FireFn,
@@ -96,6 +99,7 @@ class Supervisor:
         self.store = store
         self.runtime = runtime
         self.clock = clock
+        self.reviewer = Reviewer()  # 答复审核 (reviewing.py)
 
     # --- events in ---------------------------------------------------------------------------
 
@@ -105,9 +109,20 @@ class Supervisor:
 
     async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
         rt = self.runtime
-        return await self.store.ingest(
-            events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=self._matter(rt)
+        reviews: dict[str, ReviewResult] = {}
+        outcome = await self.store.ingest(
+            events,
+            self._plan_fn(rt, replan=False, reviews=reviews),
+            rt.policy.windows,
+            matter=self._matter(rt),
         )
+        derived = reviewed_events(reviews.values())
+        if derived:  # the reviews' findings: stored, folded and texted like any event
+            more = await self.store.ingest(
+                derived, self._plan_fn(rt, replan=False), rt.policy.windows, matter=None
+            )
+            log.debug("review: %d sent back (%d new)", len(derived), len(more.accepted))
+        return outcome
 
     @staticmethod
     def _matter(rt: Runtime) -> MatterSpec | None:
@@ -115,7 +130,9 @@ class Supervisor:
         spec = rt.policy.matter_spec
         return spec if spec.active else None
 
-    def _plan_fn(self, rt: Runtime, *, replan: bool) -> PlanFn:
+    def _plan_fn(
+        self, rt: Runtime, *, replan: bool, reviews: dict[str, ReviewResult] | None = None
+    ) -> PlanFn:
         def plan_fn(
             *,
             ticket: str,
@@ -125,6 +142,11 @@ class Supervisor:
             repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
+            if reviews is not None and rt.policy.review.active:
+                for r in self.reviewer.review_ticket(
+                    events, new_ids, start, rt.policy, rt.directory, rt.caller_key
+                ):
+                    reviews[r.event.id] = r
             return plan(
                 ticket,
                 events,

@@ -102,7 +102,16 @@ def ticket_context(
         "extension_until": state.extension_requested_until,
         "extension_reason": state.extension_reason or "",
         "history": list(state.history),
+        # 答复审核: the last review's findings ("名称：what to add or fix"), their names, the
+        # staff's note, and what was reviewed (答复, 退单, 延期申请)
+        "review_findings": list(state.review_findings),
+        "review_names": [f.split("：", 1)[0] for f in state.review_findings],
+        "review_note": state.review_note or "",
+        "review_kind": _REVIEW_KIND_ZH.get(state.review_kind or "", "答复"),
     }
+
+
+_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
 
 
 def overdue_words(
