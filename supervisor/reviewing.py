@@ -87,7 +87,9 @@ class Reviewer:
         if not config.active:
             return []
         todo = [
-            e for e in events if (new_ids is None or e.id in new_ids) and self.wants(e, config) is not None
+            e
+            for e in events
+            if (new_ids is None or e.id in new_ids) and self.wants(e, config) is not None
         ]
         if not todo:
             return []

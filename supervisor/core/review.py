@@ -124,7 +124,9 @@ def _patterns(check: Check) -> tuple[re.Pattern[str] | None, re.Pattern[str] | N
 
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 LANDLINE = re.compile(r"(?<!\d)(?:0\d{2,3}-?)?[2-9]\d{6,7}(?!\d)")
-_PHONE_AFTER = re.compile(r"(?:电话|手机|联系方式|联系号码|tel|Tel)[：:\s号码为是]*([0-9][0-9\- ]{3,18}[0-9])")
+_PHONE_AFTER = re.compile(
+    r"(?:电话|手机|联系方式|联系号码|tel|Tel)[：:\s号码为是]*([0-9][0-9\- ]{3,18}[0-9])"
+)
 _DATE = re.compile(
     r"(?:(?P<y>20\d\d)\s*[年\-/.]\s*)?(?P<m>1[0-2]|0?[1-9])\s*[月\-/.]\s*(?P<d>3[01]|[12]\d|0?[1-9])\s*[日号]?"
 )
@@ -175,7 +177,9 @@ def _run(check: Check, s: Subject, text: str) -> tuple[tuple[int, int], ...] | N
         )
         return spans or None
     if kind == "phone_format":
-        spans = tuple(m.span(1) for m in _PHONE_AFTER.finditer(text) if not _valid_phone(m.group(1)))
+        spans = tuple(
+            m.span(1) for m in _PHONE_AFTER.finditer(text) if not _valid_phone(m.group(1))
+        )
         return spans or None
     if kind == "dates":
         bad = []
@@ -195,21 +199,21 @@ def _run(check: Check, s: Subject, text: str) -> tuple[tuple[int, int], ...] | N
         spans = tuple(m.span() for m in pat.finditer(text))
         return spans or None
     if kind == "other_unit":
-        own = {n for n in s.unit_names if n}
+        own_names = {n for n in s.unit_names if n}
         head, foot = text[: check.edge_chars], text[-check.edge_chars :]
         base = len(text) - len(foot)
-        spans = []
+        found: list[tuple[int, int]] = []
         for name in s.other_units:
-            if not name or name in own or any(name in o for o in own):
+            if not name or name in own_names or any(name in o for o in own_names):
                 continue
             i = head.find(name)
             if i >= 0:
-                spans.append((i, i + len(name)))
+                found.append((i, i + len(name)))
                 continue
             j = foot.find(name)
             if j >= 0:
-                spans.append((base + j, base + j + len(name)))
-        return tuple(spans) or None
+                found.append((base + j, base + j + len(name)))
+        return tuple(found) or None
     if kind == "near_identical":
         body = text.strip()
         if len(body) < 20 or not s.others:
@@ -236,9 +240,10 @@ def review(s: Subject, config: ReviewConfig) -> tuple[Finding, ...]:
 
 def reply_text(data: dict) -> str | None:
     """The text an event offers for review, or None when it carries none at all: a reply's text
-    (or its result), its handler and contact; a return's or an extension's reason."""
+    (not its `result`, a short outcome some feeds send alone), its handler and contact; a
+    return's or an extension's reason."""
     parts = []
-    for key in ("text", "result", "reason", "promise"):
+    for key in ("text", "reason"):
         value = data.get(key)
         if isinstance(value, str):
             parts.append(value)

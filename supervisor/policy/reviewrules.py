@@ -82,9 +82,17 @@ def compile_review(
             continue
         checks.append(
             Check(
-                id=c.id, kind=c.kind, name=c.name, message=c.message, events=tuple(c.events),
-                words=tuple(c.words), patterns=tuple(c.patterns), unless=tuple(c.unless),
-                min_chars=c.min_chars, min_lines=c.min_lines, similarity=c.similarity,
+                id=c.id,
+                kind=c.kind,
+                name=c.name,
+                message=c.message,
+                events=tuple(c.events),
+                words=tuple(c.words),
+                patterns=tuple(c.patterns),
+                unless=tuple(c.unless),
+                min_chars=c.min_chars,
+                min_lines=c.min_lines,
+                similarity=c.similarity,
                 edge_chars=c.edge_chars,
             )  # fmt: skip
         )

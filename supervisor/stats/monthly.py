@@ -180,7 +180,7 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
 
     rows = [mt.Row(*r) for r in res["matters"]]
     groups = mt.in_period(mt.group(rows), a)
-    matters = [
+    matters: list[dict[str, Any]] = [
         {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}
         for m in groups if len(m.tickets) >= 3
