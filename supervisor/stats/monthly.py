@@ -22,6 +22,7 @@ RATE_KEYS = (
     "satisfaction",
     "satisfaction_strict",
     "resolution",
+    "first_pass",  # 答复一次通过率 (答复审核)
 )
 HEADLINE = ("sign_off_on_time", "on_time_replies", "satisfaction", "resolution")
 UNKNOWN = "未填写"  # a breakdown value the ticket did not give
@@ -118,6 +119,8 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
         "returns": (q.RETURNS, a, b), "reminders": (q.MESSAGES, a, b, REMINDER_ROLES),
         "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
         "commitments": (q.COMMITMENTS, a, b, cut), "overdue": (q.OVERDUE_NOW, now),
+        "first_pass": (q.FIRST_PASS, a, b), "review_returns": (q.REVIEW_RETURNS, a, b),
+        "own": (q.OWN_DEMANDS, a, b),
     })  # fmt: skip
     out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
     units: dict[str, dict[str, Any]] = {}
@@ -228,6 +231,19 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
 
     for r in res["overdue"]:
         unit_row(r["unit"])["overdue_now"] = r["n"]
+
+    out["first_pass"] = rate(0, 0)
+    for r in res["first_pass"]:
+        target = out if r["total"] else unit_row(r["unit"])
+        target["first_pass"] = rate(r["num"], r["den"])
+    returns = {r["reason"]: r["n"] for r in res["review_returns"]}
+    out["review"] = {"returns_by_reason": returns}
+    registered = sum(r["registered"] for r in res["own"])
+    solved = sum(r["solved"] for r in res["own"])
+    out["own_demands"] = {
+        "registered": registered, "solved": solved, "rate": rate(solved, registered),
+        "by_channel": {r["channel"]: r["registered"] for r in res["own"]},
+    }  # fmt: skip
     out["units"] = list(units.values())
     return out
 

@@ -111,3 +111,49 @@ WHERE (made_at >= $1 AND made_at < $2) OR (kept_at >= $1 AND kept_at < $2) OR (d
 OVERDUE_NOW = """
 SELECT unit, count(*) AS n FROM stats_tickets WHERE overdue_due < $1 GROUP BY unit
 """
+
+# 答复一次通过率: the first reply with text of each handling (a re-opening starts a new one) made
+# in the period, per unit; passed when no review sent it back, or the staff passed or accepted it.
+FIRST_PASS = """
+WITH r AS (
+    SELECT e.id, e.ticket, e.at, e.data->>'unit' AS unit,
+           (SELECT count(*) FROM events o
+            WHERE o.ticket = e.ticket AND o.type = 'reopened' AND o.at <= e.at) AS handling
+    FROM events e
+    WHERE e.type = 'replied' AND e.data ? 'text' AND e.at < $2
+      AND e.ticket IN (SELECT ticket FROM events WHERE type = 'replied' AND at >= $1 AND at < $2)
+), f AS (
+    SELECT DISTINCT ON (ticket, handling) id, ticket, at, unit FROM r ORDER BY ticket, handling, at, id
+), j AS (
+    SELECT coalesce(f.unit, t.unit) AS unit,
+           EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.id
+                   AND v.data->>'outcome' = 'returned')
+           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
+                           AND d.data->>'of' = f.id AND d.data->>'decision' IN ('pass', 'accept'))
+           AS sent_back
+    FROM f LEFT JOIN tickets t ON t.ticket = f.ticket
+    WHERE f.at >= $1
+)
+SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
+FROM j GROUP BY GROUPING SETS ((unit), ())
+"""
+
+# 答复审核 退回 in the period by reason: each finding's name (the text before "：").
+REVIEW_RETURNS = """
+SELECT split_part(f, '：', 1) AS reason, count(*) AS n
+FROM events e, jsonb_array_elements_text(e.data->'findings') f
+WHERE e.type = 'reviewed' AND e.data->>'outcome' = 'returned' AND e.at >= $1 AND e.at < $2
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+# The office's own demands (登记诉求: channel visit or grid) registered in the period, and how
+# many of them were solved by the period's end: a callback said resolved, or it was closed.
+OWN_DEMANDS = """
+SELECT c.data->>'channel' AS channel, count(*) AS registered,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events s WHERE s.ticket = c.ticket AND s.at < $2
+           AND ((s.type = 'visited' AND (s.data->>'resolved')::boolean) OR s.type = 'closed'))) AS solved
+FROM events c
+WHERE c.type = 'created' AND c.data->>'channel' IN ('visit', 'grid') AND c.at >= $1 AND c.at < $2
+GROUP BY 1
+"""
