@@ -109,6 +109,7 @@ def viewer(request: web.Request) -> Viewer | None:
 
 
 Handler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
+GRID_PATHS = ("/grid", "/demands", "/signout")  # all a grid member may open
 
 
 def signed_in(
@@ -123,6 +124,13 @@ def signed_in(
             if wants_json:
                 return web.json_response({"error": "请先登录 (sign in first)"}, status=401)
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs)}")
+        if v.user.role == "grid" and not request.path.startswith(GRID_PATHS):
+            # a grid member's desk is their grids and the registration form (desk/demands.py)
+            if wants_json:
+                return web.json_response(
+                    {"error": "网格员仅可使用登记诉求和本网格工单"}, status=403
+                )
+            raise web.HTTPFound("/grid")
         if request.method == "POST":
             form = await request.post()
             given = request.headers.get("X-CSRF-Token") or form.get("csrf")
@@ -266,6 +274,11 @@ def setup_desk(
     app.router.add_post("/signin", signin_post)
     app.router.add_post("/signout", signed_in(signout))
     pages.add_routes(app)
+    from supervisor.desk.demands import mount_demands
+    from supervisor.desk.reviews import mount_reviews
+
+    mount_reviews(app)  # 待审核
+    mount_demands(app)  # 登记诉求
     if extras:
         from supervisor.desk.extras import mount_stats_and_import
 

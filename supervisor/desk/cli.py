@@ -22,6 +22,11 @@ def add_user_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> None
     add.add_argument("name", help="the sign-in name: letters, digits, '.', '_' or '-'")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--unit", help="the unit (as tickets name it): required for head and liaison")
+    add.add_argument(
+        "--grid",
+        action="append",
+        help="a grid member's grid (repeat for several): required for grid",
+    )
     add.add_argument("--display-name", help="the name shown on the pages, e.g. 张敏")
     add.add_argument(
         "--password-stdin", action="store_true",
@@ -46,7 +51,7 @@ def user_add(args: argparse.Namespace) -> int:
     if password is None:
         return 1
     try:
-        add_user(path, args.name, args.role, args.unit, password, args.display_name)
+        add_user(path, args.name, args.role, args.unit, password, args.display_name, args.grid)
     except ValidationError as exc:
         for err in exc.errors():
             where = ".".join(str(x) for x in err["loc"]) or "user"

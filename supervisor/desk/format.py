@@ -28,6 +28,8 @@ EVENT_LABELS = {
     "extension_decided": "延期审批",
     "commitment_made": "承诺",
     "commitment_kept": "承诺兑现",
+    "reviewed": "答复审核",
+    "review_decided": "审核决定",
     "contacted": "联系市民",
     "replied": "办结回复",
     "visited": "回访",
@@ -184,6 +186,8 @@ SOURCE_CHANNELS = {
     "web": "网站",
     "sms": "短信",
     "app": "客户端",
+    "visit": "走访登记",
+    "grid": "网格上报",
 }
 ANCHOR_LABELS = {
     "event": "事件发生时",
@@ -203,13 +207,16 @@ FIELD_LABELS = {
     "co_units": "协办单位", "sign_by": "签收时限", "reply_by": "办理时限", "by": "经办人",
     "reason": "原因", "until": "延期至", "approved": "批准", "due": "承诺日期",
     "promise": "承诺内容", "phase": "阶段", "result": "办理结果", "satisfaction": "满意度",
-    "resolved": "是否解决",
+    "resolved": "是否解决", "text": "答复内容", "handler": "承办人", "contact": "承办人电话",
+    "outcome": "审核结果", "findings": "审核意见", "decision": "审核决定", "note": "备注",
 }  # fmt: skip
 _VALUE_LABELS: dict[str, dict[str, str]] = {
     "channel": SOURCE_CHANNELS,
     "kind": KIND_LABELS,
     "satisfaction": SATISFACTION_LABELS,
     "phase": {"before": "办理前", "after": "办理后"},
+    "outcome": {"passed": "通过", "returned": "退回"},
+    "decision": {"pass": "通过", "return": "退回", "accept": "认可"},
 }
 
 
@@ -259,7 +266,11 @@ def offset_text(offset: Any, anchor: str) -> str:
 def calendar_warning(years: list[int], missing_year: str) -> str | None:
     if not years:
         return None
-    how = "暂按周一至周五上班、法定节假日休息计算（调休未知）" if missing_year == "weekdays" else "这些年份的时限无法计算"
+    how = (
+        "暂按周一至周五上班、法定节假日休息计算（调休未知）"
+        if missing_year == "weekdays"
+        else "这些年份的时限无法计算"
+    )
     ys = "、".join(str(y) for y in years)
     return (
         f"{ys}年尚无官方节假日与调休数据，{how}；请在 config/calendar.yaml 中录入国务院公布的安排。"

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model
 
-Role = Literal["supervisor", "leader", "head", "liaison"]
-ROLES: tuple[str, ...] = ("supervisor", "leader", "head", "liaison")
+Role = Literal["supervisor", "leader", "head", "liaison", "grid"]
+ROLES: tuple[str, ...] = ("supervisor", "leader", "head", "liaison", "grid")
+GRID_ROLE = "grid"  # 网格员: registers demands (登记诉求) and sees their grids' open tickets
 UNIT_ROLES = frozenset({"head", "liaison"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROLE_LABELS = {
@@ -30,6 +31,7 @@ ROLE_LABELS = {
     "leader": "分管领导",
     "head": "单位负责人",
     "liaison": "联络员",
+    "grid": "网格员",
 }
 
 _HASHER = PasswordHasher()
@@ -43,6 +45,7 @@ class UserModel(BaseModel):
     role: Role
     unit: str | None = None
     name: str | None = None  # shown in the page header and the audit trail
+    grids: list[Annotated[str, Field(min_length=1, max_length=200)]] = []  # a grid member's grids
     password_hash: str
 
     @field_validator("password_hash")
@@ -58,6 +61,10 @@ class UserModel(BaseModel):
             raise ValueError(f"a {self.role} needs `unit` (the unit as tickets name it)")
         if self.role not in UNIT_ROLES and self.unit:
             raise ValueError(f"a {self.role} sees every unit: remove `unit`")
+        if self.role == GRID_ROLE and not self.grids:
+            raise ValueError("a grid member needs `grids` (the grids as tickets name them)")
+        if self.role != GRID_ROLE and self.grids:
+            raise ValueError("only a grid member has `grids`")
         return self
 
 
@@ -72,10 +79,11 @@ class User:
     role: str
     unit: str | None
     name: str
+    grids: tuple[str, ...] = ()  # a grid member's grids (网格员)
 
     @property
     def sees_all(self) -> bool:
-        return self.role not in UNIT_ROLES
+        return self.role not in UNIT_ROLES and self.role != GRID_ROLE
 
     @property
     def role_label(self) -> str:
@@ -89,7 +97,7 @@ def load_users(path: Path) -> dict[str, tuple[User, str]]:
         return {}
     parsed = load_model(UsersFile, path)
     return {
-        login: (User(login, u.role, u.unit, u.name or login), u.password_hash)
+        login: (User(login, u.role, u.unit, u.name or login, tuple(u.grids)), u.password_hash)
         for login, u in parsed.users.items()
     }
 
@@ -118,14 +126,21 @@ def verify(users: dict[str, tuple[User, str]], login: str, password: str) -> Use
 
 HEADER = """\
 # Accounts of the supervisor's desk (the web pages). Add one with
-#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison [--unit UNIT]
-# Only argon2 hashes are kept here, never a password. head and liaison see their unit only.
+#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison|grid [--unit UNIT] [--grid G]
+# Only argon2 hashes are kept here, never a password. head and liaison see their unit only;
+# a grid member (网格员) registers demands and sees their grids' open tickets only.
 users:
 """
 
 
 def add_user(
-    path: Path, login: str, role: str, unit: str | None, password: str, name: str | None = None
+    path: Path,
+    login: str,
+    role: str,
+    unit: str | None,
+    password: str,
+    name: str | None = None,
+    grids: list[str] | None = None,
 ) -> None:
     """Append an account to users.yaml (created when missing), keeping the file's comments.
     Refuses a name already there and anything `check` would refuse."""
@@ -133,7 +148,9 @@ def add_user(
         raise ValueError(f"{login!r}: a user name is letters, digits, '.', '_' or '-'")
     if len(password) < 8:
         raise ValueError("the password needs at least 8 characters")
-    entry = UserModel(role=role, unit=unit, name=name, password_hash=hash_password(password))  # type: ignore[arg-type]
+    entry = UserModel(
+        role=role, unit=unit, name=name, grids=grids or [], password_hash=hash_password(password)
+    )  # type: ignore[arg-type]
     users = load_users(path)
     if login in users:
         raise ValueError(f"{path}: user {login!r} exists already")
@@ -147,6 +164,8 @@ def add_user(
         fields.append(f"unit: {_quote(entry.unit)}")
     if entry.name:
         fields.append(f"name: {_quote(entry.name)}")
+    if entry.grids:
+        fields.append(f"grids: [{', '.join(_quote(g) for g in entry.grids)}]")
     fields.append(f'password_hash: "{entry.password_hash}"')
     text += f"  {login}: {{{', '.join(fields)}}}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
