@@ -67,7 +67,8 @@ async def test_a_grid_member_registers_a_demand_on_the_phone(daemon, browser):  
     await shot(page, "stats-own-demands")
     async with daemon.pool.acquire() as conn:
         caller = await conn.fetchval(
-            "SELECT data->>'caller_masked' FROM events WHERE ticket = $1 AND type = 'created'", ticket
+            "SELECT data->>'caller_masked' FROM events WHERE ticket = $1 AND type = 'created'",
+            ticket,
         )
         audit = await conn.fetchval(
             "SELECT count(*) FROM desk_audit WHERE action = 'demand_registered' AND actor = 'chen-jing'"
