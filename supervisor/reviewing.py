@@ -6,9 +6,10 @@ dispatch time, the reply deadline, an open commitment, the last callback), recor
 and once the batch is stored the findings are ingested as `reviewed` events (id
 `<event id>~review`, at the event's own time): the fold then un-replies a reply sent back, the
 rule `review-returned` texts the unit's liaison, and the desk's 待审核 lists it. A reply that
-passes stores nothing and sends nothing. The replies compared for near-identical text are the
-recent ones this process has seen (bounded), not the whole history: a copy is usually of a reply
-made days before, and a restart forgets at most that window.
+passes stores nothing and sends nothing. The replies compared for near-identical text are each
+unit's recent ones this process has seen (the last RECENT_REPLIES per unit), not the whole
+history: a copy is usually of the unit's own reply made days before, and a restart forgets at
+most that window.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from supervisor.core.state import TicketState, apply
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 
-RECENT_REPLIES = 2000
+RECENT_REPLIES = 300  # per unit
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,18 @@ class Result:
 class Reviewer:
     """One per Supervisor: remembers recent replies (for near-identical text)."""
 
-    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_REPLIES))
+    # per unit, its recent replies (ticket, text): a copied reply is most often the unit's own
+    # from another ticket, and comparing within the unit keeps the check cheap at any scale
+    recent: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
+
+    def remember(self, unit: str, ticket: str, text: str) -> None:
+        window = self.recent.get(unit)
+        if window is None:
+            window = self.recent[unit] = deque(maxlen=RECENT_REPLIES)
+        window.append((ticket, text))
+
+    def others(self, unit: str | None, ticket: str) -> list[str]:
+        return [t for tk, t in self.recent.get(unit or "", ()) if tk != ticket]
 
     def wants(self, event: Event, config: ReviewConfig) -> str | None:
         """The text to review, or None when the event is not reviewed."""
@@ -102,7 +114,7 @@ class Reviewer:
                 subject = self.subject(ev, text, state, policy, directory, caller_key)
                 out.append(Result(ev, text, review(subject, config)))
                 if ev.type == "replied" and text.strip():
-                    self.recent.append((ev.ticket, text.strip()))
+                    self.remember(subject.unit or "", ev.ticket, text.strip())
             try:
                 state = apply(state, ev)
             except (ValueError, KeyError):
@@ -135,7 +147,7 @@ class Reviewer:
             commitment_open=state.commitment_due is not None and state.commitment_kept_at is None,
             unresolved=state.resolved is False,
             caller_hash=state.caller_hash,
-            others=[t for tk, t in self.recent if tk != ev.ticket],
+            others=self.others(unit, ev.ticket),
             hash_number=hasher,
         )
 

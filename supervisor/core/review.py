@@ -90,7 +90,7 @@ class Subject:
     commitment_open: bool = False
     unresolved: bool = False  # the last callback said not resolved
     caller_hash: str | None = None
-    others: Sequence[str] = ()  # replies of other tickets, for near_identical
+    others: Sequence[str] = ()  # recent replies of other tickets, for near_identical
     hash_number: Callable[[str], str] | None = field(default=None, compare=False)
 
 
