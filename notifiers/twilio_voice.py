@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from twilio.twiml.voice_response import VoiceResponse
 
 from notifiers.base import Outgoing, SendResult
-from notifiers.settings import TwilioSettings
 from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
 from notifiers.twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
+from supervisor.config.notifier_settings import TwilioSettings
 
 
 def twiml_for(text: str, language: str) -> str:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.config.contacts import Directory
 from supervisor.config.templates import Templates
-from supervisor.core import deadlines as dl
 from supervisor.core.clock import Clock
 from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
-from supervisor.core.firing import Notification, fire_step
 from supervisor.core.matter import MatterSpec, matter_context
-from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
+from supervisor.engine import deadlines as dl
+from supervisor.engine.firing import Notification, fire_step
+from supervisor.engine.planner import Ladder, Plan, plan
 from supervisor.errors import HotlineError
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
@@ -37,7 +37,7 @@ from supervisor.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import DeliverySettings
+    from supervisor.config.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Supervisor:
             view["same_matter"] = await self.matter_links(ticket)
         return view
 
-    # No `ack` here: an acknowledgement goes through server/acking.acknowledge, which applies the
+    # No `ack` here: an acknowledgement goes through supervisor/acking.acknowledge, which applies the
     # rank rule (core.acks) and hands the store a scope; nothing may end a ladder around it.
 
     async def run_report(self, report: Any, period: int, at: datetime) -> list[Notification] | None:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from supervisor.config.contacts import Directory
-from supervisor.core import deadlines as dl
 from supervisor.core.events import Event
 from supervisor.core.privacy import caller_hash
 from supervisor.core.review import (
@@ -31,6 +30,7 @@ from supervisor.core.review import (
     review,
 )
 from supervisor.core.state import TicketState, apply
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 

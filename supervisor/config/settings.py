@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notifiers.registry import missing_settings
-from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings, missing_settings
 from supervisor.config.sms_templates import FILE_NAME as SMS_FILE
 from supervisor.config.sms_templates import load_sms_templates
 from supervisor.config.templates import Templates, load_templates
@@ -32,7 +32,6 @@ from supervisor.config.yamlconf import (
     validate,
 )
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.policy.rulebook import Policy, load_policy, rule_files
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from supervisor.config.contacts import Recipient
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 
 State = Literal["closed", "open", "half_open"]
 

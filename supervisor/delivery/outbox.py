@@ -39,9 +39,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from notifiers.base import Notifier, Outgoing, SendResult
-from supervisor.core.clock import Clock
-from supervisor.delivery.breaker import Breaker
-from supervisor.delivery.policy import (
+from supervisor.config.delivery import (
     DeliverySettings,
     Workday,
     backoff_s,
@@ -49,6 +47,8 @@ from supervisor.delivery.policy import (
     expired,
     release_at,
 )
+from supervisor.core.clock import Clock
+from supervisor.delivery.breaker import Breaker
 from supervisor.delivery.sending import (
     Batch,
     DispatchStats,

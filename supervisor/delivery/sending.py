@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from notifiers.base import Notifier
+from supervisor.config.delivery import DeliverySettings, split_groups
 from supervisor.core.clock import Clock
-from supervisor.delivery.policy import DeliverySettings, split_groups
 from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})

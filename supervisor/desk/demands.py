@@ -22,10 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from supervisor.application import BatchRejected
-from supervisor.core import deadlines as dl
 from supervisor.core.state import TicketState
 from supervisor.desk import format as fmt
 from supervisor.desk.app import DESK, Viewer, add_page, audit, render, signed_in
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.vocabulary import KINDS
 

@@ -126,9 +126,8 @@ def verify(users: dict[str, tuple[User, str]], login: str, password: str) -> Use
 
 HEADER = """\
 # Accounts of the supervisor's desk (the web pages). Add one with
-#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison|grid [--unit UNIT] [--grid G]
-# Only argon2 hashes are kept here, never a password. head and liaison see their unit only;
-# a grid member (网格员) registers demands and sees their grids' open tickets only.
+#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison|grid [--unit U] [--grid G]
+# Only argon2 hashes are kept here, never a password. head, liaison, grid see their own only.
 users:
 """
 

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import vocabulary
 
 if TYPE_CHECKING:
-    from supervisor.core.deadlines import Deadlines
     from supervisor.core.events import Event
     from supervisor.core.state import TicketState
     from supervisor.core.workcal import WorkCalendar
+
+
+class DeadlineTimes(Protocol):
+    """What the event fields need of a ticket's deadlines (engine/deadlines.py's Deadlines): the
+    policy layer does not import the engine above it."""
+
+    @property
+    def sign_by(self) -> datetime | None: ...
+
+    @property
+    def reply_by(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ def state_fields(state: TicketState) -> dict[str, Any]:
 
 
 def event_fields(
-    state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar
+    state: TicketState, event: Event, deadlines: DeadlineTimes, calendar: WorkCalendar
 ) -> dict[str, Any]:
     d = event.data
     since_wm = since_m = NO_DURATION

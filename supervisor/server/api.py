@@ -15,9 +15,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from supervisor.acking import acknowledge
 from supervisor.application import BatchRejected, Supervisor, validate_batch
 from supervisor.core.events import MAX_DEPTH, Event, future_problems
-from supervisor.server.acking import acknowledge
 from supervisor.server.body import decode_body
 from supervisor.server.metrics import Metrics
 from supervisor.server.openapi import AckRequest, openapi_document

@@ -27,13 +27,13 @@ import asyncpg
 from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
+from supervisor.acking import AckOutcome, reply_ack
 from supervisor.application import Supervisor, runtime_from
 from supervisor.config.settings import Loaded, caller_key, load_all, named_api_tokens
 from supervisor.config.yamlconf import ConfigInvalid
-from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.server.acking import AckOutcome, reply_ack
+from supervisor.engine import reports
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.server.ports import PortInUse, check_port_free
@@ -370,7 +370,7 @@ class Daemon:
             gc.freeze()
             return False
         if self.loaded.settings.reload.require_tests:
-            from supervisor.policy.ruletest import failing, test_files
+            from supervisor.tools.ruletest import failing, test_files
 
             failures = await failing(
                 test_files(loaded.policy.files), runtime_from(loaded, b"rule-tests")

@@ -30,10 +30,10 @@ from typing import Any
 
 from aiohttp import web
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import Clock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.server.twilio_hooks import AckFn, _outbox_id, ack_word_set, acknowledge_reply
 from supervisor.storage.base import Store
 

@@ -3,7 +3,7 @@
 The monthly figures are SQL aggregates; what SQL cannot know by itself is which deadline applied
 (the platform's, the rules' default counted in working time, or an approved extension). This
 module works that out once per ticket, with the same fold (core.state) and the same deadline
-arithmetic (core.deadlines) the reminders use, and yields plain rows for the stats_* tables.
+arithmetic (engine.deadlines) the reminders use, and yields plain rows for the stats_* tables.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from supervisor.core import deadlines as dl
 from supervisor.core.events import Event
 from supervisor.core.matter import normalise_address
 from supervisor.core.state import TicketState, apply
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 

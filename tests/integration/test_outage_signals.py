@@ -4,7 +4,7 @@ calls both go through the Twilio that is down); all back to normal when the prov
 
 from __future__ import annotations
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.breaker import OUTAGE_RULE
 from supervisor.server.daemon import Daemon

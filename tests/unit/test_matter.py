@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 import pytest
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import overdue_words
 from supervisor.core.matter import (
     Candidate,
     MatterConfig,
@@ -16,6 +15,7 @@ from supervisor.core.matter import (
     normalise_address,
 )
 from supervisor.core.workcal import WorkCalendar
+from supervisor.engine.firing import overdue_words
 
 
 @pytest.mark.parametrize(

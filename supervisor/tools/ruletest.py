@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supervisor.application import BatchRejected, Runtime, validate_batch
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.events import _parse_timestamp
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 from supervisor.tools.simulate import Simulation
 
 EXPECT_KEYS = ("at", "rule", "step", "role", "to", "channel")

@@ -11,10 +11,10 @@ from typing import Any
 from supervisor.config.contacts import Directory, Recipient
 from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.deadlines import Deadlines
 from supervisor.core.durations import Duration
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
+from supervisor.engine.deadlines import Deadlines
 from supervisor.policy.rulebook import Rule, Step
 
 ROLE_ZH = {
