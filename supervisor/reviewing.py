@@ -73,8 +73,17 @@ class Reviewer:
             window = self.recent[unit] = deque(maxlen=RECENT_REPLIES)
         window.append((ticket, text))
 
-    def others(self, unit: str | None, ticket: str) -> list[str]:
-        return [t for tk, t in self.recent.get(unit or "", ()) if tk != ticket]
+    def others(self, unit: str | None, ticket: str, text: str, config: ReviewConfig) -> list[str]:
+        """The unit's recent replies of other tickets that could reach the near-identical
+        threshold: rapidfuzz's ratio is at most 2·min/(la+lb), so a length further off than that
+        allows cannot match and is not compared (the check's answer is the same, cheaper)."""
+        sims = [c.similarity for c in config.checks if c.kind == "near_identical"]
+        window = self.recent.get(unit or "")
+        if not sims or not window:
+            return []
+        n = len(text.strip())
+        spread = n * (200 / min(sims) - 2) + 1
+        return [t for tk, t in window if tk != ticket and abs(len(t) - n) <= spread]
 
     def wants(self, event: Event, config: ReviewConfig) -> str | None:
         """The text to review, or None when the event is not reviewed."""
@@ -130,7 +139,10 @@ class Reviewer:
         directory: Directory,
         caller_key: bytes,
     ) -> Subject:
-        deadlines = dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
+        reply_by = None
+        if any(c.kind == "before_deadline" and ev.type in c.events for c in policy.review.checks):
+            deadlines = dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
+            reply_by = deadlines.reply_by
         unit = ev.data.get("unit") or state.unit
         own = (unit, directory.unit_name(unit)) if unit else ()
         others_units = _unit_names(directory)
@@ -143,11 +155,11 @@ class Reviewer:
             unit_names=tuple(x for x in own if x),
             other_units=others_units,
             dispatched_at=state.dispatched_at,
-            reply_by=deadlines.reply_by,
+            reply_by=reply_by,
             commitment_open=state.commitment_due is not None and state.commitment_kept_at is None,
             unresolved=state.resolved is False,
             caller_hash=state.caller_hash,
-            others=self.others(unit, ev.ticket),
+            others=self.others(unit, ev.ticket, text, policy.review),
             hash_number=hasher,
         )
 
