@@ -142,3 +142,26 @@ def test_an_unknown_kind_is_refused_with_its_line(tmp_path):
     with pytest.raises(ConfigInvalid) as info:
         load_policy(rule_files(rules), lo.calendar, templates=lo.templates)
     assert "review.yaml:3" in str(info.value) and "kind" in str(info.value)
+
+
+def test_a_reply_sent_back_is_no_reply_until_passed():
+    from supervisor.core.events import parse_event
+    from supervisor.core.state import fold
+    from tests.helpers import ev, sh
+
+    raws = [
+        ev("T", 1, "created", sh(2026, 11, 23, 9)),
+        ev("T", 2, "dispatched", sh(2026, 11, 23, 9, 10), unit="城管执法中队"),
+        ev("T", 3, "signed", sh(2026, 11, 23, 9, 40), unit="城管执法中队"),
+        ev("T", 4, "replied", sh(2026, 11, 25, 15), unit="城管执法中队", text="已处理。"),
+        {**ev("T", 5, "reviewed", sh(2026, 11, 25, 15), of="T-4", kind="replied", outcome="returned",
+              checks=["too-short"], findings=["内容过简：请写明过程"]), "id": "T-4~review"},
+    ]  # fmt: skip
+    events = [parse_event(r) for r in raws]
+    sent_back = fold("T", events)
+    assert sent_back.status == "signed" and sent_back.replied_at is None
+    assert sent_back.review_findings == ("内容过简：请写明过程",)
+    accepted = fold("T", [*events, parse_event(ev("T", 6, "review_decided", sh(2026, 11, 25, 16),
+                                                  of="T-4", decision="accept", note="已电话核实"))])  # fmt: skip
+    assert accepted.status == "replied" and accepted.replied_at == sh(2026, 11, 25, 15)
+    assert accepted.review_outcome == "passed" and accepted.review_note == "已电话核实"
