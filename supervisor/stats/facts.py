@@ -151,6 +151,15 @@ def ticket_facts(ticket: str, events: Iterable[Event], policy: Policy) -> Ticket
                 handling.reply_unit = d.get("unit") or state.unit
                 # the deadline in force when the reply came (the fold cleared nothing of it)
                 handling.reply_due = _deadlines(state, policy).reply_by
+        elif etype in ("reviewed", "review_decided"):
+            # 答复审核: a reply sent back is no reply (办结量 and on time count the reply that
+            # passes); passed or accepted by the staff, it counts from its own time (the fold
+            # un-replies and re-replies the state, see core/state.py)
+            if handling.replied_at is not None and state.replied_at is None:
+                handling.replied_at, handling.reply_unit = None, None
+            elif handling.replied_at is None and state.replied_at is not None:
+                handling.replied_at = state.replied_at
+                handling.reply_unit = state.unit
         elif etype == "visited":
             facts.callbacks.append(
                 Callback(

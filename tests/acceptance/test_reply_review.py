@@ -14,6 +14,7 @@ from datetime import date
 import aiohttp
 
 from supervisor.stats.monthly import figures, month
+from supervisor.stats.refresh import refresh
 from tests.deskkit import csrf_of, desk_daemon, post_events, sign_in, until
 from tests.helpers import ev, sh
 
@@ -101,10 +102,17 @@ async def test_a_reply_sent_back_then_passed_and_the_first_pass_rate(pg_url, tmp
         assert len(audit) == 1 and state == "replied"
         assert len(await review_sms(daemon)) == 2
 
+        await refresh(daemon.pool, daemon.supervisor.runtime.policy)
         report = await figures(daemon.pool, month(date(2026, 11, 1)), sh(2026, 11, 30, 18))
         units = {u["unit"]: u for u in report["units"]}
         assert units[UNIT]["first_pass"] == {"num": 0, "den": 1, "rate": 0.0}
         assert report["first_pass"] == {"num": 0, "den": 1, "rate": 0.0}
+        assert report["closed"] == 1  # 办结量: the reply that passed, once
+        async with daemon.pool.acquire() as conn:
+            replied_at = await conn.fetchval(
+                "SELECT replied_at FROM stats_handlings WHERE ticket = 'R1'"
+            )
+        assert replied_at == sh(2026, 11, 25, 9, 30)  # the reply sent back is no 办结
         reasons = report["review"]["returns_by_reason"]
         assert reasons["联系时间方式"] == 1 and reasons["推诿用语"] == 1
 
