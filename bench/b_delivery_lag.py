@@ -38,8 +38,8 @@ def pct(values: list[float], p: float) -> float | None:
 
 async def main(urgent: int, burst: int, rate: float, timeout_s: float) -> dict:
     from notifiers.registry import build_notifiers, close_all
-    from notifiers.settings import NotifierSettings
     from supervisor.application import Supervisor, runtime_from
+    from supervisor.config.notifier_settings import NotifierSettings
     from supervisor.config.settings import load_all
     from supervisor.core.clock import SystemClock
     from supervisor.delivery.outbox import Dispatcher

@@ -23,7 +23,16 @@ from tempfile import TemporaryDirectory
 
 import xlsxwriter
 from common import (
-    ADMIN_URL, CATEGORIES, ROOT, SH, UNITS, Analyzer, create_db, drop_all, place, runtime,
+    ADMIN_URL,
+    CATEGORIES,
+    ROOT,
+    SH,
+    UNITS,
+    Analyzer,
+    create_db,
+    drop_all,
+    place,
+    runtime,
 )  # fmt: skip
 
 from supervisor.storage.db import create_pool

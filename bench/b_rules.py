@@ -33,9 +33,9 @@ def _policy_and_conditions():
 
 def _messages(policy, n_tickets: int):
     from supervisor.core.events import parse_event
-    from supervisor.core.planner import message_for
     from supervisor.core.privacy import redact
     from supervisor.core.state import TicketState, apply
+    from supervisor.engine.planner import message_for
 
     msgs, per_ticket = [], []
     start = datetime(2026, 11, 2, 9, 0, tzinfo=SH)
@@ -63,7 +63,7 @@ def _rate(fn, items, min_s: float) -> float:
 def bench(quick: bool) -> dict:
     from durable import engine
 
-    from supervisor.core.planner import plan
+    from supervisor.engine.planner import plan
     from supervisor.policy.conditions import ALWAYS
     from supervisor.policy.matcher import PythonMatcher, _shared_host
 

@@ -210,8 +210,8 @@ def template_ticket(status: str = "dispatched") -> dict[str, Any]:
     """One ticket planned by the real core (created + dispatched [+ signed]): its events, state,
     ladders and timer offsets, used as the pattern for bulk-loaded rows."""
     from supervisor.core.events import parse_event
-    from supervisor.core.planner import plan
     from supervisor.core.privacy import redact
+    from supervisor.engine.planner import plan
 
     rt = runtime()
     start = datetime(2026, 11, 23, 9, 0, tzinfo=SH)

@@ -22,8 +22,8 @@ from common import SH, event_stream, runtime
 
 def run(n_tickets: int, profile: bool, sort: str) -> None:
     from supervisor.application import validate_batch
-    from supervisor.core.planner import plan
     from supervisor.core.state import TicketState
+    from supervisor.engine.planner import plan
     from supervisor.server.body import decode_body
 
     rt = runtime()

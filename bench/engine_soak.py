@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from supervisor.config.settings import load_all  # noqa: E402
 from supervisor.core.events import parse_event  # noqa: E402
-from supervisor.core.planner import plan  # noqa: E402
 from supervisor.core.privacy import redact  # noqa: E402
+from supervisor.engine.planner import plan  # noqa: E402
 from tests.helpers import sh  # noqa: E402
 
 

@@ -38,7 +38,7 @@ from alibabacloud_tea_openapi.exceptions import (
 )
 
 from notifiers.base import Outgoing, SendResult
-from notifiers.settings import AliyunSmsSettings
+from supervisor.config.notifier_settings import AliyunSmsSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -9,12 +9,14 @@ from typing import TextIO
 from notifiers.aliyun_sms import AliyunSmsNotifier
 from notifiers.base import CHANNELS, Notifier
 from notifiers.console import ConsoleNotifier
-from notifiers.settings import NotifierSettings
 from notifiers.tencent_sms import TencentSmsNotifier
 from notifiers.twilio_client import TwilioClient
 from notifiers.twilio_sms import TwilioSmsNotifier
 from notifiers.twilio_voice import TwilioVoiceNotifier
 from notifiers.webhook import DingTalkNotifier, WeComNotifier
+from supervisor.config.notifier_settings import NotifierSettings, missing_settings
+
+__all__ = ["NOTIFIERS", "build_notifiers", "close_all", "missing_settings"]
 
 NOTIFIERS: dict[str, type] = {
     cls.name: cls
@@ -28,57 +30,6 @@ NOTIFIERS: dict[str, type] = {
         TencentSmsNotifier,
     )
 }
-
-
-def missing_settings(settings: NotifierSettings, env: Mapping[str, str]) -> list[str]:
-    """What a configured notifier lacks, as messages for a human; empty when all is set."""
-    wanted: list[tuple[str, str, str | None]] = []  # (notifier, setting key, env var name)
-    if settings.twilio is not None:
-        wanted += [
-            ("twilio", "account_sid_env", settings.twilio.account_sid_env),
-            ("twilio", "auth_token_env", settings.twilio.auth_token_env),
-        ]
-    if settings.wecom is not None:
-        wanted.append(("wecom", "webhook_url_env", settings.wecom.webhook_url_env))
-    if settings.dingtalk is not None:
-        wanted.append(("dingtalk", "webhook_url_env", settings.dingtalk.webhook_url_env))
-        wanted.append(("dingtalk", "secret_env", settings.dingtalk.secret_env))
-    if settings.aliyun is not None:
-        wanted += [
-            ("aliyun", "access_key_id_env", settings.aliyun.access_key_id_env),
-            ("aliyun", "access_key_secret_env", settings.aliyun.access_key_secret_env),
-            ("aliyun", "callback_token_env", settings.aliyun.callback_token_env),
-        ]
-    if settings.tencent is not None:
-        wanted += [
-            ("tencent", "secret_id_env", settings.tencent.secret_id_env),
-            ("tencent", "secret_key_env", settings.tencent.secret_key_env),
-            ("tencent", "callback_token_env", settings.tencent.callback_token_env),
-        ]
-    return [
-        f"{section}: {var} is not set (named by notifiers.{section}.{key})"
-        for section, key, var in wanted
-        if var is not None and not env.get(var)
-    ]
-
-
-def channel_providers(settings: NotifierSettings) -> dict[str, str]:
-    """Which provider serves each channel (as the dispatcher's breakers name them), from the
-    settings alone, with build_notifiers' precedence; "console" where none is configured."""
-    chosen = dict.fromkeys(CHANNELS, "console")
-    if settings.twilio is not None:
-        chosen["sms"] = "twilio"
-        if settings.twilio.from_number is not None:
-            chosen["voice"] = "twilio"
-    if settings.aliyun is not None:
-        chosen["sms"] = AliyunSmsNotifier.name
-    if settings.tencent is not None:
-        chosen["sms"] = TencentSmsNotifier.name
-    if settings.wecom is not None:
-        chosen["wecom"] = WeComNotifier.name
-    if settings.dingtalk is not None:
-        chosen["dingtalk"] = DingTalkNotifier.name
-    return chosen
 
 
 def build_notifiers(

@@ -39,7 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from notifiers.aliyun_sms import redact
 from notifiers.base import Outgoing, SendResult
-from notifiers.settings import TencentSmsSettings
+from supervisor.config.notifier_settings import TencentSmsSettings
 
 T = TypeVar("T")
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from notifiers.base import Outgoing, SendResult
-from notifiers.settings import TwilioSettings
 from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
+from supervisor.config.notifier_settings import TwilioSettings
 
 # Twilio's dates have one-second resolution and its clock is not ours: look this far before
 # `since` so that a message accepted in the same second as the attempt is not missed.

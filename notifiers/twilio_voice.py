@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 from twilio.twiml.voice_response import VoiceResponse
 
 from notifiers.base import Outgoing, SendResult
-from notifiers.settings import TwilioSettings
 from notifiers.twilio_client import SEND_ERRORS, TwilioClient, outcome_for
 from notifiers.twilio_sms import CLOCK_SLACK, status_callback_for, utc_floor
+from supervisor.config.notifier_settings import TwilioSettings
 
 PROMPT = "按1确认收到，按2重听。"
 GOODBYE = "详情将以短信发送给您，再见。"

@@ -11,17 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.config.contacts import Directory
 from supervisor.config.templates import Templates
-from supervisor.core import deadlines as dl
 from supervisor.core.clock import Clock
 from supervisor.core.events import Event, EventInvalid, FieldProblem, parse_event
-from supervisor.core.firing import Notification, fire_step
 from supervisor.core.matter import MatterSpec, matter_context
-from supervisor.core.planner import Ladder, Plan, plan
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
+from supervisor.engine import deadlines as dl
+from supervisor.engine.firing import Notification, fire_step
+from supervisor.engine.planner import Ladder, Plan, plan
 from supervisor.errors import HotlineError
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
+from supervisor.reviewing import Result as ReviewResult
+from supervisor.reviewing import Reviewer
+from supervisor.reviewing import returned as reviewed_events
 from supervisor.storage.base import (
     DueTimer,
     FireFn,
@@ -35,7 +38,7 @@ from supervisor.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import DeliverySettings
+    from supervisor.config.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class Supervisor:
         self.store = store
         self.runtime = runtime
         self.clock = clock
+        self.reviewer = Reviewer()  # 答复审核 (reviewing.py)
 
     # --- events in ---------------------------------------------------------------------------
 
@@ -106,9 +110,20 @@ class Supervisor:
 
     async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
         rt = self.runtime
-        return await self.store.ingest(
-            events, self._plan_fn(rt, replan=False), rt.policy.windows, matter=self._matter(rt)
+        reviews: dict[str, ReviewResult] = {}
+        outcome = await self.store.ingest(
+            events,
+            self._plan_fn(rt, replan=False, reviews=reviews),
+            rt.policy.windows,
+            matter=self._matter(rt),
         )
+        derived = reviewed_events(reviews.values())
+        if derived:  # the reviews' findings: stored, folded and texted like any event
+            more = await self.store.ingest(
+                derived, self._plan_fn(rt, replan=False), rt.policy.windows, matter=None
+            )
+            log.debug("review: %d sent back (%d new)", len(derived), len(more.accepted))
+        return outcome
 
     @staticmethod
     def _matter(rt: Runtime) -> MatterSpec | None:
@@ -116,7 +131,9 @@ class Supervisor:
         spec = rt.policy.matter_spec
         return spec if spec.active else None
 
-    def _plan_fn(self, rt: Runtime, *, replan: bool) -> PlanFn:
+    def _plan_fn(
+        self, rt: Runtime, *, replan: bool, reviews: dict[str, ReviewResult] | None = None
+    ) -> PlanFn:
         def plan_fn(
             *,
             ticket: str,
@@ -126,6 +143,11 @@ class Supervisor:
             repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
+            if reviews is not None and rt.policy.review.active:
+                for r in self.reviewer.review_ticket(
+                    events, new_ids, start, rt.policy, rt.directory, rt.caller_key
+                ):
+                    reviews[r.event.id] = r
             return plan(
                 ticket,
                 events,
@@ -221,7 +243,7 @@ class Supervisor:
             view["same_matter"] = await self.matter_links(ticket)
         return view
 
-    # No `ack` here: an acknowledgement goes through server/acking.acknowledge, which applies the
+    # No `ack` here: an acknowledgement goes through supervisor/acking.acknowledge, which applies the
     # rank rule (core.acks) and hands the store a scope; nothing may end a ladder around it.
 
     async def run_report(self, report: Any, period: int, at: datetime) -> list[Notification] | None:

@@ -99,7 +99,7 @@ def cmd_check(args) -> int:
 def cmd_test_rules(args) -> int:
     from supervisor.application import runtime_from
     from supervisor.config.settings import load_all
-    from supervisor.policy.ruletest import run_files
+    from supervisor.tools.ruletest import run_files
 
     try:
         loaded = load_all(Path(args.config))

@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "reopened",
     "closed",
     "commitment_kept",
+    "reviewed",  # 答复审核: the service's review of a reply, return or extension request
+    "review_decided",  # the hotline staff's decision on a reviewed reply (待审核)
 )
 
 # Who receives messages, lowest first: an acknowledgement may end the steps addressed to the
@@ -30,7 +32,13 @@ ROLES = ("liaison", "head", "supervisor", "leader", "grid")
 
 # How a message leaves (notifiers/), and how a request reached the hotline (受理渠道).
 MESSAGE_CHANNELS = ("sms", "voice", "wecom", "dingtalk", "console")
-INTAKE_CHANNELS = ("phone", "provincial", "wechat", "web", "sms", "app")
+INTAKE_CHANNELS = ("phone", "provincial", "wechat", "web", "sms", "app", "visit", "grid")
+# the office's own demands (登记诉求): 走访登记 and 网格上报
+OWN_CHANNELS = ("visit", "grid")
+
+# 答复审核: the outcome of a review, and the staff's decisions on one.
+REVIEW_OUTCOMES = ("passed", "returned")
+REVIEW_DECISIONS = ("pass", "return", "accept")
 
 # 诉求类型 and 回访 results.
 KINDS = ("complaint", "help", "consultation", "suggestion", "praise")

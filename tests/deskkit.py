@@ -54,9 +54,14 @@ class ShiftedClock(SystemClock):
             pass
 
 
+GRID_USERS = {"chen-jing": ["G01"]}  # 网格员: login -> grids
+
+
 def write_users(folder: Path) -> None:
     for login, (role, unit) in USERS.items():
         add_user(folder / "users.yaml", login, role, unit, PASSWORD)
+    for login, grids in GRID_USERS.items():
+        add_user(folder / "users.yaml", login, "grid", None, PASSWORD, grids=grids)
 
 
 def events() -> list[dict[str, Any]]:

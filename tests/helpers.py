@@ -58,4 +58,8 @@ def every_type(ticket: str = "T1") -> list[dict[str, Any]]:
         ev(ticket, 12, "contacted", sh(2026, 11, 27, 9, 0), unit="城管执法中队", phase="after"),
         ev(ticket, 13, "closed", sh(2026, 11, 30, 9, 0)),
         ev(ticket, 14, "commitment_kept", sh(2026, 11, 28, 9, 0), unit="城管执法中队", result="已清理完毕"),
+        ev(ticket, 15, "reviewed", sh(2026, 11, 26, 10, 1), of=f"{ticket}-9", kind="replied", outcome="returned",
+           checks=["contact"], findings=["联系诉求人：请写明何时、以何种方式联系了诉求人"]),
+        ev(ticket, 16, "review_decided", sh(2026, 11, 26, 11, 0), of=f"{ticket}-9", decision="accept",
+           note="已电话核实", by="zhang-min"),
     ]  # fmt: skip

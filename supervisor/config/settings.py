@@ -17,10 +17,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notifiers.registry import missing_settings
-from notifiers.settings import NotifierSettings
 from supervisor.config.contacts import Directory, load_directory
+from supervisor.config.delivery import DeliverySettings
 from supervisor.config.desk_security import DeskSettings
+from supervisor.config.notifier_settings import NotifierSettings, missing_settings
 from supervisor.config.sms_templates import FILE_NAME as SMS_FILE
 from supervisor.config.sms_templates import load_sms_templates
 from supervisor.config.templates import Templates, load_templates
@@ -33,7 +33,6 @@ from supervisor.config.yamlconf import (
     validate,
 )
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.policy.rulebook import Policy, load_policy, rule_files
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -245,8 +244,7 @@ def load_all(
 def _single_provider(directory: Directory, settings: Settings) -> str | None:
     """An outage of the one provider all of the supervisors' and leaders' channels use would
     reach none of them (delivery/outage.py): say so while there is time to add a fallback."""
-    from notifiers.registry import channel_providers
-    from supervisor.delivery.outage import single_provider_warning
+    from supervisor.config.fallback import channel_providers, single_provider_warning
 
     return single_provider_warning(directory, channel_providers(settings.notifiers))
 

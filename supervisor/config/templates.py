@@ -395,6 +395,10 @@ def sample_context() -> dict[str, Any]:
             "extension_reason": "需协调供电部门停电施工",
             "history": ["11月3日派城管执法中队", "11月9日回复", "11月10日回访不满意",
                         "11月11日第1次重办", "11月16日回复", "11月17日回访不满意"],
+            "review_findings": ["联系诉求人：请写明何时、以何种方式联系了诉求人",
+                                "推诿用语：不得以不归我单位管推脱，请说明原因并提出建议"],
+            "review_names": ["联系诉求人", "推诿用语"], "review_note": "请补充现场核实情况",
+            "review_kind": "答复",
         }  # fmt: skip
         return base | over
 

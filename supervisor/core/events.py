@@ -113,7 +113,9 @@ class _Body(BaseModel):
 
 
 class Created(_Body):
-    channel: Literal["phone", "provincial", "wechat", "web", "sms", "app"] | None = None
+    channel: (
+        Literal["phone", "provincial", "wechat", "web", "sms", "app", "visit", "grid"] | None
+    ) = None
     category: Name | None = None
     kind: Literal["complaint", "help", "consultation", "suggestion", "praise"] | None = None
     urgent: bool = False
@@ -177,6 +179,28 @@ class Contacted(_Body):
 class Replied(_Body):
     unit: Name | None = None
     result: Text | None = None
+    text: Text | None = None  # the reply's full text (答复内容), reviewed (core/review.py)
+    handler: Name | None = None  # who handled it (承办人)
+    contact: Annotated[str, Field(max_length=40)] | None = None  # the handler's number
+
+
+class Reviewed(_Body):
+    """答复审核: the service's review of event `of` (a reply, return or extension request)."""
+
+    of: Name
+    kind: Literal["replied", "returned", "extension_requested"]
+    outcome: Literal["passed", "returned"]
+    checks: list[Name] = []
+    findings: list[Text] = []
+
+
+class ReviewDecided(_Body):
+    """The hotline staff's decision on the review of event `of` (待审核)."""
+
+    of: Name
+    decision: Literal["pass", "return", "accept"]
+    note: Text | None = None
+    by: Name | None = None
 
 
 class Visited(_Body):
@@ -207,6 +231,8 @@ BODIES: dict[str, type[_Body]] = {
     "reopened": Reopened,
     "closed": Closed,
     "commitment_kept": CommitmentKept,
+    "reviewed": Reviewed,
+    "review_decided": ReviewDecided,
 }
 
 ENVELOPE = ("id", "ticket", "type", "at")

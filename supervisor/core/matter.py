@@ -23,14 +23,11 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz, process
 
+from supervisor.core.address import DEFAULT_WORDS, AddressWords, address_key
+
 ADDRESS = "address"
 GRID = "grid"
 
-_DROP = re.compile(r"[\s\-_,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》/\\#]+")
-_NUM = r"[0-9a-z一二三四五六七八九十百零〇甲乙丙丁东西南北]+"
-_DETAIL = re.compile(
-    rf"(?:{_NUM}(?:号楼|栋|幢|座|楼|单元|层|室|户|号房|房)|(?<=号){_NUM}|(?<=[栋幢座楼元层]){_NUM})$"
-)
 _SUMMARY_DROP = re.compile(r"[^\w]+")
 
 
@@ -40,20 +37,12 @@ class MatterConfig:
     min_summary_chars: int = 6  # shorter summaries say too little to match on
     min_address_chars: int = 4  # shorter addresses ("3号") say too little
     max_candidates: int = 500  # per address or grid: its most recent tickets within the window
+    address: AddressWords = DEFAULT_WORDS  # the office's words for roads, compounds, detail
 
 
 def normalise_address(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:
-    """The address's matching key, or None when there is too little to match on."""
-    if not text:
-        return None
-    key = unicodedata.normalize("NFKC", text).lower().replace("號", "号")
-    key = _DROP.sub("", key)
-    while True:
-        cut = _DETAIL.sub("", key)
-        if cut == key or len(cut) < config.min_address_chars:
-            break
-        key = cut
-    return key if len(key) >= config.min_address_chars else None
+    """The address's matching key (core/address.py), or None when there is too little."""
+    return address_key(text, config.address, config.min_address_chars)
 
 
 def normalise_summary(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:

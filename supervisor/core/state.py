@@ -62,6 +62,17 @@ class TicketState:
     event_count: int = 0
     # the handlings in brief, oldest first, for texts that tell a ticket's history (last few)
     history: tuple[str, ...] = ()
+    # 答复审核: the last review (core/review.py) and the staff's decision on it. A reply sent
+    # back (退回) is no reply: the status returns to what it was, so the reply deadline's
+    # reminders go on; `review_reply_at` keeps the returned reply's time for a later pass.
+    pre_reply_status: str | None = None
+    review_of: str | None = None
+    review_kind: str | None = None
+    review_outcome: str | None = None  # passed | returned
+    review_findings: tuple[str, ...] = ()
+    review_decision: str | None = None  # pass | return | accept
+    review_note: str | None = None
+    review_reply_at: datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -211,7 +222,32 @@ def _changes(s: TicketState, event: Event) -> dict:
             return dict(contacted_after=True)
         return dict(contacted_before=True)
     if t == "replied":
-        return dict(status="replied", replied_at=at)
+        before = s.status if s.status != "replied" else s.pre_reply_status
+        return dict(status="replied", replied_at=at, pre_reply_status=before)
+    if t == "reviewed":
+        out: dict[str, Any] = dict(
+            review_of=d["of"],
+            review_kind=d["kind"],
+            review_outcome=d["outcome"],
+            review_findings=tuple(d.get("findings", ())),
+            review_decision=None,
+            review_note=None,
+        )
+        if d["outcome"] == "returned" and d["kind"] == "replied" and s.status == "replied":
+            out.update(_unreply(s))
+        return out
+    if t == "review_decided":
+        decision = d["decision"]
+        out = dict(review_decision=decision, review_note=d.get("note"))
+        if decision == "return":
+            out["review_outcome"] = "returned"
+            if s.status == "replied" and s.review_kind in (None, "replied"):
+                out.update(_unreply(s))
+        else:
+            out["review_outcome"] = "passed"
+            if s.review_reply_at is not None and s.status != "replied" and s.replied_at is None:
+                out.update(status="replied", replied_at=s.review_reply_at)
+        return out
     if t == "visited":
         dissatisfied = d["satisfaction"] == "dissatisfied"
         return dict(
@@ -244,6 +280,13 @@ def _changes(s: TicketState, event: Event) -> dict:
     raise ValueError(f"unknown event type {t!r}")
 
 
+def _unreply(s: TicketState) -> dict[str, Any]:
+    """A reply sent back: the ticket is as before the reply, the reply's time kept aside."""
+    return dict(
+        status=s.pre_reply_status or "signed", replied_at=None, review_reply_at=s.replied_at
+    )
+
+
 HISTORY_KEEP = 8
 _SATISFACTION_ZH = {
     "satisfied": "满意",
@@ -267,6 +310,8 @@ def _history_entry(s: TicketState, event: Event) -> str | None:
         return f"{when}回访{_SATISFACTION_ZH.get(d['satisfaction'], d['satisfaction'])}"
     if event.type == "reopened":
         return f"{when}第{s.reopened_count + 1}次重办"
+    if event.type == "reviewed" and d["outcome"] == "returned":
+        return f"{when}答复审核退回"
     return None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from supervisor.config.contacts import Recipient
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 
 LIMITED_RULE = "recipient-limited"  # the outbox rule id of these notices (no ladder)
 

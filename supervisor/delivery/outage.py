@@ -13,25 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from supervisor.config.contacts import Directory, Recipient
-from supervisor.core.firing import Notification
+from supervisor.config.contacts import Recipient
+from supervisor.engine.firing import Notification
 
 OUTAGE_RULE = "provider-outage"  # the outbox rule id of outage notices (no ladder: never cancelled)
 ROBOTS = ("wecom", "dingtalk")  # group robots: the whole group reads them, whoever is named
-TOLD_ROLES = ("supervisor", "leader")
-
-
-def told(directory: Directory) -> list[Recipient]:
-    """The supervisors and the leaders, each once (a street without a leader falls back to its
-    supervisors, who are already there)."""
-    seen: set[str | None] = set()
-    out = []
-    for role in TOLD_ROLES:
-        for rec in directory.resolve(role):
-            if rec.person not in seen:
-                seen.add(rec.person)
-                out.append(rec)
-    return out
 
 
 def outage_notices(
@@ -83,22 +69,3 @@ def outage_notices(
     return out
 
 
-def single_provider_warning(directory: Directory, providers: Mapping[str, str]) -> str | None:
-    """`check`'s warning when every channel of the supervisors and the leaders depends on one
-    provider and nothing else is configured: an outage of that provider would reach nobody who
-    can act (only the console and the desk). `providers`: channel -> provider (or "console")."""
-    people = told(directory)
-    used = {providers.get(c, "console") for rec in people for c in rec.channels} - {"console"}
-    if len(used) != 1:
-        return None  # several providers (one is left in an outage), or none to fail
-    (only,) = used
-    others = {p for p in providers.values() if p not in ("console", only)}
-    if others:
-        return None  # a robot or a second SMS provider carries the outage notice
-    who = "、".join(f"{rec.name}" for rec in people)
-    return (
-        f"outage notice: every channel of the supervisors and leaders ({who}) is on {only} and "
-        f"no other channel is configured: while {only} is down they would not be told (only the "
-        "console and the desk banner); configure a WeCom or DingTalk robot or a second SMS "
-        'provider (docs/operations.md, "A fallback for outage notices")'
-    )

@@ -39,15 +39,15 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from notifiers.base import Notifier, Outgoing, SendResult
-from supervisor.core.clock import Clock
-from supervisor.delivery.breaker import Breaker, held_reason
-from supervisor.delivery.policy import (
+from supervisor.config.delivery import (
     DeliverySettings,
     Workday,
     backoff_s,
     expired,
     release_at,
 )
+from supervisor.core.clock import Clock
+from supervisor.delivery.breaker import Breaker, held_reason
 from supervisor.delivery.sending import (
     Batch,
     DispatchStats,

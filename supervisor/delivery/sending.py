@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from notifiers.base import Notifier
+from supervisor.config.delivery import DeliverySettings, compose_group, is_report, split_groups
 from supervisor.core.clock import Clock
 from supervisor.core.spoken import compose_call, speakable
-from supervisor.delivery.policy import DeliverySettings, compose_group, is_report, split_groups
 from supervisor.storage.base import OutboxRow, person
 
 PHONE_CHANNELS = frozenset({"sms", "voice"})

@@ -1,6 +1,6 @@
 """Acknowledging an escalation from the desk: the desk's checks, then the one rank rule.
 
-Who may end which steps is decided in one place only: `server.acking.acknowledge` over
+Who may end which steps is decided in one place only: `supervisor.acking.acknowledge` over
 `core.acks` (an acknowledgement ends only the steps addressed to the person acknowledging and
 those below them; escalations to the supervisor and the leader only by them), through the Store.
 The desk adds what is the desk's own: a unit user sees and acknowledges only their unit's
@@ -17,9 +17,9 @@ from typing import Any
 
 import asyncpg
 
+from supervisor.acking import acknowledge
 from supervisor.core.acks import ack_scope, rule_step_roles
 from supervisor.desk.users import User
-from supervisor.server.acking import acknowledge
 
 
 def desk_steps(rules: Any, rule_id: str, role: str) -> frozenset[int]:
@@ -76,7 +76,7 @@ async def desk_ack(
     remote: str | None,
 ) -> AckResult:
     """Acknowledge one ladder (ticket, rule, cycle) as the signed-in `user`: the desk's checks,
-    then `server.acking.acknowledge` through the Store, then the audit row."""
+    then `supervisor.acking.acknowledge` through the Store, then the audit row."""
     runtime = supervisor.runtime
     rules = runtime.policy.rules_by_id
     async with pool.acquire() as conn:

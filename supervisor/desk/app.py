@@ -31,7 +31,7 @@ from supervisor.desk.refused import audit_refused_signin
 from supervisor.desk.sessions import Session, SessionStore
 from supervisor.desk.throttle import Throttle
 from supervisor.desk.users import User, hash_password, load_users
-from supervisor.server.edge import REFUSED
+from supervisor.hooks import REFUSED
 
 log = logging.getLogger("hotline.desk")
 HERE = Path(__file__).resolve().parent
@@ -184,6 +184,7 @@ _remote = remote
 
 Handler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 STAGE_PAGES = {"code": "/signin/code", "enrol": "/account/2fa", "change": "/account/password"}
+GRID_PATHS = ("/grid", "/demands", "/signout")  # all a grid member may open
 
 
 def signed_in(
@@ -201,6 +202,13 @@ def signed_in(
             if pending is not None and pending.stage in STAGE_PAGES:
                 raise web.HTTPFound(STAGE_PAGES[pending.stage])
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs)}")
+        if v.user.role == "grid" and not request.path.startswith(GRID_PATHS):
+            # a grid member's desk is their grids and the registration form (desk/demands.py)
+            if wants_json:
+                return web.json_response(
+                    {"error": "网格员仅可使用登记诉求和本网格工单"}, status=403
+                )
+            raise web.HTTPFound("/grid")
         if request.method == "POST":
             form = await request.post()
             given = request.headers.get("X-CSRF-Token") or form.get("csrf")
@@ -325,6 +333,11 @@ def setup_desk(
     account.add_routes(app)
     auditlog.add_routes(app)
     pages.add_routes(app)
+    from supervisor.desk.demands import mount_demands
+    from supervisor.desk.reviews import mount_reviews
+
+    mount_reviews(app)  # 待审核
+    mount_demands(app)  # 登记诉求
     if extras:
         from supervisor.desk.extras import mount_stats_and_import
 

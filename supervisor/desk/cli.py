@@ -31,6 +31,11 @@ def add_user_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> None
     add.add_argument("name", help="the sign-in name: letters, digits, '.', '_' or '-'")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--unit", help="the unit (as tickets name it): required for head and liaison")
+    add.add_argument(
+        "--grid",
+        action="append",
+        help="a grid member's grid (repeat for several): required for grid",
+    )
     add.add_argument("--display-name", help="the name shown on the pages, e.g. 张敏")
     add.add_argument("--phone", help="mobile number for the sign-in code by SMS (+86…)")
     add.add_argument(
@@ -101,7 +106,7 @@ def user_add(args: argparse.Namespace) -> int:
     sec = settings.desk.security
     try:
         add_user(path, args.name, args.role, args.unit, password, args.display_name,
-                 temporary=args.temporary, units=units, phone=args.phone,
+                 temporary=args.temporary, grids=args.grid, units=units, phone=args.phone,
                  min_length=sec.password_min_length, min_classes=sec.password_classes)  # fmt: skip
     except ValidationError as exc:
         for err in exc.errors():

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from supervisor.core import deadlines as dl
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import may_ack
 from supervisor.desk.users import User
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 

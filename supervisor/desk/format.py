@@ -28,6 +28,8 @@ EVENT_LABELS = {
     "extension_decided": "延期审批",
     "commitment_made": "承诺",
     "commitment_kept": "承诺兑现",
+    "reviewed": "答复审核",
+    "review_decided": "审核决定",
     "contacted": "联系市民",
     "replied": "办结回复",
     "visited": "回访",
@@ -222,6 +224,8 @@ SOURCE_CHANNELS = {
     "web": "网站",
     "sms": "短信",
     "app": "客户端",
+    "visit": "走访登记",
+    "grid": "网格上报",
 }
 ANCHOR_LABELS = {
     "event": "事件发生时",
@@ -242,13 +246,16 @@ FIELD_LABELS = {
     "co_units": "协办单位", "sign_by": "签收时限", "reply_by": "办理时限", "by": "经办人",
     "reason": "原因", "until": "延期至", "approved": "批准", "due": "承诺日期",
     "promise": "承诺内容", "phase": "阶段", "result": "办理结果", "satisfaction": "满意度",
-    "resolved": "是否解决",
+    "resolved": "是否解决", "text": "答复内容", "handler": "承办人", "contact": "承办人电话",
+    "outcome": "审核结果", "findings": "审核意见", "decision": "审核决定", "note": "备注",
 }  # fmt: skip
 _VALUE_LABELS: dict[str, dict[str, str]] = {
     "channel": SOURCE_CHANNELS,
     "kind": KIND_LABELS,
     "satisfaction": SATISFACTION_LABELS,
     "phase": {"before": "办理前", "after": "办理后"},
+    "outcome": {"passed": "通过", "returned": "退回"},
+    "decision": {"pass": "通过", "return": "退回", "accept": "认可"},
 }
 
 

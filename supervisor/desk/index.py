@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from supervisor.core import deadlines as dl
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 

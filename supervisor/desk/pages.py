@@ -12,6 +12,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from supervisor.config.delivery import is_report
 from supervisor.core.events import MAX_YEAR, MIN_YEAR
 from supervisor.core.inputs import (
     INT4_MAX,
@@ -22,7 +23,6 @@ from supervisor.core.inputs import (
     bounded_month,
     check_text,
 )
-from supervisor.delivery.policy import is_report
 from supervisor.desk import format as fmt
 from supervisor.desk.ack import desk_ack
 from supervisor.desk.app import DESK, Viewer, render, signed_in

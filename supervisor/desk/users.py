@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, load_model, load_yaml
 from supervisor.desk.passwords import problems as password_problems
 
-Role = Literal["supervisor", "leader", "head", "liaison"]
-ROLES: tuple[str, ...] = ("supervisor", "leader", "head", "liaison")
+Role = Literal["supervisor", "leader", "head", "liaison", "grid"]
+ROLES: tuple[str, ...] = ("supervisor", "leader", "head", "liaison", "grid")
+GRID_ROLE = "grid"  # 网格员: registers demands (登记诉求) and sees their grids' open tickets
 UNIT_ROLES = frozenset({"head", "liaison"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROLE_LABELS = {
@@ -33,6 +34,7 @@ ROLE_LABELS = {
     "leader": "分管领导",
     "head": "单位负责人",
     "liaison": "联络员",
+    "grid": "网格员",
 }
 
 _HASHER = PasswordHasher()
@@ -46,6 +48,7 @@ class UserModel(BaseModel):
     role: Role
     unit: str | None = None
     name: str | None = None  # shown in the page header and the audit trail
+    grids: list[Annotated[str, Field(min_length=1, max_length=200)]] = []  # a grid member's grids
     password_hash: str
     # set by `user add --temporary`: the password must be changed at the first sign-in
     must_change: bool = False
@@ -64,6 +67,10 @@ class UserModel(BaseModel):
             raise ValueError(f"a {self.role} needs `unit` (the unit as tickets name it)")
         if self.role not in UNIT_ROLES and self.unit:
             raise ValueError(f"a {self.role} sees every unit: remove `unit`")
+        if self.role == GRID_ROLE and not self.grids:
+            raise ValueError("a grid member needs `grids` (the grids as tickets name them)")
+        if self.role != GRID_ROLE and self.grids:
+            raise ValueError("only a grid member has `grids`")
         return self
 
 
@@ -80,10 +87,11 @@ class User:
     name: str
     phone: str | None = None
     must_change: bool = False
+    grids: tuple[str, ...] = ()  # a grid member's grids (网格员)
 
     @property
     def sees_all(self) -> bool:
-        return self.role not in UNIT_ROLES
+        return self.role not in UNIT_ROLES and self.role != GRID_ROLE
 
     @property
     def role_label(self) -> str:
@@ -98,7 +106,7 @@ def load_users(path: Path) -> dict[str, tuple[User, str]]:
     parsed = load_model(UsersFile, path)
     return {
         login: (
-            User(login, u.role, u.unit, u.name or login, u.phone, u.must_change),
+            User(login, u.role, u.unit, u.name or login, u.phone, u.must_change, tuple(u.grids)),
             u.password_hash,
         )
         for login, u in parsed.users.items()
@@ -149,8 +157,8 @@ def verify_hash(password_hash: str | None, password: str) -> bool:
 
 HEADER = """\
 # Accounts of the supervisor's desk (the web pages). Add one with
-#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison [--unit UNIT]
-# Only argon2 hashes are kept here, never a password. head and liaison see their unit only.
+#   hotline-supervisor user add NAME --role supervisor|leader|head|liaison|grid [--unit U] [--grid G]
+# Only argon2 hashes are kept here, never a password. head, liaison, grid see their own only.
 users:
 """
 
@@ -168,6 +176,7 @@ def add_user(
     min_length: int = 10,
     min_classes: int = 3,
     phone: str | None = None,
+    grids: list[str] | None = None,
 ) -> None:
     """Append an account to users.yaml (created when missing), keeping the file's comments.
     Refuses a name already there, a weak password, a unit not in `units` (when given) and
@@ -180,7 +189,7 @@ def add_user(
     if unit is not None and units is not None and unit not in units:
         raise ValueError(unknown_unit(unit, units))
     entry = UserModel(role=role, unit=unit, name=name, password_hash=hash_password(password),  # type: ignore[arg-type]
-                      must_change=temporary, phone=phone)  # fmt: skip
+                      must_change=temporary, phone=phone, grids=grids or [])  # fmt: skip
     users = load_users(path)
     if login in users:
         raise ValueError(f"{path}: user {login!r} exists already")
@@ -196,6 +205,8 @@ def add_user(
         fields.append(f"name: {_quote(entry.name)}")
     if entry.phone:
         fields.append(f"phone: {_quote(entry.phone)}")
+    if entry.grids:
+        fields.append(f"grids: [{', '.join(_quote(g) for g in entry.grids)}]")
     fields.append(f'password_hash: "{entry.password_hash}"')
     if entry.must_change:
         fields.append("must_change: true")

@@ -18,7 +18,7 @@ from supervisor.config.yamlconf import load_model
 FIELDS = (
     "ticket", "created_at", "channel", "kind", "category", "urgent", "caller", "address", "grid",
     "summary", "unit", "co_units", "dispatched_at", "signed_at", "sign_by", "reply_by",
-    "replied_at", "result", "visited_at", "satisfaction", "resolved", "reopen_count", "closed_at",
+    "replied_at", "result", "reply_text", "handler", "contact", "visited_at", "satisfaction", "resolved", "reopen_count", "closed_at",
 )  # fmt: skip
 DATE_FIELDS = ("created_at", "dispatched_at", "signed_at", "sign_by", "reply_by", "replied_at",
                "visited_at", "closed_at")  # fmt: skip
@@ -49,6 +49,9 @@ class Columns(_Model):
     reply_by: list[str] = []
     replied_at: list[str] = []
     result: list[str] = []
+    reply_text: list[str] = []  # the reply's full text (回复内容), reviewed (答复审核)
+    handler: list[str] = []  # 承办人
+    contact: list[str] = []  # the handler's number
     visited_at: list[str] = []
     satisfaction: list[str] = []
     resolved: list[str] = []
@@ -56,7 +59,7 @@ class Columns(_Model):
     closed_at: list[str] = []
 
 
-Channel = Literal["phone", "provincial", "wechat", "web", "sms", "app"]
+Channel = Literal["phone", "provincial", "wechat", "web", "sms", "app", "visit", "grid"]
 Kind = Literal["complaint", "help", "consultation", "suggestion", "praise"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 

@@ -165,7 +165,8 @@ def row_events(
             "replied",
             "replied_at",
             v["replied_at"],
-            {"unit": v.get("unit"), "result": v.get("result")},
+            {"unit": v.get("unit"), "result": v.get("result"), "text": v.get("reply_text"),
+             "handler": v.get("handler"), "contact": v.get("contact")},  # fmt: skip
         )
     if "visited_at" in v and need("satisfaction", "visited_at"):
         add(

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import vocabulary
 
 if TYPE_CHECKING:
-    from supervisor.core.deadlines import Deadlines
     from supervisor.core.events import Event
     from supervisor.core.state import TicketState
     from supervisor.core.workcal import WorkCalendar
+
+
+class DeadlineTimes(Protocol):
+    """What the event fields need of a ticket's deadlines (engine/deadlines.py's Deadlines): the
+    policy layer does not import the engine above it."""
+
+    @property
+    def sign_by(self) -> datetime | None: ...
+
+    @property
+    def reply_by(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ FIELDS: dict[str, FieldSpec] = {
     "event_unit": FieldSpec("str", "unit named by the triggering event", event=True),
     "event_approved": FieldSpec("bool", "extension_decided: approved", event=True),
     "event_satisfaction": FieldSpec("str", "visited: the rating", event=True, values=SATISFACTION),
+    "event_review": FieldSpec("str", "reviewed / review_decided: the outcome of the review (答复审核)", event=True, values=("passed", "returned", "")),
     "event_after_sign_by": FieldSpec("bool", "the event happened after the sign-off deadline", event=True),
     "event_after_reply_by": FieldSpec("bool", "the event happened after the reply deadline", event=True),
     "since_dispatch": FieldSpec("duration", "time from the last dispatch to the event", event=True),
@@ -115,7 +126,7 @@ def state_fields(state: TicketState) -> dict[str, Any]:
 
 
 def event_fields(
-    state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar
+    state: TicketState, event: Event, deadlines: DeadlineTimes, calendar: WorkCalendar
 ) -> dict[str, Any]:
     d = event.data
     since_wm = since_m = NO_DURATION
@@ -127,11 +138,20 @@ def event_fields(
         "event_unit": d.get("unit", "") or "",
         "event_approved": bool(d.get("approved", False)),
         "event_satisfaction": d.get("satisfaction", "") or "",
+        "event_review": _review(event),
         "event_after_sign_by": _after(event.at, deadlines.sign_by),
         "event_after_reply_by": _after(event.at, deadlines.reply_by),
         duration_key("since_dispatch", True): since_wm,
         duration_key("since_dispatch", False): since_m,
     }
+
+
+def _review(event: Event) -> str:
+    if event.type == "reviewed":
+        return str(event.data["outcome"])
+    if event.type == "review_decided":
+        return "returned" if event.data["decision"] == "return" else "passed"
+    return ""
 
 
 def _after(at: datetime, deadline: datetime | None) -> bool:

@@ -12,17 +12,20 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
+from supervisor.core.address import DEFAULT_WORDS
 from supervisor.core.durations import Duration
 from supervisor.core.matter import MatterConfig, MatterSpec
+from supervisor.core.review import ReviewConfig
 from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
 from supervisor.policy.facts import FIELDS, MATTER_WINDOW_FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
+from supervisor.policy.reviewrules import compile_review
 from supervisor.policy.rulefile import DEADLINE_NAMES, RuleFileModel
 
 # --- compiled, immutable -----------------------------------------------------------------------
@@ -96,6 +99,7 @@ class Policy:
     # same-matter matching: thresholds, and the (field, minutes) windows the rules use
     matter: MatterConfig = field(default_factory=MatterConfig)
     matter_windows: frozenset[tuple[str, int]] = field(default=frozenset())
+    review: ReviewConfig = field(default_factory=ReviewConfig)  # 答复审核
 
     @property
     def matter_spec(self) -> MatterSpec:
@@ -174,6 +178,8 @@ def load_policy(
     matter_windows: set[tuple[str, int]] = set()
     matter = MatterConfig()
     matter_src: str | None = None
+    review = ReviewConfig()
+    review_src: str | None = None
     for path in paths:
         try:
             located = load_yaml(path)
@@ -191,7 +197,14 @@ def load_policy(
                 err(("matter",), f"'matter' is already set in {matter_src}")
             else:
                 matter_src = str(path)
-                matter = MatterConfig(**model.matter.model_dump())
+                matter = _matter_config(model.matter)
+
+        if model.review is not None:
+            if review_src is not None:
+                err(("review",), f"'review' is already set in {review_src}")
+            else:
+                review_src = str(path)
+                review = compile_review(model.review, err)
 
         for target, entries in model.deadlines.items():
             if target in deadline_src:
@@ -350,6 +363,7 @@ def load_policy(
         windows=frozenset(windows),
         matter=matter,
         matter_windows=frozenset(matter_windows),
+        review=review,
         files=tuple(str(p) for p in paths),
     )
 
@@ -400,3 +414,13 @@ def _collect(cond: Compiled, out: dict[str, set[Any]]) -> None:
         out.setdefault(fname, set()).add(operand)
     elif key != "_":
         out.setdefault(key, set()).add(value)
+
+
+def _matter_config(model: Any) -> MatterConfig:
+    """The `matter:` section as MatterConfig, the office's address words over the defaults."""
+    values = model.model_dump(exclude={"address"})
+    words = DEFAULT_WORDS
+    if model.address is not None:
+        given = {k: tuple(v) for k, v in model.address.model_dump(exclude_none=True).items()}
+        words = replace(DEFAULT_WORDS, **given)
+    return MatterConfig(**values, address=words)

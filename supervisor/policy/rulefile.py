@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from supervisor.core.durations import Duration, parse_duration
 from supervisor.policy.facts import ANCHORS
+from supervisor.policy.reviewrules import ReviewModel
 
 DEADLINE_NAMES = ("sign_by", "reply_by")
 DEADLINE_FROM = ("dispatched_at", "reopened_at", "created_at", "signed_at")
@@ -113,8 +114,24 @@ class ReportModel(_Model):
     enabled: bool = True
 
 
+Words = Annotated[list[Annotated[str, Field(min_length=1, max_length=20)]], Field(min_length=1)]
+
+
+class AddressModel(_Model):
+    """The office's words for the parts of an address (supervisor/core/address.py); each list
+    replaces the default list."""
+
+    roads: Words | None = None
+    compounds: Words | None = None
+    buildings: Words | None = None
+    divisions: Words | None = None
+    details: Words | None = None
+
+
 class MatterModel(_Model):
     """How tickets are matched as the same matter (supervisor/core/matter.py)."""
+
+    address: AddressModel | None = None
 
     summary_similarity: Annotated[int, Field(ge=1, le=100)] = Field(
         60,
@@ -131,6 +148,7 @@ class MatterModel(_Model):
 
 class RuleFileModel(_Model):
     matter: MatterModel | None = None
+    review: ReviewModel | None = None  # 答复审核 (policy/reviewrules.py)
     deadlines: dict[Literal["sign_by", "reply_by"], list[DeadlineModel]] = {}
     rules: list[RuleModel] = []
     reports: list[ReportModel] = []

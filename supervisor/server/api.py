@@ -15,10 +15,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from supervisor.acking import acknowledge
 from supervisor.application import BatchRejected, Supervisor, validate_batch
 from supervisor.core.events import MAX_DEPTH, Event, demo_problems, future_problems
 from supervisor.core.inputs import InputRefused
-from supervisor.server.acking import acknowledge
 from supervisor.server.body import decode_body, decode_checked
 from supervisor.server.edge import edge_middleware
 from supervisor.server.metrics import Metrics

@@ -29,13 +29,13 @@ import asyncpg
 from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
+from supervisor.acking import AckOutcome, reply_ack
 from supervisor.application import Supervisor, runtime_from
 from supervisor.config.settings import Loaded, caller_key, load_all, named_api_tokens
 from supervisor.config.yamlconf import ConfigInvalid
-from supervisor.core import reports
 from supervisor.core.clock import Clock, SystemClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.server.acking import AckOutcome, reply_ack
+from supervisor.engine import reports
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.server.ports import PortInUse, check_port_free
@@ -255,7 +255,8 @@ class Daemon:
         """A provider went down or came back: the gauge, the shared record (the desk's banner on
         every daemon), and a notice to the supervisors and the leaders on every channel that
         still works (delivery/outage.py)."""
-        from supervisor.delivery.outage import outage_notices, told
+        from supervisor.config.fallback import told
+        from supervisor.delivery.outage import outage_notices
         from supervisor.delivery.sending import provider_of
 
         self.metrics.provider_down.labels(provider).set(1 if down else 0)
@@ -457,7 +458,7 @@ class Daemon:
             gc.freeze()
             return False
         if self.loaded.settings.reload.require_tests:
-            from supervisor.policy.ruletest import failing, test_files
+            from supervisor.tools.ruletest import failing, test_files
 
             failures = await failing(
                 test_files(loaded.policy.files), runtime_from(loaded, b"rule-tests")

@@ -15,11 +15,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from supervisor.core.inputs import InputRefused, check_text
+from supervisor.hooks import REFUSED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REFUSED: web.AppKey[Callable[[web.Request, InputRefused], Awaitable[None]]] = web.AppKey(
-    "edge_refused"
-)
 FORM = "application/x-www-form-urlencoded"
 JSON_PREFIXES = ("/api/", "/providers/", "/twilio/")
 

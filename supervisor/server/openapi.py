@@ -93,7 +93,7 @@ def _ticket_list_schema() -> dict[str, Any]:
         "properties": {
             "ticket": {"type": "string"}, "status": {"enum": list(STATUSES)}, "unit": opt_str,
             "category": opt_str, "kind": opt_str, "urgent": {"type": "boolean"},
-            "address": opt_str, "summary": opt_str,
+            "address": opt_str, "summary": opt_str, "channel": opt_str,
             "caller_masked": {**opt_str, "description": "138****5678; the number never appears"},
             "created_at": when, "signed_at": when, "replied_at": when,
             "sign_by": when, "reply_by": when,

@@ -30,11 +30,11 @@ from typing import Any
 
 from aiohttp import web
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import Clock
 from supervisor.core.inputs import InputRefused
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.server.body import decode_checked
 from supervisor.server.twilio_hooks import AckFn, _outbox_id, ack_word_set, acknowledge_reply
 from supervisor.storage.base import Store

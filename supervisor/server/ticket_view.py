@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.application import Runtime
-from supervisor.core import deadlines as dl
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.state import TicketState
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 
 

@@ -26,14 +26,14 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from notifiers.settings import TwilioSettings
 from notifiers.twilio_voice import twiml_for
+from supervisor.acking import AckOutcome
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import TwilioSettings
 from supervisor.core.clock import Clock
 from supervisor.core.events import TICKET_ID
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.delivery.sending import compose
-from supervisor.server.acking import AckOutcome
 from supervisor.storage.base import NOT_DELIVERED, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ async def acknowledge_reply(
 ) -> str:
     """An SMS reply from `sender` (E.164): an acknowledgement word ("收到", or "收到 <ticket>"
     naming one) answers the latest message sent to that number (of that ticket) whose ladder
-    still runs. `ack` applies the rank rule (server/acking.acknowledge, core.acks): the replier
+    still runs. `ack` applies the rank rule (supervisor/acking.acknowledge, core.acks): the replier
     ends only what is addressed to them and those below, never a higher rank's steps. Returns
     the answer to send back (the Twilio webhook replies with it; the domestic providers' hooks
     only log it). Shared by every SMS provider's reply webhook (provider_hooks.py)."""

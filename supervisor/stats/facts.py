@@ -3,7 +3,7 @@
 The monthly figures are SQL aggregates; what SQL cannot know by itself is which deadline applied
 (the platform's, the rules' default counted in working time, or an approved extension). This
 module works that out once per ticket, with the same fold (core.state) and the same deadline
-arithmetic (core.deadlines) the reminders use, and yields plain rows for the stats_* tables.
+arithmetic (engine.deadlines) the reminders use, and yields plain rows for the stats_* tables.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from supervisor.core import deadlines as dl
 from supervisor.core.events import Event
+from supervisor.core.matter import normalise_address
 from supervisor.core.state import TicketState, apply
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Policy
 
@@ -83,21 +84,6 @@ ACTIVE = ("dispatched", "signed", "returned", "reopened")
 DEADLINE_EVENTS = frozenset(("created", "dispatched", "extension_decided", "reopened"))
 
 
-def address_key(address: str | None) -> str | None:
-    """The address with every kind of space removed and full-width ASCII made half-width: the
-    same place written twice should group (a light form of the domain's same-matter key)."""
-    if not address:
-        return None
-    out = []
-    for ch in address:
-        code = ord(ch)
-        if 0xFF01 <= code <= 0xFF5E:
-            ch = chr(code - 0xFEE0)
-        if not ch.isspace():
-            out.append(ch)
-    return "".join(out).lower() or None
-
-
 def _deadlines(state: TicketState, policy: Policy) -> dl.Deadlines:
     return dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
 
@@ -136,7 +122,7 @@ def ticket_facts(ticket: str, events: Iterable[Event], policy: Policy) -> Ticket
             facts.created_at = event.at
             facts.category = d.get("category")
             facts.caller_hash = d.get("caller_hash")
-            facts.address_key = address_key(d.get("address"))
+            facts.address_key = normalise_address(d.get("address"), policy.matter_spec.config)
         elif etype == "dispatched":
             open_dispatch = Dispatch(
                 n=len(facts.dispatches) + 1,
@@ -165,6 +151,15 @@ def ticket_facts(ticket: str, events: Iterable[Event], policy: Policy) -> Ticket
                 handling.reply_unit = d.get("unit") or state.unit
                 # the deadline in force when the reply came (the fold cleared nothing of it)
                 handling.reply_due = _deadlines(state, policy).reply_by
+        elif etype in ("reviewed", "review_decided"):
+            # 答复审核: a reply sent back is no reply (办结量 and on time count the reply that
+            # passes); passed or accepted by the staff, it counts from its own time (the fold
+            # un-replies and re-replies the state, see core/state.py)
+            if handling.replied_at is not None and state.replied_at is None:
+                handling.replied_at, handling.reply_unit = None, None
+            elif handling.replied_at is None and state.replied_at is not None:
+                handling.replied_at = state.replied_at
+                handling.reply_unit = state.unit
         elif etype == "visited":
             facts.callbacks.append(
                 Callback(

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from supervisor.core.clock import SHANGHAI
+from supervisor.stats import matters as mt
 from supervisor.stats import queries as q
 
 REMINDER_ROLES = ["liaison", "head"]  # 催办: to the handling unit
@@ -21,6 +22,7 @@ RATE_KEYS = (
     "satisfaction",
     "satisfaction_strict",
     "resolution",
+    "first_pass",  # 答复一次通过率 (答复审核)
 )
 HEADLINE = ("sign_off_on_time", "on_time_replies", "satisfaction", "resolution")
 UNKNOWN = "未填写"  # a breakdown value the ticket did not give
@@ -113,10 +115,12 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
     res = await _fetch(pool, {
         "received": (q.RECEIVED, a, b), "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut),
         "callbacks": (q.CALLBACKS, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-        "matters": (q.MATTERS_3PLUS, a, b), "repeats": (q.REPEAT_TICKETS, a, b), "disputes": (q.DISPUTES, a, b),
+        "matters": (q.MATTER_ROWS, a, b), "disputes": (q.DISPUTES, a, b),
         "returns": (q.RETURNS, a, b), "reminders": (q.MESSAGES, a, b, REMINDER_ROLES),
         "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
         "commitments": (q.COMMITMENTS, a, b, cut), "overdue": (q.OVERDUE_NOW, now),
+        "first_pass": (q.FIRST_PASS, a, b), "review_returns": (q.REVIEW_RETURNS, a, b),
+        "own": (q.OWN_DEMANDS, a, b),
     })  # fmt: skip
     out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
     units: dict[str, dict[str, Any]] = {}
@@ -177,14 +181,16 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
     out["rehandled"] = res["rehandled"][0][0]
     out["handled_3_times"] = res["handled_3"][0][0]
 
-    matters = [
-        {"key": r["key"], "category": r["category"], "address": r["address"],
-         "tickets": list(r["tickets"]), "count": len(r["tickets"])}
-        for r in res["matters"]
+    rows = [mt.Row(*r) for r in res["matters"]]
+    groups = mt.in_period(mt.group(rows), a)
+    matters: list[dict[str, Any]] = [
+        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
+         "tickets": list(m.tickets), "count": len(m.tickets)}
+        for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
     matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
     out["repeats"] = {
-        "tickets": res["repeats"][0][0],
+        "tickets": mt.linked_tickets(groups, rows, a),
         "matters_3plus": matters,
     }
 
@@ -225,6 +231,19 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
 
     for r in res["overdue"]:
         unit_row(r["unit"])["overdue_now"] = r["n"]
+
+    out["first_pass"] = rate(0, 0)
+    for r in res["first_pass"]:
+        target = out if r["total"] else unit_row(r["unit"])
+        target["first_pass"] = rate(r["num"], r["den"])
+    returns = {r["reason"]: r["n"] for r in res["review_returns"]}
+    out["review"] = {"returns_by_reason": returns}
+    registered = sum(r["registered"] for r in res["own"])
+    solved = sum(r["solved"] for r in res["own"])
+    out["own_demands"] = {
+        "registered": registered, "solved": solved, "rate": rate(solved, registered),
+        "by_channel": {r["channel"]: r["registered"] for r in res["own"]},
+    }  # fmt: skip
     out["units"] = list(units.values())
     return out
 

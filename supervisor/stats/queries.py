@@ -67,43 +67,13 @@ SELECT data->>'unit' AS unit, count(*) AS n FROM events
 WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 """
 
-# 重复诉求: tickets created in the period with another ticket of the same caller and category, or
-# of the same address, created within 30 days of it (and before the period's end).
-REPEAT_TICKETS = """
-WITH by_caller AS (
-    SELECT ticket, created_at,
-           created_at - lag(created_at) OVER w < interval '30 days'
-           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
-    FROM stats_tickets
-    WHERE caller_hash IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
-    WINDOW w AS (PARTITION BY caller_hash, category ORDER BY created_at, ticket)
-), by_address AS (
-    SELECT ticket, created_at,
-           created_at - lag(created_at) OVER w < interval '30 days'
-           OR lead(created_at) OVER w - created_at < interval '30 days' AS linked
-    FROM stats_tickets
-    WHERE address_key IS NOT NULL AND created_at > $1::timestamptz - interval '30 days' AND created_at < $2
-    WINDOW w AS (PARTITION BY address_key ORDER BY created_at, ticket)
-)
-SELECT count(*) FROM (
-    SELECT ticket FROM by_caller WHERE linked AND created_at >= $1
-    UNION
-    SELECT ticket FROM by_address WHERE linked AND created_at >= $1
-) x
-"""
-# Matters with 3 or more tickets created from 30 days before the period to its end, one of them in
-# the period. The caller's hash never leaves the database: a matter is shown by its category.
-MATTERS_3PLUS = """
-SELECT 'caller' AS key, min(category) AS category, NULL AS address,
-       array_agg(ticket ORDER BY created_at, ticket) AS tickets
-FROM stats_tickets
-WHERE caller_hash IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-GROUP BY caller_hash, category HAVING count(*) >= 3 AND max(created_at) >= $1
-UNION ALL
-SELECT 'address', NULL, address_key, array_agg(ticket ORDER BY created_at, ticket)
-FROM stats_tickets
-WHERE address_key IS NOT NULL AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-GROUP BY address_key HAVING count(*) >= 3 AND max(created_at) >= $1
+# 重复诉求 and matters (stats/matters.py links them, each matter once): the tickets created from 30
+# days before the period to its end, with their keys; the grid and summary key where the matcher
+# stored them (matter_keys, kind 'grid'). The caller's hash never leaves the service.
+MATTER_ROWS = """
+SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
+FROM stats_tickets s LEFT JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
+WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
 """
 
 # 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role
@@ -140,4 +110,50 @@ WHERE (made_at >= $1 AND made_at < $2) OR (kept_at >= $1 AND kept_at < $2) OR (d
 
 OVERDUE_NOW = """
 SELECT unit, count(*) AS n FROM stats_tickets WHERE overdue_due < $1 GROUP BY unit
+"""
+
+# 答复一次通过率: the first reply with text of each handling (a re-opening starts a new one) made
+# in the period, per unit; passed when no review sent it back, or the staff passed or accepted it.
+FIRST_PASS = """
+WITH r AS (
+    SELECT e.id, e.ticket, e.at, e.data->>'unit' AS unit,
+           (SELECT count(*) FROM events o
+            WHERE o.ticket = e.ticket AND o.type = 'reopened' AND o.at <= e.at) AS handling
+    FROM events e
+    WHERE e.type = 'replied' AND e.data ? 'text' AND e.at < $2
+      AND e.ticket IN (SELECT ticket FROM events WHERE type = 'replied' AND at >= $1 AND at < $2)
+), f AS (
+    SELECT DISTINCT ON (ticket, handling) id, ticket, at, unit FROM r ORDER BY ticket, handling, at, id
+), j AS (
+    SELECT coalesce(f.unit, t.unit) AS unit,
+           EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.id
+                   AND v.data->>'outcome' = 'returned')
+           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
+                           AND d.data->>'of' = f.id AND d.data->>'decision' IN ('pass', 'accept'))
+           AS sent_back
+    FROM f LEFT JOIN tickets t ON t.ticket = f.ticket
+    WHERE f.at >= $1
+)
+SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
+FROM j GROUP BY GROUPING SETS ((unit), ())
+"""
+
+# 答复审核 退回 in the period by reason: each finding's name (the text before "：").
+REVIEW_RETURNS = """
+SELECT split_part(f, '：', 1) AS reason, count(*) AS n
+FROM events e, jsonb_array_elements_text(e.data->'findings') f
+WHERE e.type = 'reviewed' AND e.data->>'outcome' = 'returned' AND e.at >= $1 AND e.at < $2
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+# The office's own demands (登记诉求: channel visit or grid) registered in the period, and how
+# many of them were solved by the period's end: a callback said resolved, or it was closed.
+OWN_DEMANDS = """
+SELECT c.data->>'channel' AS channel, count(*) AS registered,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events s WHERE s.ticket = c.ticket AND s.at < $2
+           AND ((s.type = 'visited' AND (s.data->>'resolved')::boolean) OR s.type = 'closed'))) AS solved
+FROM events c
+WHERE c.type = 'created' AND c.data->>'channel' IN ('visit', 'grid') AND c.at >= $1 AND c.at < $2
+GROUP BY 1
 """

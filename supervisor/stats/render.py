@@ -11,6 +11,7 @@ from typing import Any
 from supervisor.stats.safecells import csv_row
 
 DASH = "—"  # a rate with a zero denominator: never 100%
+NO_RATE = {"num": 0, "den": 0, "rate": None}
 
 RATE_LABELS = {
     "sign_off_on_time": "签收及时率",
@@ -18,6 +19,7 @@ RATE_LABELS = {
     "satisfaction": "满意率（满意+基本满意）",
     "satisfaction_strict": "满意率（仅满意）",
     "resolution": "解决率",
+    "first_pass": "答复一次通过率",
 }
 ROLE_LABELS = {
     "liaison": "联络员",
@@ -32,6 +34,8 @@ CHANNEL_LABELS = {
     "web": "网站",
     "sms": "短信",
     "app": "APP",
+    "visit": "走访登记",
+    "grid": "网格上报",
 }
 KIND_LABELS = {
     "complaint": "投诉",
@@ -43,7 +47,7 @@ KIND_LABELS = {
 UNIT_COLUMNS = (
     ("rank", "排名"), ("unit", "单位"), ("score", "综合得分"), ("change_score", "较上月得分"),
     ("change_rank", "名次变化"), ("dispatches", "派单数"), ("sign_off_on_time", "签收及时率"),
-    ("replies", "办结数"), ("on_time_replies", "按时办结率"), ("satisfaction", "满意率"),
+    ("replies", "办结数"), ("on_time_replies", "按时办结率"), ("first_pass", "答复一次通过率"), ("satisfaction", "满意率"),
     ("satisfaction_strict", "满意率（仅满意）"), ("resolution", "解决率"), ("returns", "退单数"),
     ("disputes", "推诿工单"), ("reminders", "催办次数"), ("escalations", "督办次数"),
     ("overdue_now", "当前超期"),
@@ -72,7 +76,7 @@ def overview(report: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
         ("办结量", report["closed"], "", str(report["closed"])),
     ]
     for key, text in RATE_LABELS.items():
-        r = report[key]
+        r = report.get(key, NO_RATE)  # a report kept before a figure existed lacks it
         rows.append((text, r["num"], r["den"], pct(r)))
     rows += [
         ("重办量", report["rehandled"], "", str(report["rehandled"])),
@@ -89,6 +93,17 @@ def overview(report: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
         ("承诺按期兑现", report["commitments"]["kept"], "", str(report["commitments"]["kept"])),
         ("承诺未兑现", report["commitments"]["broken"], "", str(report["commitments"]["broken"])),
     ]  # fmt: skip
+    own = report.get("own_demands")
+    if own is not None:  # 一下三民: the office's own registered demands
+        rows += [
+            ("自主登记诉求（走访登记、网格上报）", own["registered"], "", str(own["registered"])),
+            ("自主登记诉求已解决", own["solved"], "", str(own["solved"])),
+            ("自主登记诉求解决率", own["rate"]["num"], own["rate"]["den"], pct(own["rate"])),
+        ]
+    review = report.get("review")
+    if review is not None:
+        n = sum(review["returns_by_reason"].values())
+        rows.append(("答复审核退回原因（条）", n, "", str(n)))
     return rows
 
 
@@ -96,14 +111,8 @@ def unit_cells(u: dict[str, Any]) -> list[Any]:
     """One unit's row for the 单位考核 table, as text."""
     out: list[Any] = []
     for key, _ in UNIT_COLUMNS:
-        if key in (
-            "sign_off_on_time",
-            "on_time_replies",
-            "satisfaction",
-            "satisfaction_strict",
-            "resolution",
-        ):
-            out.append(rate_text(u[key]))
+        if key in RATE_LABELS:
+            out.append(rate_text(u.get(key, NO_RATE)))
         elif key == "score":
             out.append(DASH if u["score"] is None else f"{u['score'] * 100:.1f}")
         elif key == "change_score":
@@ -157,6 +166,8 @@ def to_csv(report: dict[str, Any]) -> str:
         )
     for unit, n in report["disputes"]["returns_by_unit"].items():
         _row(w, ["推诿:退单", unit, n, "", n])
+    for reason, n in report.get("review", {}).get("returns_by_reason", {}).items():
+        _row(w, ["答复审核:退回原因", reason, n, "", n])
     for row in report.get("trend", []):
         for key in ("sign_off_on_time", "on_time_replies", "satisfaction", "resolution"):
             r = row[key]

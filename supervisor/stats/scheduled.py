@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import Notification
-from supervisor.core.reports import _notifications
+from supervisor.engine.firing import Notification
+from supervisor.engine.reports import _notifications
 from supervisor.policy.rulebook import Report
 from supervisor.stats.command import REPORTS_DIR, keep
 from supervisor.stats.monthly import monthly_report, previous_month

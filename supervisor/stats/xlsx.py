@@ -8,7 +8,16 @@ from typing import Any
 
 import xlsxwriter
 
-from supervisor.stats.render import DASH, RATE_LABELS, ROLE_LABELS, UNIT_COLUMNS, label, overview
+from supervisor.stats.render import (
+    DASH,
+    NO_RATE,
+    RATE_LABELS,
+    ROLE_LABELS,
+    UNIT_COLUMNS,
+    label,
+    overview,
+    pct,
+)
 from supervisor.stats.safecells import WORKBOOK_OPTIONS, write_cell, write_cells
 
 SHEETS = (
@@ -19,6 +28,7 @@ SHEETS = (
     "诉求类型",
     "重复诉求",
     "推诿",
+    "答复审核",
     "催办督办",
     "承诺",
 )
@@ -95,7 +105,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     rows = []
     for name, num, den, _text in overview(report):
         key = next((k for k, v in RATE_LABELS.items() if v == name), None)
-        value = report[key]["rate"] if key else None
+        value = report.get(key, NO_RATE)["rate"] if key else None
         rows.append(
             [name, num if num != "" else None, den if den != "" else None, value]
             if key
@@ -147,7 +157,8 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
         row: list[Any] = []
         for key, _ in UNIT_COLUMNS:
             if key in RATE_LABELS:
-                row += [u[key]["rate"], u[key]["num"], u[key]["den"]]
+                r = u.get(key, NO_RATE)
+                row += [r["rate"], r["num"], r["den"]]
             elif key == "change_score":
                 row.append(u["change"]["score"])
             elif key == "change_rank":
@@ -190,7 +201,7 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
 
     ws = wb.add_worksheet("重复诉求")
     write_cell(ws, 0, 0, f"重复诉求工单 {report['repeats']['tickets']} 件；3件及以上的事项：", b.title)
-    rows = [[{"caller": "同一来电人同类诉求", "address": "同一地址"}[m["key"]], m["category"] or m["address"] or "",
+    rows = [[m["link"], m["category"] or m["address"] or "",
              m["count"], "、".join(m["tickets"])] for m in report["repeats"]["matters_3plus"]]  # fmt: skip
     b.table(
         ws,
@@ -209,6 +220,18 @@ def write_xlsx(report: dict[str, Any]) -> bytes:
     )
     rows = [[unit, n] for unit, n in report["disputes"]["returns_by_unit"].items()]
     b.table(ws, 2, ["单位", "退单次数"], rows, ["cell", "int"])
+
+    ws = wb.add_worksheet("答复审核")
+    fp = report.get("first_pass") or {"num": 0, "den": 0, "rate": None}
+    ws.write(0, 0, f"答复一次通过率 {pct(fp)}（{fp['num']}/{fp['den']}）；退回原因", b.title)
+    rows = [[reason, n] for reason, n in report.get("review", {}).get("returns_by_reason", {}).items()]
+    b.table(ws, 2, ["退回原因", "次数"], rows, ["cell", "int"])
+    own = report.get("own_demands")
+    if own is not None:
+        at = 4 + len(rows)
+        ws.write(at, 0, "自主登记诉求（一下三民：走访登记、网格上报）", b.title)
+        orow = [[own["registered"], own["solved"], own["rate"]["rate"]]]
+        b.table(ws, at + 1, ["登记", "解决", "解决率"], orow, ["int", "int", "pct"])
 
     ws = wb.add_worksheet("催办督办")
     rem, esc = report["reminders"], report["escalations"]

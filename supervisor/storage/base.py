@@ -5,8 +5,8 @@ A store only moves data. Decisions are made by pure code and handed in as named 
   firing.fire_step) run inside the store's transaction, so a ticket's events, state, ladders and
   timers change together, and a step's outbox rows are written in the transaction that marks its
   timer fired;
-- what becomes of a due timer is `core.timers.verdict`; when a message may go is
-  `delivery.policy.not_before` with the `DeliverySettings` in `FirePolicy`;
+- what becomes of a due timer is `engine.timers.verdict`; when a message may go is
+  `config.delivery.not_before` with the `DeliverySettings` in `FirePolicy`;
 - the outbox's state machine (pending -> sending -> sent | failed, fallback rows) is carried out
   by the store's outbox methods; the dispatcher (delivery/outbox.py) decides when to call which;
   `claim_ready` joins no rows of the `solo` channels into groups (template-only SMS providers,
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict
 
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
-from supervisor.core.firing import Notification
 from supervisor.core.matter import MatterSpec
-from supervisor.core.planner import Ladder, Plan
 from supervisor.core.state import TicketState
+from supervisor.engine.firing import Notification
+from supervisor.engine.planner import Ladder, Plan
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import DeliverySettings, Workday
+    from supervisor.config.delivery import DeliverySettings, Workday
     from supervisor.policy.rulebook import Report
 
 
@@ -135,7 +135,7 @@ def release_time(
     `workday` the office's non-working days)."""
     if delivery is None:
         return note.at
-    from supervisor.delivery.policy import not_before
+    from supervisor.config.delivery import not_before
 
     return not_before(note.at, note.urgent, delivery, workday)
 
@@ -250,7 +250,7 @@ class Store(Protocol):
         Without `scope`, they stop whole. With a `scope` (core.acks: the rank rule), only what it
         covers ends: the ladders of its `whole` rules stop; in the others, the pending timers of
         its `steps` and the pending messages addressed to its `roles` are cancelled and the
-        ladder runs on. Callers from the outside go through server/acking.acknowledge."""
+        ladder runs on. Callers from the outside go through supervisor/acking.acknowledge."""
         ...
 
     async def ack_subject(self, ticket: str, rule: str | None) -> AckSubject | None:

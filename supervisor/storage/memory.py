@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from supervisor.core import timers as timer_rules
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event
-from supervisor.core.firing import Notification
 from supervisor.core.matter import MatterSpec
-from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
+from supervisor.engine import timers as timer_rules
+from supervisor.engine.firing import Notification
+from supervisor.engine.planner import Ladder, Plan, TimerSpec
 from supervisor.policy.rulebook import Report
 from supervisor.storage.base import (
     AckSubject,
@@ -359,7 +359,7 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
     async def run_report(
         self, report: Report, period: int | str, at: datetime, runtime: Any
     ) -> list[Notification] | None:
-        from supervisor.core.reports import builder
+        from supervisor.engine.reports import builder
 
         if (report.id, str(period)) in self.report_runs:
             return None

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from supervisor.core.firing import Notification
-from supervisor.core.planner import Ladder
+from supervisor.engine.firing import Notification
+from supervisor.engine.planner import Ladder
 from supervisor.storage.base import (
     DELIVERED,
     FINAL,
@@ -28,7 +28,7 @@ from supervisor.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import Workday
+    from supervisor.config.delivery import Workday
 
 _VIEW = tuple(OutboxRow.__annotations__)  # the columns a claimed row shows
 

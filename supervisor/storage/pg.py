@@ -10,13 +10,13 @@ from typing import Any
 
 import asyncpg
 
-from supervisor.core import timers as timer_rules
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event, event_from_store
-from supervisor.core.firing import Notification
 from supervisor.core.matter import MatterSpec
-from supervisor.core.planner import Ladder, Plan, TimerSpec
 from supervisor.core.state import TicketState
+from supervisor.engine import timers as timer_rules
+from supervisor.engine.firing import Notification
+from supervisor.engine.planner import Ladder, Plan, TimerSpec
 from supervisor.storage import queries as q
 from supervisor.storage.base import (
     AckSubject,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 from supervisor.storage import queries as q
 from supervisor.storage.base import (
     DELIVERED,
@@ -33,7 +33,7 @@ from supervisor.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.delivery.policy import Workday
+    from supervisor.config.delivery import Workday
 
 
 def _row(r: Any) -> OutboxRow:

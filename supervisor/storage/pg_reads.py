@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from supervisor.core.firing import Notification
 from supervisor.core.state import TicketState
+from supervisor.engine.firing import Notification
 from supervisor.policy.rulebook import Report
 from supervisor.storage import queries as q
 from supervisor.storage.pg_outbox import PgOutbox
@@ -51,7 +51,7 @@ class PgReads(PgOutbox):
     ) -> list[Notification] | None:
         """Run one period of a report once across all daemons: the report_runs key decides who.
         Ticket states are streamed through the report with a cursor, never all held at once."""
-        from supervisor.core.reports import builder
+        from supervisor.engine.reports import builder
 
         if report.kind == "monthly_stats":  # SQL aggregates, not ticket states: supervisor/stats
             from supervisor.stats.scheduled import run_monthly

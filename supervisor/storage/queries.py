@@ -136,7 +136,7 @@ ACK_SCOPE_LADDERS = "SELECT rule, cycle FROM ladders WHERE ticket = $1 AND ($2::
 ACK_LADDER = "UPDATE ladders SET status = 'acked', acked_by = $4, acked_at = $5, reason = 'acknowledged via ' || $6 WHERE ticket=$1 AND rule=$2 AND cycle=$3"
 ACK_STEP_TIMERS = "UPDATE timers SET status = 'cancelled' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND step = ANY($4::int[])"
 ACK_ROLE_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged' WHERE ticket=$1 AND rule=$2 AND cycle=$3 AND status='pending' AND role = ANY($4::text[])"
-# Who may acknowledge what: the ticket's state and its open rules (server/acking.py).
+# Who may acknowledge what: the ticket's state and its open rules (supervisor/acking.py).
 ACK_STATE = "SELECT state FROM tickets WHERE ticket = $1"
 ACK_OPEN_RULES = "SELECT DISTINCT rule FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' ORDER BY rule"
 OPEN_TICKETS = "SELECT ticket FROM tickets WHERE status <> 'closed' AND ticket > $1 ORDER BY ticket LIMIT $2 FOR UPDATE"

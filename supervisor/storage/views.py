@@ -207,7 +207,7 @@ SELECT t.ticket, t.status, t.unit, t.category, t.created_at, t.state->>'kind' AS
        coalesce((t.state->>'urgent')::boolean, false) AS urgent, t.state->>'address' AS address,
        t.state->>'caller_masked' AS caller_masked, t.state->>'summary' AS summary,
        t.state->>'signed_at' AS signed_at, t.state->>'replied_at' AS replied_at,
-       d.sign_by, d.reply_by
+       t.state->>'channel' AS channel, d.sign_by, d.reply_by
 FROM tickets t LEFT JOIN desk_deadlines d ON d.ticket = t.ticket
 {"WHERE " + " AND ".join(where) if where else ""}
 ORDER BY {SORT_KEY} DESC, t.ticket DESC

@@ -11,8 +11,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from supervisor.config.delivery import DeliverySettings, quiet_release
 from supervisor.core.clock import SHANGHAI
-from supervisor.delivery.policy import DeliverySettings, quiet_release
 from supervisor.tools.demo_data import DEMO_PREFIX, demo_messages
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ ROLE_NAMES = {"liaison": "联络员", "head": "负责人", "supervisor": "热线
 
 
 def hold_reason(at: datetime, urgent: bool, settings: DeliverySettings) -> str | None:
-    """Why a message produced at `at` waits (delivery.policy.not_before's two reasons)."""
+    """Why a message produced at `at` waits (config.delivery.not_before's two reasons)."""
     if urgent:
         return None
     release = quiet_release(at, settings.quiet_hours)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.application import BatchRejected, Runtime, Supervisor, validate_batch
-from supervisor.core import reports
 from supervisor.core.acks import ack_scope, rule_step_roles, ticket_roles
 from supervisor.core.clock import VirtualClock
 from supervisor.core.events import Event
-from supervisor.core.firing import Notification
+from supervisor.engine import reports
+from supervisor.engine.firing import Notification
 from supervisor.errors import HotlineError
 from supervisor.storage.memory import MemoryStore
 
@@ -149,8 +149,8 @@ def plan_deliveries(
     """What would actually go out: quiet hours hold non-urgent messages, and messages for one
     person and channel released together go as one (delivery.py's policy, as the dispatcher
     applies it)."""
+    from supervisor.config import delivery
     from supervisor.core.clock import SHANGHAI
-    from supervisor.delivery import policy as delivery
     from supervisor.delivery.sending import compose
 
     window = timedelta(seconds=settings.group_window_s)

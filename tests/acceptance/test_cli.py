@@ -30,7 +30,7 @@ def config_copy(tmp_path: Path) -> Path:
 def test_check_passes_on_the_shipped_config_and_warns_about_2027():
     proc = run("check")
     assert proc.returncode == 0, proc.stderr
-    assert "ok: 16 rules" in proc.stdout
+    assert "ok: 17 rules" in proc.stdout
     assert "no official holiday data for 2027" in proc.stdout
 
 

@@ -127,7 +127,9 @@ def test_two_workers_share_the_port_and_the_database(tmp_path: Path, pg_url: str
                 f"http://127.0.0.1:{port}/api/v1/tickets/{t}", headers={"Authorization": "Bearer t"}
             )
             with urllib.request.urlopen(req, timeout=30) as r:
-                stored += len(json.loads(r.read())["timeline"])
+                timeline = json.loads(r.read())["timeline"]
+                # the service's own reviews (答复审核) of the texts posted are not posted events
+                stored += len([e for e in timeline if not e["id"].endswith("~review")])
         assert stored == len(events)  # each stored once, whichever worker took it
 
         # a worker killed outright is started again

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from notifiers.settings import AliyunSmsSettings
+from supervisor.config.notifier_settings import AliyunSmsSettings
 from supervisor.desk.users import add_user
 from tests.browser.test_desk_browser import CHROMIUM, DESKTOP, PHONE, shot
 from tests.deskkit import PASSWORD, desk_daemon

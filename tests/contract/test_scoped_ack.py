@@ -1,13 +1,13 @@
 """Scoped acknowledgement (the rank rule, core.acks) on both stores: Store.ack with a scope ends
-only what the scope covers, and Store.ack_subject / stored_events, which server/acking.py and the
+only what the scope covers, and Store.ack_subject / stored_events, which supervisor/acking.py and the
 API's reused-id check read, say the same on MemoryStore and PgStore."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from supervisor.acking import acknowledge
 from supervisor.core.acks import ack_scope, rule_step_roles
-from supervisor.server.acking import acknowledge
 from supervisor.storage.base import Store
 from tests.contract.test_store_contract import FIRST_DUE, START, note, supervisor
 from tests.helpers import runtime

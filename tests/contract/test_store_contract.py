@@ -9,7 +9,7 @@ from typing import Any
 
 from supervisor.application import Supervisor
 from supervisor.core.clock import VirtualClock
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 from supervisor.storage.base import OutboxRow, Store
 from tests.helpers import ev, runtime, sh
 
@@ -92,7 +92,7 @@ async def test_after_downtime_only_the_latest_overdue_step_fires(store: Store) -
 async def test_ack_cancels_the_ladder_its_timers_and_its_unsent_messages(store: Store) -> None:
     sup = await supervisor(store)
     await sup.fire_due(now=FIRST_DUE)
-    # the store's unscoped ack (the whole ladder); from the outside: server/acking (rank rule)
+    # the store's unscoped ack (the whole ladder); from the outside: supervisor/acking (rank rule)
     assert await store.ack("T1", "sign-off", "wang-qiang", "api", FIRST_DUE) == 1
     assert await store.ack("T1", "sign-off", "wang-qiang", "api", FIRST_DUE) == 0  # already
     view = await store.ticket_view("T1")

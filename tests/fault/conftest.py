@@ -288,8 +288,8 @@ async def ingest(
 def twiml(text: str) -> str:
     """The TwiML the voice notifier sends for `text` with the fault suite's settings (the
     default voice and language, no gather URL)."""
-    from notifiers.settings import TwilioSettings
     from notifiers.twilio_voice import twiml_for
+    from supervisor.config.notifier_settings import TwilioSettings
 
     s = TwilioSettings(from_number=FROM)
     return twiml_for(text, s.say_language, voice=s.voice)

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from supervisor.acking import reply_ack
 from supervisor.application import Supervisor
+from supervisor.config.delivery import DeliverySettings
 from supervisor.core.clock import VirtualClock
-from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.acking import reply_ack
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import sign

@@ -24,10 +24,10 @@ import asyncpg
 from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
-from notifiers.settings import NotifierSettings
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.fault.test_call_ownership import FROM, SETTINGS, SID, T0, TOKEN, insert, outcome

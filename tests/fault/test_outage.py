@@ -23,10 +23,10 @@ import pytest
 from aiohttp import web
 
 from notifiers.registry import build_notifiers, close_all
-from notifiers.settings import NotifierSettings
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
 

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.delivery.outage import OUTAGE_RULE
 from supervisor.server.daemon import Daemon
 from tests.deskkit import NOW, TOKEN, ShiftedClock, sign_in, until, without_two_factor, write_users

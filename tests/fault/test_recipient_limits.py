@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.delivery.limits import LIMITED_RULE
 from supervisor.server.daemon import Daemon
 from tests.fakes import fake_aliyun, fake_tencent

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from supervisor.config.delivery import DeliverySettings
 from supervisor.core.clock import VirtualClock
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.server.daemon import Daemon
 from supervisor.tools.demo import LEGEND, hold_reason, run_demo
 from tests.helpers import sh

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.server.daemon import Daemon
 from supervisor.tools.demo import run_demo
 from tests.fakes import fake_aliyun, fake_tencent

@@ -17,10 +17,10 @@ import pytest
 
 from notifiers.base import Notifier, Outgoing
 from notifiers.registry import build_notifiers, close_all
-from notifiers.settings import NotifierSettings
+from supervisor.config.delivery import DeliverySettings, not_before
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings, not_before
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.helpers import loaded

@@ -16,10 +16,10 @@ import pytest
 from notifiers.aliyun_sms import AliyunSmsNotifier
 from notifiers.base import Notifier
 from notifiers.console import ConsoleNotifier
-from notifiers.settings import AliyunSmsSettings
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import AliyunSmsSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.storage.pg import PgStore
 from tests.fakes import fake_aliyun
 from tests.fakes.fake_aliyun import FakeAliyun

@@ -13,9 +13,13 @@ import pytest
 from notifiers.aliyun_sms import AliyunSmsNotifier
 from notifiers.base import Notifier, Outgoing
 from notifiers.registry import build_notifiers, close_all, missing_settings
-from notifiers.settings import AliyunSmsSettings, NotifierSettings, TencentSmsSettings
 from notifiers.tencent_sms import TencentSmsNotifier
 from notifiers.twilio_voice import TwilioVoiceNotifier
+from supervisor.config.notifier_settings import (
+    AliyunSmsSettings,
+    NotifierSettings,
+    TencentSmsSettings,
+)
 from tests.fakes import fake_aliyun, fake_tencent
 from tests.fakes.fake_aliyun import FakeAliyun
 from tests.fakes.fake_tencent import FakeTencent

@@ -4,6 +4,7 @@ ticket states as the equivalent JSONL events; re-imports store nothing twice; ba
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime
 
 import xlsxwriter
@@ -85,7 +86,7 @@ def jsonl_events(prefix: str) -> list[dict]:
         if t["signed"]:
             ev("signed", t["signed"], unit=t["unit"])
         if t["replied"]:
-            ev("replied", t["replied"], unit=t["unit"], result=t["result"])
+            ev("replied", t["replied"], unit=t["unit"], text=t["result"])  # 回复内容: the reply's text
         if t["visited"]:
             ev(
                 "visited",
@@ -137,7 +138,22 @@ def write_export(path, prefix: str, rows: list[dict] | None = None) -> None:
 
 
 def _state(s: dict) -> dict:
-    return {k: v for k, v in s.items() if k != "ticket"}
+    # review_of: the id of the reviewed reply, which names its source (import or jsonl)
+    return {k: v for k, v in s.items() if k not in ("ticket", "review_of")}
+
+
+async def test_the_reply_text_column_is_the_reviewed_text(pool, tmp_path):
+    """回复内容 maps to the reply's text: "已清理" alone is reviewed and sent back (答复审核)."""
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
+    path = tmp_path / "工单导出.xlsx"
+    write_export(path, "R")
+    await import_file(sup, path, MAPPING)
+    rows = await pool.fetch(
+        "SELECT data FROM events WHERE ticket = 'R001' AND type IN ('replied', 'reviewed') ORDER BY type"
+    )
+    replied, reviewed = (json.loads(r["data"]) if isinstance(r["data"], str) else r["data"] for r in rows)
+    assert replied["text"] == "已清理" and "result" not in replied
+    assert reviewed["outcome"] == "returned" and "too-short" in reviewed["checks"]
 
 
 async def test_export_round_trips_into_the_same_states_as_jsonl(pool, tmp_path):

@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from notifiers.settings import NotifierSettings
+from supervisor.acking import AckOutcome
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
-from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.acking import AckOutcome
 from supervisor.server.edge import edge_middleware
 from supervisor.server.provider_hooks import setup_provider_hooks
 from supervisor.storage.pg import PgStore

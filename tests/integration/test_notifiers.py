@@ -18,10 +18,10 @@ from twilio.request_validator import RequestValidator
 from notifiers.base import Notifier, Outgoing
 from notifiers.console import ConsoleNotifier
 from notifiers.registry import NOTIFIERS, build_notifiers, close_all, missing_settings
-from notifiers.settings import NotifierSettings, TwilioSettings
 from notifiers.twilio_client import TwilioClient
 from notifiers.twilio_sms import TwilioSmsNotifier
 from notifiers.twilio_voice import TwilioVoiceNotifier
+from supervisor.config.notifier_settings import NotifierSettings, TwilioSettings
 from tests.fakes.fake_twilio import FakeTwilio, sign
 
 SID = "AC" + "0" * 32

@@ -5,10 +5,10 @@ provider returns."""
 
 from __future__ import annotations
 
-from notifiers.settings import NotifierSettings
+from supervisor.config.fallback import told
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.breaker import OUTAGE_RULE
-from supervisor.delivery.outage import told
 from supervisor.server.daemon import Daemon
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.helpers import sh

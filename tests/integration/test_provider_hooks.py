@@ -13,12 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from notifiers.settings import NotifierSettings
+from supervisor.acking import AckOutcome, reply_ack
 from supervisor.application import Supervisor
+from supervisor.config.delivery import DeliverySettings
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.acking import AckOutcome, reply_ack
 from supervisor.server.provider_hooks import e164, setup_provider_hooks
 from supervisor.storage.memory import MemoryStore
 from supervisor.storage.pg import PgStore

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from supervisor.application import Supervisor
-from supervisor.core import reports
 from supervisor.core.clock import VirtualClock
+from supervisor.engine import reports
 from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh
 

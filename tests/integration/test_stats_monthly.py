@@ -174,7 +174,7 @@ async def test_later_events_do_not_change_a_closed_period_and_refresh_is_increme
 async def test_first_working_day_of_the_month_sends_the_headline_rates_and_keeps_the_file(
     pool, tmp_path, monkeypatch
 ):
-    from supervisor.core import reports
+    from supervisor.engine import reports
     from supervisor.stats.command import kept
 
     monkeypatch.chdir(tmp_path)  # the kept files go to ./var/reports

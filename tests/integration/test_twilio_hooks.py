@@ -13,10 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from supervisor.acking import AckOutcome
+from supervisor.config.delivery import DeliverySettings
 from supervisor.core.clock import VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
-from supervisor.server.acking import AckOutcome
 from supervisor.server.twilio_hooks import setup_twilio_hooks
 from supervisor.storage.pg import PgStore
 from tests.fakes.fake_twilio import sign

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from notifiers.base import Outgoing, SendResult
 from supervisor.application import Supervisor
+from supervisor.config.delivery import DeliverySettings
 from supervisor.core.clock import SystemClock, VirtualClock
 from supervisor.delivery.outbox import Dispatcher
-from supervisor.delivery.policy import DeliverySettings
 from supervisor.delivery.sending import TokenBucket
 from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from supervisor.acking import AckOutcome
 from supervisor.core.acks import ack_scope, covers, roles_held
-from supervisor.server.acking import AckOutcome
 from supervisor.server.twilio_hooks import parse_reply, reply_text
 
 SIGN_OFF = {"sign-off": [("liaison",), ("head",), ("supervisor",)]}

@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from supervisor.config.templates import segments
-from supervisor.delivery.policy import (
+from supervisor.config.delivery import (
     DeliverySettings,
     QuietHours,
     backoff_s,
@@ -20,6 +19,7 @@ from supervisor.delivery.policy import (
     release_at,
     split_groups,
 )
+from supervisor.config.templates import segments
 
 SH = ZoneInfo("Asia/Shanghai")
 S = DeliverySettings()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from supervisor.delivery.policy import DeliverySettings, compose_group, split_groups
+from supervisor.config.delivery import DeliverySettings, compose_group, split_groups
 from supervisor.delivery.sending import group_rows
 from supervisor.vocabulary import ZONE
 

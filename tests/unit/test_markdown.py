@@ -11,10 +11,10 @@ from aiohttp import web
 from notifiers.base import Outgoing
 from notifiers.markdown import to_markdown
 from notifiers.registry import build_notifiers, close_all
-from notifiers.settings import NotifierSettings
 from notifiers.webhook import DingTalkNotifier, WeComNotifier
+from supervisor.config.delivery import compose_group
+from supervisor.config.notifier_settings import NotifierSettings
 from supervisor.config.templates import sample_context
-from supervisor.delivery.policy import compose_group
 from tests.helpers import loaded
 
 

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 import pytest
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import overdue_words
 from supervisor.core.matter import (
     Candidate,
     MatterConfig,
@@ -16,6 +15,7 @@ from supervisor.core.matter import (
     normalise_address,
 )
 from supervisor.core.workcal import WorkCalendar
+from supervisor.engine.firing import overdue_words
 
 
 @pytest.mark.parametrize(
@@ -25,9 +25,14 @@ from supervisor.core.workcal import WorkCalendar
         ("幸福路１２號", "幸福路12号"),  # full-width digits, 號
         ("幸福路 12号 3栋2单元501室", "幸福路12号"),  # spaces, building/unit/room detail
         ("幸福路12号502", "幸福路12号"),
-        ("和平里小区5号楼2单元", "和平里小区"),
-        ("ＡＢＣ大厦Ａ座1201", "abc大厦"),
-        ("幸福路12号（东门）", "幸福路12号东门"),
+        ("和平里小区5号楼2单元", "和平里小区5栋"),  # a compound with its building
+        ("ＡＢＣ大厦Ａ座1201", "abc大厦a栋"),
+        ("幸福路12号（东门）", "幸福路12号"),  # 东门 is detail
+        ("建设路12号", "建设路12号"),
+        ("建设路１２号３单元", "建设路12号"),
+        ("建设路 12 号 2栋楼下", "建设路12号"),
+        ("某市某区解放街道建设路12号北门对面", "建设路12号"),  # divisions in front dropped
+        ("人民医院门口", "人民医院"),
         ("3号", None),  # too little to match on
         ("", None),
     ],
@@ -36,13 +41,27 @@ def test_address_keys(address, key):
     assert normalise_address(address) == key
 
 
+def test_another_house_number_is_another_address():
+    keys = {normalise_address(a) for a in ("建设路12号", "建设路１２号３单元", "建设路 12 号 2栋楼下")}
+    assert keys == {"建设路12号"}
+    assert normalise_address("建设路21号") != "建设路12号"
+
+
+def test_the_offices_own_address_words(tmp_path):
+    from supervisor.core.address import AddressWords, address_key
+
+    words = AddressWords(compounds=("小区", "坊"), details=("楼下", "跟前"))
+    assert address_key("永宁坊3栋跟前", words) == "永宁坊3栋"
+    assert address_key("永宁坊3栋跟前") == "永宁坊3栋跟前"  # neither word is a default
+
+
 def at(day, hour=10):
     return datetime(2026, 11, day, hour, tzinfo=SHANGHAI)
 
 
 def test_counts_and_the_fifth_caller():
     cfg = MatterConfig()
-    cands = [Candidate(f"G{i}", at(15 + i), f"c{i}", "和平里小区", None) for i in range(1, 5)]
+    cands = [Candidate(f"G{i}", at(15 + i), f"c{i}", "和平里小区3栋", None) for i in range(1, 5)]
     cands.append(Candidate("X", at(17), "cx", "光明路7号", None))  # another matter
     found = matches("G5", "和平里小区3号楼", None, cands, cfg)
     assert [c.ticket for c in found] == ["G1", "G2", "G3", "G4"]

@@ -3,11 +3,11 @@
 from dataclasses import replace
 
 from supervisor.config.contacts import load_directory
-from supervisor.core import deadlines as dl
 from supervisor.core.events import parse_event
-from supervisor.core.firing import fire_step
 from supervisor.core.privacy import redact
 from supervisor.core.state import fold
+from supervisor.engine import deadlines as dl
+from supervisor.engine.firing import fire_step
 from supervisor.policy.facts import state_fields
 from tests.helpers import CONFIG, ev, runtime, sh
 

@@ -3,9 +3,9 @@ warning when nobody could be (issue 23)."""
 
 from __future__ import annotations
 
-from notifiers.registry import channel_providers
-from notifiers.settings import NotifierSettings
-from supervisor.delivery.outage import outage_notices, single_provider_warning, told
+from supervisor.config.fallback import channel_providers, single_provider_warning, told
+from supervisor.config.notifier_settings import NotifierSettings
+from supervisor.delivery.outage import outage_notices
 from tests.helpers import loaded, sh
 
 AT = sh(2026, 11, 25, 10, 0)

@@ -7,10 +7,11 @@ from datetime import date, datetime
 import pytest
 
 from supervisor.core.events import parse_event
+from supervisor.core.matter import normalise_address as address_key
 from supervisor.imports.mapping import load_mapping
 from supervisor.imports.rows import Header, parse_time, row_events
 from supervisor.stats.command import period_from
-from supervisor.stats.facts import address_key, ticket_facts
+from supervisor.stats.facts import ticket_facts
 from supervisor.stats.monthly import Period, parse_month, previous_month, rate
 from supervisor.stats.render import rate_text, to_csv
 from tests.helpers import CONFIG, ev, runtime, sh
@@ -90,7 +91,7 @@ def test_a_second_unit_returning_makes_a_dispute_and_a_signature_by_another_unit
 
 def test_address_key_ignores_spaces_and_full_width_forms():
     assert address_key("幸福路 ８ 号") == address_key("幸福路8号") == "幸福路8号"
-    assert address_key("Ａ栋\u30001单元") == "a栋1单元"
+    assert address_key("幸福路８号Ａ栋\u30001单元") == "幸福路8号"  # the same key as same-matter
     assert address_key("  ") is None and address_key(None) is None
 
 

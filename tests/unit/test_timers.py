@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from supervisor.core.planner import Ladder
-from supervisor.core.timers import lateness_s, past_grace, verdict
+from supervisor.engine.planner import Ladder
+from supervisor.engine.timers import lateness_s, past_grace, verdict
 from tests.helpers import sh
 
 AT = sh(2026, 11, 23, 9, 0)

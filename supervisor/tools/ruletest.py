@@ -13,6 +13,7 @@ with what it expects, and expects silence from the rules it names for anything e
           - {at: "...", rule: sign-off, by: zhang-min}
         until: "2026-11-30T18:00:00+08:00"   # optional, default 30 days after the last event
         rules: [sign-off, sign-off-urgent]   # the rules this test speaks for (default: all)
+        findings: [contact, push-away]  # optional: the review checks that fail (答复审核)
         expect: []                      # exactly these notifications from those rules
                                         # (keys: at rule step role to channel text text_contains
                                         #  note repeat cycle)
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supervisor.application import BatchRejected, Runtime, validate_batch
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core.events import _parse_timestamp
-from supervisor.core.firing import Notification
+from supervisor.engine.firing import Notification
 from supervisor.tools.simulate import Simulation
 
 EXPECT_KEYS = ("at", "rule", "step", "role", "to", "channel")
@@ -70,6 +71,9 @@ class RuleTest(_Model):
     until: str | None = None
     rules: list[str] | None = None
     expect: list[Expected] = []
+    # 答复审核: the ids of the review checks the test's replies, returns and extension requests
+    # fail, all together (rules/review.yaml); [] means every one passes
+    findings: list[str] | None = None
 
 
 class RuleTestFile(_Model):
@@ -121,7 +125,7 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
         raw = {"ticket": test.ticket, "id": f"{ev.get('ticket', test.ticket)}-e{i}", **ev}
         raws.append(raw)
     try:
-        events = validate_batch(raws, b"rule-tests")
+        events = validate_batch(raws, runtime.caller_key)
     except BatchRejected as exc:
         result.failures += [f"events[{i}].{p.field}: {p.message}" for i, p in exc.problems]
         return result
@@ -156,6 +160,14 @@ async def run_test(test: RuleTest, runtime: Runtime, file: str, line: int | None
             unmatched.remove(hit)
     for n in unmatched:
         result.failures.append(f"produced, not expected: {describe(n)}: {n.text}")
+    if test.findings is not None:
+        found = sorted(
+            {c for e in sim.store.events.values() if e.type == "reviewed" for c in e.data.get("checks", ())}
+        )
+        if found != sorted(set(test.findings)):
+            result.failures.append(
+                f"review findings: expected {sorted(set(test.findings))}, found {found}"
+            )
     return result
 
 

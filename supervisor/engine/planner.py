@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from supervisor.core import deadlines as dl
 from supervisor.core.events import Event
 from supervisor.core.state import TicketState, apply
+from supervisor.engine import deadlines as dl
 from supervisor.policy.facts import event_fields, state_fields
 from supervisor.policy.rulebook import Policy, Rule
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
-from supervisor.core import deadlines as dl
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.firing import (
+from supervisor.core.state import TicketState
+from supervisor.core.workcal import CalendarGapError, WorkCalendar
+from supervisor.engine import deadlines as dl
+from supervisor.engine.firing import (
     Notification,
     channel_for,
     stand_in_note,
     ticket_context,
     with_note,
 )
-from supervisor.core.state import TicketState
-from supervisor.core.workcal import CalendarGapError, WorkCalendar
 from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Report
 

@@ -28,8 +28,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from notifiers.base import CHANNELS
 from supervisor.config.templates import segments
+from supervisor.vocabulary import MESSAGE_CHANNELS
+
+CHANNELS = frozenset(MESSAGE_CHANNELS)  # the channels notifiers/ sends on (notifiers.base)
 
 
 class _Strict(BaseModel):

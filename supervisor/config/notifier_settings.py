@@ -5,6 +5,7 @@ Secrets are never in the file: the file names the environment variables that hol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -119,3 +120,35 @@ class NotifierSettings(_Strict):
     def template_sms(self) -> tuple[str, ...]:
         """The configured providers that send only registered templates."""
         return tuple(n for n in ("aliyun", "tencent") if getattr(self, n) is not None)
+
+
+def missing_settings(settings: NotifierSettings, env: Mapping[str, str]) -> list[str]:
+    """What a configured notifier lacks, as messages for a human; empty when all is set."""
+    wanted: list[tuple[str, str, str | None]] = []  # (notifier, setting key, env var name)
+    if settings.twilio is not None:
+        wanted += [
+            ("twilio", "account_sid_env", settings.twilio.account_sid_env),
+            ("twilio", "auth_token_env", settings.twilio.auth_token_env),
+        ]
+    if settings.wecom is not None:
+        wanted.append(("wecom", "webhook_url_env", settings.wecom.webhook_url_env))
+    if settings.dingtalk is not None:
+        wanted.append(("dingtalk", "webhook_url_env", settings.dingtalk.webhook_url_env))
+        wanted.append(("dingtalk", "secret_env", settings.dingtalk.secret_env))
+    if settings.aliyun is not None:
+        wanted += [
+            ("aliyun", "access_key_id_env", settings.aliyun.access_key_id_env),
+            ("aliyun", "access_key_secret_env", settings.aliyun.access_key_secret_env),
+            ("aliyun", "callback_token_env", settings.aliyun.callback_token_env),
+        ]
+    if settings.tencent is not None:
+        wanted += [
+            ("tencent", "secret_id_env", settings.tencent.secret_id_env),
+            ("tencent", "secret_key_env", settings.tencent.secret_key_env),
+            ("tencent", "callback_token_env", settings.tencent.callback_token_env),
+        ]
+    return [
+        f"{section}: {var} is not set (named by notifiers.{section}.{key})"
+        for section, key, var in wanted
+        if var is not None and not env.get(var)
+    ]

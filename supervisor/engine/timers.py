@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from supervisor.core.planner import Ladder
+from supervisor.engine.planner import Ladder
 
 Verdict = Literal["fired", "superseded", "cancelled"]
 

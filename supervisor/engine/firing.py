@@ -11,11 +11,11 @@ from typing import Any
 from supervisor.config.contacts import Directory, Recipient
 from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.deadlines import Deadlines
 from supervisor.core.durations import Duration
 from supervisor.core.spoken import call_info, speakable, with_spoken_notes
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
+from supervisor.engine.deadlines import Deadlines
 from supervisor.policy.rulebook import Rule, Step
 
 ROLE_ZH = {
@@ -103,6 +103,12 @@ def ticket_context(
         "extension_until": state.extension_requested_until,
         "extension_reason": state.extension_reason or "",
         "history": list(state.history),
+        # 答复审核: the last review's findings ("名称：what to add or fix"), their names, the
+        # staff's note, and what was reviewed (答复, 退单, 延期申请)
+        "review_findings": list(state.review_findings),
+        "review_names": [f.split("：", 1)[0] for f in state.review_findings],
+        "review_note": state.review_note or "",
+        "review_kind": _REVIEW_KIND_ZH.get(state.review_kind or "", "答复"),
     }
 
 
@@ -114,6 +120,9 @@ def tidy_address(address: str) -> str:
     """An address as a text prints it: runs of spaces become one, and none is kept next to a
     Chinese character ("幸福路 12号 502室" -> "幸福路12号502室"; "Block A" keeps its space)."""
     return _CJK_SPACE.sub("", _SPACES.sub(" ", address).strip())
+
+
+_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
 
 
 def overdue_words(
