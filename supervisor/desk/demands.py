@@ -153,7 +153,8 @@ async def register(request: web.Request, v: Viewer) -> web.StreamResponse:
         return web.json_response({"ticket": ticket, "caller_masked": masked})
     msg = f"已登记工单{ticket}" + (f"，来电{masked}" if masked else "")
     target = GRID_PATH if v.user.role == "grid" else f"/tickets/{ticket}"
-    raise web.HTTPSeeOther(f"{target}?msg={msg}")
+    await desk.sessions.update(v.session, flash=msg)  # a notice from the session, never the URL
+    raise web.HTTPSeeOther(target)
 
 
 async def grid_view(request: web.Request, v: Viewer) -> web.Response:

@@ -146,7 +146,8 @@ async def decide(request: web.Request, v: Viewer) -> web.StreamResponse:
     )  # fmt: skip
     if request.headers.get("Accept", "").startswith("application/json"):
         return web.json_response({"ok": True, "event": event.id})
-    raise web.HTTPSeeOther(f"{PATH}?msg=已{DECISION_ZH[decision]}：工单{row['ticket']}")
+    await desk.sessions.update(v.session, flash=f"已{DECISION_ZH[decision]}：工单{row['ticket']}")
+    raise web.HTTPSeeOther(PATH)
 
 
 def mount_reviews(app: web.Application) -> None:
