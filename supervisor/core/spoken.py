@@ -58,6 +58,9 @@ def with_spoken_notes(text: str, notes: Sequence[str]) -> str:
     return said + text
 
 
+_LIST_MARK = re.compile(r"(^|[：；，。])\s*\d{1,2}[.、．](?!\d)")
+
+
 def speakable(text: str, ticket: str | None = None) -> str:
     """A text made fit to be read aloud: the greeting first, no 【】, brackets, list marks or
     ellipses; clock times as said; 12345 as 幺二三四五; the ticket, and anything else with more
@@ -65,6 +68,7 @@ def speakable(text: str, ticket: str | None = None) -> str:
     key)."""
     text = _TAG.sub("", text)
     text = text.replace("：工单", "工单")  # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
+    text = _LIST_MARK.sub(r"\1", text)  # "：1.联系诉求人；2.推诿用语" is said without its numbers
     for hint in ACK_HINTS:
         text = text.replace(hint, "")
     if ticket and len(ticket) > 4:

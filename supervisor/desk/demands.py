@@ -189,7 +189,7 @@ async def grid_view(request: web.Request, v: Viewer) -> web.Response:
         return web.json_response(
             data, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str)
         )
-    return render(request, "grid.html", {**data, "flash": request.query.get("msg")}, v)
+    return render(request, "grid.html", data, v)
 
 
 def mount_demands(app: web.Application) -> None:

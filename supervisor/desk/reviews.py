@@ -94,7 +94,7 @@ async def queue(request: web.Request, v: Viewer) -> web.Response:
     data = await queue_data(request, v)
     if request.path.endswith(".json"):
         return web.json_response(data, dumps=_dumps)
-    return render(request, "reviews.html", {**data, "flash": request.query.get("msg")}, v)
+    return render(request, "reviews.html", data, v)
 
 
 def _dumps(o: Any) -> str:
