@@ -91,6 +91,7 @@ class MatterCache:
         self.max_rows = max_rows
         self.watermark: str | None = None  # xid8 as text
         self.entries: OrderedDict[MatterKey, _Entry] = OrderedDict()
+        self.by_name: dict[tuple[str, str], _Entry] = {}  # the same entries by (kind, key)
         self.rows = 0
         self.loads = self.hits = 0  # keys read from the table / answered from memory
         self.limit = 500  # max_candidates, as last asked
@@ -143,10 +144,9 @@ class MatterCache:
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
         rows = await conn.fetch(q.MATTER_SINCE, self.watermark)
         self.watermark = rows[0]["xmin"]
+        entries = self.by_name
         for r in rows:
-            if r["kind"] is None:
-                continue
-            e = self.entries.get(MatterKey(r["kind"], r["key"]))
+            e = entries.get((r["kind"], r["key"]))  # None for keys not kept (and the empty row)
             if e is not None and e.add(
                 Candidate(
                     r["ticket"],
@@ -154,7 +154,7 @@ class MatterCache:
                     r["caller_hash"],
                     r["address_key"],
                     r["summary_key"],
-                )  # fmt: skip
+                )
             ):
                 self.rows += 1
                 if len(e.rows) > 8 * self.limit:  # a very busy key: keep its most recent rows
@@ -164,6 +164,7 @@ class MatterCache:
     def _put(self, k: MatterKey, e: _Entry) -> None:
         self._drop(k)
         self.entries[k] = e
+        self.by_name[(k.kind, k.key)] = e
         self.rows += len(e.rows)
         self._bound()
 
@@ -171,8 +172,10 @@ class MatterCache:
         old = self.entries.pop(k, None)
         if old is not None:
             self.rows -= len(old.rows)
+            del self.by_name[(k.kind, k.key)]
 
     def _bound(self) -> None:
         while self.rows > self.max_rows and self.entries:
-            _, old = self.entries.popitem(last=False)
+            k, old = self.entries.popitem(last=False)
             self.rows -= len(old.rows)
+            del self.by_name[(k.kind, k.key)]
