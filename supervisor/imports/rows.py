@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.events import EventInvalid, parse_event
+from supervisor.core.events import Event, EventInvalid, parse_event
 from supervisor.imports.mapping import DATE_FIELDS, FIELDS, Mapping
 
 EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -143,9 +143,15 @@ def _stamp(at: datetime) -> str:
 
 
 def row_events(
-    number: int, cells: list[Any], header: Header, mapping: Mapping
+    number: int,
+    cells: list[Any],
+    header: Header,
+    mapping: Mapping,
+    parsed: list[Event] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """The events of one row, or the problems that make it bad (then no events)."""
+    """The events of one row, or the problems that make it bad (then no events). A good row's
+    events, as the contract's check parsed them, are appended to `parsed` when given (the import
+    stores those instead of parsing every event a second time)."""
     problems: list[Problem] = []
     v: dict[str, Any] = {}
     for name in FIELDS:
@@ -213,13 +219,16 @@ def row_events(
         )
     if "closed_at" in v:
         add("closed", "closed_at", v["closed_at"], {}, stamp=False)
+    checked = []
     for e, column in zip(events, columns, strict=True):
         try:
-            parse_event(e)  # the contract's own check, so a bad cell is named here, not later
+            checked.append(parse_event(e))  # the contract's own check: a bad cell is named here
         except EventInvalid as exc:
             problems.extend(
                 Problem(number, column, f"{p.field}: {p.message}") for p in exc.problems
             )
+    if parsed is not None and not problems:
+        parsed.extend(checked)
     return ([] if problems else events), problems
 
 
