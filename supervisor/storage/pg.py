@@ -4,7 +4,7 @@ SQL is in queries.py; the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -194,22 +194,34 @@ class PgStore(PgMatter, PgReads):
                 )  # fmt: skip
                 for t in changed
             }
-            await self._apply(conn, plans)
+            await self._apply(conn, plans, stored)
             outcome.plans = plans
         return outcome
 
-    async def _apply(self, conn: asyncpg.Connection, plans: dict[str, Plan]) -> None:
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        plans: dict[str, Plan],
+        stored: Collection[str] | None = None,
+    ) -> None:
+        """Write the plans. `stored`: the tickets that have a row (the others are inserted);
+        None: every one has (a replan)."""
         states = [p.state for p in plans.values()]
-        await conn.execute(
-            q.UPSERT_TICKETS,
-            [s.ticket for s in states],
-            [dumps(s.to_json()) for s in states],
-            [s.status for s in states],
-            [s.unit for s in states],
-            [s.caller_hash for s in states],
-            [s.category for s in states],
-            [s.created_at for s in states],
-        )
+        for sql, part in (
+            (q.UPDATE_TICKETS, [s for s in states if stored is None or s.ticket in stored]),
+            (q.INSERT_TICKETS, [s for s in states if stored is not None and s.ticket not in stored]),
+        ):
+            if part:
+                await conn.execute(
+                    sql,
+                    [s.ticket for s in part],
+                    [dumps(s.to_json()) for s in part],
+                    [s.status for s in part],
+                    [s.unit for s in part],
+                    [s.caller_hash for s in part],
+                    [s.category for s in part],
+                    [s.created_at for s in part],
+                )
         ps = list(plans.values())
         await conn.execute(
             q.UPSERT_DESK_DEADLINES,

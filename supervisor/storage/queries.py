@@ -7,8 +7,9 @@ runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 
 # The batch's tickets, locked for the transaction in one order (hash order: no deadlock between
 # batches). An advisory lock, not a placeholder row: a new ticket's row is then written once (by
-# UPSERT_TICKETS), not inserted empty and rewritten with its six indexes. SELECT_FOR_UPDATE still
-# row-locks the stored ones (replan locks those rows too, in ticket order).
+# INSERT_TICKETS), not inserted empty and rewritten with its six indexes. SELECT_FOR_UPDATE still
+# row-locks the stored ones (replan locks those rows too, in ticket order), which UPDATE_TICKETS
+# rewrites; the new ones are inserted by INSERT_TICKETS.
 LOCK_TICKETS = """
 SELECT pg_advisory_xact_lock(7347, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
 """
@@ -52,16 +53,21 @@ SELECT ticket, created_at FROM tickets
 WHERE caller_hash = $1 AND category IS NOT DISTINCT FROM $2 AND created_at > $3 AND created_at <= $4
 ORDER BY created_at, ticket
 """
-UPSERT_TICKETS = """
-INSERT INTO tickets AS t (ticket, state, status, unit, caller_hash, category, created_at, updated_at)
+UPDATE_TICKETS = """
+UPDATE tickets AS t SET state = v.state::jsonb, status = v.status, unit = v.unit, caller_hash = v.caller_hash,
+       category = v.category, created_at = v.created_at, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+     AS v(ticket, state, status, unit, caller_hash, category, created_at)
+WHERE t.ticket = v.ticket
+"""
+# A ticket with no row yet (its advisory lock is held: no one else can insert it meanwhile).
+INSERT_TICKETS = """
+INSERT INTO tickets (ticket, state, status, unit, caller_hash, category, created_at, updated_at)
 SELECT v.*, now() FROM unnest($1::text[], $2::text[]::jsonb[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
      AS v(ticket, state, status, unit, caller_hash, category, created_at)
-ON CONFLICT (ticket) DO UPDATE SET state = EXCLUDED.state, status = EXCLUDED.status, unit = EXCLUDED.unit,
-       caller_hash = EXCLUDED.caller_hash, category = EXCLUDED.category, created_at = EXCLUDED.created_at,
-       updated_at = EXCLUDED.updated_at
 """
 # The desk's deadline index (supervisor/desk/index.py), written with the state: src_updated_at is
-# now(), the transaction's start, the same value UPSERT_TICKETS gave tickets.updated_at.
+# now(), the transaction's start, the same value UPDATE_TICKETS and INSERT_TICKETS gave tickets.updated_at.
 UPSERT_DESK_DEADLINES = """
 INSERT INTO desk_deadlines (ticket, sign_by, reply_by, commitment_due, policy, status, unit,
                             signed_at, replied_at, src_updated_at)
