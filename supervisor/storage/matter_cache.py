@@ -13,7 +13,8 @@ batch asks, under their own locks.
 A key's entry holds every stored row of that key created in (floor, ceiling], plus whatever
 arrived since. It answers "the most recent `limit` rows created in (lo, hi]" when that answer lies
 wholly inside what it holds; otherwise the key is read from the table again (a batch of events
-from long ago, a busy key trimmed). Bounded: at most MAX_ROWS rows, least recently used keys go.
+from long ago, a busy key trimmed). Rows the window has left behind (created before the asking
+batch's window) are dropped. Bounded: at most MAX_ROWS rows, least recently used keys go.
 
 Not seen: rows deleted while the daemon runs (only the offline demo-data tool deletes any).
 """
@@ -30,7 +31,7 @@ import asyncpg
 from supervisor.core.matter import Candidate, MatterKey
 from supervisor.storage import queries as q
 
-MAX_ROWS = 400_000
+MAX_ROWS = 200_000
 # a key loaded for a batch holds rows created up to this far after the batch (future-dated events)
 _CEILING = timedelta(days=3650)
 
@@ -69,6 +70,18 @@ class _Entry:
         if j >= limit:  # the `limit` most recent up to hi are all above the floor (> lo)
             return self.rows[j - limit : j]
         return None
+
+    def forget_until(self, lo: datetime) -> int:
+        """Drop the rows created at or before `lo` (older than any window a batch at lo asks);
+        returns how many went. A later batch from before then reads the key again."""
+        if lo <= self.floor:
+            return 0
+        drop = bisect_right(self.ats, lo)
+        for c in self.rows[:drop]:
+            self.tickets.discard(c.ticket)
+        del self.rows[:drop], self.ats[:drop]
+        self.floor = lo
+        return drop
 
     def trim(self, keep: int) -> int:
         """Drop the oldest rows beyond `keep` (the floor rises); returns how many went."""
@@ -116,11 +129,12 @@ class MatterCache:
         for k in keys:
             e = self.entries.get(k)
             got = e.answer(lo, hi, limit) if e is not None else None
-            if got is None:
+            if e is None or got is None:
                 missing.append(k)
             else:
                 self.hits += 1
                 self.entries.move_to_end(k)
+                self.rows -= e.forget_until(lo)  # what the window has left behind
                 if got:
                     out[k] = got
         if missing:
