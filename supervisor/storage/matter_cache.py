@@ -2,13 +2,13 @@
 decode every candidate of its keys (about 30 rows per event on a city's stream).
 
 Exact with several daemons on one database. Each row of matter_keys carries the id of the
-transaction that wrote it (`xid`, migration 020). Every lookup first reads the rows written by
-transactions at or after `watermark`, the oldest transaction still running at the previous read
-(`pg_snapshot_xmin`): a transaction older than that had finished by then, so its rows were visible
-to that read or to an earlier one. Rows of a transaction still running now are read next time. The
-batch holds the advisory locks of its keys (MATTER_LOCK_KEYS) before it asks, so every writer of
-those keys has committed and is seen; the keys of other batches may lag, but only until their own
-batch asks, under their own locks.
+transaction that wrote it (`xid`, migration 020). A key's entry remembers `since`, the oldest
+transaction still running when the key was last read (`pg_snapshot_xmin`); asked again, it reads
+only the key's rows written by transactions from that one on (index matter_keys_since). A
+transaction older than `since` had finished by the last read, so its rows were read then or
+before; rows of one still running are read next time. The batch holds the advisory locks of its
+keys (MATTER_LOCK_KEYS) before it asks, so every writer of those keys has committed and is seen.
+Only the batch's own keys are read: other daemons' batches about other keys cost nothing here.
 
 A key's entry holds every stored row of that key created in (floor, ceiling], plus whatever
 arrived since. It answers "the most recent `limit` rows created in (lo, hi]" when that answer lies
@@ -41,9 +41,12 @@ def _order(c: Candidate) -> tuple[datetime, str]:
 
 
 class _Entry:
-    __slots__ = ("floor", "ceiling", "rows", "ats", "tickets")
+    __slots__ = ("floor", "ceiling", "rows", "ats", "tickets", "since")
 
-    def __init__(self, floor: datetime, ceiling: datetime, rows: Iterable[Candidate]) -> None:
+    def __init__(
+        self, floor: datetime, ceiling: datetime, rows: Iterable[Candidate], since: str
+    ) -> None:
+        self.since = since  # xid8 (text): rows of transactions from this one on are read again
         self.floor = floor
         self.ceiling = ceiling
         self.rows = sorted((c for c in rows if c.at > floor), key=_order)
@@ -102,7 +105,6 @@ class MatterCache:
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
-        self.watermark: str | None = None  # xid8 as text
         self.entries: OrderedDict[MatterKey, _Entry] = OrderedDict()
         self.by_name: dict[tuple[str, str], _Entry] = {}  # the same entries by (kind, key)
         self.rows = 0
@@ -123,7 +125,7 @@ class MatterCache:
 
         keys = sorted(set(keys), key=lambda k: (k.kind, k.key))
         self.limit = limit
-        await self._catch_up(conn)
+        xmin = await self._catch_up(conn, [k for k in keys if k in self.entries])
         out: dict[MatterKey, list[Candidate]] = {}
         missing = []
         for k in keys:
@@ -143,7 +145,7 @@ class MatterCache:
             for k in missing:
                 rows = loaded.get(k, [])
                 floor = lo if len(rows) < limit else min(c.at for c in rows)
-                e = _Entry(floor, hi + _CEILING, rows)
+                e = _Entry(floor, hi + _CEILING, rows, xmin)
                 got = e.answer(lo, hi, limit)
                 if got is None:  # later rows fill the limit (events from long ago): not kept
                     self._drop(k)
@@ -155,13 +157,25 @@ class MatterCache:
                     out[k] = got
         return out
 
-    async def _catch_up(self, conn: asyncpg.Connection) -> None:
-        rows = await conn.fetch(q.MATTER_SINCE, self.watermark)
-        self.watermark = rows[0]["xmin"]
-        entries = self.by_name
+    async def _catch_up(self, conn: asyncpg.Connection, held: list[MatterKey]) -> str:
+        """Read, for the held keys, the rows written since each last read; returns the oldest
+        transaction still running (the `since` of what is read now)."""
+        if not held:
+            return str(await conn.fetchval(q.MATTER_XMIN))
+        entries = [self.entries[k] for k in held]
+        rows = await conn.fetch(
+            q.MATTER_SINCE,
+            [k.kind for k in held], [k.key for k in held], [e.since for e in entries],
+        )  # fmt: skip
+        xmin = rows[0]["xmin"]
+        for e in entries:
+            e.since = xmin
+        by_name = self.by_name
         for r in rows:
-            e = entries.get((r["kind"], r["key"]))  # None for keys not kept (and the empty row)
-            if e is not None and e.add(
+            if r["ticket"] is None:  # a key with nothing new
+                continue
+            e = by_name[(r["kind"], r["key"])]
+            if e.add(
                 Candidate(
                     r["ticket"],
                     r["created_at"],
@@ -174,6 +188,7 @@ class MatterCache:
                 if len(e.rows) > 8 * self.limit:  # a very busy key: keep its most recent rows
                     self.rows -= e.trim(4 * self.limit)
         self._bound()
+        return xmin
 
     def _put(self, k: MatterKey, e: _Entry) -> None:
         self._drop(k)

@@ -173,13 +173,19 @@ INSERT INTO matter_keys (kind, key, ticket, created_at, caller_hash, address_key
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
 ON CONFLICT (kind, key, ticket) DO NOTHING
 """
-# The rows written by transactions at or after $1 (an xid8 as text; NULL: none), and the oldest
-# transaction still running now, the next call's $1 (storage/matter_cache.py). Always one row.
+# Per held key ($1 kinds, $2 keys), its rows written by transactions from $3 on (xid8 as text), and
+# the oldest transaction still running now, the keys' next $3 (storage/matter_cache.py). At least
+# one row per key (NULL ticket: nothing new).
 MATTER_SINCE = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, m.kind, m.key, m.ticket, m.created_at,
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, k.kind, k.key, m.ticket, m.created_at,
        m.caller_hash, m.address_key, m.summary_key
-FROM (SELECT 1) AS one LEFT JOIN matter_keys m ON m.xid >= $1::text::xid8
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(kind, key, since)
+LEFT JOIN LATERAL (
+    SELECT ticket, created_at, caller_hash, address_key, summary_key FROM matter_keys m
+    WHERE m.kind = k.kind AND m.key = k.key AND m.xid >= k.since::xid8
+) m ON true
 """
+MATTER_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 # Two batches about one matter must see each other: the second waits for the first to commit.
 MATTER_LOCK_KEYS = """
 SELECT pg_advisory_xact_lock(7346, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($1::text[]) AS h ORDER BY 1) AS s
