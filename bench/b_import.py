@@ -95,13 +95,30 @@ async def main(rows: int) -> None:
             sup = Supervisor(
                 PgStore(pool), runtime(), VirtualClock(datetime(2026, 12, 1, 9, tzinfo=SH))
             )
+            import psutil
+
+            async with pool.acquire() as c1, pool.acquire() as c2, pool.acquire() as c3, pool.acquire() as c4:
+                backends = [psutil.Process(c.get_server_pid()) for c in (c1, c2, c3, c4)]  # fmt: skip
+
+            def pg_cpu() -> dict[int, float]:  # the pool's backends: what the import costs PostgreSQL
+                out = {}
+                for p in backends:
+                    try:
+                        out[p.pid] = sum(p.cpu_times()[:2])
+                    except psutil.Error:  # the pool closed an idle connection (it had no work)
+                        pass
+                return out
+
             async with Analyzer(url):
                 for attempt in (1, 2):
-                    t0 = time.perf_counter()
+                    t0, c0, p0 = time.perf_counter(), time.process_time(), pg_cpu()
                     s = await import_file(sup, path, mapping)
                     took = time.perf_counter() - t0
+                    p1 = pg_cpu()
+                    cpu, pg = time.process_time() - c0, sum(v - p0.get(k, v) for k, v in p1.items())
                     print(f"import {attempt}: {took:.1f} s: rows {s.rows_read:,}, new {s.events_new:,}, known "
-                          f"{s.events_known:,}, skipped {s.rows_skipped}; {s.rows_read / took:,.0f} rows/s")  # fmt: skip
+                          f"{s.events_known:,}, skipped {s.rows_skipped}; {s.rows_read / took:,.0f} rows/s; "
+                          f"CPU: import {cpu:.1f} s + PostgreSQL {pg:.1f} s; load {os.getloadavg()[0]:.1f}")  # fmt: skip
             async with pool.acquire() as conn:
                 print("events stored:", await conn.fetchval("SELECT count(*) FROM events"))
         finally:

@@ -1,4 +1,5 @@
-"""Importing an export: read, map, store through Supervisor.ingest (the API's path), summarise.
+"""Importing an export: read, map, store through Supervisor.ingest_events (the API's path, each
+event parsed once, by the contract check that names a bad cell), summarise.
 
 Used by `hotline-supervisor import` and by the desk's upload page. A bad row is reported as
 `file:row:column: message` and skipped; with `strict`, nothing is stored unless every row is
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.core.events import Event
+from supervisor.core.privacy import redact
 from supervisor.imports.mapping import Mapping, load_mapping
 from supervisor.imports.readers import ReadError, Row, read_rows
 from supervisor.imports.rows import blank, find_header, row_events
@@ -58,8 +61,9 @@ class Summary:
 
 def _batches(
     rows: Iterator[Row], mapping: Mapping, name: str, summary: Summary
-) -> Iterator[list[dict[str, Any]]]:
-    """Events of the good rows, a batch of rows at a time; problems go into the summary."""
+) -> Iterator[tuple[list[dict[str, Any]], list[Event]]]:
+    """Events of the good rows, a batch of rows at a time, raw and as the contract parsed them
+    (the same events in the same order); problems go into the summary."""
     head: list[Row] = []
     header = None
     for row in rows:
@@ -74,6 +78,7 @@ def _batches(
         )
         return
     batch: list[dict[str, Any]] = []
+    parsed: list[Event] = []
     count = 0
 
     def body() -> Iterator[Row]:
@@ -84,7 +89,7 @@ def _batches(
         if blank(cells):
             continue
         summary.rows_read += 1
-        events, problems = row_events(number, cells, header, mapping)
+        events, problems = row_events(number, cells, header, mapping, parsed)
         if problems:
             summary.rows_skipped += 1
             summary.problems.extend(p.where(name) for p in problems)
@@ -92,10 +97,10 @@ def _batches(
         batch.extend(events)
         count += 1
         if count >= BATCH_ROWS:
-            yield batch
-            batch, count = [], 0
+            yield batch, parsed
+            batch, parsed, count = [], [], 0
     if batch:
-        yield batch
+        yield batch, parsed
 
 
 async def import_file(
@@ -117,7 +122,7 @@ async def import_file(
         return read_rows(path, mapping.sheet, data)
 
     if strict or dry_run:
-        for batch in _batches(rows(), mapping, name, summary):
+        for batch, _ in _batches(rows(), mapping, name, summary):
             summary.unknown_units |= _units(batch) - units
             known = await _known(sup.store.pool, [e["id"] for e in batch])
             summary.events_known += len(known)
@@ -128,22 +133,26 @@ async def import_file(
             summary.events_new = summary.events_known = 0
             return summary
         summary = Summary(file=name)
-    async def store(batch: list[dict[str, Any]]) -> None:
+    key = sup.runtime.caller_key
+
+    async def store(batch: list[Event]) -> None:
         # what is stored already is not sent through the rules again (a re-import is cheap);
         # the ingest still refuses anything stored meanwhile as a duplicate
-        known = await _known(sup.store.pool, [e["id"] for e in batch])
+        known = await _known(sup.store.pool, [e.id for e in batch])
         summary.events_known += len(known)
-        fresh = [e for e in batch if e["id"] not in known]
+        fresh = [e for e in batch if e.id not in known]
         if fresh:
-            out = await sup.ingest(fresh)
+            # Supervisor.ingest's own validation (parse, then redact the caller), with the parse
+            # row_events already did: each event is parsed once
+            out = await sup.ingest_events([redact(e, key) for e in fresh])
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)
 
     pending: set[asyncio.Task[None]] = set()
     try:
-        for batch in _batches(rows(), mapping, name, summary):
+        for batch, parsed in _batches(rows(), mapping, name, summary):
             summary.unknown_units |= _units(batch) - units
-            pending.add(asyncio.create_task(store(batch)))
+            pending.add(asyncio.create_task(store(parsed)))
             if len(pending) >= IN_FLIGHT:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

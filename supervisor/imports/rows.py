@@ -7,13 +7,15 @@ time, and a later export that overlaps it adds only what changed (a new reply, a
 
 from __future__ import annotations
 
+import _strptime
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.events import EventInvalid, parse_event
+from supervisor.core.events import Event, EventInvalid, parse_event
 from supervisor.imports.mapping import DATE_FIELDS, FIELDS, Mapping
 
 EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -84,12 +86,47 @@ def parse_time(value: Any, formats: list[str]) -> datetime:
     text = _text(value) or ""
     if re.fullmatch(r"\d{5}(\.\d+)?", text):
         return _serial(float(text))
+    at = _strptime_first(text, formats)
+    if at is not None:
+        return at.replace(tzinfo=SHANGHAI)
+    raise ValueError(f"{text!r} is not a time in any of the date_formats of the mapping")
+
+
+# A format of numeric fields only (%Y %m %d %H %M %S, each at most once, and literal text): matched
+# with strptime's own regular expression, the datetime built from its groups. What strptime does,
+# without its exception for every format that does not fit (an import tries several per cell).
+_NUMERIC = re.compile(r"(?:%[YmdHMS]|[^%])*")
+
+
+@lru_cache(maxsize=64)
+def _pattern(fmt: str) -> re.Pattern[str] | None:
+    directives = re.findall(r"%(.)", fmt)
+    if not _NUMERIC.fullmatch(fmt) or len(set(directives)) != len(directives):
+        return None
+    return _strptime._TimeRE_cache.compile(fmt)  # type: ignore[attr-defined]
+
+
+def _strptime_first(text: str, formats: list[str]) -> datetime | None:
+    """datetime.strptime(text, f) for the first format f that fits, or None."""
     for fmt in formats:
+        rx = _pattern(fmt)
+        if rx is None:
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+        m = rx.match(text)
+        if m is None or m.end() != len(text):
+            continue
+        g = m.groupdict()
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI)
+            return datetime(
+                int(g.get("Y") or 1900), int(g.get("m") or 1), int(g.get("d") or 1),
+                int(g.get("H") or 0), int(g.get("M") or 0), int(g.get("S") or 0),
+            )  # fmt: skip
         except ValueError:
             continue
-    raise ValueError(f"{text!r} is not a time in any of the date_formats of the mapping")
+    return None
 
 
 def _serial(n: float) -> datetime:
@@ -106,9 +143,15 @@ def _stamp(at: datetime) -> str:
 
 
 def row_events(
-    number: int, cells: list[Any], header: Header, mapping: Mapping
+    number: int,
+    cells: list[Any],
+    header: Header,
+    mapping: Mapping,
+    parsed: list[Event] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """The events of one row, or the problems that make it bad (then no events)."""
+    """The events of one row, or the problems that make it bad (then no events). A good row's
+    events, as the contract's check parsed them, are appended to `parsed` when given (the import
+    stores those instead of parsing every event a second time)."""
     problems: list[Problem] = []
     v: dict[str, Any] = {}
     for name in FIELDS:
@@ -177,13 +220,16 @@ def row_events(
         )
     if "closed_at" in v:
         add("closed", "closed_at", v["closed_at"], {}, stamp=False)
+    checked = []
     for e, column in zip(events, columns, strict=True):
         try:
-            parse_event(e)  # the contract's own check, so a bad cell is named here, not later
+            checked.append(parse_event(e))  # the contract's own check: a bad cell is named here
         except EventInvalid as exc:
             problems.extend(
                 Problem(number, column, f"{p.field}: {p.message}") for p in exc.problems
             )
+    if parsed is not None and not problems:
+        parsed.extend(checked)
     return ([] if problems else events), problems
 
 

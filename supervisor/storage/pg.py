@@ -4,7 +4,7 @@ SQL is in queries.py; the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from supervisor.storage.base import (
     PlanFn,
 )
 from supervisor.storage.jsoncodec import dumps
+from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
 
@@ -44,6 +45,11 @@ async def _repeat_counts(
         [e.id for e in created], [e.ticket for e in created], [e.data["caller_hash"] for e in created],
         [e.data.get("category") for e in created], [e.at for e in created],
     )  # fmt: skip
+    # the batch's calls per (caller, category): an import's batch holds a thousand new tickets,
+    # and comparing each with every other was most of its time
+    same: dict[tuple[str, Any], list[Event]] = {}
+    for e in created:
+        same.setdefault((e.data["caller_hash"], e.data.get("category")), []).append(e)
     for minutes in windows:
         key = f"repeat_calls__{minutes}m"
         stored = {
@@ -52,13 +58,34 @@ async def _repeat_counts(
         }
         for e in created:
             lo = e.at - timedelta(minutes=minutes)
-            in_batch = {
-                o.ticket for o in created
-                if o.ticket != e.ticket and o.data["caller_hash"] == e.data["caller_hash"]
-                and o.data.get("category") == e.data.get("category") and lo < o.at <= e.at
-            }  # fmt: skip
+            group = same[(e.data["caller_hash"], e.data.get("category"))]
+            in_batch = {o.ticket for o in group if o.ticket != e.ticket and lo < o.at <= e.at}
             counts[e.id][key] = 1 + stored.get(e.id, 0) + len(in_batch)
     return counts
+
+
+# From this many events a batch is staged with COPY (imports); below, one INSERT of arrays.
+STAGE_FROM = 2000
+
+
+async def _insert_events(conn: asyncpg.Connection, batch: Sequence[Event]) -> set[str]:
+    """Store the events not stored yet; returns the ids stored now."""
+    if len(batch) >= STAGE_FROM:
+        await conn.execute(q.STAGE_EVENTS)
+        await conn.copy_records_to_table(
+            "events_stage",
+            records=[(e.id, e.ticket, e.type, e.at, dumps(e.data)) for e in batch],
+        )
+        return {r["id"] for r in await conn.fetch(q.INSERT_STAGED_EVENTS)}
+    rows = await conn.fetch(
+        q.INSERT_EVENTS,
+        [e.id for e in batch],
+        [e.ticket for e in batch],
+        [e.type for e in batch],
+        [e.at for e in batch],
+        [dumps(e.data) for e in batch],
+    )
+    return {r["id"] for r in rows}
 
 
 def _ladder(row: Any) -> Ladder:
@@ -76,6 +103,7 @@ def _ladder(row: Any) -> Ladder:
 class PgStore(PgMatter, PgReads):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.matter_cache = MatterCache()
 
     async def ingest(
         self,
@@ -100,17 +128,7 @@ class PgStore(PgMatter, PgReads):
             stored = {
                 r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets)
             }
-            new_ids = set(
-                r["id"]
-                for r in await conn.fetch(
-                    q.INSERT_EVENTS,
-                    [e.id for e in batch],
-                    [e.ticket for e in batch],
-                    [e.type for e in batch],
-                    [e.at for e in batch],
-                    [dumps(e.data) for e in batch],
-                )
-            )
+            new_ids = await _insert_events(conn, batch)
             outcome.accepted = [e.id for e in batch if e.id in new_ids]
             outcome.duplicates += [e.id for e in batch if e.id not in new_ids]
             changed = sorted({e.ticket for e in batch if e.id in new_ids})
@@ -163,7 +181,8 @@ class PgStore(PgMatter, PgReads):
             counts = await _repeat_counts(conn, created, windows) if windows and created else {}
             if matter is not None and matter.active:  # same matter: pg_matter.py, migration 008
                 new_events = [e for e in batch if e.id in new_ids]
-                for eid, fields in (await match_created(conn, new_events, matter)).items():
+                found = await match_created(conn, new_events, matter, self.matter_cache)
+                for eid, fields in found.items():
                     counts.setdefault(eid, {}).update(fields)
             plans = {
                 t: plan_fn(
@@ -176,22 +195,34 @@ class PgStore(PgMatter, PgReads):
                 )  # fmt: skip
                 for t in changed
             }
-            await self._apply(conn, plans)
+            await self._apply(conn, plans, stored)
             outcome.plans = plans
         return outcome
 
-    async def _apply(self, conn: asyncpg.Connection, plans: dict[str, Plan]) -> None:
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        plans: dict[str, Plan],
+        stored: Collection[str] | None = None,
+    ) -> None:
+        """Write the plans. `stored`: the tickets that have a row (the others are inserted);
+        None: every one has (a replan)."""
         states = [p.state for p in plans.values()]
-        await conn.execute(
-            q.UPDATE_TICKETS,
-            [s.ticket for s in states],
-            [dumps(s.to_json()) for s in states],
-            [s.status for s in states],
-            [s.unit for s in states],
-            [s.caller_hash for s in states],
-            [s.category for s in states],
-            [s.created_at for s in states],
-        )
+        for sql, part in (
+            (q.UPDATE_TICKETS, [s for s in states if stored is None or s.ticket in stored]),
+            (q.INSERT_TICKETS, [s for s in states if stored is not None and s.ticket not in stored]),
+        ):
+            if part:
+                await conn.execute(
+                    sql,
+                    [s.ticket for s in part],
+                    [dumps(s.to_json()) for s in part],
+                    [s.status for s in part],
+                    [s.unit for s in part],
+                    [s.caller_hash for s in part],
+                    [s.category for s in part],
+                    [s.created_at for s in part],
+                )
         ps = list(plans.values())
         await conn.execute(
             q.UPSERT_DESK_DEADLINES,

@@ -15,6 +15,7 @@ from supervisor.core.matter import Candidate, MatterKey, MatterSpec, NewTicket, 
 from supervisor.core.state import TicketState
 from supervisor.storage import queries as q
 from supervisor.storage.base import LinkedTicket
+from supervisor.storage.matter_cache import MatterCache
 
 
 async def lookup(
@@ -42,11 +43,15 @@ async def lookup(
 
 
 async def match_created(
-    conn: asyncpg.Connection, events: Sequence[Event], spec: MatterSpec
+    conn: asyncpg.Connection,
+    events: Sequence[Event],
+    spec: MatterSpec,
+    cache: MatterCache | None = None,
 ) -> dict[str, dict[str, int]]:
     """For the new `created` events: the same-matter counts per event id, and their keys stored.
-    Three statements per batch: lock the keys, look them up, store the new rows (core.matter's
-    `match_batch` matches in between, in time order)."""
+    Three statements per batch: lock the keys, look them up (in `cache`, which reads only what
+    was written since it last asked), store the new rows (core.matter's `match_batch` matches in
+    between, in time order)."""
     created = [NewTicket(e.id, e.ticket, e.at, e.data) for e in events if e.type == "created"]
     keys = {k for e in created for k in spec.keys(e.data)}
     if not keys:
@@ -54,7 +59,12 @@ async def match_created(
     await conn.execute(q.MATTER_LOCK_KEYS, sorted(f"{k.kind}:{k.key}" for k in keys))
     lo = min(e.at for e in created) - spec.horizon
     hi = max(e.at for e in created)
-    found = await lookup(conn, keys, lo, hi, spec.config.max_candidates)
+    limit = spec.config.max_candidates
+    found = (
+        await cache.lookup(conn, keys, lo, hi, limit)
+        if cache is not None
+        else await lookup(conn, keys, lo, hi, limit)
+    )
     out, rows = match_batch(spec, created, found)
     if rows:
         await conn.execute(

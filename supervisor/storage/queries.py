@@ -5,9 +5,13 @@ runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 
 # --- ingest, firing ------------------------------------------------------------------------------
 
+# The batch's tickets, locked for the transaction in one order (hash order: no deadlock between
+# batches). An advisory lock, not a placeholder row: a new ticket's row is then written once (by
+# INSERT_TICKETS), not inserted empty and rewritten with its six indexes. SELECT_FOR_UPDATE still
+# row-locks the stored ones (replan locks those rows too, in ticket order), which UPDATE_TICKETS
+# rewrites; the new ones are inserted by INSERT_TICKETS.
 LOCK_TICKETS = """
-INSERT INTO tickets (ticket, state, status) SELECT t, '{}'::jsonb, 'new' FROM unnest($1::text[]) AS t
-ON CONFLICT (ticket) DO NOTHING;
+SELECT pg_advisory_xact_lock(7347, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
 """
 SELECT_FOR_UPDATE = (
     "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
@@ -15,6 +19,17 @@ SELECT_FOR_UPDATE = (
 INSERT_EVENTS = """
 INSERT INTO events (id, ticket, type, at, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]::jsonb[])
+ON CONFLICT (id) DO NOTHING RETURNING id
+"""
+# A big batch (an import's 1,000 rows) goes through COPY into a temporary table, then one INSERT ...
+# ON CONFLICT: COPY has no ON CONFLICT of its own, and idempotency needs it.
+STAGE_EVENTS = """
+CREATE TEMP TABLE IF NOT EXISTS events_stage (id text, ticket text, type text, at timestamptz, data text)
+ON COMMIT DELETE ROWS
+"""
+INSERT_STAGED_EVENTS = """
+INSERT INTO events (id, ticket, type, at, data)
+SELECT id, ticket, type, at, data::jsonb FROM events_stage
 ON CONFLICT (id) DO NOTHING RETURNING id
 """
 LOAD_EVENTS = "SELECT id, ticket, type, at, data FROM events WHERE ticket = ANY($1::text[]) ORDER BY ticket, at, seq"
@@ -45,8 +60,14 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
      AS v(ticket, state, status, unit, caller_hash, category, created_at)
 WHERE t.ticket = v.ticket
 """
+# A ticket with no row yet (its advisory lock is held: no one else can insert it meanwhile).
+INSERT_TICKETS = """
+INSERT INTO tickets (ticket, state, status, unit, caller_hash, category, created_at, updated_at)
+SELECT v.*, now() FROM unnest($1::text[], $2::text[]::jsonb[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+     AS v(ticket, state, status, unit, caller_hash, category, created_at)
+"""
 # The desk's deadline index (supervisor/desk/index.py), written with the state: src_updated_at is
-# now(), the transaction's start, the same value UPDATE_TICKETS gave tickets.updated_at.
+# now(), the transaction's start, the same value UPDATE_TICKETS and INSERT_TICKETS gave tickets.updated_at.
 UPSERT_DESK_DEADLINES = """
 INSERT INTO desk_deadlines (ticket, sign_by, reply_by, commitment_due, policy, status, unit,
                             signed_at, replied_at, src_updated_at)
@@ -165,6 +186,19 @@ INSERT INTO matter_keys (kind, key, ticket, created_at, caller_hash, address_key
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
 ON CONFLICT (kind, key, ticket) DO NOTHING
 """
+# Per held key ($1 kinds, $2 keys), its rows written by transactions from $3 on (xid8 as text), and
+# the oldest transaction still running now, the keys' next $3 (storage/matter_cache.py). At least
+# one row per key (NULL ticket: nothing new).
+MATTER_SINCE = """
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, k.kind, k.key, m.ticket, m.created_at,
+       m.caller_hash, m.address_key, m.summary_key
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(kind, key, since)
+LEFT JOIN LATERAL (
+    SELECT ticket, created_at, caller_hash, address_key, summary_key FROM matter_keys m
+    WHERE m.kind = k.kind AND m.key = k.key AND m.xid >= k.since::xid8
+) m ON true
+"""
+MATTER_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 # Two batches about one matter must see each other: the second waits for the first to commit.
 MATTER_LOCK_KEYS = """
 SELECT pg_advisory_xact_lock(7346, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($1::text[]) AS h ORDER BY 1) AS s
