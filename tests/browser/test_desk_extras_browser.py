@@ -13,7 +13,7 @@ from supervisor.stats.render import RATE_LABELS, pct
 from tests.browser.test_desk_browser import PHONE, browser, shot, signed_in_page  # noqa: F401
 from tests.deskkit import desk_daemon, events, post_events, settled
 from tests.helpers import CONFIG
-from tests.integration.test_import import write_export
+from tests.integration.test_import import tickets, write_export
 
 
 @pytest.fixture
@@ -63,9 +63,26 @@ async def test_an_upload_shows_the_dry_run_then_stores_on_confirm(daemon, browse
     assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
+def reviewed_replies() -> list[dict]:
+    """The export's tickets with replies as units write them when they pass 答复审核 (a reply sent
+    back does not count as 办结)."""
+    rows = tickets()
+    rows[0]["result"] = (
+        "经核实，11月16日下午我中队执法人员到幸福路88号现场查看，诉求人反映的占道经营属实。执法人员当场"
+        "责令摊主停止占道经营并清理现场，现已清理完毕，我中队将每晚安排巡查防止反弹。11月17日上午电话联系"
+        "诉求人告知办理结果，诉求人表示满意。承办人：王强，联系电话0571-87654321。"
+    )
+    rows[1]["result"] = (
+        "我所于11月18日派执法人员到和平街1号现场检查，经查该商户价格标示确有不规范之处。我所已依据《价格法》"
+        "责令其整改，现已整改到位。11月18日下午电话回复诉求人，诉求人对处理结果表示认可。经办人：孙丽，"
+        "电话13800138021。"
+    )
+    return rows
+
+
 async def test_the_statistics_page_shows_the_figures_of_its_json_twin(daemon, browser, tmp_path):  # noqa: F811
     export = tmp_path / "平台导出.xlsx"
-    write_export(export, "S")  # November's replies, callbacks and a dissatisfied one
+    write_export(export, "S", reviewed_replies())  # November's replies, callbacks, a dissatisfied one
     summary = await import_file(daemon.supervisor, export, load_mapping(CONFIG / "import.yaml"))
     assert summary.events_new == 13
     base = f"http://127.0.0.1:{daemon.port}"
