@@ -80,7 +80,7 @@ def test_check_reports_a_year_that_disagrees_with_the_package(config_copy: Path,
     assert "calendar.yaml:" in check.stderr and "imports.2020" in check.stderr
     assert "1月24日（星期五）通知为上班、chinese_calendar 为休息" in check.stderr
     show = run("--config", str(config_copy), "calendar", "show", "2020")
-    assert "2020-01-24 星期五 放假     chinese_calendar" in show.stdout
+    assert "2020-01-24 星期五 放假     内置官方日历数据" in show.stdout
 
 
 def test_force_never_overrides_the_package(config_copy: Path, tmp_path):  # noqa: F811

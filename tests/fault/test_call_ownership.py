@@ -180,6 +180,7 @@ async def test_a_call_is_never_marked_sent_with_another_tickets_call(
     harness.clock.advance(timedelta(seconds=3))
     second = await insert(harness.pool, "20261125002", HEAD)
     await harness.pool.execute("UPDATE outbox SET not_before = $1 WHERE id = $2", T0, second)
+    await harness.fake.flush_callbacks()  # call 1's "initiated" has arrived (on a busy machine too)
     s2 = await d.run_once()
     if callbacks:  # call 1 reported "initiated": confirmed, so call 2 goes (and draws the 500)
         assert (s2.unknown, s2.line_busy) == (1, 0)

@@ -119,7 +119,8 @@ async def test_every_section_of_the_workbook_and_csv_is_safe(exports, tmp_path):
     report["disputes"]["returns_by_unit"] = {n: -3 for n in bad}  # a negative number stays one
     report["received"]["by_grid"] = dict.fromkeys(bad, 1)
     report["repeats"]["matters_3plus"] = [
-        {"key": "address", "category": None, "address": n, "count": 3, "tickets": [n, "T2"]}
+        {"key": "address", "link": "同一地址", "category": None, "address": n, "count": 3,
+         "tickets": [n, "T2"]}
         for n in bad
     ]
     content = _ods_of(write_xlsx(report), tmp_path)
