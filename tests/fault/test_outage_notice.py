@@ -131,7 +131,12 @@ async def test_an_outage_is_told_on_the_robot_and_shown_on_the_desk(world) -> No
         ("zhang-min", "supervisor", "wecom"),
         ("li-hua", "leader", "wecom"),
     }  # not on SMS or calls: Twilio carries both
-    assert all(n["status"] == "sent" for n in notices)
+
+    async def recorded_sent() -> bool:  # the robot answers before the row is marked sent
+        rows = await daemon.pool.fetch("SELECT status FROM outbox WHERE rule = $1", OUTAGE_RULE)
+        return all(r["status"] == "sent" for r in rows)
+
+    await until(recorded_sent, "the outage notices recorded as sent", tries=300)
     # the desk: a banner for everyone signed in, the supervisor as a liaison
     assert daemon.outages.keys() == {"twilio"}
     assert await banner_for(daemon.port, "zhang-min")
