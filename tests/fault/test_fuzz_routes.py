@@ -77,9 +77,14 @@ GETS = [
     "/messages.json", "/rules", "/rules.json", "/calendar", "/calendar.json", "/tickets/A100",
     "/tickets/A100.json", "/tickets/C300", "/stats", "/stats.json", "/stats/export.csv",
     "/import", "/signin", "/api/v1/tickets",
+    # the pages of issues 18-21: accounts, audit, review queue, registered demands, the grid view
+    "/account", "/accounts", "/accounts.json", "/audit", "/audit.json", "/audit/export.csv",
+    "/audit/export.xlsx", "/reviews", "/reviews.json", "/demands/new", "/grid", "/grid.json",
 ]  # fmt: skip
 NAMES = ["status", "unit", "category", "urgent", "view", "from", "to", "q", "after", "limit",
-         "before", "month", "msg", "next", "rule", "cycle", "csrf", "token", "login"]  # fmt: skip
+         "before", "month", "msg", "next", "rule", "cycle", "csrf", "token", "login",
+         "action", "actor", "notice", "year", "replace", "of", "decision", "note", "summary",
+         "address", "grid", "caller", "kind", "channel", "code", "password", "new_password"]  # fmt: skip
 # text a URL or a form can carry (a lone surrogate cannot be encoded as UTF-8 by the client)
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 values = st.one_of(
@@ -135,7 +140,10 @@ async def test_desk_pages_and_twins_never_5xx(desk, login, path, query):
 @given(
     login=st.sampled_from(["zhang-min", "wang-qiang"]),
     target=st.sampled_from(["/tickets/A100/ack", "/tickets/C300/ack", "/tickets/NOPE/ack",
-                            "/import/confirm", "/import/preview", "/signin"]),  # fmt: skip
+                            "/import/confirm", "/import/preview", "/signin", "/calendar/preview",
+                            "/calendar/import", "/reviews/decide", "/demands", "/accounts/unlock",
+                            "/accounts/end-sessions", "/accounts/reset-2fa", "/account/password",
+                            "/account/recovery", "/signin/code"]),  # fmt: skip
     form=queries,
     with_csrf=st.booleans(),
 )
