@@ -184,7 +184,8 @@ _remote = remote
 
 Handler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 STAGE_PAGES = {"code": "/signin/code", "enrol": "/account/2fa", "change": "/account/password"}
-GRID_PATHS = ("/grid", "/demands", "/signout")  # all a grid member may open
+GRID_PATHS = ("/grid", "/demands", "/signout", "/account/")  # all a grid member may open,
+# with their own 我的账号 (/account: password, two-factor)
 
 
 def signed_in(
@@ -202,7 +203,8 @@ def signed_in(
             if pending is not None and pending.stage in STAGE_PAGES:
                 raise web.HTTPFound(STAGE_PAGES[pending.stage])
             raise web.HTTPFound(f"/signin?next={quote(request.path_qs)}")
-        if v.user.role == "grid" and not request.path.startswith(GRID_PATHS):
+        if (v.user.role == "grid" and request.path != "/account"
+                and not request.path.startswith(GRID_PATHS)):  # fmt: skip
             # a grid member's desk is their grids and the registration form (desk/demands.py)
             if wants_json:
                 return web.json_response(

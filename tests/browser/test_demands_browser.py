@@ -51,6 +51,10 @@ async def test_a_grid_member_registers_a_demand_on_the_phone(daemon, browser):  
     # a grid member's desk is the form and their grids: the rest sends them back
     await phone.goto(f"{base}/tickets")
     await expect(phone).to_have_url(f"{base}/grid")
+    # ... but their own account (password, two-factor) is theirs, and the nav offers only what opens
+    assert await phone.locator("header.top nav a").all_inner_texts() == ["登记诉求", "网格"]
+    await phone.goto(f"{base}/account")
+    await expect(phone.locator("h1")).to_have_text("我的账号")
 
     page = await signed_in_page(browser, base, "zhang-min")
     await page.goto(f"{base}/tickets")
