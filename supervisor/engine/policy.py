@@ -37,7 +37,9 @@ class Policy(Rulebook):
 
 def bind(rulebook: Rulebook, calendar: WorkCalendar) -> Policy:
     """The rulebook applied with this calendar."""
-    return Policy(**{f.name: getattr(rulebook, f.name) for f in fields(rulebook)}, calendar=calendar)
+    return Policy(
+        **{f.name: getattr(rulebook, f.name) for f in fields(rulebook)}, calendar=calendar
+    )
 
 
 def load_policy(

@@ -3,6 +3,7 @@
 durable_rules misbehaves on missing fields (a `$neq` on an absent key never matches, `$nex` inside
 `$or` hangs), so every field below is always present with a value of its declared type. Rule files
 are checked against this table: an unknown field or a value of the wrong type is an error.
+The engine builds each message from the core's ticket state and event (engine/facts.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Same matter's settings (同一事项), as the rules' `matter:` section gives them: the thresholds
-and the office's words for the parts of an address. What they mean is core/matter.py's and
-core/address.py's."""
+"""The same-matter settings (同一事项) of the rules' `matter:` section: thresholds and address words.
+
+What they mean is core/matter.py's and core/address.py's (the keys); policy/rulebook.py reads
+them from the rule files. Here so that both sides speak them without importing each other.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The reply review's configuration (答复审核): the checks the office writes in the rules'
-`review:` section, as values. What a check does with a text is core/review.py's."""
+"""The reply review's checks (答复审核), as the rules' `review:` section gives them.
+
+What a check finds in a text is core/review.py's; policy/reviewrules.py compiles the checks from
+the rule files. Here so that both sides speak them without importing each other.
+"""
 
 from __future__ import annotations
 
