@@ -22,9 +22,9 @@ from common import SH, create_db, drop_all, event_stream, runtime
 
 from supervisor.application import Supervisor
 from supervisor.core.clock import VirtualClock
-from supervisor.core.review import ReviewConfig
 from supervisor.storage.db import create_pool
 from supervisor.storage.pg import PgStore
+from supervisor.vocabulary.review import ReviewConfig
 
 NAMES = ["王强", "赵刚", "孙丽", "周军", "吴芳", "郑伟", "冯雪", "陈磊", "何燕", "吕斌", "施娜", "孔涛"]
 MEASURES = [

@@ -127,7 +127,8 @@ def loaded():
     ld = load_all(ROOT / "config", env={})
     want = os.environ.get("BENCH_MATCHER")
     if want and want != ld.policy.matcher.name:
-        from supervisor.policy.rulebook import load_policy, rule_files
+        from supervisor.engine.policy import load_policy
+        from supervisor.policy.rulebook import rule_files
 
         rules_dir = (ROOT / "config" / ld.settings.rules_dir).resolve()
         policy = load_policy(rule_files(rules_dir), ld.calendar, templates=ld.templates, matcher=want)

@@ -59,7 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_all(ROOT / "config", env={})
     if args.matcher != loaded.policy.matcher.name:
-        from supervisor.policy.rulebook import load_policy, rule_files
+        from supervisor.engine.policy import load_policy
+        from supervisor.policy.rulebook import rule_files
 
         policy = load_policy(rule_files(ROOT / "rules"), loaded.calendar, templates=loaded.templates, matcher=args.matcher)
     else:

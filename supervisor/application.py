@@ -17,11 +17,11 @@ from supervisor.core.matter import MatterSpec, matter_context
 from supervisor.core.privacy import redact
 from supervisor.core.state import TicketState
 from supervisor.engine import deadlines as dl
+from supervisor.engine.facts import state_fields
 from supervisor.engine.firing import Notification, fire_step
 from supervisor.engine.planner import Ladder, Plan, plan
+from supervisor.engine.policy import Policy
 from supervisor.errors import HotlineError
-from supervisor.policy.facts import state_fields
-from supervisor.policy.rulebook import Policy
 from supervisor.reviewing import Result as ReviewResult
 from supervisor.reviewing import Reviewer
 from supervisor.reviewing import returned as reviewed_events

@@ -21,18 +21,12 @@ from dataclasses import dataclass, field
 from supervisor.config.contacts import Directory
 from supervisor.core.events import Event
 from supervisor.core.privacy import caller_hash
-from supervisor.core.review import (
-    REVIEWED_EVENTS,
-    Finding,
-    ReviewConfig,
-    Subject,
-    reply_text,
-    review,
-)
+from supervisor.core.review import Finding, Subject, reply_text, review
 from supervisor.core.state import TicketState, apply
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.facts import state_fields
+from supervisor.engine.policy import Policy
+from supervisor.vocabulary.review import REVIEWED_EVENTS, ReviewConfig
 
 RECENT_REPLIES = 300  # per unit
 

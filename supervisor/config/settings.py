@@ -33,7 +33,8 @@ from supervisor.config.yamlconf import (
     validate,
 )
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
-from supervisor.policy.rulebook import Policy, load_policy, rule_files
+from supervisor.engine.policy import Policy, load_policy
+from supervisor.policy.rulebook import rule_files
 
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 

@@ -8,7 +8,7 @@ and anything after that (栋, 单元, 室, 楼下, 门口, 北门, 对面, 旁, 
 make another address. Before the words are read, the text is folded: full-width digits and letters
 to ASCII (NFKC), lower case, 號 as 号, spaces and punctuation dropped. Administrative divisions in
 front (…市…区…街道) are dropped too, so "某市某区建设路12号" and "建设路12号" agree. The words are the
-office's own, from the rule files' `matter:` section (AddressWords); these are the defaults.
+office's own, from the rule files' `matter:` section (AddressWords, in supervisor/vocabulary/matter.py, with the defaults).
 
 Text that matches neither form falls back to the folded text with trailing building/unit/room
 detail cut (the matcher's older reading), so free-form addresses still match themselves.
@@ -21,32 +21,14 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from supervisor.vocabulary.matter import DEFAULT_WORDS, AddressWords
+
 _DROP = re.compile(r"[\s\-_,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》/\\#]+")
 _NUM = r"[0-9a-z一二三四五六七八九十百零〇甲乙丙丁东西南北]+"
 _DETAIL = re.compile(
     rf"(?:{_NUM}(?:号楼|栋|幢|座|楼|单元|层|室|户|号房|房)|(?<=号){_NUM}|(?<=[栋幢座楼元层]){_NUM})$"
 )
 _CN_DIGITS = {c: str(i) for i, c in enumerate("零一二三四五六七八九")} | {"〇": "0"}
-
-
-@dataclass(frozen=True)
-class AddressWords:
-    """The office's words for the parts of an address (config: `matter.address` in rules)."""
-
-    roads: tuple[str, ...] = ("大道", "大街", "胡同", "路", "街", "巷", "道", "弄", "里")
-    compounds: tuple[str, ...] = (
-        "小区", "花园", "新村", "村", "苑", "公寓", "家园", "大厦", "广场", "园",
-    )  # fmt: skip
-    buildings: tuple[str, ...] = ("号楼", "栋", "幢", "座", "号")
-    divisions: tuple[str, ...] = ("自治区", "省", "市", "区", "县", "街道", "镇", "乡")
-    # detail after a place with neither a road number nor a compound: cut from the end
-    details: tuple[str, ...] = (
-        "楼下", "门口", "门前", "东门", "西门", "南门", "北门", "对面", "旁边", "旁", "附近", "周边",
-        "后面", "楼上", "路口",
-    )  # fmt: skip
-
-
-DEFAULT_WORDS = AddressWords()
 
 
 def fold(text: str) -> str:

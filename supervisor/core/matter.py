@@ -23,21 +23,13 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz, process
 
-from supervisor.core.address import DEFAULT_WORDS, AddressWords, address_key
+from supervisor.core.address import address_key
+from supervisor.vocabulary.matter import MatterConfig
 
 ADDRESS = "address"
 GRID = "grid"
 
 _SUMMARY_DROP = re.compile(r"[^\w]+")
-
-
-@dataclass(frozen=True)
-class MatterConfig:
-    summary_similarity: int = 60  # rapidfuzz ratio (0-100) for two summaries to be the same matter
-    min_summary_chars: int = 6  # shorter summaries say too little to match on
-    min_address_chars: int = 4  # shorter addresses ("3号") say too little
-    max_candidates: int = 500  # per address or grid: its most recent tickets within the window
-    address: AddressWords = DEFAULT_WORDS  # the office's words for roads, compounds, detail
 
 
 def normalise_address(text: str | None, config: MatterConfig = MatterConfig()) -> str | None:

@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import holidays
 
-from supervisor.core.durations import Duration
 from supervisor.errors import HotlineError
+from supervisor.vocabulary.durations import Duration
 
 _DAY = timedelta(days=1)
 ADD_MEMO_SIZE = 20_000  # WorkCalendar.add results kept (each about 250 bytes)

@@ -26,7 +26,7 @@ from supervisor.core.state import TicketState
 from supervisor.desk import format as fmt
 from supervisor.desk.app import DESK, Viewer, add_page, audit, render, signed_in
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
+from supervisor.engine.facts import state_fields
 from supervisor.vocabulary import KINDS
 
 FORM_PATH, GRID_PATH = "/demands/new", "/grid"

@@ -12,8 +12,8 @@ from supervisor.desk import format as fmt
 from supervisor.desk.ack import may_ack
 from supervisor.desk.users import User
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.facts import state_fields
+from supervisor.engine.policy import Policy
 
 HIDDEN = frozenset({"caller_hash", "caller"})  # never shown, whoever asks
 

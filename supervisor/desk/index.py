@@ -21,8 +21,8 @@ import asyncpg
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.facts import state_fields
+from supervisor.engine.policy import Policy
 
 log = logging.getLogger("hotline.desk")
 

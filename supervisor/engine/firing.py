@@ -11,12 +11,12 @@ from typing import Any
 from supervisor.config.contacts import Directory, Recipient
 from supervisor.config.templates import Templates
 from supervisor.core.clock import SHANGHAI
-from supervisor.core.durations import Duration
 from supervisor.core.spoken import call_info, speakable, with_spoken_notes
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import WorkCalendar
 from supervisor.engine.deadlines import Deadlines
 from supervisor.policy.rulebook import Rule, Step
+from supervisor.vocabulary.durations import Duration
 
 ROLE_ZH = {
     "liaison": "联络员",

@@ -20,8 +20,9 @@ from typing import Any
 from supervisor.core.events import Event
 from supervisor.core.state import TicketState, apply
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import event_fields, state_fields
-from supervisor.policy.rulebook import Policy, Rule
+from supervisor.engine.facts import event_fields, state_fields
+from supervisor.engine.policy import Policy
+from supervisor.policy.rulebook import Rule
 
 ACTIVE = "active"
 

@@ -11,6 +11,7 @@ from supervisor.core.clock import SHANGHAI
 from supervisor.core.state import TicketState
 from supervisor.core.workcal import CalendarGapError, WorkCalendar
 from supervisor.engine import deadlines as dl
+from supervisor.engine.facts import state_fields
 from supervisor.engine.firing import (
     Notification,
     channel_for,
@@ -18,7 +19,6 @@ from supervisor.engine.firing import (
     ticket_context,
     with_note,
 )
-from supervisor.policy.facts import state_fields
 from supervisor.policy.rulebook import Report
 
 WEEKDAY = {

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.core.durations import DurationError, parse_duration
 from supervisor.policy.facts import FIELDS, duration_key, window_key
+from supervisor.vocabulary.durations import DurationError, parse_duration
 
 Path = tuple[str | int, ...]
 Compiled = dict[str, Any]

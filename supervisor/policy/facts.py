@@ -3,31 +3,14 @@
 durable_rules misbehaves on missing fields (a `$neq` on an absent key never matches, `$nex` inside
 `$or` hangs), so every field below is always present with a value of its declared type. Rule files
 are checked against this table: an unknown field or a value of the wrong type is an error.
+The engine builds each message from the core's ticket state and event (engine/facts.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import vocabulary
-
-if TYPE_CHECKING:
-    from supervisor.core.events import Event
-    from supervisor.core.state import TicketState
-    from supervisor.core.workcal import WorkCalendar
-
-
-class DeadlineTimes(Protocol):
-    """What the event fields need of a ticket's deadlines (engine/deadlines.py's Deadlines): the
-    policy layer does not import the engine above it."""
-
-    @property
-    def sign_by(self) -> datetime | None: ...
-
-    @property
-    def reply_by(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -97,62 +80,3 @@ MATTER_WINDOW_FIELDS = ("same_matter", "matter_callers")
 
 def window_key(name: str, minutes: int) -> str:
     return f"{name}__{minutes}m"
-
-
-def state_fields(state: TicketState) -> dict[str, Any]:
-    return {
-        "status": state.status,
-        "kind": state.kind or "",
-        "category": state.category or "",
-        "channel": state.channel or "",
-        "urgent": state.urgent,
-        "unit": state.unit or "",
-        "grid": state.grid or "",
-        "satisfaction": state.satisfaction or "",
-        "dispatch_count": state.dispatch_count,
-        "return_count": state.return_count,
-        "returned_unit_count": len(state.returned_units),
-        "co_unit_count": len(state.co_units),
-        "unsigned_co_unit_count": len([u for u in state.co_units if u not in state.signed_units]),
-        "dissatisfied_count": state.dissatisfied_count,
-        "reopened_count": state.reopened_count,
-        "extension_count": state.extension_count,
-        "contacted_before": state.contacted_before,
-        "contacted_after": state.contacted_after,
-        "has_commitment": state.commitment_due is not None,
-        "commitment_kept": state.commitment_kept_at is not None,
-        "resolved": bool(state.resolved),
-    }
-
-
-def event_fields(
-    state: TicketState, event: Event, deadlines: DeadlineTimes, calendar: WorkCalendar
-) -> dict[str, Any]:
-    d = event.data
-    since_wm = since_m = NO_DURATION
-    if state.dispatched_at is not None and event.at >= state.dispatched_at:
-        since_m = int((event.at - state.dispatched_at).total_seconds() // 60)
-        since_wm = calendar.working_minutes_between(state.dispatched_at, event.at)
-    return {
-        "event": event.type,
-        "event_unit": d.get("unit", "") or "",
-        "event_approved": bool(d.get("approved", False)),
-        "event_satisfaction": d.get("satisfaction", "") or "",
-        "event_review": _review(event),
-        "event_after_sign_by": _after(event.at, deadlines.sign_by),
-        "event_after_reply_by": _after(event.at, deadlines.reply_by),
-        duration_key("since_dispatch", True): since_wm,
-        duration_key("since_dispatch", False): since_m,
-    }
-
-
-def _review(event: Event) -> str:
-    if event.type == "reviewed":
-        return str(event.data["outcome"])
-    if event.type == "review_decided":
-        return "returned" if event.data["decision"] == "return" else "passed"
-    return ""
-
-
-def _after(at: datetime, deadline: datetime | None) -> bool:
-    return deadline is not None and at > deadline

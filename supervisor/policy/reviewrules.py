@@ -1,5 +1,5 @@
 """The `review:` section of the rule files (答复审核, rules/review.yaml): its schema, and the
-checks compiled into core.review.ReviewConfig with `file:line` errors at `check`."""
+checks compiled into vocabulary.review.ReviewConfig with `file:line` errors at `check`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from supervisor.core.review import KINDS, REVIEWED_EVENTS, Check, ReviewConfig
+from supervisor.vocabulary.review import KINDS, REVIEWED_EVENTS, Check, ReviewConfig
 
 Word = Annotated[str, Field(min_length=1, max_length=200)]
 Kind = Literal[

@@ -1,15 +1,14 @@
-"""Rule files: the YAML the office edits (rules/*.yaml), validated and compiled into a Policy.
+"""Rule files: the YAML the office edits (rules/*.yaml), validated and compiled into a Rulebook.
 
 See docs/rules.md for the language. Everything a rule says is checked here, before anything runs:
 unknown keys, fields, operators, roles and templates, durations that do not parse, rules that
 use the triggering event without being anchored on it, and conditions no ticket can satisfy.
 The files' schema (the pydantic models) is in rulefile.py; this module compiles what they hold.
+The engine binds a rulebook to the office's working calendar (engine/policy.py: Policy).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
-from supervisor.core.address import DEFAULT_WORDS
-from supervisor.core.durations import Duration
-from supervisor.core.matter import MatterConfig, MatterSpec
-from supervisor.core.review import ReviewConfig
-from supervisor.core.workcal import WorkCalendar
 from supervisor.policy.conditions import ALWAYS, Compiled, compile_condition, evaluate
 from supervisor.policy.facts import FIELDS, MATTER_WINDOW_FIELDS
 from supervisor.policy.matcher import Matcher, make_matcher
 from supervisor.policy.reviewrules import compile_review
 from supervisor.policy.rulefile import DEADLINE_NAMES, RuleFileModel
+from supervisor.vocabulary.durations import Duration
+from supervisor.vocabulary.matter import DEFAULT_WORDS, MatterConfig
+from supervisor.vocabulary.review import ReviewConfig
 
 # --- compiled, immutable -----------------------------------------------------------------------
 
@@ -88,11 +85,12 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Policy:
+class Rulebook:
+    """The rule files compiled: what the engine applies (engine/policy.py adds the calendar)."""
+
     rules: tuple[Rule, ...]
     deadlines: dict[str, tuple[DeadlineDefault, ...]]
     reports: tuple[Report, ...]
-    calendar: WorkCalendar
     matcher: Matcher
     windows: frozenset[int]  # minutes of the repeat_calls windows the rules use
     files: tuple[str, ...] = field(default=())
@@ -102,21 +100,9 @@ class Policy:
     review: ReviewConfig = field(default_factory=ReviewConfig)  # 答复审核
 
     @property
-    def matter_spec(self) -> MatterSpec:
-        return MatterSpec(self.matter, self.matter_windows, self.matter_rules)
-
-    @property
     def matter_rules(self) -> frozenset[str]:
         """Rules whose messages list the matter's tickets."""
         return frozenset(r.id for r in self.rules if r.lists_matter)
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """Which deadline rules and calendar computed a deadline (the desk's desk_deadlines rows
-        say which policy wrote them, so a rules edit recomputes them)."""
-        text = repr(sorted((k, repr(v)) for k, v in self.deadlines.items()))
-        text += repr(self.calendar.config)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -142,16 +128,18 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted(p for p in rules_dir.glob("*.yaml") if p.is_file())
 
 
-def load_policy(
+def load_rulebook(
     paths: Sequence[Path],
-    calendar: WorkCalendar,
+    minutes_per_day: int,
     *,
     templates: Iterable[str] | None = None,
     matcher: str = "durable_rules",
     sms_mapped: Mapping[str, frozenset[str]] | None = None,
-) -> Policy:
+) -> Rulebook:
     """Load, check and compile rule files. Raises ConfigInvalid listing every problem.
 
+    `minutes_per_day`: the office calendar's working minutes in a day (working durations in
+    conditions count in minutes).
     `sms_mapped`: for each configured template-only SMS provider (aliyun, tencent), the templates
     config/sms_templates.yaml maps; a step or report sending sms with another one is an error."""
     errors: list[ConfigError] = []
@@ -167,7 +155,7 @@ def load_policy(
             if template not in names
         ]
 
-    mpd = calendar.minutes_per_day
+    mpd = minutes_per_day
     rules: list[Rule] = []
     reports: list[Report] = []
     deadlines: dict[str, tuple[DeadlineDefault, ...]] = {}
@@ -354,11 +342,10 @@ def load_policy(
             )
     if errors:
         raise ConfigInvalid(errors)
-    return Policy(
+    return Rulebook(
         rules=tuple(rules),
         deadlines=deadlines,
         reports=tuple(reports),
-        calendar=calendar,
         matcher=make_matcher(conditions, matcher),
         windows=frozenset(windows),
         matter=matter,

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from supervisor.core.durations import Duration, parse_duration
 from supervisor.policy.facts import ANCHORS
 from supervisor.policy.reviewrules import ReviewModel
+from supervisor.vocabulary.durations import Duration, parse_duration
 
 DEADLINE_NAMES = ("sign_by", "reply_by")
 DEADLINE_FROM = ("dispatched_at", "reopened_at", "created_at", "signed_at")

@@ -10,7 +10,7 @@ from supervisor.application import Runtime
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.state import TicketState
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
+from supervisor.engine.facts import state_fields
 
 
 def to_beijing(value: Any) -> Any:

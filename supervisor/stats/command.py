@@ -14,7 +14,7 @@ import asyncpg
 
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.inputs import bounded_date, bounded_month
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.policy import Policy
 from supervisor.stats.monthly import Period, monthly_report, parse_month, previous_month
 from supervisor.stats.refresh import refresh
 

@@ -17,8 +17,8 @@ from supervisor.core.events import Event
 from supervisor.core.matter import normalise_address
 from supervisor.core.state import TicketState, apply
 from supervisor.engine import deadlines as dl
-from supervisor.policy.facts import state_fields
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.facts import state_fields
+from supervisor.engine.policy import Policy
 
 
 @dataclass

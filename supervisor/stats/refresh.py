@@ -14,7 +14,7 @@ from datetime import timedelta
 import asyncpg
 
 from supervisor.core.events import event_from_store
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.policy import Policy
 from supervisor.stats.facts import COLUMNS, rows, ticket_facts
 
 REFRESH_LOCK = 7_345_345_010

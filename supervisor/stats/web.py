@@ -24,7 +24,7 @@ import asyncpg
 from aiohttp import web
 
 from supervisor.core.clock import SHANGHAI
-from supervisor.policy.rulebook import Policy
+from supervisor.engine.policy import Policy
 from supervisor.stats.command import build, kept, period_from, render
 from supervisor.stats.html import context, render_html
 

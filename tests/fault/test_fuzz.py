@@ -4,8 +4,8 @@
   wrong types, missing and unknown fields, huge strings, nested junk, non-JSON bodies. Never a
   500 (only 200 or 4xx), and never a partial write: after a rejected request every table is
   exactly as before; after an accepted one every acknowledged event is stored.
-- The rule loader (rulebook.load_policy over yamlconf): the shipped rule files mutated as data
-  and as text. Bad input raises ConfigInvalid and nothing else."""
+- The rule loader (engine.policy.load_policy over rulebook and yamlconf): the shipped rule
+  files mutated as data and as text. Bad input raises ConfigInvalid and nothing else."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from supervisor.application import Supervisor
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core.clock import SystemClock
-from supervisor.policy.rulebook import load_policy
+from supervisor.engine.policy import load_policy
 from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.storage.pg import PgStore

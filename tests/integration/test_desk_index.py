@@ -11,10 +11,10 @@ from datetime import timedelta
 from supervisor import cli
 from supervisor.application import Supervisor
 from supervisor.core.clock import VirtualClock
-from supervisor.core.durations import parse_duration
 from supervisor.desk.index import DeadlineIndex
 from supervisor.desk.users import load_users
 from supervisor.storage.pg import PgStore
+from supervisor.vocabulary.durations import parse_duration
 from tests.helpers import CONFIG, ROOT, ev, runtime, sh
 
 

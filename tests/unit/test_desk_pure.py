@@ -169,8 +169,8 @@ def test_user_add_writes_argon2_and_check_names_file_line_key(tmp_path):
 
 
 def test_rule_steps_and_event_fields_in_words():
-    from supervisor.core.durations import parse_duration
     from supervisor.desk.format import calendar_warning, event_fields, offset_text
+    from supervisor.vocabulary.durations import parse_duration
 
     assert offset_text(parse_duration("-1 working day"), "reply_by") == "办理时限前1个工作日"
     assert offset_text(parse_duration("1 working hour"), "sign_by") == "签收时限后1个工作小时"

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from supervisor.config.yamlconf import ConfigInvalid, load_yaml
-from supervisor.core.durations import Duration, DurationError, parse_duration
 from supervisor.policy.rulefile import DURATION_SCHEMA
+from supervisor.vocabulary.durations import Duration, DurationError, parse_duration
 
 
 @pytest.mark.parametrize(

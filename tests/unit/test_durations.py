@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.core.durations import Duration, DurationError, parse_duration
+from supervisor.vocabulary.durations import Duration, DurationError, parse_duration
 
 
 @pytest.mark.parametrize(

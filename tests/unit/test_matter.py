@@ -9,13 +9,13 @@ import pytest
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.matter import (
     Candidate,
-    MatterConfig,
     counts,
     matches,
     normalise_address,
 )
 from supervisor.core.workcal import WorkCalendar
 from supervisor.engine.firing import overdue_words
+from supervisor.vocabulary.matter import MatterConfig
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,8 @@ def test_another_house_number_is_another_address():
 
 
 def test_the_offices_own_address_words(tmp_path):
-    from supervisor.core.address import AddressWords, address_key
+    from supervisor.core.address import address_key
+    from supervisor.vocabulary.matter import AddressWords
 
     words = AddressWords(compounds=("小区", "坊"), details=("楼下", "跟前"))
     assert address_key("永宁坊3栋跟前", words) == "永宁坊3栋"

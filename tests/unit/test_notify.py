@@ -7,8 +7,8 @@ from supervisor.core.events import parse_event
 from supervisor.core.privacy import redact
 from supervisor.core.state import fold
 from supervisor.engine import deadlines as dl
+from supervisor.engine.facts import state_fields
 from supervisor.engine.firing import fire_step
-from supervisor.policy.facts import state_fields
 from tests.helpers import CONFIG, ev, runtime, sh
 
 CONTACTS_WITHOUT_LIAISON = (CONFIG / "contacts.yaml").read_text(encoding="utf-8")

@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from supervisor.application import validate_batch
-from supervisor.policy.rulebook import load_policy, rule_files
+from supervisor.engine.policy import load_policy
+from supervisor.policy.rulebook import rule_files
 from supervisor.tools.simulate import Simulation
 from tests.helpers import ROOT, ev, loaded, runtime, sh
 

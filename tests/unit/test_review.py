@@ -10,16 +10,10 @@ import pytest
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.privacy import caller_hash
-from supervisor.core.review import (
-    Check,
-    Finding,
-    ReviewConfig,
-    Subject,
-    highlight,
-    reply_text,
-    review,
-)
-from supervisor.policy.rulebook import load_policy, rule_files
+from supervisor.core.review import Finding, Subject, highlight, reply_text, review
+from supervisor.engine.policy import load_policy
+from supervisor.policy.rulebook import rule_files
+from supervisor.vocabulary.review import Check, ReviewConfig
 from tests.helpers import ROOT, loaded
 
 AT = datetime(2026, 11, 25, 15, tzinfo=SHANGHAI)

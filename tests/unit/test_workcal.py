@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.core.durations import Duration, parse_duration
 from supervisor.core.workcal import CalendarConfig, CalendarGapError, WorkCalendar
+from supervisor.vocabulary.durations import Duration, parse_duration
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

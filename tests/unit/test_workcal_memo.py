@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.core.durations import parse_duration
 from supervisor.core.workcal import ADD_MEMO_SIZE, WorkCalendar
+from supervisor.vocabulary.durations import parse_duration
 
 DURATIONS = ["2 working hours", "30 working minutes", "-30 working minutes", "5 working days",
              "-1 working day", "30m", "24h", "0m"]  # fmt: skip
