@@ -53,6 +53,7 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
     from supervisor.application import Supervisor
     from supervisor.core.clock import VirtualClock
     from supervisor.server.body import decode_body
+
     try:
         from supervisor.server.daemon import GC_GEN0_THRESHOLD
     except ImportError:  # a tree from before the daemon set it: Python's default

@@ -42,15 +42,19 @@ def loads(text: str | bytes) -> Any:
 
 
 def has_float(value: Any) -> bool:
-    """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text)."""
+    """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text).
+    Only non-empty containers go on the stack; scalars are looked at where they are (a stored
+    state is one dict of some fifty scalars and a few short lists)."""
+    t = type(value)
+    if t is not dict and t is not list:
+        return t is float
     stack = [value]
     while stack:
         v = stack.pop()
-        t = type(v)
-        if t is float:
-            return True
-        if t is dict:
-            stack.extend(v.values())
-        elif t is list:
-            stack.extend(v)
+        for x in v.values() if type(v) is dict else v:
+            tx = type(x)
+            if tx is float:
+                return True
+            if (tx is dict or tx is list) and x:
+                stack.append(x)
     return False
