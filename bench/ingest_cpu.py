@@ -1,7 +1,7 @@
 """CPU per event of `Supervisor.ingest` in one process against a fresh database, one client, a
 fixed stream: the daemon's ingest work without HTTP, the loops or the other clients' noise.
 
-    python bench/ingest_cpu.py [TICKETS] [--profile FILE] [--gc-threshold N]
+    python bench/ingest_cpu.py [TICKETS] [--profile FILE] [--gc-threshold N] [--stages]
 
 Posts the stream (common.event_stream from a fixed start) in 500-event batches, as the API
 decodes them; ANALYZEs every 10 batches as autovacuum would (not counted). Reports CPU seconds
@@ -9,7 +9,8 @@ of this process and of its PostgreSQL backend per event (process time, which oth
 load disturbs far less than wall time), the collector's passes, and md5 digests of every stored
 ladder, timer, ticket state and event: two versions of the code that store the same thing print
 the same digests. `--gc-threshold N` sets the young generation's threshold after start-up, as
-the daemon does (default: the daemon's); `--profile FILE` writes a cProfile of the measured part.
+the daemon does (default: the daemon's); `--profile FILE` writes a cProfile of the measured part;
+`--stages` splits this process's CPU by stage (each stage's functions wrapped in a CPU clock).
 """
 
 from __future__ import annotations
@@ -49,10 +50,60 @@ async def _digests(conn: asyncpg.Connection) -> dict[str, str]:
     return out
 
 
+STAGES: dict[str, float] = {}
+
+
+def _timed_stages() -> None:
+    """Wrap each stage's function in a CPU clock (process time; a stage's awaits included)."""
+    import functools
+    import inspect
+
+    import supervisor.application as app
+    import supervisor.server.body as body
+    import supervisor.storage.db as db
+    import supervisor.storage.pg as pg
+
+    def wrap(owner: object, attr: str, stage: str) -> None:
+        fn = getattr(owner, attr)
+        STAGES.setdefault(stage, 0.0)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def timed_async(*a, **kw):
+                t0 = time.process_time()
+                try:
+                    return await fn(*a, **kw)
+                finally:
+                    STAGES[stage] += time.process_time() - t0
+
+            setattr(owner, attr, timed_async)
+        else:
+
+            @functools.wraps(fn)
+            def timed(*a, **kw):
+                t0 = time.process_time()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    STAGES[stage] += time.process_time() - t0
+
+            setattr(owner, attr, timed)
+
+    wrap(body, "decode_body", "parse (body JSON)")
+    wrap(app, "validate_batch", "validate + redact")
+    wrap(app, "plan", "plan (fold, messages, deadlines, ladders, timers)")
+    wrap(app.Reviewer, "review_ticket", "review")
+    wrap(db, "_loads", "jsonb decode (stored states)")
+    wrap(pg, "_insert_events", "insert events")
+    wrap(pg, "match_created", "same matter")
+    wrap(pg, "_repeat_counts", "repeat callers")
+    wrap(pg.PgStore, "_apply", "write (serialise + SQL)")
+
+
 async def main(n_tickets: int, profile: str | None, threshold: int | None) -> dict:
     from supervisor.application import Supervisor
     from supervisor.core.clock import VirtualClock
-    from supervisor.server.body import decode_body
+    from supervisor.server import body
 
     try:
         from supervisor.server.daemon import GC_GEN0_THRESHOLD
@@ -71,12 +122,14 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
             json.dumps(events[i : i + 500], ensure_ascii=False).encode()
             for i in range(0, len(events), 500)
         ]
-        for body in bodies[:4]:  # warm-up: prepared statements, caches
-            await sup.ingest(decode_body(body))
+        for raw in bodies[:4]:  # warm-up: prepared statements, caches
+            await sup.ingest(body.decode_body(raw))
         async with pool.acquire() as c:
             await c.execute("ANALYZE tickets, events, ladders, timers")
             backend = await c.fetchval("SELECT pg_backend_pid()")
         pg = psutil.Process(backend)
+        for k in list(STAGES):
+            STAGES[k] = 0.0
         gc.collect()
         gc.freeze()
         gc.set_threshold(threshold if threshold is not None else GC_GEN0_THRESHOLD)
@@ -95,11 +148,11 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
         me = psutil.Process()
         cpu_py = cpu_pg = 0.0
         t_wall = time.perf_counter()
-        for i, body in enumerate(bodies[4:]):
+        for i, raw in enumerate(bodies[4:]):
             a_py, a_pg = me.cpu_times(), pg.cpu_times()
             if prof:
                 prof.enable()
-            await sup.ingest(decode_body(body))
+            await sup.ingest(body.decode_body(raw))
             if prof:
                 prof.disable()
             b_py, b_pg = me.cpu_times(), pg.cpu_times()
@@ -128,6 +181,18 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
         "gc_threshold": gc.get_threshold(),
         "load_avg": [round(x, 1) for x in psutil.getloadavg()],
         "md5": digests,
+        **(
+            {
+                "stages_us_per_event": {
+                    **{k: round(v / n * 1e6, 1) for k, v in STAGES.items()},
+                    "rest (locks, loads, round trips, event loop)": round(
+                        (cpu_py - sum(STAGES.values())) / n * 1e6, 1
+                    ),
+                }
+            }
+            if STAGES
+            else {}
+        ),
     }
 
 
@@ -136,5 +201,7 @@ if __name__ == "__main__":
     prof = args[args.index("--profile") + 1] if "--profile" in args else None
     th = int(args[args.index("--gc-threshold") + 1]) if "--gc-threshold" in args else None
     nums = [a for a in args if a.isdigit() and a not in (prof, str(th))]
+    if "--stages" in args:
+        _timed_stages()
     out = asyncio.run(main(int(nums[0]) if nums else 3000, prof, th))
     print(json.dumps(out, indent=1))

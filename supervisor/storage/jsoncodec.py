@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from supervisor.core.state import TicketState
+
 # what json.dumps refuses, orjson must refuse too (then json.dumps raises its own error)
 _PASS = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -30,6 +32,18 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value, option=_PASS).decode()
     except TypeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_NATIVE = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def state_text(state: TicketState) -> str:
+    """`dumps(state.to_json())`, the same text, with orjson writing the datetimes and tuples
+    (`TicketState.to_json_native`); what orjson refuses goes the usual way."""
+    try:
+        return orjson.dumps(state.to_json_native(), option=_NATIVE).decode()
+    except TypeError:
+        return dumps(state.to_json())
 
 
 def loads(text: str | bytes) -> Any:
