@@ -63,6 +63,36 @@ class Plan:
         return bool(self.opened or self.stopped or self.timers)
 
 
+# Frozen dataclasses built without their generated __init__ (which sets each field through
+# object.__setattr__: about 1.1 µs for a Ladder against 0.3 this way). Every field is given, so
+# the objects are the same (eq, hash, repr); tests/unit/test_planner_build.py compares them.
+_new = object.__new__
+
+
+def ladder(
+    ticket: str,
+    rule: str,
+    cycle: int,
+    anchor_at: datetime,
+    trigger_event: str | None = None,
+    status: str = ACTIVE,
+    reason: str | None = None,
+) -> Ladder:
+    """Ladder(...), built faster (a batch loads and opens thousands)."""
+    lad = _new(Ladder)
+    lad.__dict__.update(
+        ticket=ticket, rule=rule, cycle=cycle, anchor_at=anchor_at,
+        trigger_event=trigger_event, status=status, reason=reason,
+    )  # fmt: skip
+    return lad
+
+
+def _timer(ticket: str, rule: str, cycle: int, step: int, rep: int, due_at: datetime) -> TimerSpec:
+    t = _new(TimerSpec)
+    t.__dict__.update(ticket=ticket, rule=rule, cycle=cycle, step=step, rep=rep, due_at=due_at)
+    return t
+
+
 def step_times(
     rule: Rule, anchor: datetime, policy: Policy, ticket: str, cycle: int
 ) -> list[TimerSpec]:
@@ -70,11 +100,11 @@ def step_times(
     out = []
     for step in rule.steps:
         due = cal.add(anchor, step.offset)
-        out.append(TimerSpec(ticket, rule.id, cycle, step.index, 0, due))
+        out.append(_timer(ticket, rule.id, cycle, step.index, 0, due))
         if step.repeat_every is not None:
             for rep in range(1, step.repeat_times + 1):
                 due = cal.add(due, step.repeat_every)
-                out.append(TimerSpec(ticket, rule.id, cycle, step.index, rep, due))
+                out.append(_timer(ticket, rule.id, cycle, step.index, rep, due))
     return out
 
 
@@ -155,12 +185,12 @@ def plan(
         return max((lad.cycle for lad in existing), default=0) + 1
 
     def open_ladder(rule: Rule, anchor: datetime, trigger: str | None) -> None:
-        lad = Ladder(ticket, rule.id, next_cycle(rule.id), anchor, trigger)
+        lad = ladder(ticket, rule.id, next_cycle(rule.id), anchor, trigger)
         by_rule.setdefault(rule.id, []).append(lad)
         opened.append(lad)
 
     def stop(lad: Ladder, reason: str) -> None:
-        done = Ladder(
+        done = ladder(
             lad.ticket, lad.rule, lad.cycle, lad.anchor_at, lad.trigger_event, "stopped", reason
         )
         by_rule[lad.rule] = [done if x is lad else x for x in by_rule[lad.rule]]

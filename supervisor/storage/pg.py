@@ -16,7 +16,7 @@ from supervisor.core.matter import MatterSpec
 from supervisor.core.state import TicketState
 from supervisor.engine import timers as timer_rules
 from supervisor.engine.firing import Notification
-from supervisor.engine.planner import Ladder, Plan, TimerSpec
+from supervisor.engine.planner import Ladder, Plan, TimerSpec, ladder
 from supervisor.storage import queries as q
 from supervisor.storage.base import (
     AckSubject,
@@ -89,7 +89,7 @@ async def _insert_events(conn: asyncpg.Connection, batch: Sequence[Event]) -> se
 
 
 def _ladder(row: Any) -> Ladder:
-    return Ladder(
+    return ladder(
         row["ticket"],
         row["rule"],
         row["cycle"],
