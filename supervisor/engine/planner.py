@@ -114,12 +114,9 @@ def message_for(
     sf = state_fields(state)
     deadlines = dl.compute(state, policy.deadlines, policy.calendar, sf)
     msg = {**sf, **event_fields(state, event, deadlines, policy.calendar)}
-    for minutes in policy.windows:
-        key = f"repeat_calls__{minutes}m"
-        msg[key] = (windows or {}).get(key, 0)
-    for name, minutes in policy.matter_windows:  # same_matter, matter_callers
-        key = f"{name}__{minutes}m"
-        msg[key] = (windows or {}).get(key, 0)
+    counts = windows or {}
+    for key in _static(policy).window_keys:  # repeat_calls, then same_matter, matter_callers
+        msg[key] = counts.get(key, 0)
     return msg, deadlines
 
 
@@ -131,6 +128,7 @@ class _Static:
     rules: tuple[tuple[Rule, str, str], ...]  # every rule in order: (rule, match key, stop key)
     known: frozenset[str]
     rules_by_id: dict[str, Rule]
+    window_keys: tuple[str, ...]  # the messages' window counts, in message_for's order
 
 
 _statics: dict[int, tuple[Policy, _Static]] = {}
@@ -146,6 +144,10 @@ def _static(policy: Policy) -> _Static:
         rules=tuple((r, f"rule:{r.id}", f"stop:{r.id}") for r in rules),
         known=frozenset(r.id for r in rules),
         rules_by_id=policy.rules_by_id,
+        window_keys=(
+            *(f"repeat_calls__{minutes}m" for minutes in policy.windows),
+            *(f"{name}__{minutes}m" for name, minutes in policy.matter_windows),
+        ),
     )
     if len(_statics) >= 8:  # a few policies live at once (reloads, tests): keep it small
         _statics.clear()

@@ -44,3 +44,14 @@ def test_deadlines(dispatched, platform_sign, platform_reply, extension):
     )  # fmt: skip
     got = dl.compute(state, {}, WorkCalendar(), {})
     _same(got, dl.Deadlines(**{f.name: getattr(got, f.name) for f in fields(dl.Deadlines)}))
+
+
+def test_parsed_event_is_the_dataclass():
+    from supervisor.core.events import Event, parse_event
+
+    raw = {"id": "e1", "ticket": "T1", "type": "dispatched", "at": "2026-03-02T09:00:00+08:00",
+           "unit": "城管执法中队"}  # fmt: skip
+    got = parse_event(raw)
+    want = Event(got.id, got.ticket, got.type, got.at, dict(got.data))
+    _same(got, want)
+    assert got.data == want.data
