@@ -46,6 +46,7 @@ MARKERS: list[tuple[str, str, str]] = [
     ("upsert", "_apply", "storage/"),
     ("upsert", "_upsert_timers", "storage/"),
     ("upsert (serialise state)", "to_json", "core/state.py"),
+    ("upsert (serialise state)", "state_text", "storage/jsoncodec.py"),
     ("upsert (serialise state)", "to_stored", "core/statecodec.py"),
     ("scheduler (fire_due)", "fire_due", "storage/"),
     ("scheduler (fire_due)", "_scheduler_loop", "daemon.py"),

@@ -283,9 +283,63 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _clean_text(item: Any, depth: int = 0) -> bool:
+    """True when `_bad_text` would find nothing: the usual, well-formed event checked without
+    building a path per field. Plain str, dict and list only; anything else that is one of those
+    (a subclass) answers False, and so does every problem: the walk then names it. Recursion
+    stops at MAX_DEPTH, so this never goes deeper than 17 frames."""
+    if type(item) is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for k, v in item.items():
+            if type(k) is not str or "\x00" in k or (not k.isascii() and not _encodes(k)):
+                return False
+            t = type(v)
+            if t is str:
+                if "\x00" in v or (not v.isascii() and not _encodes(v)):
+                    return False
+            elif t is dict or t is list:
+                if not _clean_text(v, depth + 1):
+                    return False
+            elif isinstance(v, str | dict | list):
+                return False
+        return True
+    if type(item) is list:
+        if depth >= MAX_DEPTH:
+            return False
+        for v in item:
+            t = type(v)
+            if t is str:
+                if "\x00" in v or (not v.isascii() and not _encodes(v)):
+                    return False
+            elif t is dict or t is list:
+                if not _clean_text(v, depth + 1):
+                    return False
+            elif isinstance(v, str | dict | list):
+                return False
+        return True
+    if type(item) is str:
+        return "\x00" not in item and (item.isascii() or _encodes(item))
+    return not isinstance(item, str | dict | list)
+
+
+def _encodes(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _bad_text(value: Any) -> list[FieldProblem]:
     """Strings PostgreSQL cannot store (a NUL character, a lone surrogate), and nesting deeper
-    than MAX_DEPTH. Walked with an explicit stack: 900 levels of junk must not raise
+    than MAX_DEPTH, each named by its field. A well-formed value is answered by `_clean_text`
+    without the walk that builds the names."""
+    return [] if _clean_text(value) else _text_problems(value)
+
+
+def _text_problems(value: Any) -> list[FieldProblem]:
+    """`_bad_text`'s walk, with an explicit stack: 900 levels of junk must not raise
     RecursionError."""
     problems: list[FieldProblem] = []
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
@@ -372,7 +426,13 @@ def parse_event(raw: Any) -> Event:
     if problems:
         raise EventInvalid(problems)
     assert at is not None
-    return Event(id=raw["id"], ticket=raw["ticket"], type=str(etype), at=at, data=data)
+    # Event(...) without the frozen dataclass's __init__ (one per event): every field given
+    event = _new(Event)
+    event.__dict__.update(id=raw["id"], ticket=raw["ticket"], type=str(etype), at=at, data=data)
+    return event
+
+
+_new = object.__new__
 
 
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:

@@ -91,6 +91,19 @@ class TicketState:
             out[name] = list(out[name])
         return out
 
+    def to_json_native(self) -> dict[str, Any]:
+        """`to_json` for an encoder that writes datetimes and tuples itself (storage's orjson):
+        the datetimes in Shanghai time but not yet text, the tuples as they are. orjson writes
+        such a datetime exactly as `isoformat` does, except an offset with seconds (Shanghai's
+        local mean time, until 1901): those are text already."""
+        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        for name in _DATETIME_FIELDS_ORDERED:
+            value = out[name]
+            if value is not None:
+                local = value.astimezone(SHANGHAI)
+                out[name] = local if local.year > 1901 else local.isoformat()
+        return out
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TicketState:
         # The defaults, the stored values over them, the datetimes parsed; no __init__ call (a

@@ -35,6 +35,7 @@ from supervisor.errors import HotlineError
 from supervisor.vocabulary.durations import Duration
 
 _DAY = timedelta(days=1)
+_ZERO = timedelta()
 ADD_MEMO_SIZE = 20_000  # WorkCalendar.add results kept (each about 250 bytes)
 
 
@@ -123,6 +124,7 @@ class WorkCalendar:
         self._periods = tuple((_offset(s), _offset(e)) for s, e in self.config.office_hours)
         self._day_length = sum((e - s for s, e in self._periods), timedelta())
         self._workdays: dict[date, bool] = {}
+        self._midnights: dict[date, datetime] = {}
         self._added: dict[tuple[datetime, Duration], datetime] = {}  # add()'s memo, bounded
         self.gap_years_used: set[int] = set()  # years answered Monday-Friday; callers warn
 
@@ -232,10 +234,34 @@ class WorkCalendar:
         return self.next_workday(d.replace(day=1))
 
     def working_minutes_between(self, a: datetime, b: datetime) -> int:
-        """Signed office minutes in [a, b) (negative when b < a), truncated toward zero."""
+        """Signed office minutes in [a, b) (negative when b < a), truncated toward zero.
+
+        Office time in [lo, hi) of a day is F(hi) - F(lo), F being the office time before a
+        moment of that day (`_office_before`); the days in between count whole. Exactly
+        `_minutes_walked` (the period-by-period walk), which a property test compares."""
         a, b = self._local(a), self._local(b)
         if b < a:
             return -self.working_minutes_between(b, a)
+        day, end_day = a.date(), b.date()
+        lo = a - self._midnight(day)
+        hi = b - self._midnight(end_day)
+        if day == end_day:
+            total = self._office_before(day, hi) - self._office_before(day, lo)
+        else:
+            total = self._office_before(day, _DAY) - self._office_before(day, lo)
+            day += _DAY
+            while day < end_day:
+                if self.is_workday(day):
+                    total += self._day_length
+                day += _DAY
+            total += self._office_before(end_day, hi)
+        return int(total.total_seconds() // 60)
+
+    def _minutes_walked(self, a: datetime, b: datetime) -> int:
+        """working_minutes_between, period by period: the reference its property test uses."""
+        a, b = self._local(a), self._local(b)
+        if b < a:
+            return -self._minutes_walked(b, a)
         day, end_day = a.date(), b.date()
         lo = a - self._midnight(day)
         total = timedelta()
@@ -245,6 +271,19 @@ class WorkCalendar:
         total += self._office_within(day, lo, b - self._midnight(day))
         return int(total.total_seconds() // 60)
 
+    def _office_before(self, day: date, x: timedelta) -> timedelta:
+        """Office time of `day` before `x` (an offset from its midnight): [0, x)."""
+        if not self.is_workday(day):
+            return _ZERO
+        done = _ZERO
+        for s, e in self._periods:
+            if x <= s:
+                return done
+            if x < e:
+                return done + (x - s)
+            done += e - s
+        return done
+
     # -- helpers: a moment is (day, offset from local midnight) ----------------------------
 
     def _local(self, t: datetime) -> datetime:
@@ -253,8 +292,12 @@ class WorkCalendar:
         return t.astimezone(self.tz)
 
     def _midnight(self, d: date) -> datetime:
-        # Wall-clock construction: office hours are local clock times.
-        return datetime.combine(d, time(0), tzinfo=self.tz)
+        # Wall-clock construction: office hours are local clock times. Kept per date (a few
+        # hundred a year, like `_workdays`).
+        m = self._midnights.get(d)
+        if m is None:
+            m = self._midnights[d] = datetime.combine(d, time(0), tzinfo=self.tz)
+        return m
 
     def _office_within(self, day: date, lo: timedelta, hi: timedelta) -> timedelta:
         if not self.is_workday(day):

@@ -14,7 +14,8 @@ The memo is bounded (cleared when full), so memory stays flat.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any, Protocol
 
 Compiled = dict[str, Any]
@@ -46,6 +47,16 @@ def _is_number(v: Any) -> bool:
     return type(v) is int or type(v) is float
 
 
+def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving `names`' values of a message as a tuple (KeyError if one is missing)."""
+    if not names:
+        return lambda message: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda message: (message[name],)
+    return itemgetter(*names)
+
+
 class MemoMatcher:
     """Wraps a matcher (DurableMatcher or PythonMatcher); same `name`, same answers."""
 
@@ -67,6 +78,10 @@ class MemoMatcher:
                 self._numeric[name] = (sorted(set(consts)), frozenset(consts))
             else:
                 self._plain.append(name)
+        # the fields read in one C call each (operator.itemgetter: a tuple, KeyError if missing)
+        self._get_plain = _getter(self._plain)
+        self._get_numeric = _getter(list(self._numeric))
+        self._bounds = list(self._numeric.values())
         self._memo: dict[tuple[Any, ...], frozenset[str]] = {}
         self.hits = 0
         self.misses = 0
@@ -75,10 +90,9 @@ class MemoMatcher:
         """The memo key, or None when the message cannot be keyed safely (a field missing, a
         number where text was expected): then the inner matcher answers it directly."""
         try:
-            plain = tuple([message[name] for name in self._plain])
+            plain = self._get_plain(message)
             out: list[Any] = [plain, tuple(map(type, plain))]  # True == 1 in Python, not in JSON
-            for name, (ordered, consts) in self._numeric.items():
-                v = message[name]
+            for v, (ordered, consts) in zip(self._get_numeric(message), self._bounds, strict=True):
                 if type(v) is not int and type(v) is not float:
                     return None
                 out.append(bisect_left(ordered, v) * 2 + (v in consts))

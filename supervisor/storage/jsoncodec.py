@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from supervisor.core.state import TicketState
+
 # what json.dumps refuses, orjson must refuse too (then json.dumps raises its own error)
 _PASS = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -32,6 +34,18 @@ def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+_NATIVE = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def state_text(state: TicketState) -> str:
+    """`dumps(state.to_json())`, the same text, with orjson writing the datetimes and tuples
+    (`TicketState.to_json_native`); what orjson refuses goes the usual way."""
+    try:
+        return orjson.dumps(state.to_json_native(), option=_NATIVE).decode()
+    except TypeError:
+        return dumps(state.to_json())
+
+
 def loads(text: str | bytes) -> Any:
     try:
         value = orjson.loads(text)
@@ -42,15 +56,19 @@ def loads(text: str | bytes) -> Any:
 
 
 def has_float(value: Any) -> bool:
-    """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text)."""
+    """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text).
+    Only non-empty containers go on the stack; scalars are looked at where they are (a stored
+    state is one dict of some fifty scalars and a few short lists)."""
+    t = type(value)
+    if t is not dict and t is not list:
+        return t is float
     stack = [value]
     while stack:
         v = stack.pop()
-        t = type(v)
-        if t is float:
-            return True
-        if t is dict:
-            stack.extend(v.values())
-        elif t is list:
-            stack.extend(v)
+        for x in v.values() if type(v) is dict else v:
+            tx = type(x)
+            if tx is float:
+                return True
+            if (tx is dict or tx is list) and x:
+                stack.append(x)
     return False

@@ -16,7 +16,7 @@ from supervisor.core.matter import MatterSpec
 from supervisor.core.state import TicketState
 from supervisor.engine import timers as timer_rules
 from supervisor.engine.firing import Notification
-from supervisor.engine.planner import Ladder, Plan, TimerSpec
+from supervisor.engine.planner import Ladder, Plan, TimerSpec, ladder
 from supervisor.storage import queries as q
 from supervisor.storage.base import (
     AckSubject,
@@ -29,7 +29,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
-from supervisor.storage.jsoncodec import dumps
+from supervisor.storage.jsoncodec import dumps, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
@@ -89,7 +89,7 @@ async def _insert_events(conn: asyncpg.Connection, batch: Sequence[Event]) -> se
 
 
 def _ladder(row: Any) -> Ladder:
-    return Ladder(
+    return ladder(
         row["ticket"],
         row["rule"],
         row["cycle"],
@@ -216,7 +216,7 @@ class PgStore(PgMatter, PgReads):
                 await conn.execute(
                     sql,
                     [s.ticket for s in part],
-                    [dumps(s.to_json()) for s in part],
+                    [state_text(s) for s in part],
                     [s.status for s in part],
                     [s.unit for s in part],
                     [s.caller_hash for s in part],

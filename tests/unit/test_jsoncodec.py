@@ -1,14 +1,16 @@
 """The jsonb codec writes what json.dumps wrote and reads what json.loads read."""
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.storage.jsoncodec import dumps, loads
+from supervisor.core.state import TicketState
+from supervisor.storage.jsoncodec import dumps, loads, state_text
 
 JSON = st.recursive(
     st.none()
@@ -48,3 +50,45 @@ class _D:
 def test_what_json_refuses_stays_refused(value):
     with pytest.raises(TypeError):
         dumps(value)
+
+
+# -- a ticket state's text: state_text writes what dumps(state.to_json()) wrote ----------------
+
+_OFFSETS = st.sampled_from([0, 8, -5, 5.75]).map(lambda h: timezone(timedelta(hours=h)))
+_MOMENTS = st.builds(
+    lambda naive, tz: naive.replace(tzinfo=tz),
+    st.datetimes(min_value=datetime(1800, 1, 2), max_value=datetime(2200, 1, 1)),
+    _OFFSETS | st.just(ZoneInfo("Asia/Shanghai")),
+)
+
+
+@st.composite
+def _states(draw):
+    values = {}
+    for f in fields(TicketState):
+        if f.name == "ticket":
+            values[f.name] = draw(st.text(min_size=1, max_size=6))
+        elif f.type == "datetime | None":
+            values[f.name] = draw(st.none() | _MOMENTS)
+        elif f.type.startswith("tuple["):
+            values[f.name] = tuple(draw(st.lists(st.text(max_size=5), max_size=3)))
+        elif f.type == "int":
+            values[f.name] = draw(st.integers(min_value=0, max_value=2**62))
+        elif f.type == "bool":
+            values[f.name] = draw(st.booleans())
+        elif f.type == "bool | None":
+            values[f.name] = draw(st.none() | st.booleans())
+        elif "str" in f.type:
+            values[f.name] = draw(st.none() | st.text(max_size=8))
+    return TicketState(**values)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_states())
+def test_state_text_is_the_json_text(state):
+    assert state_text(state) == dumps(state.to_json())
+
+
+def test_state_text_of_a_big_count_goes_the_usual_way():
+    state = TicketState(ticket="T1", event_count=2**70, created_at=datetime(1890, 1, 1, tzinfo=UTC))
+    assert state_text(state) == dumps(state.to_json())
