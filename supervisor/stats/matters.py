@@ -9,11 +9,12 @@ within 30 days of the last is one matter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from supervisor.core.matter import similar
+from rapidfuzz import fuzz, process
 
 WINDOW = timedelta(days=30)
 LINK_ZH = {"caller": "同一来电人同类诉求", "address": "同一地址", "summary": "诉求内容相似"}
@@ -24,8 +25,7 @@ def link_words(kinds: Iterable[str]) -> str:
     return "、".join(LINK_ZH.get(k, k) for k in kinds)
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     ticket: str
     created_at: datetime
     category: str | None
@@ -45,85 +45,101 @@ class Matter:
     last_at: datetime
 
 
-class _Union:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+_CALLER, _ADDRESS, _SUMMARY = 1, 2, 4  # kinds of link, as bits
+_KIND_BITS = (("address", _ADDRESS), ("caller", _CALLER), ("summary", _SUMMARY))  # sorted by name
 
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = parent.setdefault(x, x)
+
+def group(
+    rows: Iterable[Row], *, summary_similarity: int = 60, window: timedelta = WINDOW
+) -> list[Matter]:
+    """Every group of two or more linked tickets, each once.
+
+    Tickets under one key (caller and category, or address) are linked to their time-neighbours
+    less than `window` apart; every ticket of a key that links any gets that kind of link. In a
+    grid, every two tickets less than `window` apart whose summaries are similar (rapidfuzz's
+    ratio, as core.matter.similar) are linked. Union-find over ticket numbers; one sort of all
+    rows by time gives every key's and grid's tickets in order."""
+    rows = list(rows)
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.ticket))
+    index: dict[str, int] = {}
+    for r in rows:
+        index.setdefault(r.ticket, len(index))
+    parent = list(range(len(index)))
+
+    def find(x: int) -> int:
+        root = x
         while root != parent[root]:
             root = parent[root]
         while parent[x] != root:  # path compression
             parent[x], x = root, parent[x]
         return root
 
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
         if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+            parent[max(ra, rb)] = min(ra, rb)
 
-
-def _chain(rows: Sequence[Row], uf: _Union, window: timedelta) -> bool:
-    """Link time-neighbours of one key group less than `window` apart; whether any were."""
-    linked = False
-    ordered = sorted(rows, key=lambda r: (r.created_at, r.ticket))
-    for prev, cur in zip(ordered, ordered[1:], strict=False):
-        if cur.created_at - prev.created_at < window:
-            uf.union(prev.ticket, cur.ticket)
-            linked = True
-    return linked
-
-
-def group(
-    rows: Iterable[Row], *, summary_similarity: int = 60, window: timedelta = WINDOW
-) -> list[Matter]:
-    """Every group of two or more linked tickets, each once."""
-    rows = list(rows)
-    uf = _Union()
-    for r in rows:
-        uf.find(r.ticket)
-    kinds_of: dict[str, set[str]] = {}  # ticket -> kinds of link it takes part in
+    kinds_of = [0] * len(index)  # per ticket: the kinds of link it takes part in
     keyed: dict[tuple[str, object], list[Row]] = {}
-    for r in rows:
+    grids: dict[str, list[Row]] = {}
+    for r in ordered:
         if r.caller_hash:
             keyed.setdefault(("caller", (r.caller_hash, r.category)), []).append(r)
         if r.address_key:
             keyed.setdefault(("address", r.address_key), []).append(r)
-    for (kind, _), members in keyed.items():
-        if len(members) > 1 and _chain(members, uf, window):
-            for m in members:
-                kinds_of.setdefault(m.ticket, set()).add(kind)
-    grids: dict[str, list[Row]] = {}
-    for r in rows:
         if r.grid and r.summary_key:
             grids.setdefault(r.grid, []).append(r)
+    for (kind, _), members in keyed.items():
+        if len(members) < 2:
+            continue
+        linked = False
+        prev = members[0]
+        for cur in members[1:]:
+            if cur.created_at - prev.created_at < window:
+                union(index[prev.ticket], index[cur.ticket])
+                linked = True
+            prev = cur
+        if linked:
+            bit = _CALLER if kind == "caller" else _ADDRESS
+            for m in members:
+                kinds_of[index[m.ticket]] |= bit
     for members in grids.values():
-        members.sort(key=lambda r: (r.created_at, r.ticket))
+        keys = [m.summary_key for m in members]
+        end = 0
         for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                if b.created_at - a.created_at >= window:
-                    break
-                assert a.summary_key is not None and b.summary_key is not None
-                if similar(a.summary_key, b.summary_key, summary_similarity):
-                    uf.union(a.ticket, b.ticket)
-                    kinds_of.setdefault(a.ticket, set()).add("summary")
-                    kinds_of.setdefault(b.ticket, set()).add("summary")
-    components: dict[str, list[Row]] = {}
-    for r in rows:
-        components.setdefault(uf.find(r.ticket), []).append(r)
+            end = max(end, i + 1)
+            while end < len(members) and members[end].created_at - a.created_at < window:
+                end += 1
+            if end == i + 1:
+                continue
+            found = process.extract(
+                a.summary_key, keys[i + 1 : end], scorer=fuzz.ratio, processor=None,
+                score_cutoff=summary_similarity, limit=None,
+            )  # fmt: skip
+            for _, _, k in found:
+                ia, ib = index[a.ticket], index[members[i + 1 + k].ticket]
+                union(ia, ib)
+                kinds_of[ia] |= _SUMMARY
+                kinds_of[ib] |= _SUMMARY
+    roots = [find(x) for x in range(len(index))]
+    components: dict[int, list[Row]] = {}
+    for r in rows:  # the groups in the order of their first row
+        components.setdefault(roots[index[r.ticket]], [])
+    for r in ordered:  # each group's rows oldest first
+        components[roots[index[r.ticket]]].append(r)
     out = []
     for members in components.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda r: (r.created_at, r.ticket))
-        kinds = sorted({k for m in members for k in kinds_of.get(m.ticket, ())})
+        bits = 0
+        for m in members:
+            bits |= kinds_of[index[m.ticket]]
         categories = sorted(m.category for m in members if m.category)
         addresses = [m.address_key for m in members if m.address_key]
         out.append(
             Matter(
                 tickets=tuple(m.ticket for m in members),
-                kinds=tuple(kinds),
+                kinds=tuple(name for name, bit in _KIND_BITS if bits & bit),
                 category=categories[0] if categories else None,
                 address=addresses[0] if addresses else None,
                 first_at=members[0].created_at,
