@@ -139,6 +139,11 @@ async def main(tickets: int, refresh_tickets: int, keep: bool = False, db: str |
     try:
         t0 = time.perf_counter()
         async with pool.acquire() as conn:
+            if db:  # a kept database: the migrations of this tree (indexes added since it was built)
+                from supervisor.storage.db import migrate
+
+                print(f"migrations applied: {await migrate(conn)}")
+                await conn.execute("ANALYZE")
             for sql in [] if db else FILL:
                 await conn.execute(sql, MONTH_START, tickets)
             if not db:

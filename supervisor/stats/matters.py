@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import NamedTuple
 
 from rapidfuzz import fuzz, process
@@ -47,6 +48,7 @@ class Matter:
 
 _CALLER, _ADDRESS, _SUMMARY = 1, 2, 4  # kinds of link, as bits
 _KIND_BITS = (("address", _ADDRESS), ("caller", _CALLER), ("summary", _SUMMARY))  # sorted by name
+_BY_TIME = itemgetter(1, 0)  # a Row's (created_at, ticket)
 
 
 def group(
@@ -57,13 +59,11 @@ def group(
     Tickets under one key (caller and category, or address) are linked to their time-neighbours
     less than `window` apart; every ticket of a key that links any gets that kind of link. In a
     grid, every two tickets less than `window` apart whose summaries are similar (rapidfuzz's
-    ratio, as core.matter.similar) are linked. Union-find over ticket numbers; one sort of all
-    rows by time gives every key's and grid's tickets in order."""
+    ratio, as core.matter.similar) are linked. Union-find over ticket numbers; the rows sorted
+    once by time give each key's time-neighbours as they come."""
     rows = list(rows)
-    ordered = sorted(rows, key=lambda r: (r.created_at, r.ticket))
-    index: dict[str, int] = {}
-    for r in rows:
-        index.setdefault(r.ticket, len(index))
+    ordered = sorted(rows, key=_BY_TIME)
+    index = {t: i for i, t in enumerate(dict.fromkeys(r.ticket for r in rows))}
     parent = list(range(len(index)))
 
     def find(x: int) -> int:
@@ -79,30 +79,31 @@ def group(
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
-    kinds_of = [0] * len(index)  # per ticket: the kinds of link it takes part in
-    keyed: dict[tuple[str, object], list[Row]] = {}
+    last: dict[object, tuple[datetime, int]] = {}  # key -> its latest row so far: time, ticket
+    linked: set[object] = set()  # the keys that link two tickets or more
     grids: dict[str, list[Row]] = {}
     for r in ordered:
-        if r.caller_hash:
-            keyed.setdefault(("caller", (r.caller_hash, r.category)), []).append(r)
-        if r.address_key:
-            keyed.setdefault(("address", r.address_key), []).append(r)
+        x = index[r.ticket]
+        for key in (
+            ("caller", r.caller_hash, r.category) if r.caller_hash else None,
+            ("address", r.address_key) if r.address_key else None,
+        ):
+            if key is None:
+                continue
+            prev = last.get(key)
+            if prev is not None and r.created_at - prev[0] < window:
+                union(prev[1], x)
+                linked.add(key)
+            last[key] = (r.created_at, x)
         if r.grid and r.summary_key:
             grids.setdefault(r.grid, []).append(r)
-    for (kind, _), members in keyed.items():
-        if len(members) < 2:
-            continue
-        linked = False
-        prev = members[0]
-        for cur in members[1:]:
-            if cur.created_at - prev.created_at < window:
-                union(index[prev.ticket], index[cur.ticket])
-                linked = True
-            prev = cur
-        if linked:
-            bit = _CALLER if kind == "caller" else _ADDRESS
-            for m in members:
-                kinds_of[index[m.ticket]] |= bit
+    kinds_of = [0] * len(index)  # per ticket: the kinds of link it takes part in, as bits
+    if linked:
+        for r in rows:
+            if r.caller_hash and ("caller", r.caller_hash, r.category) in linked:
+                kinds_of[index[r.ticket]] |= _CALLER
+            if r.address_key and ("address", r.address_key) in linked:
+                kinds_of[index[r.ticket]] |= _ADDRESS
     for members in grids.values():
         keys = [m.summary_key for m in members]
         end = 0
@@ -122,25 +123,30 @@ def group(
                 kinds_of[ia] |= _SUMMARY
                 kinds_of[ib] |= _SUMMARY
     roots = [find(x) for x in range(len(index))]
+    size = [0] * len(index)
+    for r in rows:
+        size[roots[index[r.ticket]]] += 1
     components: dict[int, list[Row]] = {}
-    for r in rows:  # the groups in the order of their first row
-        components.setdefault(roots[index[r.ticket]], [])
+    for r in rows:  # the groups of two rows or more, in the order of their first row
+        root = roots[index[r.ticket]]
+        if size[root] > 1 and root not in components:
+            components[root] = []
     for r in ordered:  # each group's rows oldest first
-        components[roots[index[r.ticket]]].append(r)
+        members_of = components.get(roots[index[r.ticket]])
+        if members_of is not None:
+            members_of.append(r)
     out = []
     for members in components.values():
-        if len(members) < 2:
-            continue
         bits = 0
         for m in members:
             bits |= kinds_of[index[m.ticket]]
-        categories = sorted(m.category for m in members if m.category)
+        categories = [m.category for m in members if m.category]
         addresses = [m.address_key for m in members if m.address_key]
         out.append(
             Matter(
                 tickets=tuple(m.ticket for m in members),
                 kinds=tuple(name for name, bit in _KIND_BITS if bits & bit),
-                category=categories[0] if categories else None,
+                category=min(categories) if categories else None,
                 address=addresses[0] if addresses else None,
                 first_at=members[0].created_at,
                 last_at=members[-1].created_at,

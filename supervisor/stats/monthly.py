@@ -124,7 +124,7 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
-    rows = [mt.Row(*r) for r in records]
+    rows = list(map(mt.Row._make, records))
     groups = mt.in_period(mt.group(rows), start)
     matters: list[dict[str, Any]] = [
         {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,

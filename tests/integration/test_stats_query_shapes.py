@@ -1,4 +1,5 @@
-"""The monthly report's faster queries (issue 22) give what the earlier ones gave.
+"""The monthly report's faster queries (issue 22) give what the earlier ones gave; so does the
+desk's 待审核 queue.
 
 Random facts and events about October-November 2026, several seeds: the earlier text of each
 query that changed shape (kept here as the reference) and the current one run on the same
@@ -17,6 +18,7 @@ import pytest
 
 from supervisor.core.clock import SHANGHAI
 from supervisor.core.matter import similar
+from supervisor.desk.reviews import QUEUE
 from supervisor.stats import matters as mt
 from supervisor.stats import queries as q
 from supervisor.stats.monthly import ESCALATION_ROLES, REMINDER_ROLES, month
@@ -71,6 +73,18 @@ WITH r AS (
 )
 SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
 FROM j GROUP BY GROUPING SETS ((unit), ())
+"""
+
+OLD_QUEUE = """
+SELECT v.id, v.ticket, v.at, v.data AS review, e.type AS kind, e.data AS original, t.unit
+FROM events v
+JOIN events e ON e.id = v.data->>'of'
+LEFT JOIN tickets t ON t.ticket = v.ticket
+WHERE v.type = 'reviewed' AND v.data->>'outcome' = 'returned'
+  AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
+                  AND d.data->>'of' = v.data->>'of' AND d.at >= v.at)
+ORDER BY v.at DESC, v.id
+LIMIT $1
 """
 
 OLD_MATTER_ROWS = """
@@ -236,7 +250,8 @@ async def _fill(conn, rng: random.Random, n: int = 160) -> None:
                              {"of": eid, "outcome": outcome})  # fmt: skip
                 if outcome == "returned" and rng.random() < 0.5:
                     decision = rng.choice(["pass", "accept", "return"])
-                    await _event(conn, f"{t}-d{k}", t, "review_decided", at + timedelta(hours=2),
+                    when = at + timedelta(hours=rng.choice([0, 2, 2]))  # some before the review
+                    await _event(conn, f"{t}-d{k}", t, "review_decided", when,
                                  {"of": eid, "decision": decision})  # fmt: skip
         if rng.random() < 0.3:
             await _event(conn, f"{t}-x", t, "closed", at + timedelta(days=1), {})
@@ -292,6 +307,11 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
             before, after = _rows(await conn.fetch(old, *args)), _rows(await conn.fetch(new, *args))
             assert after == before
             assert any(r[0] == 0 for r in after)  # not only the total: per-unit rows too
+
+        for limit in (5, 200):  # the desk's 待审核 queue: the same reviews, in the same order
+            queue = [tuple(r) for r in await conn.fetch(QUEUE, limit)]
+            assert queue == [tuple(r) for r in await conn.fetch(OLD_QUEUE, limit)]
+            assert 0 < len(queue) <= limit
 
         everything = [OldRow(*r) for r in await conn.fetch(OLD_MATTER_ROWS, A, B)]
         linkable = [mt.Row(*r) for r in await conn.fetch(q.MATTER_ROWS, A, B, mt.WINDOW)]
