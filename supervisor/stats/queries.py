@@ -7,12 +7,14 @@ the total (unit NULL, GROUPING = 1) and the per-unit rows in one pass.
 
 RECEIVED = """
 SELECT GROUPING(category) AS g_cat, GROUPING(channel) AS g_ch, GROUPING(kind) AS g_kind,
-       GROUPING(grid) AS g_grid, category, channel, kind, grid, count(*) AS n
+       GROUPING(grid) AS g_grid, category, channel, kind, grid, coalesce(sum(n), 0)::bigint AS n
 FROM (SELECT data->>'category' AS category, data->>'channel' AS channel, data->>'kind' AS kind,
-             data->>'grid' AS grid
-      FROM events WHERE type = 'created' AND at >= $1 AND at < $2) c
+             data->>'grid' AS grid, count(*) AS n
+      FROM events WHERE type = 'created' AND at >= $1 AND at < $2
+      GROUP BY 1, 2, 3, 4) c  -- one hash aggregate of the combinations first, then the sets
 GROUP BY GROUPING SETS ((category), (channel), (kind), (grid), ())
 """
+
 RECEIVED_TOTAL = "SELECT count(*) FROM events WHERE type = 'created' AND at >= $1 AND at < $2"
 
 # 签收及时率: dispatches in the period whose sign-off deadline passed (or that were signed) by the
