@@ -118,6 +118,7 @@ FROM (SELECT DISTINCT t.unit, o.ticket, o.rule, o.cycle, o.step, o.rep, o.role
       WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled'
         AND o.role = ANY($3::text[])) m
 GROUP BY GROUPING SETS ((unit), (role), ())
+ORDER BY unit, role  -- by_unit and by_role in this order (a sorted aggregate gave it before)
 """
 ACKS = """
 WITH esc AS (

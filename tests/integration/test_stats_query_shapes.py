@@ -328,6 +328,12 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
             if args[0] == A:
                 assert any(r[0] == 0 for r in await conn.fetch(new, *args))  # and per-unit rows
 
+        for roles in (REMINDER_ROLES, ESCALATION_ROLES):  # 催办/督办 by unit and by role in order
+            rows = await conn.fetch(q.MESSAGES, A, B, roles)
+            units = [r["unit"] for r in rows if not r["g_unit"]]
+            assert units == sorted(units, key=lambda u: (u is None, u or ""))
+            by_role = [r["role"] for r in rows if not r["g_role"]]
+            assert by_role == sorted(by_role) and len(units) > 1
         for limit in (5, 200):  # the desk's 待审核 queue: the same reviews, in the same order
             queue = [tuple(r) for r in await conn.fetch(QUEUE, limit)]
             assert queue == [tuple(r) for r in await conn.fetch(OLD_QUEUE, limit)]
