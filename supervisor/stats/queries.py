@@ -78,7 +78,7 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # Only the tickets that can be linked are read: those with a time-neighbour of the same caller and
 # category, or of the same address, less than $3 (the window) apart, and those with a grid key;
 # the others are matters of one ticket, which the report does not show (matters.group gives the
-# same groups without them: tests/integration/test_stats_matter_rows.py).
+# same groups without them: tests/integration/test_stats_query_shapes.py).
 MATTER_ROWS = """
 WITH linkable AS (
     SELECT ticket FROM (
@@ -96,7 +96,7 @@ WITH linkable AS (
         WHERE address_key <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
         WINDOW k AS (PARTITION BY address_key ORDER BY created_at)
     ) a WHERE near
-    -- the ones with a grid key come below
+    -- (the tickets with a grid key: the first SELECT below)
 )
 SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
 FROM stats_tickets s JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
