@@ -2,7 +2,8 @@
 
 The database is built in SQL (generate_series, one INSERT ... SELECT per table, then ANALYZE):
 N tickets over the past 3 years, most closed; OPEN_SHARE of them still being handled (awaiting
-sign-off, handling, re-handled). desk_deadlines holds the open tickets and last week's closures,
+sign-off, handling, re-handled). One ticket in four was replied with text and the reply reviewed;
+one review in ten sent it back, and all but the last 60 of those were decided (待审核 holds 60). desk_deadlines holds the open tickets and last week's closures,
 as the desk's index keeps it. One ladder and two messages (liaison, head; some failed) per open
 ticket.
 Then the desk's own aiohttp app (setup_desk, no daemon loops) serves real HTTP on loopback and
@@ -49,7 +50,7 @@ INSERT INTO tickets (ticket, state, status, unit, caller_hash, category, created
 SELECT 'T' || lpad(i::text, 7, '0'),
        jsonb_build_object('ticket', 'T' || lpad(i::text, 7, '0'), 'status', st, 'urgent', (i % 17 = 0),
          'kind', 'complaint', 'address', '幸福路' || (i % 997) || '号', 'caller_masked', '138****' || lpad((i % 10000)::text, 4, '0'),
-         'summary', '占道经营', 'event_count', 3, 'category', cat, 'unit', u,
+         'summary', '占道经营', 'event_count', 3, 'category', cat, 'unit', u, 'grid', 'G' || (i % 40), 'channel', 'phone',
          'created_at', to_char(c AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS+08:00'),
          'signed_at', CASE WHEN st <> 'dispatched' THEN to_char((c + interval '1 hour') AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS+08:00') END,
          'replied_at', CASE WHEN st = 'closed' THEN to_char((c + interval '3 days') AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS+08:00') END),
@@ -81,9 +82,32 @@ SELECT l.ticket, l.rule, 1, s.step, s.role, s.role || '-1', 'sms', '【12345催�
        CASE WHEN (hashtext(l.ticket) % 50) = 0 THEN 'failed' ELSE 'sent' END, 1 + (hashtext(l.ticket) & 1)
 FROM ladders l CROSS JOIN (VALUES (0, 'liaison'), (1, 'head')) AS s(step, role)
 """,
+    # 答复审核: one ticket in four replied with text and reviewed; one review in ten sent the reply
+    # back, and the staff decided all of those but the last 60 (the 待审核 queue)
+    """
+INSERT INTO events (id, ticket, type, at, data)
+SELECT 'p-' || ticket, ticket, 'replied', created_at + interval '2 days',
+       jsonb_build_object('unit', unit, 'result', '已处理', 'text', '经核实，已安排人员处理，群众表示满意。')
+FROM tickets WHERE hashtext(ticket) & 3 = 0
+""",
+    """
+INSERT INTO events (id, ticket, type, at, data)
+SELECT 'v-' || ticket, ticket, 'reviewed', at + interval '1 minute',
+       jsonb_build_object('of', id, 'outcome', CASE WHEN hashtext(ticket) & 63 < 6 THEN 'returned' ELSE 'passed' END,
+                          'findings', CASE WHEN hashtext(ticket) & 63 < 6 THEN jsonb_build_array('缺少处理结果：未写明结果') ELSE '[]'::jsonb END,
+                          'checks', CASE WHEN hashtext(ticket) & 63 < 6 THEN jsonb_build_array('result') ELSE '[]'::jsonb END)
+FROM events WHERE type = 'replied'
+""",
+    """
+INSERT INTO events (id, ticket, type, at, data)
+SELECT 'd-' || ticket, ticket, 'review_decided', at + interval '1 hour', jsonb_build_object('of', data->>'of', 'decision', 'pass')
+FROM (SELECT *, row_number() OVER (ORDER BY at DESC) AS k FROM events
+      WHERE type = 'reviewed' AND data->>'outcome' = 'returned') r
+WHERE k > 60
+""",
     # what autovacuum does on a normal server (this one runs with autovacuum off): statistics, and
     # the visibility map that index-only scans need
-    "VACUUM ANALYZE tickets, desk_deadlines, ladders, outbox, timers",
+    "VACUUM ANALYZE tickets, desk_deadlines, ladders, outbox, timers, events",
 ]
 
 PAGES = [
@@ -94,6 +118,9 @@ PAGES = [
     ("list, overdue", "/tickets?view=overdue"),
     ("list, one unit", "/tickets?unit=市场监管所"),
     ("units", "/units"),
+    ("reviews (待审核)", "/reviews"),
+    ("grid view (网格)", "/grid"),
+    ("grid.json", "/grid.json"),
 ]
 
 
@@ -156,7 +183,7 @@ async def main() -> dict:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
-    parser.add_argument("--db", help="measure a database kept by an earlier --keep run (no build)")
+    parser.add_argument("--db", help="measure a database kept by an earlier --keep run (no build; migrated)")
     args = parser.parse_args()
     if args.db:
         name, url, args.keep = args.db, with_db(ADMIN_URL, args.db), True
@@ -165,9 +192,14 @@ async def main() -> dict:
     try:
         secs = 0.0 if args.db else await build(url, args.tickets)
         conn = await asyncpg.connect(url)
+        if args.db:  # a kept database: the migrations of this tree (indexes added since it was built)
+            from supervisor.storage.db import migrate
+
+            print(f"migrations applied: {await migrate(conn)}", flush=True)
+            await conn.execute("ANALYZE events")
         counts = {
             t: await conn.fetchval(f"SELECT count(*) FROM {t}")
-            for t in ("tickets", "ladders", "outbox")
+            for t in ("tickets", "ladders", "outbox", "events")
         }
         open_n = await conn.fetchval("SELECT count(*) FROM tickets WHERE status <> 'closed'")
         await conn.close()

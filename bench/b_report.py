@@ -9,7 +9,10 @@ refresh would have left them, and the facts are marked up to date; then `stats.c
 Second figure: the refresh itself (deriving facts from events through the real deadline rules),
 on a smaller number of tickets with full histories, in tickets/s: what a first backfill costs.
 
-    python bench/b_report.py [--tickets 1000000] [--refresh-tickets 20000]
+    python bench/b_report.py [--tickets 1000000] [--refresh-tickets 20000] [--keep] [--db NAME]
+
+--keep keeps the report's database (its name is printed); --db NAME times the report on such a
+kept database without building it again; --refresh-tickets 0 skips the refresh figure.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import platform
 import time
 from datetime import datetime
 
-from common import ADMIN_URL, SH, create_db, drop_all, event_stream, runtime
+from common import ADMIN_URL, CREATED_DBS, SH, create_db, drop_all, event_stream, runtime, with_db
 
 from supervisor.storage.db import create_pool
 
@@ -33,7 +36,8 @@ FILL = [
     """INSERT INTO events (id, ticket, type, at, data, received_at)
        SELECT 'c' || i, 'R' || i, 'created', $1::timestamptz + (i % 2592000) * interval '1 second',
               jsonb_build_object('category', (ARRAY['市容环境','市场监管','住房保障','环境污染','公共卫生','物业管理'])[1 + i % 6],
-                                 'channel', (ARRAY['phone','wechat','web','provincial','app','sms'])[1 + i % 6],
+                                 'channel', CASE WHEN i % 50 = 1 THEN 'visit' WHEN i % 50 = 26 THEN 'grid'
+                                                 ELSE (ARRAY['phone','wechat','web','provincial','app','sms'])[1 + i % 6] END,
                                  'kind', CASE WHEN i % 10 = 0 THEN 'help' ELSE 'complaint' END, 'grid', 'G' || (i % 40)),
               now() - interval '1 hour'
        FROM generate_series(1, $2) i""",
@@ -45,6 +49,35 @@ FILL = [
        SELECT 'o' || i, 'R' || i, 'reopened', $1::timestamptz + (i % 2592000) * interval '1 second' + interval '3 days', '{}'::jsonb,
               now() - interval '1 hour'
        FROM generate_series(1, $2) i WHERE i % 20 = 0""",
+    # replies (answered with text, as the handlings below), some sent back by the review and
+    # replied again; the staff passed a few of those; some tickets closed
+    """INSERT INTO events (id, ticket, type, at, data, received_at)
+       SELECT 'p' || i, 'R' || i, 'replied', $1::timestamptz + (i % 2592000) * interval '1 second' + (i % 7) * interval '1 day',
+              jsonb_build_object('unit', 'U' || (i % 60), 'result', '已处理', 'text', '经核实，已处理完毕。'), now() - interval '1 hour'
+       FROM generate_series(1, $2) i WHERE i % 30 <> 0""",
+    """INSERT INTO events (id, ticket, type, at, data, received_at)
+       SELECT 'w' || i, 'R' || i, 'reviewed', $1::timestamptz + (i % 2592000) * interval '1 second' + (i % 7) * interval '1 day' + interval '1 hour',
+              jsonb_build_object('of', 'p' || i, 'outcome', CASE WHEN i % 40 = 1 THEN 'returned' ELSE 'passed' END,
+                                 'findings', CASE WHEN i % 40 = 1 THEN jsonb_build_array('缺少处理结果：未写明结果', '答非所问：未回应诉求') ELSE '[]'::jsonb END),
+              now() - interval '1 hour'
+       FROM generate_series(1, $2) i WHERE i % 30 <> 0 AND i % 4 = 1""",
+    """INSERT INTO events (id, ticket, type, at, data, received_at)
+       SELECT 'd' || i, 'R' || i, 'review_decided', $1::timestamptz + (i % 2592000) * interval '1 second' + (i % 7) * interval '1 day' + interval '2 hours',
+              jsonb_build_object('of', 'p' || i, 'decision', 'pass'), now() - interval '1 hour'
+       FROM generate_series(1, $2) i WHERE i % 30 <> 0 AND i % 120 = 1""",
+    """INSERT INTO events (id, ticket, type, at, data, received_at)
+       SELECT 'q' || i, 'R' || i, 'replied', $1::timestamptz + (i % 2592000) * interval '1 second' + (i % 7) * interval '1 day' + interval '5 hours',
+              jsonb_build_object('unit', 'U' || (i % 60), 'result', '已处理', 'text', '经核实，已处理完毕，补充说明。'), now() - interval '1 hour'
+       FROM generate_series(1, $2) i WHERE i % 30 <> 0 AND i % 40 = 1""",
+    """INSERT INTO events (id, ticket, type, at, data, received_at)
+       SELECT 'x' || i, 'R' || i, 'closed', $1::timestamptz + (i % 2592000) * interval '1 second' + interval '8 days', '{}'::jsonb,
+              now() - interval '1 hour'
+       FROM generate_series(1, $2) i WHERE i % 3 = 1""",
+    # the matcher's grid keys (one ticket in 100: a grid with a summary), 30 different summaries
+    """INSERT INTO matter_keys (kind, key, ticket, created_at, summary_key)
+       SELECT 'grid', 'G' || ((i / 100) % 40), 'R' || i, $1::timestamptz + (i % 2592000) * interval '1 second',
+              substr(md5(((i / 100) % 30)::text), 1, 12)
+       FROM generate_series(1, $2) i WHERE i % 100 = 0""",
     """INSERT INTO stats_tickets (ticket, created_at, unit, category, caller_hash, address_key, dispute_at, handled3_at, overdue_due)
        SELECT 'R' || i, $1::timestamptz + (i % 2592000) * interval '1 second', 'U' || (i % 60),
               (ARRAY['市容环境','市场监管','住房保障','环境污染','公共卫生','物业管理'])[1 + i % 6],
@@ -86,30 +119,42 @@ FILL = [
 ]
 
 
-async def main(tickets: int, refresh_tickets: int) -> None:
+async def main(tickets: int, refresh_tickets: int, keep: bool = False, db: str | None = None) -> None:
     from supervisor.stats.command import build, render
     from supervisor.stats.monthly import month
-    from supervisor.stats.refresh import fingerprint, refresh
+    from supervisor.stats.refresh import refresh
 
     rt = runtime()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; PostgreSQL at {ADMIN_URL}"
     )
-    _, url = await create_db("report")
+    if db:
+        name, url = db, with_db(ADMIN_URL, db)
+    else:
+        name, url = await create_db("report")
+        if keep:
+            CREATED_DBS.remove(name)  # not dropped at the end
+            print(f"keeping database {name}")
     pool = await create_pool(url, max_size=4)
     try:
         t0 = time.perf_counter()
         async with pool.acquire() as conn:
-            for sql in FILL:
+            if db:  # a kept database: the migrations of this tree (indexes added since it was built)
+                from supervisor.storage.db import migrate
+
+                print(f"migrations applied: {await migrate(conn)}")
+                await conn.execute("ANALYZE")
+            for sql in [] if db else FILL:
                 await conn.execute(sql, MONTH_START, tickets)
-            await conn.execute(
-                "INSERT INTO stats_refresh (id, last_seq, policy) VALUES (1, (SELECT max(seq) FROM events), $1)",
-                fingerprint(rt.policy),
-            )
-            await conn.execute("ANALYZE")
+            if not db:
+                await conn.execute(
+                    "INSERT INTO stats_refresh (id, last_seq, policy) VALUES (1, (SELECT max(seq) FROM events), $1)",
+                    rt.policy.fingerprint,
+                )
+                await conn.execute("ANALYZE")
             counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in
-                      ("events", "stats_tickets", "stats_dispatches", "stats_handlings", "stats_callbacks", "outbox")}  # fmt: skip
-        print(f"data: {tickets:,} tickets in {time.perf_counter() - t0:.1f} s: {counts}")
+                      ("events", "stats_tickets", "stats_dispatches", "stats_handlings", "stats_callbacks", "outbox", "matter_keys")}  # fmt: skip
+        print(f"data ({name}): {tickets if not db else counts['stats_tickets']:,} tickets in {time.perf_counter() - t0:.1f} s: {counts}")
         period = month(MONTH_START.date())
         for attempt in (1, 2):
             t0 = time.perf_counter()
@@ -124,6 +169,8 @@ async def main(tickets: int, refresh_tickets: int) -> None:
     finally:
         await pool.close()
 
+    if not refresh_tickets:
+        return
     # the refresh: facts derived from full event histories through the deadline rules
     from supervisor.application import validate_batch
 
@@ -150,8 +197,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--tickets", type=int, default=1_000_000)
     ap.add_argument("--refresh-tickets", type=int, default=20_000)
+    ap.add_argument("--keep", action="store_true", help="keep the report's database (prints its name)")
+    ap.add_argument("--db", help="time the report on a database kept by an earlier --keep run")
     args = ap.parse_args()
     try:
-        asyncio.run(main(args.tickets, args.refresh_tickets))
+        asyncio.run(main(args.tickets, args.refresh_tickets, args.keep, args.db))
     finally:
         asyncio.run(drop_all())

@@ -30,16 +30,24 @@ KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested
 DECISION_ZH = {"pass": "通过", "return": "退回", "accept": "认可（附理由）"}
 LIMIT = 200
 
+# The returned reviews without a later decision in one hash anti join over all of them (the
+# partial index events_review_queue, migration 023), then the newest: asked for the newest first,
+# the planner walked every review back in time probing each for a decision (250 ms at 1,000,000
+# tickets, where the queue is short and the decided reviews many).
 QUEUE = """
+WITH pending AS MATERIALIZED (
+    SELECT v.id, v.ticket, v.at, v.data FROM events v
+    WHERE v.type = 'reviewed' AND v.data->>'outcome' = 'returned'
+      AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
+                      AND d.data->>'of' = v.data->>'of' AND d.at >= v.at)
+), newest AS (
+    SELECT * FROM pending ORDER BY at DESC, id LIMIT $1
+)
 SELECT v.id, v.ticket, v.at, v.data AS review, e.type AS kind, e.data AS original, t.unit
-FROM events v
+FROM newest v
 JOIN events e ON e.id = v.data->>'of'
 LEFT JOIN tickets t ON t.ticket = v.ticket
-WHERE v.type = 'reviewed' AND v.data->>'outcome' = 'returned'
-  AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
-                  AND d.data->>'of' = v.data->>'of' AND d.at >= v.at)
 ORDER BY v.at DESC, v.id
-LIMIT $1
 """
 
 

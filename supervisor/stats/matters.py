@@ -9,11 +9,13 @@ within 30 days of the last is one matter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import NamedTuple
 
-from supervisor.core.matter import similar
+from rapidfuzz import fuzz, process
 
 WINDOW = timedelta(days=30)
 LINK_ZH = {"caller": "同一来电人同类诉求", "address": "同一地址", "summary": "诉求内容相似"}
@@ -24,8 +26,7 @@ def link_words(kinds: Iterable[str]) -> str:
     return "、".join(LINK_ZH.get(k, k) for k in kinds)
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     ticket: str
     created_at: datetime
     category: str | None
@@ -45,86 +46,107 @@ class Matter:
     last_at: datetime
 
 
-class _Union:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+_CALLER, _ADDRESS, _SUMMARY = 1, 2, 4  # kinds of link, as bits
+_KIND_BITS = (("address", _ADDRESS), ("caller", _CALLER), ("summary", _SUMMARY))  # sorted by name
+_BY_TIME = itemgetter(1, 0)  # a Row's (created_at, ticket)
 
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = parent.setdefault(x, x)
+
+def group(
+    rows: Iterable[Row], *, summary_similarity: int = 60, window: timedelta = WINDOW
+) -> list[Matter]:
+    """Every group of two or more linked tickets, each once.
+
+    Tickets under one key (caller and category, or address) are linked to their time-neighbours
+    less than `window` apart; every ticket of a key that links any gets that kind of link. In a
+    grid, every two tickets less than `window` apart whose summaries are similar (rapidfuzz's
+    ratio, as core.matter.similar) are linked. Union-find over ticket numbers; the rows sorted
+    once by time give each key's time-neighbours as they come."""
+    rows = list(rows)
+    ordered = sorted(rows, key=_BY_TIME)
+    index = {t: i for i, t in enumerate(dict.fromkeys(r.ticket for r in rows))}
+    parent = list(range(len(index)))
+
+    def find(x: int) -> int:
+        root = x
         while root != parent[root]:
             root = parent[root]
         while parent[x] != root:  # path compression
             parent[x], x = root, parent[x]
         return root
 
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
         if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+            parent[max(ra, rb)] = min(ra, rb)
 
-
-def _chain(rows: Sequence[Row], uf: _Union, window: timedelta) -> bool:
-    """Link time-neighbours of one key group less than `window` apart; whether any were."""
-    linked = False
-    ordered = sorted(rows, key=lambda r: (r.created_at, r.ticket))
-    for prev, cur in zip(ordered, ordered[1:], strict=False):
-        if cur.created_at - prev.created_at < window:
-            uf.union(prev.ticket, cur.ticket)
-            linked = True
-    return linked
-
-
-def group(
-    rows: Iterable[Row], *, summary_similarity: int = 60, window: timedelta = WINDOW
-) -> list[Matter]:
-    """Every group of two or more linked tickets, each once."""
-    rows = list(rows)
-    uf = _Union()
-    for r in rows:
-        uf.find(r.ticket)
-    kinds_of: dict[str, set[str]] = {}  # ticket -> kinds of link it takes part in
-    keyed: dict[tuple[str, object], list[Row]] = {}
-    for r in rows:
-        if r.caller_hash:
-            keyed.setdefault(("caller", (r.caller_hash, r.category)), []).append(r)
-        if r.address_key:
-            keyed.setdefault(("address", r.address_key), []).append(r)
-    for (kind, _), members in keyed.items():
-        if len(members) > 1 and _chain(members, uf, window):
-            for m in members:
-                kinds_of.setdefault(m.ticket, set()).add(kind)
+    last: dict[object, tuple[datetime, int]] = {}  # key -> its latest row so far: time, ticket
+    linked: set[object] = set()  # the keys that link two tickets or more
     grids: dict[str, list[Row]] = {}
-    for r in rows:
+    for r in ordered:
+        x = index[r.ticket]
+        for key in (
+            ("caller", r.caller_hash, r.category) if r.caller_hash else None,
+            ("address", r.address_key) if r.address_key else None,
+        ):
+            if key is None:
+                continue
+            prev = last.get(key)
+            if prev is not None and r.created_at - prev[0] < window:
+                union(prev[1], x)
+                linked.add(key)
+            last[key] = (r.created_at, x)
         if r.grid and r.summary_key:
             grids.setdefault(r.grid, []).append(r)
+    kinds_of = [0] * len(index)  # per ticket: the kinds of link it takes part in, as bits
+    if linked:
+        for r in rows:
+            if r.caller_hash and ("caller", r.caller_hash, r.category) in linked:
+                kinds_of[index[r.ticket]] |= _CALLER
+            if r.address_key and ("address", r.address_key) in linked:
+                kinds_of[index[r.ticket]] |= _ADDRESS
     for members in grids.values():
-        members.sort(key=lambda r: (r.created_at, r.ticket))
+        keys = [m.summary_key for m in members]
+        end = 0
         for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                if b.created_at - a.created_at >= window:
-                    break
-                assert a.summary_key is not None and b.summary_key is not None
-                if similar(a.summary_key, b.summary_key, summary_similarity):
-                    uf.union(a.ticket, b.ticket)
-                    kinds_of.setdefault(a.ticket, set()).add("summary")
-                    kinds_of.setdefault(b.ticket, set()).add("summary")
-    components: dict[str, list[Row]] = {}
+            end = max(end, i + 1)
+            while end < len(members) and members[end].created_at - a.created_at < window:
+                end += 1
+            if end == i + 1:
+                continue
+            found = process.extract(
+                a.summary_key, keys[i + 1 : end], scorer=fuzz.ratio, processor=None,
+                score_cutoff=summary_similarity, limit=None,
+            )  # fmt: skip
+            for _, _, k in found:
+                ia, ib = index[a.ticket], index[members[i + 1 + k].ticket]
+                union(ia, ib)
+                kinds_of[ia] |= _SUMMARY
+                kinds_of[ib] |= _SUMMARY
+    roots = [find(x) for x in range(len(index))]
+    size = [0] * len(index)
     for r in rows:
-        components.setdefault(uf.find(r.ticket), []).append(r)
+        size[roots[index[r.ticket]]] += 1
+    components: dict[int, list[Row]] = {}
+    for r in rows:  # the groups of two rows or more, in the order of their first row
+        root = roots[index[r.ticket]]
+        if size[root] > 1 and root not in components:
+            components[root] = []
+    for r in ordered:  # each group's rows oldest first
+        members_of = components.get(roots[index[r.ticket]])
+        if members_of is not None:
+            members_of.append(r)
     out = []
     for members in components.values():
-        if len(members) < 2:
-            continue
-        members.sort(key=lambda r: (r.created_at, r.ticket))
-        kinds = sorted({k for m in members for k in kinds_of.get(m.ticket, ())})
-        categories = sorted(m.category for m in members if m.category)
+        bits = 0
+        for m in members:
+            bits |= kinds_of[index[m.ticket]]
+        categories = [m.category for m in members if m.category]
         addresses = [m.address_key for m in members if m.address_key]
         out.append(
             Matter(
                 tickets=tuple(m.ticket for m in members),
-                kinds=tuple(kinds),
-                category=categories[0] if categories else None,
+                kinds=tuple(name for name, bit in _KIND_BITS if bits & bit),
+                category=min(categories) if categories else None,
                 address=addresses[0] if addresses else None,
                 first_at=members[0].created_at,
                 last_at=members[-1].created_at,

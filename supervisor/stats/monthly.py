@@ -97,41 +97,8 @@ def _name(value: str | None) -> str:
     return value if value else UNKNOWN
 
 
-async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Run named queries (sql, *args) concurrently, each on a connection of the pool."""
-
-    async def one(sql: str, *args: Any) -> list[Any]:
-        async with pool.acquire() as conn:
-            return await conn.fetch(sql, *args)
-
-    results = await asyncio.gather(*(one(*job) for job in jobs.values()))
-    return dict(zip(jobs, results, strict=True))
-
-
-async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any]:
-    """Every figure of one period, with per-unit rows (unranked). The queries run concurrently."""
-    a, b = p.start, p.end
-    cut = min(b, now)
-    res = await _fetch(pool, {
-        "received": (q.RECEIVED, a, b), "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut),
-        "callbacks": (q.CALLBACKS, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-        "matters": (q.MATTER_ROWS, a, b), "disputes": (q.DISPUTES, a, b),
-        "returns": (q.RETURNS, a, b), "reminders": (q.MESSAGES, a, b, REMINDER_ROLES),
-        "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
-        "commitments": (q.COMMITMENTS, a, b, cut), "overdue": (q.OVERDUE_NOW, now),
-        "first_pass": (q.FIRST_PASS, a, b), "review_returns": (q.REVIEW_RETURNS, a, b),
-        "own": (q.OWN_DEMANDS, a, b),
-    })  # fmt: skip
-    out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
-    units: dict[str, dict[str, Any]] = {}
-
-    def unit_row(name: str | None) -> dict[str, Any]:
-        key = _name(name)
-        if key not in units:
-            units[key] = {"unit": key, **{k: rate(0, 0) for k in RATE_KEYS}, "dispatches": 0, "replies": 0,
-                          "returns": 0, "disputes": 0, "overdue_now": 0, "reminders": 0, "escalations": 0}  # fmt: skip
-        return units[key]
-
+def _received(rows: list[Any]) -> dict[str, Any]:
+    """受理量: the total and its breakdowns (RECEIVED's grouping sets)."""
     received: dict[str, Any] = {
         "total": 0,
         "by_category": {},
@@ -139,7 +106,7 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
         "by_kind": {},
         "by_grid": {},
     }
-    for r in res["received"]:
+    for r in rows:
         if r["g_cat"] and r["g_ch"] and r["g_kind"] and r["g_grid"]:
             received["total"] = r["n"]
         elif not r["g_cat"]:
@@ -152,7 +119,77 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
             received["by_grid"][_name(r["grid"])] = r["n"]
     for key in ("by_category", "by_channel", "by_kind", "by_grid"):
         received[key] = dict(sorted(received[key].items(), key=lambda kv: (-kv[1], kv[0])))
-    out["received"] = received
+    return received
+
+
+def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
+    """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
+    rows = list(map(mt.Row._make, records))
+    groups = mt.in_period(mt.group(rows), start)
+    matters: list[dict[str, Any]] = [
+        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
+         "tickets": list(m.tickets), "count": len(m.tickets)}
+        for m in groups if len(m.tickets) >= 3
+    ]  # fmt: skip
+    matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
+    return {"tickets": mt.linked_tickets(groups, rows, start), "matters_3plus": matters}
+
+
+async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Run named queries (sql, *args) concurrently, each on a connection of the pool.
+
+    Without JIT: the aggregates over a million rows have plan costs high enough for PostgreSQL to
+    compile them, which took 1-4 s per query (more than running them) and gains nothing here."""
+
+    async def one(sql: str, *args: Any) -> list[Any]:
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL jit = off")
+            return await conn.fetch(sql, *args)
+
+    results = await asyncio.gather(*(one(*job) for job in jobs.values()))
+    return dict(zip(jobs, results, strict=True))
+
+
+async def figures(
+    pool: asyncpg.Pool, p: Period, now: datetime, *, full: bool = True
+) -> dict[str, Any]:
+    """Every figure of one period, with per-unit rows (unranked). The queries run concurrently.
+
+    full=False (the period before, which the report compares with): the headline rates, 受理量's
+    total and the per-unit rows only (every unit that has a row, for the ranks), without the
+    breakdowns, 重复诉求, 督办 acknowledgements, commitments, review reasons and own demands."""
+    a, b = p.start, p.end
+    cut = min(b, now)
+    jobs: dict[str, tuple[Any, ...]] = {
+        "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut), "callbacks": (q.CALLBACKS, a, b),
+        "disputes": (q.DISPUTES, a, b), "returns": (q.RETURNS, a, b),
+        "reminders": (q.MESSAGES, a, b, REMINDER_ROLES), "escalations": (q.MESSAGES, a, b, ESCALATION_ROLES),
+        "overdue": (q.OVERDUE_NOW, now), "first_pass": (q.FIRST_PASS, a, b),
+    }  # fmt: skip
+    if full:
+        jobs |= {
+            "received": (q.RECEIVED, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
+            "matters": (q.MATTER_ROWS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
+            "commitments": (q.COMMITMENTS, a, b, cut), "review_returns": (q.REVIEW_RETURNS, a, b),
+            "own": (q.OWN_DEMANDS, a, b),
+        }  # fmt: skip
+    else:
+        jobs["received_total"] = (q.RECEIVED_TOTAL, a, b)
+    res = await _fetch(pool, jobs)
+    out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
+    units: dict[str, dict[str, Any]] = {}
+
+    def unit_row(name: str | None) -> dict[str, Any]:
+        key = _name(name)
+        if key not in units:
+            units[key] = {"unit": key, **{k: rate(0, 0) for k in RATE_KEYS}, "dispatches": 0, "replies": 0,
+                          "returns": 0, "disputes": 0, "overdue_now": 0, "reminders": 0, "escalations": 0}  # fmt: skip
+        return units[key]
+
+    if full:
+        out["received"] = _received(res["received"])
+    else:
+        out["received"] = {"total": res["received_total"][0][0]}
 
     out["sign_off_on_time"] = rate(0, 0)
     for r in res["sign_off"]:
@@ -178,21 +215,10 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
         target["satisfaction_strict"] = rate(r["satisfied_strict"], r["den"])
         target["resolution"] = rate(r["resolved"], r["den"])
 
-    out["rehandled"] = res["rehandled"][0][0]
-    out["handled_3_times"] = res["handled_3"][0][0]
-
-    rows = [mt.Row(*r) for r in res["matters"]]
-    groups = mt.in_period(mt.group(rows), a)
-    matters: list[dict[str, Any]] = [
-        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
-         "tickets": list(m.tickets), "count": len(m.tickets)}
-        for m in groups if len(m.tickets) >= 3
-    ]  # fmt: skip
-    matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
-    out["repeats"] = {
-        "tickets": mt.linked_tickets(groups, rows, a),
-        "matters_3plus": matters,
-    }
+    if full:
+        out["rehandled"] = res["rehandled"][0][0]
+        out["handled_3_times"] = res["handled_3"][0][0]
+        out["repeats"] = _repeats(res["matters"], a)
 
     disputes: dict[str, Any] = {"tickets": 0, "returns_by_unit": {}}
     for r in res["disputes"]:
@@ -219,15 +245,15 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
             else:
                 msgs["by_role"][r["role"]] = r["n"]
         out[key] = msgs
-    ack = res["acks"][0]
-    out["escalations"]["acknowledged"] = ack["acknowledged"]
-    median = ack["median"]
-    out["escalations"]["median_ack_minutes"] = (
-        round(float(median), 1) if median is not None else None
-    )
-
-    c = res["commitments"][0]
-    out["commitments"] = {"made": c["made"], "kept": c["kept"], "broken": c["broken"]}
+    if full:
+        ack = res["acks"][0]
+        out["escalations"]["acknowledged"] = ack["acknowledged"]
+        median = ack["median"]
+        out["escalations"]["median_ack_minutes"] = (
+            round(float(median), 1) if median is not None else None
+        )
+        c = res["commitments"][0]
+        out["commitments"] = {"made": c["made"], "kept": c["kept"], "broken": c["broken"]}
 
     for r in res["overdue"]:
         unit_row(r["unit"])["overdue_now"] = r["n"]
@@ -236,14 +262,15 @@ async def figures(pool: asyncpg.Pool, p: Period, now: datetime) -> dict[str, Any
     for r in res["first_pass"]:
         target = out if r["total"] else unit_row(r["unit"])
         target["first_pass"] = rate(r["num"], r["den"])
-    returns = {r["reason"]: r["n"] for r in res["review_returns"]}
-    out["review"] = {"returns_by_reason": returns}
-    registered = sum(r["registered"] for r in res["own"])
-    solved = sum(r["solved"] for r in res["own"])
-    out["own_demands"] = {
-        "registered": registered, "solved": solved, "rate": rate(solved, registered),
-        "by_channel": {r["channel"]: r["registered"] for r in res["own"]},
-    }  # fmt: skip
+    if full:
+        returns = {r["reason"]: r["n"] for r in res["review_returns"]}
+        out["review"] = {"returns_by_reason": returns}
+        registered = sum(r["registered"] for r in res["own"])
+        solved = sum(r["solved"] for r in res["own"])
+        out["own_demands"] = {
+            "registered": registered, "solved": solved, "rate": rate(solved, registered),
+            "by_channel": {r["channel"]: r["registered"] for r in res["own"]},
+        }  # fmt: skip
     out["units"] = list(units.values())
     return out
 
@@ -281,15 +308,30 @@ def _headline(res: dict[str, list[Any]], label: str) -> dict[str, Any]:
     return row
 
 
+def _headline_of(fig: dict[str, Any], label: str) -> dict[str, Any]:
+    """The row _headline makes, from a period's figures (the same queries' results)."""
+    return {
+        "month": label,
+        "received": fig["received"]["total"],
+        "sign_off_on_time": dict(fig["sign_off_on_time"]),
+        "closed": fig["closed"],
+        "on_time_replies": dict(fig["on_time_replies"]),
+        "satisfaction": dict(fig["satisfaction"]),
+        "resolution": dict(fig["resolution"]),
+    }
+
+
 async def trend(
     pool: asyncpg.Pool,
     p: Period,
     now: datetime,
     months: int = 12,
     current: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The headline figures of the `months` months ending with the period's month (the last
-    one taken from `current` when it is that month's report)."""
+    one taken from `current` when it is that month's report, the one before from `previous`, the
+    figures of the month before, when they are that month's)."""
     first = p.first.replace(day=1)
     periods = [month(_shift(first, -i)) for i in range(months - 1, -1, -1)]
 
@@ -311,10 +353,15 @@ async def trend(
                 **{k: current[k] for k in keys},
                 "received": current["received"]["total"],
             }
+        if previous is not None and previous["period"] == {
+            "from": m.first.isoformat(),
+            "to": m.last.isoformat(),
+        }:
+            return _headline_of(previous, m.label)
         a, b = m.start, m.end
         cut = min(b, now)
         res = await _fetch(pool, {
-            "received": ("SELECT count(*) FROM events WHERE type = 'created' AND at >= $1 AND at < $2", a, b),
+            "received": (q.RECEIVED_TOTAL, a, b),
             "sign_off": (q.SIGN_OFF, a, b, cut), "on_time": (q.ON_TIME, a, b, cut), "callbacks": (q.CALLBACKS, a, b),
         })  # fmt: skip
         return _headline(res, m.label)
@@ -326,10 +373,14 @@ async def monthly_report(
     pool: asyncpg.Pool, p: Period, now: datetime, *, with_trend: bool = True
 ) -> dict[str, Any]:
     """The whole report of a period: figures, ranked units with change, 12-month trend."""
-    current, before = await asyncio.gather(figures(pool, p, now), figures(pool, p.previous(), now))
+    current, before = await asyncio.gather(
+        figures(pool, p, now), figures(pool, p.previous(), now, full=False)
+    )
     before["units"] = rank(before["units"], None)
     current["units"] = rank(current["units"], before["units"])
     current["previous"] = {k: before[k] for k in HEADLINE}
-    current["trend"] = await trend(pool, p, now, current=current) if with_trend else []
+    current["trend"] = (
+        await trend(pool, p, now, current=current, previous=before) if with_trend else []
+    )
     current["generated_at"] = now.astimezone(SHANGHAI).isoformat(timespec="seconds")
     return current

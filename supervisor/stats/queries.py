@@ -7,12 +7,15 @@ the total (unit NULL, GROUPING = 1) and the per-unit rows in one pass.
 
 RECEIVED = """
 SELECT GROUPING(category) AS g_cat, GROUPING(channel) AS g_ch, GROUPING(kind) AS g_kind,
-       GROUPING(grid) AS g_grid, category, channel, kind, grid, count(*) AS n
+       GROUPING(grid) AS g_grid, category, channel, kind, grid, coalesce(sum(n), 0)::bigint AS n
 FROM (SELECT data->>'category' AS category, data->>'channel' AS channel, data->>'kind' AS kind,
-             data->>'grid' AS grid
-      FROM events WHERE type = 'created' AND at >= $1 AND at < $2) c
+             data->>'grid' AS grid, count(*) AS n
+      FROM events WHERE type = 'created' AND at >= $1 AND at < $2
+      GROUP BY 1, 2, 3, 4) c  -- one hash aggregate of the combinations first, then the sets
 GROUP BY GROUPING SETS ((category), (channel), (kind), (grid), ())
 """
+
+RECEIVED_TOTAL = "SELECT count(*) FROM events WHERE type = 'created' AND at >= $1 AND at < $2"
 
 # 签收及时率: dispatches in the period whose sign-off deadline passed (or that were signed) by the
 # cut-off; on time when signed by the deadline.
@@ -32,18 +35,20 @@ GROUP BY GROUPING SETS ((unit), ())
 # 办结量 is the first kind alone.
 ON_TIME = """
 WITH h AS (
-    SELECT CASE WHEN replied_at >= $1 AND replied_at < $2 THEN coalesce(reply_unit, unit) ELSE unit END AS unit,
-           (replied_at >= $1 AND replied_at < $2) AS replied,
+    SELECT unit, reply_unit, (replied_at >= $1 AND replied_at < $2) AS replied,
            (replied_at >= $1 AND replied_at < $2 AND (reply_due IS NULL OR replied_at <= reply_due)) AS on_time
     FROM stats_handlings
     WHERE (replied_at >= $1 AND replied_at < $2)
        OR ((CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) >= $1
            AND (CASE WHEN due_since >= $2 THEN prev_due ELSE reply_due END) < $3
            AND (replied_at IS NULL OR replied_at >= $2))
+), g AS (  -- a few hundred groups first (a hash aggregate), then the unit each is credited to
+    SELECT CASE WHEN replied THEN coalesce(reply_unit, unit) ELSE unit END AS unit, replied, on_time, n
+    FROM (SELECT unit, reply_unit, replied, on_time, count(*) AS n FROM h GROUP BY 1, 2, 3, 4) x
 )
-SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE on_time) AS num, count(*) AS den,
-       count(*) FILTER (WHERE replied) AS replies
-FROM h GROUP BY GROUPING SETS ((unit), ())
+SELECT GROUPING(unit) AS total, unit, coalesce(sum(n) FILTER (WHERE on_time), 0)::bigint AS num,
+       coalesce(sum(n), 0)::bigint AS den, coalesce(sum(n) FILTER (WHERE replied), 0)::bigint AS replies
+FROM g GROUP BY GROUPING SETS ((unit), ())
 """
 
 CALLBACKS = """
@@ -70,20 +75,50 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # 重复诉求 and matters (stats/matters.py links them, each matter once): the tickets created from 30
 # days before the period to its end, with their keys; the grid and summary key where the matcher
 # stored them (matter_keys, kind 'grid'). The caller's hash never leaves the service.
+# Only the tickets that can be linked are read: those with a time-neighbour of the same caller and
+# category, or of the same address, less than $3 (the window) apart, and those with a grid key;
+# the others are matters of one ticket, which the report does not show (matters.group gives the
+# same groups without them: tests/integration/test_stats_query_shapes.py).
 MATTER_ROWS = """
+WITH linkable AS (
+    SELECT ticket FROM (
+        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
+                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
+        FROM stats_tickets
+        WHERE caller_hash <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+        WINDOW k AS (PARTITION BY caller_hash, category ORDER BY created_at)
+    ) c WHERE near
+    UNION
+    SELECT ticket FROM (
+        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
+                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
+        FROM stats_tickets
+        WHERE address_key <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+        WINDOW k AS (PARTITION BY address_key ORDER BY created_at)
+    ) a WHERE near
+    -- (the tickets with a grid key: the first SELECT below)
+)
 SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
-FROM stats_tickets s LEFT JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
+FROM stats_tickets s JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
 WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+UNION ALL
+SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, NULL, NULL
+FROM stats_tickets s
+WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+  AND s.ticket IN (SELECT ticket FROM linkable)
+  AND NOT EXISTS (SELECT 1 FROM matter_keys g WHERE g.ticket = s.ticket AND g.kind = 'grid')
 """
 
 # 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role
 # count once, whatever the channels; cancelled ones (acknowledged before they went) do not count.
 MESSAGES = """
-SELECT GROUPING(t.unit) AS g_unit, GROUPING(o.role) AS g_role, t.unit, o.role,
-       count(DISTINCT (o.ticket, o.rule, o.cycle, o.step, o.rep, o.role)) AS n
-FROM outbox o JOIN tickets t ON t.ticket = o.ticket
-WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' AND o.role = ANY($3::text[])
-GROUP BY GROUPING SETS ((t.unit), (o.role), ())
+SELECT GROUPING(unit) AS g_unit, GROUPING(role) AS g_role, unit, role, count(*) AS n
+FROM (SELECT DISTINCT t.unit, o.ticket, o.rule, o.cycle, o.step, o.rep, o.role
+      FROM outbox o JOIN tickets t ON t.ticket = o.ticket
+      WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled'
+        AND o.role = ANY($3::text[])) m
+GROUP BY GROUPING SETS ((unit), (role), ())
+ORDER BY unit, role  -- by_unit and by_role in this order (a sorted aggregate gave it before)
 """
 ACKS = """
 WITH esc AS (
@@ -114,16 +149,16 @@ SELECT unit, count(*) AS n FROM stats_tickets WHERE overdue_due < $1 GROUP BY un
 
 # 答复一次通过率: the first reply with text of each handling (a re-opening starts a new one) made
 # in the period, per unit; passed when no review sent it back, or the staff passed or accepted it.
+# One ordered pass over the replies with text and the re-openings of the tickets replied in the
+# period: a reply is its handling's first when the event just before it is no reply (in the order
+# of time, a re-opening before a reply of the same instant, then id).
 FIRST_PASS = """
 WITH r AS (
-    SELECT e.id, e.ticket, e.at, e.data->>'unit' AS unit,
-           (SELECT count(*) FROM events o
-            WHERE o.ticket = e.ticket AND o.type = 'reopened' AND o.at <= e.at) AS handling
+    SELECT e.id, e.ticket, e.at, e.type, e.data->>'unit' AS unit,
+           lag(e.type) OVER (PARTITION BY e.ticket ORDER BY e.at, e.type <> 'reopened', e.id) AS before
     FROM events e
-    WHERE e.type = 'replied' AND e.data ? 'text' AND e.at < $2
+    WHERE ((e.type = 'replied' AND e.data ? 'text') OR e.type = 'reopened') AND e.at < $2
       AND e.ticket IN (SELECT ticket FROM events WHERE type = 'replied' AND at >= $1 AND at < $2)
-), f AS (
-    SELECT DISTINCT ON (ticket, handling) id, ticket, at, unit FROM r ORDER BY ticket, handling, at, id
 ), j AS (
     SELECT coalesce(f.unit, t.unit) AS unit,
            EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.id
@@ -131,8 +166,8 @@ WITH r AS (
            AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
                            AND d.data->>'of' = f.id AND d.data->>'decision' IN ('pass', 'accept'))
            AS sent_back
-    FROM f LEFT JOIN tickets t ON t.ticket = f.ticket
-    WHERE f.at >= $1
+    FROM r f LEFT JOIN tickets t ON t.ticket = f.ticket
+    WHERE f.type = 'replied' AND f.before IS DISTINCT FROM 'replied' AND f.at >= $1
 )
 SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
 FROM j GROUP BY GROUPING SETS ((unit), ())
