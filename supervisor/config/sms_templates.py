@@ -128,11 +128,13 @@ def clean_param(value: str, rules: ParamRules) -> str:
     """A value made legal for the provider: full-width digits and letters as ASCII, no URL, no
     refused symbol, spaces collapsed (none next to Chinese: "幸福路 12号" -> "幸福路12号"), cut
     to the length limit: a list between its items with "等", anything else with "…"."""
-    value = value.translate(_FULLWIDTH)
-    value = URL_LIKE.sub("", value)
-    value = "".join(c for c in value if c not in rules.forbidden)
-    value = " ".join(value.split())
-    value = _SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
+    if not (value.isascii() and value.isalnum() and rules.forbidden.isdisjoint(value)):
+        # (ASCII letters and digits only, e.g. a ticket id: none of these steps changes them)
+        value = value.translate(_FULLWIDTH)
+        value = URL_LIKE.sub("", value)
+        value = "".join(c for c in value if c not in rules.forbidden)
+        value = " ".join(value.split())
+        value = _SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
     limit = rules.max_chars
     if limit is None or len(value) <= limit:
         return value

@@ -160,7 +160,7 @@ def whole_working_days(
     where asking add for each N walks the days from the deadline again every time. The last add
     (the first N past `at`) is still asked, so the answer is always the calendar's own."""
     days, mark = 0, deadline
-    first = calendar.add(deadline, Duration.working_days(1))
+    first = calendar.add(deadline, _ONE_DAY)
     if first <= at:
         days, mark = 1, first
         tz = first.tzinfo
@@ -183,6 +183,7 @@ def whole_working_days(
 
 
 _DAY = timedelta(days=1)
+_ONE_DAY = Duration.working_days(1)
 
 
 def with_note(text: str, note: str | None) -> str:

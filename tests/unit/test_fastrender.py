@@ -186,3 +186,38 @@ def test_masking_and_lookups_are_jinjas() -> None:
         assert fast.render(ctx) is None
         with pytest.raises(jinja2.UndefinedError):
             ENV.from_string(source).render(ctx)
+
+
+def _clean_param_reference(value: str, rules: Any) -> str:
+    """clean_param as it was, every step taken (the ASCII-alphanumeric shortcut's reference)."""
+    from supervisor.config import sms_templates as m
+
+    value = value.translate(m._FULLWIDTH)
+    value = m.URL_LIKE.sub("", value)
+    value = "".join(c for c in value if c not in rules.forbidden)
+    value = " ".join(value.split())
+    value = m._SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
+    limit = rules.max_chars
+    if limit is None or len(value) <= limit:
+        return value
+    if limit < 2:
+        return value[:limit]
+    cut = value[: limit - 1]
+    at = max(cut.rfind(sep) for sep in "、，,；;")
+    if at >= limit // 2:
+        return cut[:at] + "等"
+    return cut.rstrip(" ，,、;；:：") + "…"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.text(alphabet="abcXYZ019wwcn.:/ 　１、★", max_size=30)
+    | st.from_regex(r"\A[A-Za-z0-9]{0,30}\Z"),
+    limit=st.none() | st.integers(1, 40),
+    forbidden=st.sets(st.sampled_from("★【】a0Z"), max_size=3),
+)
+def test_clean_param_shortcut_is_the_full_cleaning(value: str, limit: Any, forbidden: Any) -> None:
+    from supervisor.config.sms_templates import ParamRules, clean_param
+
+    rules = ParamRules(limit, 6, frozenset(forbidden))
+    assert clean_param(value, rules) == _clean_param_reference(value, rules)
