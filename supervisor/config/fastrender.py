@@ -20,6 +20,7 @@ two on the shipped templates and on generated contexts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -29,7 +30,8 @@ from jinja2.utils import _PassArg
 # a plain dict's attributes: `ticket.items` is the method in Jinja, never a key
 _DICT_ATTRS = frozenset(dir(dict))
 _Filter = tuple[Callable[..., Any], tuple[Any, ...]]
-_Part = str | tuple[str, tuple[str, ...], tuple[_Filter, ...]]
+# literal text, or (name, keys, filters, slot): slot >= 0 when the filters are pure (memo key)
+_Part = str | tuple[str, tuple[str, ...], tuple[_Filter, ...], int]
 # names Jinja's generated code binds itself (`self` is the template reference, not the context's)
 _SPECIAL = frozenset({"self", "loop", "caller", "varargs", "kwargs", "super"})
 _MEMO_MAX = 20_000  # finalized strings kept (ticket ids are unique: the memo is cleared when full)
@@ -45,7 +47,7 @@ class SimpleTemplate:
         self._finalize = finalize
         # finalize(s) per string s: finalize is pure (masking phone-like numbers), and unit names,
         # categories and times repeat from message to message
-        self._memo: dict[str, str] = {}
+        self._memo: dict[Any, str] = {}
 
     def render(self, context: dict[str, Any]) -> str | None:
         """The text Jinja would render, or None: then render with Jinja."""
@@ -56,7 +58,7 @@ class SimpleTemplate:
                 if isinstance(part, str):
                     out.append(part)
                     continue
-                name, keys, filters = part
+                name, keys, filters, slot = part
                 value = context.get(name, _MISSING)
                 if value is _MISSING:
                     return None
@@ -64,21 +66,54 @@ class SimpleTemplate:
                     if type(value) is not dict or key not in value:
                         return None
                     value = value[key]
-                for func, args in filters:
-                    value = func(value, *args)
-                if type(value) is str:
+                if filters:
+                    # our filters are pure: the same value, filtered before, gives the same text
+                    held = _held(slot, value) if slot >= 0 else None
+                    done = memo.get(held) if held is not None else None
+                    if done is None:
+                        for func, args in filters:
+                            value = func(value, *args)
+                        done = str(finalize(value)) if finalize is not None else str(value)
+                        if held is not None:
+                            _keep(memo, held, done)
+                    out.append(done)
+                elif type(value) is str:
                     done = memo.get(value)
                     if done is None:
                         done = str(finalize(value)) if finalize is not None else value
-                        if len(memo) >= _MEMO_MAX:
-                            memo.clear()
-                        memo[value] = done
+                        _keep(memo, value, done)
                     out.append(done)
                 else:
                     out.append(str(finalize(value) if finalize is not None else value))
         except Exception:  # a filter refusing a value: Jinja says so, in its own words
             return None
         return "".join(out)
+
+
+def _held(slot: int, value: Any) -> Any:
+    """The memo's key for `value` through `part`'s filters, or None when it has none: equal
+    values of these types are the same value (a bool is not an int; two equal datetimes with
+    the same tzinfo object and fold have every field the same)."""
+    t = type(value)
+    if t is str or t is int or t is bool:
+        return (slot, t, value)
+    if t is datetime:
+        return (slot, t, value, value.tzinfo, value.fold)
+    return None
+
+
+def _pure(filters: tuple[_Filter, ...]) -> bool:
+    return all(getattr(f, "__module__", "") in _PURE_MODULES for f, _ in filters)
+
+
+# the modules whose filters are pure functions of their arguments (config/templates.py's)
+_PURE_MODULES = frozenset({"supervisor.config.templates"})
+
+
+def _keep(memo: dict[Any, str], key: Any, done: str) -> None:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = done
 
 
 _MISSING = object()
@@ -101,14 +136,14 @@ def compile_simple(env: jinja2.Environment, source: str) -> SimpleTemplate | Non
             if type(child) is nodes.TemplateData:
                 parts.append(child.data)
                 continue
-            part = _output(env, child)
+            part = _output(env, child, len(parts))
             if part is None:
                 return None
             parts.append(part)
     return SimpleTemplate(parts, env.finalize)
 
 
-def _output(env: jinja2.Environment, node: nodes.Node) -> _Part | None:
+def _output(env: jinja2.Environment, node: nodes.Node, slot: int) -> _Part | None:
     filters: list[_Filter] = []
     while type(node) is nodes.Filter:
         assert isinstance(node, nodes.Filter)
@@ -131,4 +166,5 @@ def _output(env: jinja2.Environment, node: nodes.Node) -> _Part | None:
     if type(node) is not nodes.Name or node.name in _SPECIAL:  # type: ignore[attr-defined]
         return None
     assert isinstance(node, nodes.Name)
-    return (node.name, tuple(reversed(keys)), tuple(reversed(filters)))
+    chain = tuple(reversed(filters))
+    return (node.name, tuple(reversed(keys)), chain, slot if _pure(chain) else -1)

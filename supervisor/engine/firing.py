@@ -176,14 +176,16 @@ def whole_working_days(
                 days, mark = days + 1, nxt
             day += _DAY
     while True:  # the calendar's word on N + 1 (and on more, should the count have fallen short)
-        nxt = calendar.add(deadline, Duration.working_days(days + 1))
+        n = days + 1
+        nxt = calendar.add(deadline, _N_DAYS[n] if n < len(_N_DAYS) else Duration.working_days(n))
         if nxt > at:
             return days, mark
         days, mark = days + 1, nxt
 
 
 _DAY = timedelta(days=1)
-_ONE_DAY = Duration.working_days(1)
+_N_DAYS = tuple(Duration.working_days(n) for n in range(64))  # built once, not per message
+_ONE_DAY = _N_DAYS[1]
 
 
 def with_note(text: str, note: str | None) -> str:

@@ -221,3 +221,20 @@ def test_clean_param_shortcut_is_the_full_cleaning(value: str, limit: Any, forbi
 
     rules = ParamRules(limit, 6, frozenset(forbidden))
     assert clean_param(value, rules) == _clean_param_reference(value, rules)
+
+
+def test_the_filtered_value_memo_tells_equal_values_apart() -> None:
+    """1 and True, and one instant in two zones, are equal keys to a dict: not to the memo."""
+    source = "{{ x | short(3) }}|{{ d | hm }}|{{ d | date }}"
+    fast = compile_simple(ENV, source)
+    assert fast is not None
+    instant = datetime(2026, 11, 25, 17, 30, tzinfo=UTC)
+    cases: list[dict[str, Any]] = [
+        {"x": True, "d": instant},
+        {"x": 1, "d": instant.astimezone(ZONE)},
+        {"x": 1.0, "d": instant.replace(tzinfo=None)},
+        {"x": "1", "d": instant.astimezone(timezone(timedelta(hours=-12)))},
+        {"x": True, "d": instant},
+    ]
+    for ctx in cases * 2:
+        assert fast.render(ctx) == ENV.from_string(source).render(ctx), ctx
