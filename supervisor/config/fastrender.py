@@ -34,7 +34,9 @@ _Filter = tuple[Callable[..., Any], tuple[Any, ...]]
 _Part = str | tuple[str, tuple[str, ...], tuple[_Filter, ...], int]
 # names Jinja's generated code binds itself (`self` is the template reference, not the context's)
 _SPECIAL = frozenset({"self", "loop", "caller", "varargs", "kwargs", "super"})
-_MEMO_MAX = 20_000  # finalized strings kept (ticket ids are unique: the memo is cleared when full)
+# values kept per template (cleared when full: ticket ids never repeat, unit names and times do;
+# small, since every template of the daemon has its own)
+_MEMO_MAX = 2_048
 
 
 class SimpleTemplate:

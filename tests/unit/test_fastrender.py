@@ -237,3 +237,19 @@ def test_the_filtered_value_memo_tells_equal_values_apart() -> None:
     ]
     for ctx in cases * 2:
         assert fast.render(ctx) == ENV.from_string(source).render(ctx), ctx
+
+
+def test_the_memo_stays_bounded_and_right_when_it_clears() -> None:
+    from supervisor.config import fastrender
+
+    source = "{{ t.id }}{{ t.unit_name }}{{ d | hm }}"
+    fast = compile_simple(ENV, source)
+    assert fast is not None
+    jinja = ENV.from_string(source)
+    base = datetime(2026, 11, 25, 9, 0, tzinfo=ZONE)
+    for i in range(3 * fastrender._MEMO_MAX):
+        ctx = {"t": {"id": f"T{i:06d}", "unit_name": f"单位{i % 7}"}, "d": base + timedelta(minutes=i % 50)}
+        got = fast.render(ctx)
+        if i % 97 == 0 or i % fastrender._MEMO_MAX in (0, 1):
+            assert got == jinja.render(ctx)
+        assert len(fast._memo) <= fastrender._MEMO_MAX
