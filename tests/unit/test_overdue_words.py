@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.core.durations import Duration
 from supervisor.core.workcal import CalendarConfig, WorkCalendar
-from supervisor.engine.firing import overdue_words, whole_working_days
+from supervisor.engine.firing import Duration, overdue_words, whole_working_days  # (Duration moves)
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
