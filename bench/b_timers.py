@@ -10,6 +10,7 @@ batch were handled it asks next_due() and sleeps until then (at most max_sleep_s
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 
@@ -280,6 +281,7 @@ async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int 
                     [],
                 )
                 prof.disable()
+                prof.dump_stats(os.environ.get("CATCHUP_PROF", "/tmp/bench_catchup_only.prof"))
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         finally:
             await conn.close()

@@ -24,6 +24,7 @@ import jinja2
 from jinja2 import nodes
 from pydantic import BaseModel, ConfigDict, Field
 
+from supervisor.config.fastrender import SimpleTemplate, compile_simple
 from supervisor.config.templates import (
     PHONE_LIKE,
     PhoneNumberInText,
@@ -127,11 +128,13 @@ def clean_param(value: str, rules: ParamRules) -> str:
     """A value made legal for the provider: full-width digits and letters as ASCII, no URL, no
     refused symbol, spaces collapsed (none next to Chinese: "幸福路 12号" -> "幸福路12号"), cut
     to the length limit: a list between its items with "等", anything else with "…"."""
-    value = value.translate(_FULLWIDTH)
-    value = URL_LIKE.sub("", value)
-    value = "".join(c for c in value if c not in rules.forbidden)
-    value = " ".join(value.split())
-    value = _SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
+    if not (value.isascii() and value.isalnum() and rules.forbidden.isdisjoint(value)):
+        # (ASCII letters and digits only, e.g. a ticket id: none of these steps changes them)
+        value = value.translate(_FULLWIDTH)
+        value = URL_LIKE.sub("", value)
+        value = "".join(c for c in value if c not in rules.forbidden)
+        value = " ".join(value.split())
+        value = _SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
     limit = rules.max_chars
     if limit is None or len(value) <= limit:
         return value
@@ -164,6 +167,7 @@ class _Compiled:
 # (a Jinja context per parameter was most of a fired step's cost). Not whitespace, so neither
 # `{{- -}}` nor the collapsing of spaces touches it; a private-use character no text holds.
 _SEP = "\ue000"
+_FINISHED_MAX = 20_000  # values kept by SmsTemplates._finish_kept (cleared when full)
 
 
 class SmsTemplates:
@@ -206,6 +210,10 @@ class SmsTemplates:
                 )  # fmt: skip
             self._items[provider] = compiled
         self._joint: dict[str, tuple[jinja2.Template, tuple[str, ...]]] = {}
+        self._simple: dict[str, SimpleTemplate] = {}  # the joint templates Jinja need not render
+        # (provider, value) -> the value as sent: _finish is pure, and most values repeat (unit
+        # names, categories, times); a value holding a phone number is never kept
+        self._finished: dict[tuple[str, str], str] = {}
         by_name: dict[str, dict[str, None]] = {}
         for items in self._items.values():
             for name, item in items.items():
@@ -217,6 +225,9 @@ class SmsTemplates:
                 self._joint[name] = (self._env.from_string(_SEP.join(distinct)), tuple(distinct))
             except jinja2.TemplateSyntaxError:
                 continue  # reported per parameter above; rendered one by one
+            simple = compile_simple(self._env, _SEP.join(distinct))
+            if simple is not None:
+                self._simple[name] = simple
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -239,7 +250,8 @@ class SmsTemplates:
                 continue
             if joint is not None and len(item.values) == len(item.sources):
                 values = [
-                    self._finish(template, provider, joint[src], item.rules) for src in item.sources
+                    self._finish_kept(template, provider, joint[src], item.rules)
+                    for src in item.sources
                 ]
             else:
                 values = [
@@ -258,8 +270,10 @@ class SmsTemplates:
         if joint is None:
             return None
         t, sources = joint
+        simple = self._simple.get(template)
+        rendered = simple.render(context) if simple is not None else None
         try:
-            parts = t.render(context).split(_SEP)
+            parts = (t.render(context) if rendered is None else rendered).split(_SEP)
         except (jinja2.TemplateError, TypeError, ValueError):
             return None
         if len(parts) != len(sources):
@@ -280,6 +294,17 @@ class SmsTemplates:
         except (jinja2.TemplateError, TypeError, ValueError) as exc:
             raise RenderError(f"sms_templates {provider}.{template}: {exc}") from exc
         return cls._finish(template, provider, value, rules)
+
+    def _finish_kept(self, template: str, provider: str, value: str, rules: ParamRules) -> str:
+        """`_finish`, remembered per (provider, value) (the rules are the provider's)."""
+        key = (provider, value)
+        done = self._finished.get(key)
+        if done is None:
+            done = self._finish(template, provider, value, rules)
+            if len(self._finished) >= _FINISHED_MAX:
+                self._finished.clear()
+            self._finished[key] = done
+        return done
 
     @staticmethod
     def _finish(template: str, provider: str, value: str, rules: ParamRules) -> str:

@@ -29,6 +29,7 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
+from supervisor.config.fastrender import SimpleTemplate, compile_simple
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
 from supervisor.core import spoken
 from supervisor.core.privacy import mask
@@ -229,6 +230,8 @@ class Templates:
         self._located = located or Located(None, {}, "<templates>")
         self._env = _environment()
         self._items: dict[str, _Compiled] = {}
+        # the templates that are text and plain outputs only, rendered without Jinja (fastrender)
+        self._simple: dict[jinja2.Template, SimpleTemplate] = {}
         self.syntax_errors: list[ConfigError] = []
         for name, tm in model.templates.items():
             limit = tm.max_segments or model.defaults.max_segments
@@ -253,6 +256,10 @@ class Templates:
             self._items[name] = _Compiled(
                 name, tm.text, limit, compiled, voice, tm.voice, tm.call_item
             )
+            for t, source in ((compiled, tm.text), (voice, tm.voice)):
+                simple = None if t is None or source is None else compile_simple(self._env, source)
+                if t is not None and simple is not None:
+                    self._simple[t] = simple
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -298,7 +305,9 @@ class Templates:
             raise RenderError(f"template '{name}' has a syntax error")
         template = item.voice if channel == "voice" and item.voice is not None else item.template
         try:
-            text = template.render(context).strip()
+            simple = self._simple.get(template)
+            rendered = simple.render(context) if simple is not None else None
+            text = (template.render(context) if rendered is None else rendered).strip()
             if channel == "voice":
                 ticket = context.get("ticket")
                 tid = str(ticket.get("id") or "") if isinstance(ticket, dict) else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from supervisor.config.contacts import Directory, Recipient
@@ -140,18 +140,52 @@ def overdue_words(
         parts = [f"{days}天" if days else "", f"{hours}小时" if hours else ""]
         parts.append(f"{mins}分钟" if mins and not days else "")
         return "".join(parts) or "不足1分钟"
-    days = 0
-    mark = deadline
-    while True:  # whole working days first: the same clock time on the N-th working day
-        nxt = calendar.add(deadline, Duration.working_days(days + 1))
-        if nxt > at:
-            break
-        days, mark = days + 1, nxt
+    days, mark = whole_working_days(deadline, at, calendar)
     minutes = calendar.working_minutes_between(mark, at)
     hours, mins = divmod(minutes, 60)
     parts = [f"{days}个工作日" if days else "", f"{hours}个工作小时" if hours else ""]
     parts.append(f"{mins}分钟" if mins and not days else "")
     return "".join(parts) or "不足1个工作分钟"
+
+
+def whole_working_days(
+    deadline: datetime, at: datetime, calendar: WorkCalendar
+) -> tuple[int, datetime]:
+    """The most whole working days N after `deadline` that end by `at`, and where the N-th ends
+    (`deadline` itself for none): the largest N with calendar.add(deadline, N working days) <= at.
+
+    The N-th working day after a moment is that moment's clock time (moved into office hours) on
+    the N-th working day after its day (WorkCalendar.add), so only the first is asked of the
+    calendar; the others are counted over the days up to `at`, one is_workday look-up a day,
+    where asking add for each N walks the days from the deadline again every time. The last add
+    (the first N past `at`) is still asked, so the answer is always the calendar's own."""
+    days, mark = 0, deadline
+    first = calendar.add(deadline, _ONE_DAY)
+    if first <= at:
+        days, mark = 1, first
+        tz = first.tzinfo
+        # first's clock time, as WorkCalendar.add builds the N-th: that day's midnight + offset
+        off = first - datetime.combine(first.date(), time(0), tzinfo=tz)
+        last = at.astimezone(tz).date()
+        day = first.date() + _DAY
+        while day <= last:
+            if calendar.is_workday(day):
+                nxt = datetime.combine(day, time(0), tzinfo=tz) + off
+                if nxt > at:
+                    break
+                days, mark = days + 1, nxt
+            day += _DAY
+    while True:  # the calendar's word on N + 1 (and on more, should the count have fallen short)
+        n = days + 1
+        nxt = calendar.add(deadline, _N_DAYS[n] if n < len(_N_DAYS) else Duration.working_days(n))
+        if nxt > at:
+            return days, mark
+        days, mark = days + 1, nxt
+
+
+_DAY = timedelta(days=1)
+_N_DAYS = tuple(Duration.working_days(n) for n in range(64))  # built once, not per message
+_ONE_DAY = _N_DAYS[1]
 
 
 def with_note(text: str, note: str | None) -> str:

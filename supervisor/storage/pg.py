@@ -274,32 +274,48 @@ class PgStore(PgMatter, PgReads):
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
-            states = {
-                r["ticket"]: TicketState.from_json(r["state"])
-                for r in await conn.fetch(q.LOAD_STATES, tickets)
-            }
             ladders = {
                 (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
                 for r in await conn.fetch(q.LOAD_LADDERS, tickets)
             }
-            # per (ticket, kind): the same-matter tickets, or the caller's (repeat callers)
-            linked: dict[tuple[str, str], list[LinkedTicket]] = {}
-            matter = policy.matter
-            ids, statuses, lates = [], [], []
-            notes: list[Notification] = []
-            for r in rows:
-                timer = DueTimer(
+            # each timer's fate first: only the tickets of timers that fire need their state
+            timers = [
+                DueTimer(
                     r["id"], r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["due_at"],
                     bool(r["later_due"]) and timer_rules.past_grace(now, r["due_at"], policy.grace),
                 )  # fmt: skip
-                lad = ladders.get((timer.ticket, timer.rule, timer.cycle))
+                for r in rows
+            ]
+            verdicts = [
+                timer_rules.verdict(ladders.get((t.ticket, t.rule, t.cycle)), t.superseded)
+                for t in timers
+            ]
+            firing = sorted(
+                {t.ticket for t, v in zip(timers, verdicts, strict=True) if v == "fired"}
+            )
+            states = (
+                {
+                    r["ticket"]: TicketState.from_json(r["state"])
+                    for r in await conn.fetch(q.LOAD_STATES, firing)
+                }
+                if firing
+                else {}
+            )
+            # per (ticket, kind): the same-matter tickets, or the caller's (repeat callers)
+            linked: dict[tuple[str, str], list[LinkedTicket]] = {}
+            matter = policy.matter
+            ids: list[int] = []
+            statuses: list[str] = []
+            lates: list[float] = []
+            notes: list[Notification] = []
+            for timer, status in zip(timers, verdicts, strict=True):
                 late = timer_rules.lateness_s(now, timer.due_at)
-                status = timer_rules.verdict(lad, timer.superseded)
                 if status == "cancelled":
                     out.cancelled += 1
                 elif status == "superseded":
                     out.superseded += 1
                 else:
+                    lad = ladders.get((timer.ticket, timer.rule, timer.cycle))
                     assert lad is not None
                     state = states.get(timer.ticket)
                     kind = (
@@ -338,9 +354,11 @@ class PgStore(PgMatter, PgReads):
                 ids.append(timer.id)
                 statuses.append(status)
                 lates.append(late)
-            if notes:
-                await self._insert_outbox(conn, notes, policy.delivery, policy.workday)
-            await conn.execute(q.MARK_TIMERS, now, ids, statuses, lates)
+            if notes:  # the messages and the timers' marks in one statement
+                marks = (now, ids, statuses, lates)
+                await self._insert_outbox(conn, notes, policy.delivery, policy.workday, marks)
+            else:
+                await conn.execute(q.MARK_TIMERS, now, ids, statuses, lates)
             out.notifications = notes
         return out
 

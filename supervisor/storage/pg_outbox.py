@@ -7,7 +7,6 @@ applies to the whole group."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from supervisor.storage.base import (
     person,
     release_time,
 )
+from supervisor.storage.jsoncodec import dumps
 
 if TYPE_CHECKING:
     from supervisor.config.delivery import Workday
@@ -41,7 +41,8 @@ def _row(r: Any) -> OutboxRow:
 
 
 def _json(params: Mapping[str, Any] | None) -> str | None:
-    return None if params is None else json.dumps(params, ensure_ascii=False)
+    # stored as jsonb: the same value as json.dumps(params, ensure_ascii=False) gave, faster
+    return None if params is None else dumps(params)
 
 
 class PgOutbox:
@@ -53,14 +54,26 @@ class PgOutbox:
         notes: Sequence[Notification],
         delivery: Any,
         workday: Workday | None = None,
+        marks: tuple[datetime, list[int], list[str], list[float]] | None = None,
     ) -> None:
+        """Queue `notes`; with `marks` (fired_at, timer ids, statuses, lateness), the same
+        statement also marks the claimed timers (fire_due: one round trip, not two)."""
+        released: dict[tuple[datetime, bool], datetime] = {}  # notes of one batch share `at`
+        not_before = []
+        for n in notes:
+            key = (n.at, n.urgent)
+            when = released.get(key)
+            if when is None:
+                when = released[key] = release_time(n, delivery, workday)
+            not_before.append(when)
         await conn.execute(
-            q.INSERT_OUTBOX,
+            q.INSERT_OUTBOX if marks is None else q.INSERT_OUTBOX_MARK_TIMERS,
             [n.ticket for n in notes], [n.rule for n in notes], [n.cycle for n in notes], [n.step for n in notes],
             [n.rep for n in notes], [n.role for n in notes], [n.to or "-" for n in notes], [n.name for n in notes],
             [n.address for n in notes], [n.channel for n in notes], [n.text for n in notes], [n.urgent for n in notes],
-            [n.note for n in notes], [release_time(n, delivery, workday) for n in notes], [n.at for n in notes],
+            [n.note for n in notes], not_before, [n.at for n in notes],
             [_json(n.params) for n in notes],
+            *(marks or ()),
         )  # fmt: skip
 
     async def enqueue(

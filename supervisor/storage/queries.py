@@ -131,6 +131,13 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6
                      $16::text[]::jsonb[])
 ON CONFLICT DO NOTHING
 """
+# fire_due: the batch's messages queued and its timers marked (MARK_TIMERS) in one statement
+INSERT_OUTBOX_MARK_TIMERS = """
+WITH marked AS (
+  UPDATE timers AS t SET status = v.status, fired_at = $17, late_s = v.late_s
+  FROM unnest($18::bigint[], $19::text[], $20::float8[]) AS v(id, status, late_s)
+  WHERE t.id = v.id
+)""" + INSERT_OUTBOX
 NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
 NEXT_DUE_LANES = {
     None: NEXT_DUE,

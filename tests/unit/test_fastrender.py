@@ -1,0 +1,255 @@
+"""Rendering without Jinja (config/fastrender.py) gives exactly Jinja's text, or hands back to
+Jinja: compared on every shipped template, voice script and SMS provider mapping, over generated
+contexts (odd values, phone-like numbers, missing keys, other types)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor.config.fastrender import compile_simple
+from supervisor.config.sms_templates import _SEP, load_sms_templates
+from supervisor.config.templates import _environment, load_templates, sample_context
+from supervisor.vocabulary import ZONE
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = load_templates(ROOT / "config" / "templates.yaml")
+SMS = load_sms_templates(ROOT / "config" / "sms_templates.yaml")
+TEMPLATES.sms = SMS
+
+
+def _jinja_only(templates: Any) -> Any:
+    """The same compiled templates with the fast path off (the reference)."""
+    ref = copy.copy(templates)
+    ref._simple = {}
+    if getattr(templates, "sms", None) is not None:
+        sms = copy.copy(templates.sms)
+        sms._simple = {}
+        sms._finished = {}
+        ref.sms = sms
+    return ref
+
+
+REFERENCE = _jinja_only(TEMPLATES)
+
+# the sources the fast path takes: texts, voice scripts, the joint provider parameters
+SOURCES: list[tuple[str, str]] = []
+for _name, _item in TEMPLATES._items.items():
+    SOURCES.append((f"{_name}.text", _item.source))
+    if _item.voice_source:
+        SOURCES.append((f"{_name}.voice", _item.voice_source))
+for _name, (_t, _distinct) in SMS._joint.items():
+    SOURCES.append((f"sms.{_name}", _SEP.join(_distinct)))
+
+ENV = _environment()
+FAST = {label: compile_simple(ENV, src) for label, src in SOURCES}
+JINJA = {label: ENV.from_string(src) for label, src in SOURCES}
+
+_ALPHABET = (
+    "0123456789１２３ 　-+()（）、，,;；:：.·/…★【】『』市容环境城管执法中队幸福路号室"
+    "abcXYZhttpwww\t\n"
+)
+texts = st.text(alphabet=_ALPHABET, max_size=40) | st.sampled_from(
+    ["", "未分类", "13812345678", "+86 138-1234-5678", "电话13912345678", "www.x.cn", "  "]
+)
+zones = st.sampled_from([ZONE, UTC, timezone(timedelta(hours=-5)), None])
+times = st.builds(
+    lambda base, minutes, tz: (base + timedelta(minutes=minutes)).replace(tzinfo=tz),
+    st.just(datetime(2026, 11, 25, 9, 0)),
+    st.integers(-100_000, 100_000),
+    zones,
+)
+values = st.one_of(
+    texts, times, st.none(), st.integers(-5, 20), st.booleans(), st.lists(texts, max_size=3)
+)
+
+
+@st.composite
+def contexts(draw: st.DrawFn) -> dict[str, Any]:
+    ctx = sample_context()
+    ticket = dict(ctx["ticket"])
+    for key in list(ticket):
+        if draw(st.integers(0, 4)) == 0:
+            ticket[key] = draw(values)
+        elif draw(st.integers(0, 30)) == 0:
+            del ticket[key]  # a missing key: Jinja's error, not ours
+    for key in ("unit_name", "id", "category", "summary", "address"):
+        if key in ticket and draw(st.booleans()):
+            ticket[key] = draw(texts)
+    ctx["ticket"] = ticket
+    ctx["deadline"] = draw(times | st.none()) if draw(st.integers(0, 5)) else draw(values)
+    for key in ("overdue_by", "recipient_name", "target_unit_name", "rule_description"):
+        if draw(st.integers(0, 3)) == 0:
+            ctx[key] = draw(values)
+    if draw(st.integers(0, 20)) == 0:
+        del ctx["ticket"]
+    if draw(st.integers(0, 20)) == 0:
+        ctx["ticket"] = draw(values)  # not a dict: Jinja's attribute lookup, not ours
+    return ctx
+
+
+def _outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:  # the same error, in the same words
+        return type(exc).__name__, str(exc)
+
+
+def test_the_shipped_simple_templates_take_the_fast_path() -> None:
+    simple = [label for label, fast in FAST.items() if fast is not None]
+    # the sign-off and reply ladders' texts and mappings are plain outputs (a regression here
+    # costs time, not correctness)
+    for label in ("sign_reminder.text", "sign_overdue.voice", "sms.sign_reminder",
+                  "sms.sign_escalation", "reply_reminder.text", "sms.reply_reminder"):  # fmt: skip
+        assert label in simple, label
+    assert "dispute.text" not in simple  # {% if %}: Jinja's
+    ctx = sample_context()
+    for label in simple:
+        fast = FAST[label]
+        assert fast is not None
+        assert fast.render(ctx) == JINJA[label].render(ctx), label
+
+
+@pytest.mark.parametrize("label", [label for label, _ in SOURCES])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ctx=contexts())
+def test_fast_render_is_jinjas_text_or_hands_back(label: str, ctx: dict[str, Any]) -> None:
+    fast = FAST[label]
+    if fast is None:
+        return
+    got = fast.render(ctx)
+    want = _outcome(lambda: JINJA[label].render(ctx))
+    if got is None:
+        return  # Jinja renders it (and raises its own error)
+    assert ("ok", got) == want
+    assert fast.render(ctx) == got  # the memo gives the same again
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ctx=contexts(), channel=st.sampled_from(["sms", "voice", "wechat"]))
+def test_templates_render_and_sms_params_are_unchanged(ctx: dict[str, Any], channel: str) -> None:
+    for name in TEMPLATES.names:
+        fast, ref = TEMPLATES, REFERENCE
+        assert _outcome(fast.render, name, ctx, channel=channel) == _outcome(
+            ref.render, name, ctx, channel=channel
+        ), name
+        assert _outcome(fast.sms_params, name, ctx) == _outcome(ref.sms_params, name, ctx), name
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ticket.items }}",  # a dict method in Jinja, never the key
+        "{{ self }}",
+        "{% if x %}a{% endif %}",
+        "{{ x ~ y }}",
+        "{{ x | join(', ') }}",
+        "{{ x | short(length=3) }}",
+        "{{ x[0] }}",
+        "{{ 'literal' }}",
+        "{{ x.y | default('z') }}x",  # default is plain: taken (and compared below)
+    ],
+)
+def test_what_the_fast_path_refuses(source: str) -> None:
+    fast = compile_simple(ENV, source)
+    if source.startswith("{{ x.y | default"):
+        assert fast is not None
+        for ctx in ({"x": {"y": "1"}}, {"x": {}}, {"x": 3}):
+            got = fast.render(ctx)
+            assert got is None or got == ENV.from_string(source).render(ctx)
+        assert fast.render({"x": {"y": "13812345678"}}) == "138****5678x"
+    else:
+        assert fast is None
+
+
+def test_masking_and_lookups_are_jinjas() -> None:
+    source = "A{{ t.a }}B{{ t.b | short(4) }}C{{ n }}\n"
+    fast = compile_simple(ENV, source)
+    assert fast is not None
+    cases: list[dict[str, Any]] = [
+        {"t": {"a": "电话13812345678", "b": "幸福路88号"}, "n": 3},
+        {"t": {"a": None, "b": 12345}, "n": [1, "x"]},
+        {"t": {"a": True, "b": ""}, "n": datetime(2026, 1, 1, tzinfo=UTC)},
+    ]
+    for ctx in cases:
+        assert fast.render(ctx) == ENV.from_string(source).render(ctx)
+    # a missing name or key, a value that is not a dict: Jinja's turn (StrictUndefined raises)
+    for ctx in ({"t": {"a": "x"}, "n": 1}, {"n": 1}, {"t": "ab", "n": 1}):
+        assert fast.render(ctx) is None
+        with pytest.raises(jinja2.UndefinedError):
+            ENV.from_string(source).render(ctx)
+
+
+def _clean_param_reference(value: str, rules: Any) -> str:
+    """clean_param as it was, every step taken (the ASCII-alphanumeric shortcut's reference)."""
+    from supervisor.config import sms_templates as m
+
+    value = value.translate(m._FULLWIDTH)
+    value = m.URL_LIKE.sub("", value)
+    value = "".join(c for c in value if c not in rules.forbidden)
+    value = " ".join(value.split())
+    value = m._SPACE_BY_CJK.sub("", value).strip(" ，,、;；:：")
+    limit = rules.max_chars
+    if limit is None or len(value) <= limit:
+        return value
+    if limit < 2:
+        return value[:limit]
+    cut = value[: limit - 1]
+    at = max(cut.rfind(sep) for sep in "、，,；;")
+    if at >= limit // 2:
+        return cut[:at] + "等"
+    return cut.rstrip(" ，,、;；:：") + "…"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.text(alphabet="abcXYZ019wwcn.:/ 　１、★", max_size=30)
+    | st.from_regex(r"\A[A-Za-z0-9]{0,30}\Z"),
+    limit=st.none() | st.integers(1, 40),
+    forbidden=st.sets(st.sampled_from("★【】a0Z"), max_size=3),
+)
+def test_clean_param_shortcut_is_the_full_cleaning(value: str, limit: Any, forbidden: Any) -> None:
+    from supervisor.config.sms_templates import ParamRules, clean_param
+
+    rules = ParamRules(limit, 6, frozenset(forbidden))
+    assert clean_param(value, rules) == _clean_param_reference(value, rules)
+
+
+def test_the_filtered_value_memo_tells_equal_values_apart() -> None:
+    """1 and True, and one instant in two zones, are equal keys to a dict: not to the memo."""
+    source = "{{ x | short(3) }}|{{ d | hm }}|{{ d | date }}"
+    fast = compile_simple(ENV, source)
+    assert fast is not None
+    instant = datetime(2026, 11, 25, 17, 30, tzinfo=UTC)
+    cases: list[dict[str, Any]] = [
+        {"x": True, "d": instant},
+        {"x": 1, "d": instant.astimezone(ZONE)},
+        {"x": 1.0, "d": instant.replace(tzinfo=None)},
+        {"x": "1", "d": instant.astimezone(timezone(timedelta(hours=-12)))},
+        {"x": True, "d": instant},
+    ]
+    for ctx in cases * 2:
+        assert fast.render(ctx) == ENV.from_string(source).render(ctx), ctx
+
+
+def test_the_memo_stays_bounded_and_right_when_it_clears() -> None:
+    from supervisor.config import fastrender
+
+    source = "{{ t.id }}{{ t.unit_name }}{{ d | hm }}"
+    fast = compile_simple(ENV, source)
+    assert fast is not None
+    jinja = ENV.from_string(source)
+    base = datetime(2026, 11, 25, 9, 0, tzinfo=ZONE)
+    for i in range(3 * fastrender._MEMO_MAX):
+        ctx = {"t": {"id": f"T{i:06d}", "unit_name": f"单位{i % 7}"}, "d": base + timedelta(minutes=i % 50)}
+        got = fast.render(ctx)
+        if i % 97 == 0 or i % fastrender._MEMO_MAX in (0, 1):
+            assert got == jinja.render(ctx)
+        assert len(fast._memo) <= fastrender._MEMO_MAX
