@@ -233,6 +233,48 @@ def row_events(
     return ([] if problems else events), problems
 
 
+# The cells an event id is made of: the ticket, the times, and the unit and the callback's
+# result, which decide whether a dispatch, a signature and a callback are events of the row.
+_ID_FIELDS = ("ticket", "created_at", "unit", "dispatched_at", "signed_at", "replied_at",
+              "satisfaction", "visited_at", "closed_at")  # fmt: skip
+_STAMPED = (("dispatched", "dispatched_at", "unit"), ("signed", "signed_at", "unit"),
+            ("replied", "replied_at", None), ("visited", "visited_at", "satisfaction"))  # fmt: skip
+
+
+def row_ids(cells: list[Any], header: Header, mapping: Mapping) -> list[str] | None:
+    """The ids of the events `row_events` gives this row when it is good, in its order, read
+    from the few cells they are made of (a re-import asks the database which exist before
+    checking anything else). None when one of those cells is bad, or empty where it is needed,
+    or the row has no events: `row_events` then names the problem."""
+    columns = header.columns
+    v: dict[str, Any] = {}
+    for name in _ID_FIELDS:
+        where = columns.get(name)
+        if where is None:
+            continue
+        raw = cells[where[0]] if where[0] < len(cells) else None
+        text = _text(raw)
+        if text is None or text in mapping.empty_values:
+            continue
+        try:
+            v[name] = _value(name, raw, mapping)
+        except ValueError:
+            return None
+    ticket = v.get("ticket")
+    if ticket is None:
+        return None
+    prefix = f"imp:{ticket}:"
+    ids = [prefix + "created"] if "created_at" in v else []
+    for etype, field, needs in _STAMPED:
+        if field in v:
+            if needs is not None and needs not in v:
+                return None
+            ids.append(f"{prefix}{etype}:{_stamp(v[field])}")
+    if "closed_at" in v:
+        ids.append(prefix + "closed")
+    return ids or None
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
