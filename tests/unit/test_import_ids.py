@@ -18,7 +18,9 @@ HEADERS = ["工单编号", "受理时间", "来源渠道", "诉求类型", "是�
 
 
 def _time(rnd: random.Random) -> object:
-    at = datetime(2026, rnd.randint(1, 12), rnd.randint(1, 28), rnd.randint(0, 23), rnd.randint(0, 59))
+    at = datetime(
+        2026, rnd.randint(1, 12), rnd.randint(1, 28), rnd.randint(0, 23), rnd.randint(0, 59)
+    )
     if rnd.random() < 0.04:
         return rnd.choice(["2026-13-01 10:00", "昨天"])
     return rnd.choice([
