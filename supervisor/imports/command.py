@@ -73,6 +73,7 @@ class _Batch:
     parsed: list[Event]  # the same events, as the contract parsed them
     known: set[str] = field(default_factory=set)  # their ids found stored when the rows were read
     unchecked: list[str] = field(default_factory=list)  # ids not looked up then (none, normally)
+    units: set[str] = field(default_factory=set)  # named by rows counted as stored, unchecked
 
 
 def _body(
@@ -116,12 +117,14 @@ async def _batches(
     batch = _Batch([], [])
     count = 0
     while chunk := list(itertools.islice(body, CHECK_ROWS)):
-        ids_of = [row_ids(cells, header, mapping) for _, cells in chunk]
+        units_of = [set[str]() for _ in chunk]
+        ids_of = [row_ids(c, header, mapping, u) for (_, c), u in zip(chunk, units_of, strict=True)]
         known = await _known(pool, [i for ids in ids_of if ids for i in ids])
-        for (number, cells), ids in zip(chunk, ids_of, strict=True):
+        for (number, cells), ids, units in zip(chunk, ids_of, units_of, strict=True):
             summary.rows_read += 1
             if ids is not None and all(i in known for i in ids):
                 summary.events_known += len(ids)
+                batch.units |= units
                 continue
             events, problems = row_events(number, cells, header, mapping, batch.parsed)
             if problems:
@@ -138,7 +141,7 @@ async def _batches(
             if count >= BATCH_ROWS:
                 yield batch
                 batch, count = _Batch([], []), 0
-    if batch.raw:
+    if batch.raw or batch.units:
         yield batch
 
 
@@ -171,7 +174,7 @@ async def import_file(
 
     if strict or dry_run:
         async for b in _batches(rows(), mapping, name, summary, pool):
-            summary.unknown_units |= _units(b.raw) - units
+            summary.unknown_units |= (_units(b.raw) | b.units) - units
             known = await _known_of(pool, b)
             summary.events_known += len(known)
             summary.events_new += len(b.raw) - len(known)
@@ -200,7 +203,7 @@ async def import_file(
     try:
         async with contextlib.aclosing(_batches(rows(), mapping, name, summary, pool)) as batches:
             async for b in batches:
-                summary.unknown_units |= _units(b.raw) - units
+                summary.unknown_units |= (_units(b.raw) | b.units) - units
                 pending.add(asyncio.create_task(store(b)))
                 if len(pending) >= IN_FLIGHT:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

@@ -241,11 +241,14 @@ _STAMPED = (("dispatched", "dispatched_at", "unit"), ("signed", "signed_at", "un
             ("replied", "replied_at", None), ("visited", "visited_at", "satisfaction"))  # fmt: skip
 
 
-def row_ids(cells: list[Any], header: Header, mapping: Mapping) -> list[str] | None:
+def row_ids(
+    cells: list[Any], header: Header, mapping: Mapping, units: set[str] | None = None
+) -> list[str] | None:
     """The ids of the events `row_events` gives this row when it is good, in its order, read
     from the few cells they are made of (a re-import asks the database which exist before
     checking anything else). None when one of those cells is bad, or empty where it is needed,
-    or the row has no events: `row_events` then names the problem."""
+    or the row has no events: `row_events` then names the problem. The units those events name
+    (承办单位, 协办单位) are added to `units` when given."""
     columns = header.columns
     v: dict[str, Any] = {}
     for name in _ID_FIELDS:
@@ -272,6 +275,14 @@ def row_ids(cells: list[Any], header: Header, mapping: Mapping) -> list[str] | N
             ids.append(f"{prefix}{etype}:{_stamp(v[field])}")
     if "closed_at" in v:
         ids.append(prefix + "closed")
+    if units is not None and ids:
+        if "unit" in v and ("dispatched_at" in v or "signed_at" in v or "replied_at" in v):
+            units.add(v["unit"])
+        where = columns.get("co_units")
+        if "dispatched_at" in v and where is not None and where[0] < len(cells):
+            text = _text(cells[where[0]])
+            if text is not None and text not in mapping.empty_values:
+                units.update(_value("co_units", cells[where[0]], mapping) or ())
     return ids or None
 
 

@@ -341,7 +341,7 @@ async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_on
     sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
     path = tmp_path / "export.csv"
     good = [["C1", "2026-11-16 09:00", "投诉", "城管执法中队", "2026-11-16 09:05", "2026-11-20 10:00", "满意"],
-            ["C2", "2026-11-16 10:00", "求助", "城管执法中队", "2026-11-16 10:05", "", ""],
+            ["C2", "2026-11-16 10:00", "求助", "新成立的办公室", "2026-11-16 10:05", "", ""],
             ["C3", "2026-11-16 11:00", "投诉", "城管执法中队", "", "", ""]]  # fmt: skip
     bad = ["C4", "2026-11-16 12:00", "抱怨", "城管执法中队", "2026-11-16 12:05", "", ""]
     with path.open("w", encoding="utf-8-sig", newline="") as f:
@@ -362,6 +362,7 @@ async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_on
     assert again.problems == first.problems and len(again.problems) == 1
     assert (again.rows_read, again.rows_skipped, again.events_new, again.events_known) == (4, 1, 0, 6)
     assert calls == [3]  # only the bad row was checked again
+    assert again.unknown_units == first.unknown_units == {"新成立的办公室"}
     # the next export repeats the rows and adds C2 called back (one new event)
     with path.open("a", encoding="utf-8-sig", newline="") as f:
         csv.writer(f).writerow(good[1][:4] + ["2026-11-16 10:05", "2026-11-21 10:00", "不满意"])

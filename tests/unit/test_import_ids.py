@@ -1,12 +1,14 @@
 """A re-import looks up a row's event ids before checking the row (`row_ids`, from a few
 cells): they must be exactly the ids `row_events` gives a good row, in its order, and a row
-whose ids cannot be read that way must be one that `row_events` gives no events."""
+whose ids cannot be read that way must be one that `row_events` gives no events. The units a
+stored row names are taken from the same cells (the import lists those not in the directory)."""
 
 from __future__ import annotations
 
 import random
 from datetime import datetime
 
+from supervisor.imports.command import _units
 from supervisor.imports.mapping import load_mapping
 from supervisor.imports.rows import _ID_FIELDS, Header, row_events, row_ids
 from tests.helpers import CONFIG
@@ -52,13 +54,16 @@ def test_row_ids_are_the_ids_of_a_good_rows_events():
     rnd = random.Random(22)
     header = Header(1, HEADERS, MAPPING)
     id_cells = {header.columns[name][0] for name in _ID_FIELDS if name in header.columns}
-    outcomes = {"good": 0, "bad": 0, "unread": 0}
+    outcomes = {"good": 0, "bad": 0, "unread": 0, "units": 0}
     for number in range(2, 6002):
         cells = [_cell(rnd, h) for h in HEADERS]
         events, problems = row_events(number, cells, header, MAPPING, [])
-        ids = row_ids(cells, header, MAPPING)
+        units: set[str] = set()
+        ids = row_ids(cells, header, MAPPING, units)
         if not problems and events:
             assert ids == [e["id"] for e in events], cells
+            assert units == _units(events), cells
+            outcomes["units"] += bool(units)
             outcomes["good"] += 1
         if ids is None:
             assert not events, cells
