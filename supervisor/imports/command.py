@@ -29,7 +29,10 @@ from supervisor.imports.rows import Header, blank, find_header, row_events, row_
 
 BATCH_ROWS = 1000
 # Rows read before their events' ids are looked up (one query): a re-import's unit of work.
+# The first PROBE_ROWS of them are looked up first: when none is stored (a first import), the
+# others are not looked up (they are checked, and their events looked up as they are stored).
 CHECK_ROWS = 5000
+PROBE_ROWS = 200
 # Batches stored at once: while one waits on PostgreSQL, the next is read, mapped and planned.
 IN_FLIGHT = 2
 
@@ -118,8 +121,15 @@ async def _batches(
     count = 0
     while chunk := list(itertools.islice(body, CHECK_ROWS)):
         units_of = [set[str]() for _ in chunk]
-        ids_of = [row_ids(c, header, mapping, u) for (_, c), u in zip(chunk, units_of, strict=True)]
-        known = await _known(pool, [i for ids in ids_of if ids for i in ids])
+        ids_of: list[list[str] | None] = []
+        known: set[str] = set()
+        for part in (chunk[:PROBE_ROWS], chunk[PROBE_ROWS:]):
+            if part and (known or not ids_of):
+                more = [row_ids(c, header, mapping, units_of[len(ids_of) + i])
+                        for i, (_, c) in enumerate(part)]  # fmt: skip
+                known |= await _known(pool, [i for ids in more if ids for i in ids])
+                ids_of += more
+        ids_of += [None] * (len(chunk) - len(ids_of))  # checked and looked up in full
         for (number, cells), ids, units in zip(chunk, ids_of, units_of, strict=True):
             summary.rows_read += 1
             if ids is not None and all(i in known for i in ids):

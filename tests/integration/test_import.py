@@ -337,6 +337,7 @@ async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_on
     from supervisor.imports import command
 
     monkeypatch.setattr(command, "CHECK_ROWS", 2)
+    monkeypatch.setattr(command, "PROBE_ROWS", 1)  # the rest of a chunk looked up if one is stored
     monkeypatch.setattr(command, "BATCH_ROWS", 1)
     sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
     path = tmp_path / "export.csv"
@@ -370,3 +371,12 @@ async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_on
     later = await import_file(sup, path, MAPPING)
     assert (later.rows_read, later.events_new, later.events_known) == (5, 1, 8)
     assert calls == [3, 6]
+    # a chunk whose first row is new is checked in full: the stored row after it is still counted once
+    mixed = tmp_path / "mixed.csv"
+    with mixed.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["工单编号", "受理时间", "诉求类型", "承办单位", "派单时间", "回访时间", "回访结果"])
+        w.writerows([["C5", "2026-11-16 13:00", "投诉", "城管执法中队", "", "", ""], good[0]])
+    calls.clear()
+    out = await import_file(sup, mixed, MAPPING)
+    assert (out.rows_read, out.events_new, out.events_known, calls) == (2, 1, 3, [2, 3])
