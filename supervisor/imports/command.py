@@ -122,17 +122,21 @@ async def _batches(
     while chunk := list(itertools.islice(body, CHECK_ROWS)):
         units_of = [set[str]() for _ in chunk]
         ids_of: list[list[str] | None] = []
-        known: set[str] = set()
+        missing: set[str] = set()  # looked up and not stored
+        stored = False
         for part in (chunk[:PROBE_ROWS], chunk[PROBE_ROWS:]):
-            if part and (known or not ids_of):
+            if part and (stored or not ids_of):
                 more = [row_ids(c, header, mapping, units_of[len(ids_of) + i])
                         for i, (_, c) in enumerate(part)]  # fmt: skip
-                known |= await _known(pool, [i for ids in more if ids for i in ids])
+                asked = [i for ids in more if ids for i in ids]
+                gone = await _missing(pool, asked)
+                stored = stored or len(gone) < len(set(asked))
+                missing |= gone
                 ids_of += more
         ids_of += [None] * (len(chunk) - len(ids_of))  # checked and looked up in full
         for (number, cells), ids, units in zip(chunk, ids_of, units_of, strict=True):
             summary.rows_read += 1
-            if ids is not None and all(i in known for i in ids):
+            if ids is not None and not any(i in missing for i in ids):
                 summary.events_known += len(ids)
                 batch.units |= units
                 continue
@@ -143,10 +147,10 @@ async def _batches(
                 continue
             batch.raw.extend(events)
             for e in events:
-                if e["id"] in known:
-                    batch.known.add(e["id"])
-                elif ids is None or e["id"] not in ids:
+                if ids is None or e["id"] not in ids:
                     batch.unchecked.append(e["id"])
+                elif e["id"] not in missing:
+                    batch.known.add(e["id"])
             count += 1
             if count >= BATCH_ROWS:
                 yield batch
@@ -236,6 +240,17 @@ def _units(batch: list[dict[str, Any]]) -> set[str]:
             out.add(e["unit"])
         out.update(e.get("co_units", ()))
     return out
+
+
+async def _missing(pool: Any, ids: list[str]) -> set[str]:
+    """Those of `ids` not stored (a re-import's answer is short: nothing to decode)."""
+    if not ids:
+        return set()
+    async with pool.acquire() as conn:
+        return {r[0] for r in await conn.fetch(
+            "SELECT i FROM unnest($1::text[]) AS i WHERE NOT EXISTS (SELECT FROM events WHERE id = i)",
+            ids,
+        )}  # fmt: skip
 
 
 async def _known(pool: Any, ids: list[str]) -> set[str]:
