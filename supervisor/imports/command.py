@@ -4,13 +4,19 @@ event parsed once, by the contract check that names a bad cell), summarise.
 Used by `hotline-supervisor import` and by the desk's upload page. A bad row is reported as
 `file:row:column: message` and skipped; with `strict`, nothing is stored unless every row is
 good (the file is read twice: once to check, once to store, so memory stays flat).
+
+Rows whose events are all stored already are counted, not checked: their ids are made from a
+few cells (`row_ids`) and looked up CHECK_ROWS rows at a time, so importing the same export
+again costs reading it and one query per CHECK_ROWS rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +25,14 @@ from supervisor.core.events import Event
 from supervisor.core.privacy import redact
 from supervisor.imports.mapping import Mapping, load_mapping
 from supervisor.imports.readers import ReadError, Row, read_rows
-from supervisor.imports.rows import blank, find_header, row_events
+from supervisor.imports.rows import Header, blank, find_header, row_events, row_ids
 
 BATCH_ROWS = 1000
+# Rows read before their events' ids are looked up (one query): a re-import's unit of work.
+# The first PROBE_ROWS of them are looked up first: when none is stored (a first import), the
+# others are not looked up (they are checked, and their events looked up as they are stored).
+CHECK_ROWS = 5000
+PROBE_ROWS = 200
 # Batches stored at once: while one waits on PostgreSQL, the next is read, mapped and planned.
 IN_FLIGHT = 2
 
@@ -59,13 +70,20 @@ class Summary:
         }  # fmt: skip
 
 
-def _batches(
+@dataclass
+class _Batch:
+    raw: list[dict[str, Any]]  # the good rows' events as mapped
+    parsed: list[Event]  # the same events, as the contract parsed them
+    known: set[str] = field(default_factory=set)  # their ids found stored when the rows were read
+    unchecked: list[str] = field(default_factory=list)  # ids not looked up then (none, normally)
+    units: set[str] = field(default_factory=set)  # named by rows counted as stored, unchecked
+
+
+def _body(
     rows: Iterator[Row], mapping: Mapping, name: str, summary: Summary
-) -> Iterator[tuple[list[dict[str, Any]], list[Event]]]:
-    """Events of the good rows, a batch of rows at a time, raw and as the contract parsed them
-    (the same events in the same order); problems go into the summary."""
+) -> tuple[Header, Iterator[Row]] | None:
+    """The header and the non-blank rows below it; None (a problem in the summary) without one."""
     head: list[Row] = []
-    header = None
     for row in rows:
         head.append(row)
         if len(head) >= mapping.header_search_rows:
@@ -76,31 +94,77 @@ def _batches(
         summary.problems.append(
             f"{name}:1:{tickets}: no header row with a ticket column in the first {mapping.header_search_rows} rows"
         )
-        return
-    batch: list[dict[str, Any]] = []
-    parsed: list[Event] = []
-    count = 0
+        return None
 
     def body() -> Iterator[Row]:
-        yield from (r for r in head if r[0] > header.row)
-        yield from rows
+        for number, cells in itertools.chain((r for r in head if r[0] > header.row), rows):
+            if not blank(cells):
+                yield number, cells
 
-    for number, cells in body():
-        if blank(cells):
-            continue
-        summary.rows_read += 1
-        events, problems = row_events(number, cells, header, mapping, parsed)
-        if problems:
-            summary.rows_skipped += 1
-            summary.problems.extend(p.where(name) for p in problems)
-            continue
-        batch.extend(events)
-        count += 1
-        if count >= BATCH_ROWS:
-            yield batch, parsed
-            batch, parsed, count = [], [], 0
-    if batch:
-        yield batch, parsed
+    return header, body()
+
+
+async def _batches(
+    rows: Iterator[Row], mapping: Mapping, name: str, summary: Summary, pool: Any
+) -> AsyncGenerator[_Batch, None]:
+    """Events of the good rows, a batch of rows at a time; problems go into the summary.
+
+    The rows are read CHECK_ROWS at a time and their events' ids (`row_ids`, from a few cells)
+    looked up at once: a row whose events are all stored already is counted and not checked
+    further (a re-import reads the file and asks the database, little more). The others are
+    checked and parsed (`row_events`, which names a bad cell)."""
+    found = _body(rows, mapping, name, summary)
+    if found is None:
+        return
+    header, body = found
+    batch = _Batch([], [])
+    count = 0
+    while chunk := list(itertools.islice(body, CHECK_ROWS)):
+        units_of = [set[str]() for _ in chunk]
+        ids_of: list[list[str] | None] = []
+        missing: set[str] = set()  # looked up and not stored
+        stored = False
+        for part in (chunk[:PROBE_ROWS], chunk[PROBE_ROWS:]):
+            if part and (stored or not ids_of):
+                more = [row_ids(c, header, mapping, units_of[len(ids_of) + i])
+                        for i, (_, c) in enumerate(part)]  # fmt: skip
+                asked = [i for ids in more if ids for i in ids]
+                gone = await _missing(pool, asked)
+                stored = stored or len(gone) < len(set(asked))
+                missing |= gone
+                ids_of += more
+        ids_of += [None] * (len(chunk) - len(ids_of))  # checked and looked up in full
+        for (number, cells), ids, units in zip(chunk, ids_of, units_of, strict=True):
+            summary.rows_read += 1
+            if ids is not None and not any(i in missing for i in ids):
+                summary.events_known += len(ids)
+                batch.units |= units
+                continue
+            events, problems = row_events(number, cells, header, mapping, batch.parsed)
+            if problems:
+                summary.rows_skipped += 1
+                summary.problems.extend(p.where(name) for p in problems)
+                continue
+            batch.raw.extend(events)
+            for e in events:
+                if ids is None or e["id"] not in ids:
+                    batch.unchecked.append(e["id"])
+                elif e["id"] not in missing:
+                    batch.known.add(e["id"])
+            count += 1
+            if count >= BATCH_ROWS:
+                yield batch
+                batch, count = _Batch([], []), 0
+    if batch.raw or batch.units:
+        yield batch
+
+
+async def _known_of(pool: Any, batch: _Batch) -> set[str]:
+    """The batch's event ids that are stored: those found when its rows were read, and any
+    that were not looked up then."""
+    if not batch.unchecked:
+        return batch.known
+    return batch.known | await _known(pool, batch.unchecked)
 
 
 async def import_file(
@@ -117,16 +181,17 @@ async def import_file(
     name = name or str(path)
     summary = Summary(file=name)
     units = set(sup.runtime.directory.model.units)
+    pool = sup.store.pool
 
     def rows() -> Iterator[Row]:
         return read_rows(path, mapping.sheet, data)
 
     if strict or dry_run:
-        for batch, _ in _batches(rows(), mapping, name, summary):
-            summary.unknown_units |= _units(batch) - units
-            known = await _known(sup.store.pool, [e["id"] for e in batch])
+        async for b in _batches(rows(), mapping, name, summary, pool):
+            summary.unknown_units |= (_units(b.raw) | b.units) - units
+            known = await _known_of(pool, b)
             summary.events_known += len(known)
-            summary.events_new += len(batch) - len(known)
+            summary.events_new += len(b.raw) - len(known)
         if dry_run:
             return summary
         if summary.problems:  # strict: nothing stored, so nothing new
@@ -135,12 +200,12 @@ async def import_file(
         summary = Summary(file=name)
     key = sup.runtime.caller_key
 
-    async def store(batch: list[Event]) -> None:
+    async def store(b: _Batch) -> None:
         # what is stored already is not sent through the rules again (a re-import is cheap);
         # the ingest still refuses anything stored meanwhile as a duplicate
-        known = await _known(sup.store.pool, [e.id for e in batch])
+        known = await _known_of(pool, b)
         summary.events_known += len(known)
-        fresh = [e for e in batch if e.id not in known]
+        fresh = [e for e in b.parsed if e.id not in known]
         if fresh:
             # Supervisor.ingest's own validation (parse, then redact the caller), with the parse
             # row_events already did: each event is parsed once
@@ -150,13 +215,14 @@ async def import_file(
 
     pending: set[asyncio.Task[None]] = set()
     try:
-        for batch, parsed in _batches(rows(), mapping, name, summary):
-            summary.unknown_units |= _units(batch) - units
-            pending.add(asyncio.create_task(store(parsed)))
-            if len(pending) >= IN_FLIGHT:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # a failed batch stops the import (what is stored stays)
+        async with contextlib.aclosing(_batches(rows(), mapping, name, summary, pool)) as batches:
+            async for b in batches:
+                summary.unknown_units |= (_units(b.raw) | b.units) - units
+                pending.add(asyncio.create_task(store(b)))
+                if len(pending) >= IN_FLIGHT:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a failed batch stops the import (what is stored stays)
         if pending:
             await asyncio.gather(*pending)
         pending = set()
@@ -176,7 +242,20 @@ def _units(batch: list[dict[str, Any]]) -> set[str]:
     return out
 
 
+async def _missing(pool: Any, ids: list[str]) -> set[str]:
+    """Those of `ids` not stored (a re-import's answer is short: nothing to decode)."""
+    if not ids:
+        return set()
+    async with pool.acquire() as conn:
+        return {r[0] for r in await conn.fetch(
+            "SELECT i FROM unnest($1::text[]) AS i WHERE NOT EXISTS (SELECT FROM events WHERE id = i)",
+            ids,
+        )}  # fmt: skip
+
+
 async def _known(pool: Any, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
     async with pool.acquire() as conn:
         return {
             r["id"]

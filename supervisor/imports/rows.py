@@ -233,6 +233,59 @@ def row_events(
     return ([] if problems else events), problems
 
 
+# The cells an event id is made of: the ticket, the times, and the unit and the callback's
+# result, which decide whether a dispatch, a signature and a callback are events of the row.
+_ID_FIELDS = ("ticket", "created_at", "unit", "dispatched_at", "signed_at", "replied_at",
+              "satisfaction", "visited_at", "closed_at")  # fmt: skip
+_STAMPED = (("dispatched", "dispatched_at", "unit"), ("signed", "signed_at", "unit"),
+            ("replied", "replied_at", None), ("visited", "visited_at", "satisfaction"))  # fmt: skip
+
+
+def row_ids(
+    cells: list[Any], header: Header, mapping: Mapping, units: set[str] | None = None
+) -> list[str] | None:
+    """The ids of the events `row_events` gives this row when it is good, in its order, read
+    from the few cells they are made of (a re-import asks the database which exist before
+    checking anything else). None when one of those cells is bad, or empty where it is needed,
+    or the row has no events: `row_events` then names the problem. The units those events name
+    (承办单位, 协办单位) are added to `units` when given."""
+    columns = header.columns
+    v: dict[str, Any] = {}
+    for name in _ID_FIELDS:
+        where = columns.get(name)
+        if where is None:
+            continue
+        raw = cells[where[0]] if where[0] < len(cells) else None
+        text = _text(raw)
+        if text is None or text in mapping.empty_values:
+            continue
+        try:
+            v[name] = _value(name, raw, mapping)
+        except ValueError:
+            return None
+    ticket = v.get("ticket")
+    if ticket is None:
+        return None
+    prefix = f"imp:{ticket}:"
+    ids = [prefix + "created"] if "created_at" in v else []
+    for etype, field, needs in _STAMPED:
+        if field in v:
+            if needs is not None and needs not in v:
+                return None
+            ids.append(f"{prefix}{etype}:{_stamp(v[field])}")
+    if "closed_at" in v:
+        ids.append(prefix + "closed")
+    if units is not None and ids:
+        if "unit" in v and ("dispatched_at" in v or "signed_at" in v or "replied_at" in v):
+            units.add(v["unit"])
+        where = columns.get("co_units")
+        if "dispatched_at" in v and where is not None and where[0] < len(cells):
+            text = _text(cells[where[0]])
+            if text is not None and text not in mapping.empty_values:
+                units.update(_value("co_units", cells[where[0]], mapping) or ())
+    return ids or None
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 

@@ -327,3 +327,56 @@ async def test_an_old_xls_export_imports_like_the_xlsx(pool, tmp_path):
         }
     for no in ("001", "002", "003"):
         assert _state(states["L" + no]) == _state(states["J" + no]), no
+
+
+async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_ones(
+    pool, tmp_path, monkeypatch
+):
+    """Rows whose events are all stored are counted from their ids (looked up a few rows at a
+    time here); a row never stored is checked as before, so its bad cell is named again."""
+    from supervisor.imports import command
+
+    monkeypatch.setattr(command, "CHECK_ROWS", 2)
+    monkeypatch.setattr(command, "PROBE_ROWS", 1)  # the rest of a chunk looked up if one is stored
+    monkeypatch.setattr(command, "BATCH_ROWS", 1)
+    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
+    path = tmp_path / "export.csv"
+    good = [["C1", "2026-11-16 09:00", "投诉", "城管执法中队", "2026-11-16 09:05", "2026-11-20 10:00", "满意"],
+            ["C2", "2026-11-16 10:00", "求助", "新成立的办公室", "2026-11-16 10:05", "", ""],
+            ["C3", "2026-11-16 11:00", "投诉", "城管执法中队", "", "", ""]]  # fmt: skip
+    bad = ["C4", "2026-11-16 12:00", "抱怨", "城管执法中队", "2026-11-16 12:05", "", ""]
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["工单编号", "受理时间", "诉求类型", "承办单位", "派单时间", "回访时间", "回访结果"])
+        w.writerows([good[0], bad, good[1], good[2]])
+    first = await import_file(sup, path, MAPPING)
+    assert (first.rows_read, first.rows_skipped, first.events_new, first.events_known) == (4, 1, 6, 0)
+    calls = []
+    row_events = command.row_events
+
+    def counted(number, *args, **kwargs):
+        calls.append(number)
+        return row_events(number, *args, **kwargs)
+
+    monkeypatch.setattr(command, "row_events", counted)
+    again = await import_file(sup, path, MAPPING)
+    assert again.problems == first.problems and len(again.problems) == 1
+    assert (again.rows_read, again.rows_skipped, again.events_new, again.events_known) == (4, 1, 0, 6)
+    assert calls == [3]  # only the bad row was checked again
+    assert again.unknown_units == first.unknown_units == {"新成立的办公室"}
+    # the next export repeats the rows and adds C2 called back (one new event)
+    with path.open("a", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f).writerow(good[1][:4] + ["2026-11-16 10:05", "2026-11-21 10:00", "不满意"])
+    calls.clear()
+    later = await import_file(sup, path, MAPPING)
+    assert (later.rows_read, later.events_new, later.events_known) == (5, 1, 8)
+    assert calls == [3, 6]
+    # a chunk whose first row is new is checked in full: the stored row after it is still counted once
+    mixed = tmp_path / "mixed.csv"
+    with mixed.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["工单编号", "受理时间", "诉求类型", "承办单位", "派单时间", "回访时间", "回访结果"])
+        w.writerows([["C5", "2026-11-16 13:00", "投诉", "城管执法中队", "", "", ""], good[0]])
+    calls.clear()
+    out = await import_file(sup, mixed, MAPPING)
+    assert (out.rows_read, out.events_new, out.events_known, calls) == (2, 1, 3, [2, 3])
