@@ -165,6 +165,21 @@ async def post_events(request: web.Request) -> web.Response:
             503,
             "database unavailable; nothing was stored, retry",
         )
+    except (
+        asyncpg.exceptions.InsufficientResourcesError,
+        asyncpg.exceptions.TransactionRollbackError,
+    ) as exc:
+        # the database is busy: its lock table full (SQLSTATE 53200, e.g. a large import holding
+        # many advisory locks), a deadlock or a serialization failure (class 40). The batch's
+        # transaction rolled back, so nothing was stored; the sender retries.
+        log.warning(
+            "event batch not stored: database busy",
+            extra={"error": type(exc).__name__, "sqlstate": exc.sqlstate},
+        )
+        return _problem(
+            503,
+            "database busy; nothing was stored, retry",
+        )
     metrics.events_accepted.inc(len(outcome.accepted))
     metrics.events_duplicate.inc(len(outcome.duplicates))
     request.app[ON_INGEST]()

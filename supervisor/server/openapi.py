@@ -179,7 +179,7 @@ def openapi_document() -> dict[str, Any]:
                 "422": "an event breaks the contract (a field's type, range, a NUL or lone "
                        "surrogate, a DEMO- ticket outside `run --demo`), or is too far in the "
                        "future (nothing stored)",
-                "503": "database unavailable (nothing stored): retry"},
+                "503": "database unavailable or busy (nothing stored): retry"},
                 {"$ref": "#/components/schemas/IngestResult"}),
         }},
         "/api/v1/tickets": {"get": {
