@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import sys
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from supervisor.core.events import Event
 from supervisor.core.privacy import redact
 from supervisor.imports.mapping import Mapping, load_mapping
 from supervisor.imports.readers import ReadError, Row, read_rows
 from supervisor.imports.rows import Header, blank, find_header, row_events, row_ids
+
+T = TypeVar("T")
 
 BATCH_ROWS = 1000
 # Rows read before their events' ids are looked up (one query): a re-import's unit of work.
@@ -35,6 +38,46 @@ CHECK_ROWS = 5000
 PROBE_ROWS = 200
 # Batches stored at once: while one waits on PostgreSQL, the next is read, mapped and planned.
 IN_FLIGHT = 2
+# A batch refused because the database is busy (its lock table full: SQLSTATE 53200, a deadlock
+# or a serialization failure: class 40) rolled back whole; it is tried again after these pauses
+# (seconds), then the import stops with DatabaseBusy (what is stored stays; run it again).
+BUSY_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class DatabaseBusy(Exception):
+    """PostgreSQL refused a batch again and again for want of resources (see BUSY_RETRY_S)."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(
+            f"数据库繁忙（SQLSTATE {sqlstate}），导入已暂停：已保存的数据保留，请稍后重新导入 "
+            f"database busy (SQLSTATE {sqlstate}): what was stored stays; run the import again later"
+            " (docs/operations.md: max_locks_per_transaction)"
+        )
+        self.sqlstate = sqlstate
+
+
+def _busy(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        asyncpg.exceptions.InsufficientResourcesError | asyncpg.exceptions.TransactionRollbackError,
+    )
+
+
+async def _patient(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, tried again after each of BUSY_RETRY_S while the database is busy (each try is
+    its own statement or transaction, rolled back whole when refused)."""
+    for pause in (*BUSY_RETRY_S, None):
+        try:
+            return await call()
+        except Exception as exc:
+            if not _busy(exc):
+                raise
+            if pause is None:
+                raise DatabaseBusy(getattr(exc, "sqlstate", "?")) from exc
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -129,7 +172,7 @@ async def _batches(
                 more = [row_ids(c, header, mapping, units_of[len(ids_of) + i])
                         for i, (_, c) in enumerate(part)]  # fmt: skip
                 asked = [i for ids in more if ids for i in ids]
-                gone = await _missing(pool, asked)
+                gone = await _patient(functools.partial(_missing, pool, asked))
                 stored = stored or len(gone) < len(set(asked))
                 missing |= gone
                 ids_of += more
@@ -164,7 +207,7 @@ async def _known_of(pool: Any, batch: _Batch) -> set[str]:
     that were not looked up then."""
     if not batch.unchecked:
         return batch.known
-    return batch.known | await _known(pool, batch.unchecked)
+    return batch.known | await _patient(lambda: _known(pool, batch.unchecked))
 
 
 async def import_file(
@@ -209,7 +252,8 @@ async def import_file(
         if fresh:
             # Supervisor.ingest's own validation (parse, then redact the caller), with the parse
             # row_events already did: each event is parsed once
-            out = await sup.ingest_events([redact(e, key) for e in fresh])
+            batch = [redact(e, key) for e in fresh]
+            out = await _patient(lambda: sup.ingest_events(batch))
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)
 
@@ -296,7 +340,7 @@ def run(args: Any, loaded: Any, out: Callable[[str], None] = print) -> int:
 
     try:
         summary = asyncio.run(go())
-    except (ReadError, OSError) as exc:
+    except (ReadError, OSError, DatabaseBusy) as exc:
         print(exc, file=sys.stderr)
         return 1
     for line in summary.problems:

@@ -29,7 +29,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from supervisor.config.yamlconf import ConfigInvalid
 from supervisor.core.inputs import text_problem
-from supervisor.imports.command import import_file
+from supervisor.imports.command import DatabaseBusy, import_file
 from supervisor.imports.mapping import load_mapping
 from supervisor.imports.readers import SUFFIXES, ReadError
 
@@ -151,6 +151,8 @@ def setup_import_routes(
             summary = await import_file(
                 supervisor(), stored, mapping(), strict=bool(form_data.get("strict")), name=name
             )
+        except DatabaseBusy:
+            return page(request, error="数据库繁忙，导入已暂停：已保存的数据保留，请稍后重新上传导入")
         finally:
             await asyncio.to_thread(stored.unlink, True)
         return page(request, summary=summary, done=True, filename=name)
