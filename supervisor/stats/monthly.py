@@ -124,15 +124,14 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
-    rows = list(map(mt.Row._make, records))
-    groups = mt.in_period(mt.group(rows), start)
+    groups, tickets = mt.linked(records, start)
     matters: list[dict[str, Any]] = [
         {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}
         for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
     matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
-    return {"tickets": mt.linked_tickets(groups, rows, start), "matters_3plus": matters}
+    return {"tickets": tickets, "matters_3plus": matters}
 
 
 async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
@@ -169,7 +168,7 @@ async def figures(
     if full:
         jobs |= {
             "received": (q.RECEIVED, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-            "matters": (q.MATTER_ROWS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
+            "matters": (q.MATTER_LINKS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
             "commitments": (q.COMMITMENTS, a, b, cut), "review_returns": (q.REVIEW_RETURNS, a, b),
             "own": (q.OWN_DEMANDS, a, b),
         }  # fmt: skip
