@@ -156,7 +156,11 @@ def group(
 
 
 def linked(
-    rows: Sequence[Sequence[Any]], start: datetime, *, summary_similarity: int = 60, window: timedelta = WINDOW
+    rows: Sequence[Sequence[Any]],
+    start: datetime,
+    *,
+    summary_similarity: int = 60,
+    window: timedelta = WINDOW,
 ) -> tuple[list[Matter], int]:
     """The matters with a ticket created at or after `start`, and 重复诉求 (the rows from `start` on
     that belong to a matter): what in_period(group(...)) and linked_tickets give, from the rows of
