@@ -5,6 +5,10 @@ however many links tie them. Pure: rows in, groups out (union-find over the link
 Two tickets under one key are linked when they were created less than `window` apart (the rules'
 30 days); a group's tickets are linked through its neighbours in time, so a chain of calls each
 within 30 days of the last is one matter.
+
+The report uses linked(): the database finds the caller and address links (queries.MATTER_LINKS)
+and Python only unions them and compares the grids' summaries; group() links rows by itself (the
+reference the tests hold linked() to).
 """
 
 from __future__ import annotations
