@@ -165,6 +165,7 @@ def linked(
     *,
     summary_similarity: int = 60,
     window: timedelta = WINDOW,
+    min_size: int = 2,
 ) -> tuple[list[Matter], int]:
     """The matters with a ticket created at or after `start`, and 重复诉求 (the rows from `start` on
     that belong to a matter): what in_period(group(...)) and linked_tickets give, from the rows of
@@ -174,7 +175,8 @@ def linked(
     of (created_at, ticket); cp and ap the tickets it is linked to by its caller and its address,
     kinds the bits of its caller's and address's links. The rows of one ticket (two grid keys) are
     one. Union-find over row numbers, every root the smallest number of its set; the grids'
-    summaries compared as group() does."""
+    summaries compared as group() does. Matters of fewer than `min_size` rows are counted in
+    重复诉求 but not returned (the report shows those of three tickets or more)."""
     n = len(rows)
     parent = list(range(n))
     kinds_of = [r[8] for r in rows]
@@ -244,11 +246,14 @@ def linked(
         last_at = rows[members[-1]][1]
         if last_at < start:
             continue
+        for m in members:
+            if rows[m][1] >= start:
+                count += 1
+        if len(members) < min_size:  # counted, not shown
+            continue
         bits = 0
         for m in members:
             bits |= kinds_of[m]
-            if rows[m][1] >= start:
-                count += 1
         categories = [c for m in members if (c := rows[m][2])]
         addresses = [a for m in members if (a := rows[m][3])]
         out.append(

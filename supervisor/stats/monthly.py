@@ -125,7 +125,7 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
-    groups, tickets = mt.linked(records, start)
+    groups, tickets = mt.linked(records, start, min_size=3)
     matters: list[dict[str, Any]] = [
         {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}

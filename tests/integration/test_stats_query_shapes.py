@@ -387,6 +387,9 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
     by_tickets = sorted(mt.in_period(expected, A), key=lambda m: m.tickets)
     assert sorted(matters, key=lambda m: m.tickets) == by_tickets
     assert count == linked_count
+    for least in (3, max(len(m.tickets) for m in matters) + 1):  # smaller ones counted, not shown
+        shown = [m for m in matters if len(m.tickets) >= least]
+        assert mt.linked(links, A, min_size=least) == (shown, count)
     assert sorted(r["ticket"] for r in links) == sorted(r.ticket for r in linkable)  # the same rows
     order = [(r["created_at"], r["ticket"]) for r in links]
     assert order == sorted(order)
