@@ -5,15 +5,19 @@ however many links tie them. Pure: rows in, groups out (union-find over the link
 Two tickets under one key are linked when they were created less than `window` apart (the rules'
 30 days); a group's tickets are linked through its neighbours in time, so a chain of calls each
 within 30 days of the last is one matter.
+
+The report uses linked(): the database finds the caller and address links (queries.MATTER_LINKS)
+and Python only unions them and compares the grids' summaries; group() links rows by itself (the
+reference the tests hold linked() to).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from rapidfuzz import fuzz, process
 
@@ -153,6 +157,116 @@ def group(
             )
         )
     return out
+
+
+def linked(
+    rows: Sequence[Sequence[Any]],
+    start: datetime,
+    *,
+    summary_similarity: int = 60,
+    window: timedelta = WINDOW,
+    min_size: int = 2,
+) -> tuple[list[Matter], int]:
+    """The matters with a ticket created at or after `start`, and 重复诉求 (the rows from `start` on
+    that belong to a matter): what in_period(group(...)) and linked_tickets give, from the rows of
+    queries.MATTER_LINKS, whose caller and address links the database found.
+
+    A row: ticket, created_at, category, address_key, grid, summary_key, cp, ap, kinds; in the order
+    of (created_at, ticket); cp and ap the tickets it is linked to by its caller and its address,
+    kinds the bits of its caller's and address's links. The rows of one ticket (two grid keys) are
+    one. Union-find over row numbers, every root the smallest number of its set; the grids'
+    summaries compared as group() does. Matters of fewer than `min_size` rows are counted in
+    重复诉求 but not returned (the report shows those of three tickets or more)."""
+    n = len(rows)
+    parent = list(range(n))
+    kinds_of = [r[8] for r in rows]
+    at = {r[0]: i for i, r in enumerate(rows)}
+
+    def find(x: int) -> int:
+        root = x
+        while root != parent[root]:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    grids: dict[str, list[int]] = {}
+    last = None
+    for i, r in enumerate(rows):
+        ticket, cp, ap = r[0], r[6], r[7]
+        if ticket == last:
+            union(i - 1, i)
+        if cp is not None:
+            union(at[cp], i)
+        if ap is not None:
+            union(at[ap], i)
+        last = ticket
+        if r[4] and r[5]:
+            grids.setdefault(r[4], []).append(i)
+    for members in grids.values():
+        keys = [rows[m][5] for m in members]
+        end = 0
+        for k, a in enumerate(members):
+            end = max(end, k + 1)
+            a_at = rows[a][1]
+            while end < len(members) and rows[members[end]][1] - a_at < window:
+                end += 1
+            if end == k + 1:
+                continue
+            found = process.extract(
+                keys[k], keys[k + 1 : end], scorer=fuzz.ratio, processor=None,
+                score_cutoff=summary_similarity, limit=None,
+            )  # fmt: skip
+            for _, _, j in found:
+                b = members[k + 1 + j]
+                union(a, b)
+                kinds_of[a] |= _SUMMARY
+                kinds_of[b] |= _SUMMARY
+    roots = parent  # every parent an earlier row (the smaller root wins): the roots in one pass
+    for x in range(n):
+        roots[x] = roots[roots[x]]
+    size = [0] * n
+    for x in roots:
+        size[x] += 1
+    components: dict[int, list[int]] = {}
+    for x in range(n):  # each group's rows oldest first, the groups in the order of their first row
+        root = roots[x]
+        if size[root] > 1:
+            if root in components:
+                components[root].append(x)
+            else:
+                components[root] = [x]
+    out, count = [], 0
+    for members in components.values():
+        last_at = rows[members[-1]][1]
+        if last_at < start:
+            continue
+        for m in members:
+            if rows[m][1] >= start:
+                count += 1
+        if len(members) < min_size:  # counted, not shown
+            continue
+        bits = 0
+        for m in members:
+            bits |= kinds_of[m]
+        categories = [c for m in members if (c := rows[m][2])]
+        addresses = [a for m in members if (a := rows[m][3])]
+        out.append(
+            Matter(
+                tickets=tuple(rows[m][0] for m in members),
+                kinds=tuple(name for name, bit in _KIND_BITS if bits & bit),
+                category=min(categories) if categories else None,
+                address=addresses[0] if addresses else None,
+                first_at=rows[members[0]][1],
+                last_at=last_at,
+            )
+        )
+    return out, count
 
 
 def in_period(matters: Iterable[Matter], start: datetime) -> list[Matter]:

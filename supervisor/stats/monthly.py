@@ -4,6 +4,7 @@ JSON object that every rendering (xlsx, html, csv, json) and the desk's 统计 p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -124,15 +125,14 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
-    rows = list(map(mt.Row._make, records))
-    groups = mt.in_period(mt.group(rows), start)
+    groups, tickets = mt.linked(records, start, min_size=3)
     matters: list[dict[str, Any]] = [
         {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}
         for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
     matters.sort(key=lambda m: (-m["count"], m["tickets"][0]))
-    return {"tickets": mt.linked_tickets(groups, rows, start), "matters_3plus": matters}
+    return {"tickets": tickets, "matters_3plus": matters}
 
 
 async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
@@ -151,7 +151,12 @@ async def _fetch(pool: asyncpg.Pool, jobs: dict[str, tuple[Any, ...]]) -> dict[s
 
 
 async def figures(
-    pool: asyncpg.Pool, p: Period, now: datetime, *, full: bool = True
+    pool: asyncpg.Pool,
+    p: Period,
+    now: datetime,
+    *,
+    full: bool = True,
+    fetched: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every figure of one period, with per-unit rows (unranked). The queries run concurrently.
 
@@ -169,13 +174,15 @@ async def figures(
     if full:
         jobs |= {
             "received": (q.RECEIVED, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-            "matters": (q.MATTER_ROWS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
+            "matters": (q.MATTER_LINKS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
             "commitments": (q.COMMITMENTS, a, b, cut), "review_returns": (q.REVIEW_RETURNS, a, b),
             "own": (q.OWN_DEMANDS, a, b),
         }  # fmt: skip
     else:
         jobs["received_total"] = (q.RECEIVED_TOTAL, a, b)
     res = await _fetch(pool, jobs)
+    if fetched is not None:  # the queries are done (others may use the database meanwhile)
+        fetched()
     out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
     units: dict[str, dict[str, Any]] = {}
 
@@ -218,7 +225,7 @@ async def figures(
     if full:
         out["rehandled"] = res["rehandled"][0][0]
         out["handled_3_times"] = res["handled_3"][0][0]
-        out["repeats"] = _repeats(res["matters"], a)
+        out["repeats"] = await asyncio.to_thread(_repeats, res["matters"], a)  # the loop goes on
 
     disputes: dict[str, Any] = {"tickets": 0, "returns_by_unit": {}}
     for r in res["disputes"]:
@@ -328,14 +335,26 @@ async def trend(
     months: int = 12,
     current: dict[str, Any] | None = None,
     previous: dict[str, Any] | None = None,
+    pending: Awaitable[tuple[dict[str, Any], dict[str, Any]]] | None = None,
+    ready: asyncio.Event | None = None,
 ) -> list[dict[str, Any]]:
     """The headline figures of the `months` months ending with the period's month (the last
     one taken from `current` when it is that month's report, the one before from `previous`, the
-    figures of the month before, when they are that month's)."""
+    figures of the month before, when they are that month's).
+
+    pending: the figures of the period and of the one before while they are being computed
+    (current and previous when they come); the other months are queried once `ready` is set
+    (their queries done), while the figures' Python part runs."""
     first = p.first.replace(day=1)
     periods = [month(_shift(first, -i)) for i in range(months - 1, -1, -1)]
+    ours = [{"from": x.first.isoformat(), "to": x.last.isoformat()} for x in (p, p.previous())]
 
     async def one(m: Period) -> dict[str, Any]:
+        nonlocal current, previous
+        if pending is not None and {"from": m.first.isoformat(), "to": m.last.isoformat()} in ours:
+            current, previous = await pending
+        elif ready is not None:
+            await ready.wait()
         if current is not None and current["period"] == {
             "from": m.first.isoformat(),
             "to": m.last.isoformat(),
@@ -373,14 +392,33 @@ async def monthly_report(
     pool: asyncpg.Pool, p: Period, now: datetime, *, with_trend: bool = True
 ) -> dict[str, Any]:
     """The whole report of a period: figures, ranked units with change, 12-month trend."""
-    current, before = await asyncio.gather(
-        figures(pool, p, now), figures(pool, p.previous(), now, full=False)
+    ready, left = asyncio.Event(), [2]
+
+    def fetched() -> None:
+        left[0] -= 1
+        if not left[0]:
+            ready.set()
+
+    both = asyncio.gather(
+        figures(pool, p, now, fetched=fetched),
+        figures(pool, p.previous(), now, full=False, fetched=fetched),
     )
+    # the trend's other months are queried when the figures' queries are done, while their
+    # Python part (the matters) runs in a thread
+    months = (
+        asyncio.ensure_future(trend(pool, p, now, pending=both, ready=ready))
+        if with_trend
+        else None
+    )
+    try:
+        current, before = await both
+        months_of = await months if months is not None else []
+    finally:
+        if months is not None and not months.done():
+            months.cancel()
     before["units"] = rank(before["units"], None)
     current["units"] = rank(current["units"], before["units"])
     current["previous"] = {k: before[k] for k in HEADLINE}
-    current["trend"] = (
-        await trend(pool, p, now, current=current, previous=before) if with_trend else []
-    )
+    current["trend"] = months_of
     current["generated_at"] = now.astimezone(SHANGHAI).isoformat(timespec="seconds")
     return current

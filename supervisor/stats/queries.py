@@ -79,34 +79,50 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # category, or of the same address, less than $3 (the window) apart, and those with a grid key;
 # the others are matters of one ticket, which the report does not show (matters.group gives the
 # same groups without them: tests/integration/test_stats_query_shapes.py).
-MATTER_ROWS = """
-WITH linkable AS (
-    SELECT ticket FROM (
-        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
-                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
-        FROM stats_tickets
-        WHERE caller_hash <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-        WINDOW k AS (PARTITION BY caller_hash, category ORDER BY created_at)
-    ) c WHERE near
-    UNION
-    SELECT ticket FROM (
-        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
-                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
-        FROM stats_tickets
-        WHERE address_key <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
-        WINDOW k AS (PARTITION BY address_key ORDER BY created_at)
-    ) a WHERE near
-    -- (the tickets with a grid key: the first SELECT below)
+# The caller and address links are found here, in the windows that choose the tickets: cp (ap)
+# is the ticket before of the same caller and category (address) when less than the window apart;
+# kinds has bit 1 (2) when that caller's (address's) tickets link any two, or one of them has two
+# grid keys (its two rows, linked to each other, linked that key in matters.group). The rows come
+# in the order of (created_at, ticket); matters.linked unions the links and compares the grids'
+# summaries, giving what matters.group gave from the rows alone.
+MATTER_LINKS = """
+WITH dup AS (
+    SELECT ticket FROM matter_keys WHERE kind = 'grid' GROUP BY ticket HAVING count(*) > 1
+), c AS (
+    SELECT *, bool_or(near OR two) OVER (PARTITION BY caller_hash, category) AS linked
+    FROM (SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, d.ticket IS NOT NULL AS two,
+                 CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
+                 coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
+                          OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
+          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          WHERE s.caller_hash <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+          WINDOW k AS (PARTITION BY s.caller_hash, s.category ORDER BY s.created_at)) x
+), a AS (
+    SELECT *, bool_or(near OR two) OVER (PARTITION BY address_key) AS linked
+    FROM (SELECT s.ticket, s.created_at, s.category, s.address_key, d.ticket IS NOT NULL AS two,
+                 CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
+                 coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
+                          OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
+          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          WHERE s.address_key <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+          WINDOW k AS (PARTITION BY s.address_key ORDER BY s.created_at)) x
+), ca AS (  -- the tickets of a linked caller or address (a ticket of neither: only its grid links it)
+    SELECT coalesce(c.ticket, a.ticket) AS ticket, coalesce(c.created_at, a.created_at) AS created_at,
+           coalesce(c.category, a.category) AS category, coalesce(c.address_key, a.address_key) AS address_key,
+           c.cp, a.cp AS ap, coalesce(c.near, false) OR coalesce(a.near, false) AS near,
+           CASE WHEN c.linked THEN 1 ELSE 0 END | CASE WHEN a.linked THEN 2 ELSE 0 END AS kinds
+    FROM (SELECT * FROM c WHERE linked) c FULL JOIN (SELECT * FROM a WHERE linked) a ON a.ticket = c.ticket
+), g AS (
+    SELECT s.ticket, s.created_at, s.category, s.address_key, g.key AS grid, g.summary_key
+    FROM matter_keys g JOIN stats_tickets s ON s.ticket = g.ticket
+    WHERE g.kind = 'grid' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
 )
-SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
-FROM stats_tickets s JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
-WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
-UNION ALL
-SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, NULL, NULL
-FROM stats_tickets s
-WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
-  AND s.ticket IN (SELECT ticket FROM linkable)
-  AND NOT EXISTS (SELECT 1 FROM matter_keys g WHERE g.ticket = s.ticket AND g.kind = 'grid')
+SELECT coalesce(ca.ticket, g.ticket) AS ticket, coalesce(ca.created_at, g.created_at) AS created_at,
+       coalesce(ca.category, g.category) AS category, coalesce(ca.address_key, g.address_key) AS address_key,
+       g.grid, g.summary_key, ca.cp, ca.ap, coalesce(ca.kinds, 0) AS kinds
+FROM ca FULL JOIN g ON g.ticket = ca.ticket
+WHERE ca.near OR g.ticket IS NOT NULL
+ORDER BY coalesce(ca.created_at, g.created_at), coalesce(ca.ticket, g.ticket) COLLATE "C"
 """
 
 # 催办 (to the unit: liaison, head) and 督办 (supervisor, leader): a step's messages to one role

@@ -96,6 +96,36 @@ ORDER BY v.at DESC, v.id
 LIMIT $1
 """
 
+# the rows matters.group linked before MATTER_LINKS found the caller and address links itself
+PREV_MATTER_ROWS = """
+WITH linkable AS (
+    SELECT ticket FROM (
+        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
+                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
+        FROM stats_tickets
+        WHERE caller_hash <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+        WINDOW k AS (PARTITION BY caller_hash, category ORDER BY created_at)
+    ) c WHERE near
+    UNION
+    SELECT ticket FROM (
+        SELECT ticket, (created_at - lag(created_at) OVER k < $3::interval
+                        OR lead(created_at) OVER k - created_at < $3::interval) AS near
+        FROM stats_tickets
+        WHERE address_key <> '' AND created_at >= $1::timestamptz - interval '30 days' AND created_at < $2
+        WINDOW k AS (PARTITION BY address_key ORDER BY created_at)
+    ) a WHERE near
+)
+SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
+FROM stats_tickets s JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
+WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+UNION ALL
+SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, NULL, NULL
+FROM stats_tickets s
+WHERE s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
+  AND s.ticket IN (SELECT ticket FROM linkable)
+  AND NOT EXISTS (SELECT 1 FROM matter_keys g WHERE g.ticket = s.ticket AND g.kind = 'grid')
+"""
+
 OLD_MATTER_ROWS = """
 SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, g.key AS grid, g.summary_key
 FROM stats_tickets s LEFT JOIN matter_keys g ON g.ticket = s.ticket AND g.kind = 'grid'
@@ -340,15 +370,35 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
             assert 0 < len(queue) <= limit
 
         everything = [OldRow(*r) for r in await conn.fetch(OLD_MATTER_ROWS, A, B)]
-        linkable = [mt.Row(*r) for r in await conn.fetch(q.MATTER_ROWS, A, B, mt.WINDOW)]
+        linkable = [mt.Row(*r) for r in await conn.fetch(PREV_MATTER_ROWS, A, B, mt.WINDOW)]
+        links = await conn.fetch(q.MATTER_LINKS, A, B, mt.WINDOW)
+        later = await conn.fetch(q.MATTER_LINKS, A + timedelta(days=9), B, mt.WINDOW)
     assert len(linkable) < len(everything)  # the narrower read leaves tickets out
     expected = old_group(everything)
     got = mt.group(linkable)
     assert sorted(got, key=lambda m: m.tickets) == sorted(expected, key=lambda m: m.tickets)
     assert any(len(m.tickets) >= 3 for m in expected) and any(len(m.kinds) > 1 for m in expected)
-    assert mt.linked_tickets(mt.in_period(got, A), linkable, A) == mt.linked_tickets(
-        mt.in_period(expected, A), everything, A
-    )
+    # a ticket with two grid keys (two rows) makes a matter
+    assert any(len(set(m.tickets)) < len(m.tickets) for m in expected)
+    linked_count = mt.linked_tickets(mt.in_period(expected, A), everything, A)
+    assert mt.linked_tickets(mt.in_period(got, A), linkable, A) == linked_count
+    # the links found in SQL (MATTER_LINKS, matters.linked): the same matters, the same count
+    matters, count = mt.linked(links, A)
+    by_tickets = sorted(mt.in_period(expected, A), key=lambda m: m.tickets)
+    assert sorted(matters, key=lambda m: m.tickets) == by_tickets
+    assert count == linked_count
+    for least in (3, max(len(m.tickets) for m in matters) + 1):  # smaller ones counted, not shown
+        shown = [m for m in matters if len(m.tickets) >= least]
+        assert mt.linked(links, A, min_size=least) == (shown, count)
+    assert sorted(r["ticket"] for r in links) == sorted(r.ticket for r in linkable)  # the same rows
+    order = [(r["created_at"], r["ticket"]) for r in links]
+    assert order == sorted(order)
+    start = A + timedelta(days=9)  # another period: the window moves, fewer matters
+    everything = [r for r in everything if start - timedelta(days=30) <= r.created_at]
+    expected = mt.in_period(old_group(everything), start)
+    matters, count = mt.linked(later, start)
+    assert sorted(matters, key=lambda m: m.tickets) == sorted(expected, key=lambda m: m.tickets)
+    assert count == mt.linked_tickets(expected, everything, start)
 
 
 def test_group_keeps_the_order_and_the_kinds_of_the_earlier_one():
@@ -360,3 +410,38 @@ def test_group_keeps_the_order_and_the_kinds_of_the_earlier_one():
                      rng.choice(["幸福路1号", None]), rng.choice(["G1", "G2", None]),
                      rng.choice(SUMMARIES + [None])))  # fmt: skip
     assert mt.group([mt.Row(*r) for r in rows]) == old_group([OldRow(*r) for r in rows])
+
+
+async def test_matter_links_keep_what_two_grid_keys_did(pool):
+    """A ticket with two grid keys was two rows linked to each other in matters.group, which gave
+    its caller and its address a link: every ticket of that caller (address) has that kind."""
+    day = timedelta(days=1)
+    tickets = [  # ticket, created_at, caller, address, grid keys
+        ("X1", A + 2 * day, "solo", "东路1号", ["G1", "G2"]),  # two grid keys, nobody near
+        ("Y1", A + 50 * day, "solo", "西路2号", []),  # X1's caller, 48 days later
+        ("Z1", A + 52 * day, "other", "西路2号", []),  # Y1's address: Y1 and Z1 one matter
+        ("W1", A - 40 * day, "w", "东路1号", []),  # X1's address, long before (not read)
+        ("V1", A + 20 * day, "v", "南路3号", ["G3"]),  # one grid key, alone
+    ]
+    async with pool.acquire() as conn:
+        for t, at, caller, address, grids in tickets:
+            await conn.execute(
+                """INSERT INTO stats_tickets (ticket, created_at, unit, category, caller_hash, address_key)
+                   VALUES ($1, $2, 'U1', '噪声', $3, $4)""",
+                t, at, caller, address,
+            )  # fmt: skip
+            for grid in grids:
+                await conn.execute(
+                    """INSERT INTO matter_keys (kind, key, ticket, created_at, summary_key)
+                       VALUES ('grid', $1, $2, $3, '路灯不亮')""",
+                    grid, t, at,
+                )  # fmt: skip
+        end = A + 60 * day
+        everything = [OldRow(*r) for r in await conn.fetch(OLD_MATTER_ROWS, A, end)]
+        links = await conn.fetch(q.MATTER_LINKS, A, end, mt.WINDOW)
+    expected = mt.in_period(old_group(everything), A)
+    assert sorted(m.tickets for m in expected) == [("X1", "X1"), ("Y1", "Z1")]
+    assert {m.tickets: m.kinds for m in expected}[("Y1", "Z1")] == ("address", "caller")
+    matters, count = mt.linked(links, A)
+    assert sorted(matters, key=lambda m: m.tickets) == sorted(expected, key=lambda m: m.tickets)
+    assert count == mt.linked_tickets(expected, everything, A) == 4
