@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -287,40 +288,34 @@ def _clean_text(item: Any, depth: int = 0) -> bool:
     """True when `_bad_text` would find nothing: the usual, well-formed event checked without
     building a path per field. Plain str, dict and list only; anything else that is one of those
     (a subclass) answers False, and so does every problem: the walk then names it. Recursion
-    stops at MAX_DEPTH, so this never goes deeper than 17 frames."""
+    stops at MAX_DEPTH, so this never goes deeper than 2 x 17 frames."""
     if type(item) is dict:
         if depth >= MAX_DEPTH:
             return False
-        for k, v in item.items():
+        for k in item:
             if type(k) is not str or "\x00" in k or (not k.isascii() and not _encodes(k)):
                 return False
-            t = type(v)
-            if t is str:
-                if "\x00" in v or (not v.isascii() and not _encodes(v)):
-                    return False
-            elif t is dict or t is list:
-                if not _clean_text(v, depth + 1):
-                    return False
-            elif isinstance(v, str | dict | list):
-                return False
-        return True
+        return _clean_values(item.values(), depth)
     if type(item) is list:
-        if depth >= MAX_DEPTH:
-            return False
-        for v in item:
-            t = type(v)
-            if t is str:
-                if "\x00" in v or (not v.isascii() and not _encodes(v)):
-                    return False
-            elif t is dict or t is list:
-                if not _clean_text(v, depth + 1):
-                    return False
-            elif isinstance(v, str | dict | list):
-                return False
-        return True
+        return depth < MAX_DEPTH and _clean_values(item, depth)
     if type(item) is str:
         return "\x00" not in item and (item.isascii() or _encodes(item))
     return not isinstance(item, str | dict | list)
+
+
+def _clean_values(values: Iterable[Any], depth: int) -> bool:
+    """`_clean_text` of each value of a dict or list at `depth`."""
+    for v in values:
+        t = type(v)
+        if t is str:
+            if "\x00" in v or (not v.isascii() and not _encodes(v)):
+                return False
+        elif t is dict or t is list:
+            if not _clean_text(v, depth + 1):
+                return False
+        elif isinstance(v, str | dict | list):
+            return False
+    return True
 
 
 def _encodes(s: str) -> bool:

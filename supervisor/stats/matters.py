@@ -13,7 +13,7 @@ reference the tests hold linked() to).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -55,6 +55,26 @@ _KIND_BITS = (("address", _ADDRESS), ("caller", _CALLER), ("summary", _SUMMARY))
 _BY_TIME = itemgetter(1, 0)  # a Row's (created_at, ticket)
 
 
+def _disjoint_sets(parent: list[int]) -> tuple[Callable[[int], int], Callable[[int, int], None]]:
+    """find and union over `parent` (union-find with path compression; a set's root is its
+    smallest member, so roots do not depend on the order of the unions)."""
+
+    def find(x: int) -> int:
+        root = x
+        while root != parent[root]:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    return find, union
+
+
 def group(
     rows: Iterable[Row], *, summary_similarity: int = 60, window: timedelta = WINDOW
 ) -> list[Matter]:
@@ -70,18 +90,7 @@ def group(
     index = {t: i for i, t in enumerate(dict.fromkeys(r.ticket for r in rows))}
     parent = list(range(len(index)))
 
-    def find(x: int) -> int:
-        root = x
-        while root != parent[root]:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+    find, union = _disjoint_sets(parent)
 
     last: dict[object, tuple[datetime, int]] = {}  # key -> its latest row so far: time, ticket
     linked: set[object] = set()  # the keys that link two tickets or more
@@ -182,18 +191,7 @@ def linked(
     kinds_of = [r[8] for r in rows]
     at = {r[0]: i for i, r in enumerate(rows)}
 
-    def find(x: int) -> int:
-        root = x
-        while root != parent[root]:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+    find, union = _disjoint_sets(parent)
 
     grids: dict[str, list[int]] = {}
     last = None
