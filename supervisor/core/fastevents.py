@@ -35,19 +35,11 @@ def _text(lo: int, hi: int | None) -> Check:
     def check(v: Any) -> Any:
         if type(v) is not str or len(v) < lo or (hi is not None and len(v) > hi):
             return _FAIL
-        if not v.isascii() and not _encodes(v):
+        if not v.isascii() and not ev._encodes(v):
             return _FAIL  # a lone surrogate: pydantic refuses it (parse_event does first)
         return v
 
     return check
-
-
-def _encodes(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _literal(values: tuple[Any, ...]) -> Check | None:
