@@ -26,6 +26,7 @@ import os
 import platform
 import time
 from datetime import datetime
+from pathlib import Path
 
 from common import ADMIN_URL, CREATED_DBS, SH, create_db, drop_all, event_stream, runtime, with_db
 
@@ -176,8 +177,7 @@ async def main(
             )
         if out:
             for fmt in ("json", "csv"):
-                with open(f"{out}.{fmt}", "wb") as f:
-                    f.write(render(report, fmt))
+                await asyncio.to_thread(Path(f"{out}.{fmt}").write_bytes, render(report, fmt))
             print(f"wrote {out}.json and {out}.csv")
         t0 = time.perf_counter()
         data = render(report, "xlsx")
