@@ -126,8 +126,9 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
     groups, tickets = mt.linked(records, start, min_size=3)
+    words = {kinds: ("+".join(kinds), mt.link_words(kinds)) for kinds in {m.kinds for m in groups}}
     matters: list[dict[str, Any]] = [
-        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
+        {"key": words[m.kinds][0], "link": words[m.kinds][1], "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}
         for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
