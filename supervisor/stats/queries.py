@@ -84,26 +84,27 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # kinds has bit 1 (2) when that caller's (address's) tickets link any two, or one of them has two
 # grid keys (its two rows, linked to each other, linked that key in matters.group). The rows come
 # in the order of (created_at, ticket); matters.linked unions the links and compares the grids'
-# summaries, giving what matters.group gave from the rows alone.
+# summaries, giving what matters.group gave from the rows alone. The tickets with two grid keys
+# (dup, a few) are looked up in a hash of them, not joined to every ticket read.
 MATTER_LINKS = """
 WITH dup AS (
     SELECT ticket FROM matter_keys WHERE kind = 'grid' GROUP BY ticket HAVING count(*) > 1
 ), c AS (
     SELECT *, bool_or(near OR two) OVER (PARTITION BY caller_hash, category) AS linked
-    FROM (SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, d.ticket IS NOT NULL AS two,
+    FROM (SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, s.ticket IN (SELECT ticket FROM dup) AS two,
                  CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
                  coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
                           OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
-          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          FROM stats_tickets s
           WHERE s.caller_hash <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
           WINDOW k AS (PARTITION BY s.caller_hash, s.category ORDER BY s.created_at)) x
 ), a AS (
     SELECT *, bool_or(near OR two) OVER (PARTITION BY address_key) AS linked
-    FROM (SELECT s.ticket, s.created_at, s.category, s.address_key, d.ticket IS NOT NULL AS two,
+    FROM (SELECT s.ticket, s.created_at, s.category, s.address_key, s.ticket IN (SELECT ticket FROM dup) AS two,
                  CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
                  coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
                           OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
-          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          FROM stats_tickets s
           WHERE s.address_key <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
           WINDOW k AS (PARTITION BY s.address_key ORDER BY s.created_at)) x
 ), ca AS (  -- the tickets of a linked caller or address (a ticket of neither: only its grid links it)
