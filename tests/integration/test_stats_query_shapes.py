@@ -5,6 +5,8 @@ Random facts and events about October-November 2026, several seeds: the earlier 
 query that changed shape (kept here as the reference) and the current one run on the same
 database must return the same rows; the matters read through the narrower MATTER_ROWS and the
 current matters.group must be those that the earlier union-find made of every ticket's row.
+答复一次通过率 counts the first replies kept in stats_first_replies: filled by migration 024 on a
+database with data, and again by the refresh, they must give what the passes over the events gave.
 """
 
 from __future__ import annotations
