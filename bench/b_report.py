@@ -10,9 +10,12 @@ Second figure: the refresh itself (deriving facts from events through the real d
 on a smaller number of tickets with full histories, in tickets/s: what a first backfill costs.
 
     python bench/b_report.py [--tickets 1000000] [--refresh-tickets 20000] [--keep] [--db NAME]
+                             [--reports 2] [--out PREFIX]
 
 --keep keeps the report's database (its name is printed); --db NAME times the report on such a
-kept database without building it again; --refresh-tickets 0 skips the refresh figure.
+kept database without building it again (applying this tree's migrations first, timed);
+--refresh-tickets 0 skips the refresh figure; --reports N times N reports; --out PREFIX writes the
+last report as PREFIX.json and PREFIX.csv (to compare two trees' output with cmp).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import platform
 import time
 from datetime import datetime
+from pathlib import Path
 
 from common import ADMIN_URL, CREATED_DBS, SH, create_db, drop_all, event_stream, runtime, with_db
 
@@ -119,7 +123,14 @@ FILL = [
 ]
 
 
-async def main(tickets: int, refresh_tickets: int, keep: bool = False, db: str | None = None) -> None:
+async def main(
+    tickets: int,
+    refresh_tickets: int,
+    keep: bool = False,
+    db: str | None = None,
+    reports: int = 2,
+    out: str | None = None,
+) -> None:
     from supervisor.stats.command import build, render
     from supervisor.stats.monthly import month
     from supervisor.stats.refresh import refresh
@@ -142,7 +153,8 @@ async def main(tickets: int, refresh_tickets: int, keep: bool = False, db: str |
             if db:  # a kept database: the migrations of this tree (indexes added since it was built)
                 from supervisor.storage.db import migrate
 
-                print(f"migrations applied: {await migrate(conn)}")
+                t1 = time.perf_counter()
+                print(f"migrations applied: {await migrate(conn)} in {time.perf_counter() - t1:.2f} s")
                 await conn.execute("ANALYZE")
             for sql in [] if db else FILL:
                 await conn.execute(sql, MONTH_START, tickets)
@@ -156,13 +168,17 @@ async def main(tickets: int, refresh_tickets: int, keep: bool = False, db: str |
                       ("events", "stats_tickets", "stats_dispatches", "stats_handlings", "stats_callbacks", "outbox", "matter_keys")}  # fmt: skip
         print(f"data ({name}): {tickets if not db else counts['stats_tickets']:,} tickets in {time.perf_counter() - t0:.1f} s: {counts}")
         period = month(MONTH_START.date())
-        for attempt in (1, 2):
+        for attempt in range(1, reports + 1):
             t0 = time.perf_counter()
             report = await build(pool, rt.policy, period, NOW)
             took = time.perf_counter() - t0
             print(
                 f"report {attempt}: {took:.2f} s (received {report['received']['total']:,}, closed {report['closed']:,}, units {len(report['units'])})"
             )
+        if out:
+            for fmt in ("json", "csv"):
+                await asyncio.to_thread(Path(f"{out}.{fmt}").write_bytes, render(report, fmt))
+            print(f"wrote {out}.json and {out}.csv")
         t0 = time.perf_counter()
         data = render(report, "xlsx")
         print(f"xlsx rendering: {time.perf_counter() - t0:.2f} s, {len(data):,} bytes")
@@ -199,8 +215,10 @@ if __name__ == "__main__":
     ap.add_argument("--refresh-tickets", type=int, default=20_000)
     ap.add_argument("--keep", action="store_true", help="keep the report's database (prints its name)")
     ap.add_argument("--db", help="time the report on a database kept by an earlier --keep run")
+    ap.add_argument("--reports", type=int, default=2, help="how many reports to time")
+    ap.add_argument("--out", help="write the last report as OUT.json and OUT.csv")
     args = ap.parse_args()
     try:
-        asyncio.run(main(args.tickets, args.refresh_tickets, args.keep, args.db))
+        asyncio.run(main(args.tickets, args.refresh_tickets, args.keep, args.db, args.reports, args.out))
     finally:
         asyncio.run(drop_all())

@@ -13,6 +13,8 @@ reference the tests hold linked() to).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +55,7 @@ class Matter:
 _CALLER, _ADDRESS, _SUMMARY = 1, 2, 4  # kinds of link, as bits
 _KIND_BITS = (("address", _ADDRESS), ("caller", _CALLER), ("summary", _SUMMARY))  # sorted by name
 _BY_TIME = itemgetter(1, 0)  # a Row's (created_at, ticket)
+_CREATED = itemgetter(1)
 
 
 def _disjoint_sets(parent: list[int]) -> tuple[Callable[[int], int], Callable[[int, int], None]]:
@@ -195,14 +198,17 @@ def linked(
 
     grids: dict[str, list[int]] = {}
     last = None
-    for i, r in enumerate(rows):
+    for i, r in enumerate(rows):  # union(), inlined: most links go to a root (an earlier row)
         ticket, cp, ap = r[0], r[6], r[7]
-        if ticket == last:
-            union(i - 1, i)
-        if cp is not None:
-            union(at[cp], i)
-        if ap is not None:
-            union(at[ap], i)
+        ri = i if parent[i] == i else find(i)
+        for j in (i - 1 if ticket == last else None, None if cp is None else at[cp], None if ap is None else at[ap]):
+            if j is None:
+                continue
+            rj = j if parent[j] == j else find(j)
+            if rj < ri:
+                parent[ri] = ri = rj
+            elif rj > ri:
+                parent[rj] = ri
         last = ticket
         if r[4] and r[5]:
             grids.setdefault(r[4], []).append(i)
@@ -228,40 +234,45 @@ def linked(
     roots = parent  # every parent an earlier row (the smaller root wins): the roots in one pass
     for x in range(n):
         roots[x] = roots[roots[x]]
-    size = [0] * n
-    for x in roots:
-        size[x] += 1
-    components: dict[int, list[int]] = {}
-    for x in range(n):  # each group's rows oldest first, the groups in the order of their first row
+    size = Counter(roots)
+    # the groups with a row from `start` on (the rows are in the order of time: a suffix), each
+    # such row counted; their rows oldest first, the groups in the order of their first row
+    first_in = bisect_left(rows, start, key=_CREATED)
+    shown: set[int] = set()
+    count = 0
+    for x in range(first_in, n):
         root = roots[x]
         if size[root] > 1:
+            count += 1
+            shown.add(root)
+    components: dict[int, list[int]] = {}
+    for x in range(n):
+        root = roots[x]
+        if root in shown:
             if root in components:
                 components[root].append(x)
             else:
                 components[root] = [x]
-    out, count = [], 0
+    out = []
+    tickets, created = [r[0] for r in rows], [r[1] for r in rows]
+    categories, addresses = [r[2] for r in rows], [r[3] for r in rows]
+    words: dict[int, tuple[str, ...]] = {}  # the kinds of link of a set of bits
     for members in components.values():
-        last_at = rows[members[-1]][1]
-        if last_at < start:
-            continue
-        for m in members:
-            if rows[m][1] >= start:
-                count += 1
         if len(members) < min_size:  # counted, not shown
             continue
         bits = 0
         for m in members:
             bits |= kinds_of[m]
-        categories = [c for m in members if (c := rows[m][2])]
-        addresses = [a for m in members if (a := rows[m][3])]
+        if bits not in words:
+            words[bits] = tuple(name for name, bit in _KIND_BITS if bits & bit)
         out.append(
             Matter(
-                tickets=tuple(rows[m][0] for m in members),
-                kinds=tuple(name for name, bit in _KIND_BITS if bits & bit),
-                category=min(categories) if categories else None,
-                address=addresses[0] if addresses else None,
-                first_at=rows[members[0]][1],
-                last_at=last_at,
+                tickets=tuple(map(tickets.__getitem__, members)),
+                kinds=words[bits],
+                category=min(filter(None, map(categories.__getitem__, members)), default=None),
+                address=next(filter(None, map(addresses.__getitem__, members)), None),
+                first_at=created[members[0]],
+                last_at=created[members[-1]],
             )
         )
     return out, count

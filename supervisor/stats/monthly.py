@@ -126,8 +126,9 @@ def _received(rows: list[Any]) -> dict[str, Any]:
 def _repeats(records: list[Any], start: datetime) -> dict[str, Any]:
     """重复诉求 (tickets of the period in a matter) and the matters of three tickets or more."""
     groups, tickets = mt.linked(records, start, min_size=3)
+    words = {kinds: ("+".join(kinds), mt.link_words(kinds)) for kinds in {m.kinds for m in groups}}
     matters: list[dict[str, Any]] = [
-        {"key": "+".join(m.kinds), "link": mt.link_words(m.kinds), "category": m.category, "address": m.address,
+        {"key": words[m.kinds][0], "link": words[m.kinds][1], "category": m.category, "address": m.address,
          "tickets": list(m.tickets), "count": len(m.tickets)}
         for m in groups if len(m.tickets) >= 3
     ]  # fmt: skip
@@ -174,13 +175,32 @@ async def figures(
     if full:
         jobs |= {
             "received": (q.RECEIVED, a, b), "rehandled": (q.REHANDLED, a, b), "handled_3": (q.HANDLED_3, a, b),
-            "matters": (q.MATTER_LINKS, a, b, mt.WINDOW), "acks": (q.ACKS, a, b, ESCALATION_ROLES),
+            "acks": (q.ACKS, a, b, ESCALATION_ROLES),
             "commitments": (q.COMMITMENTS, a, b, cut), "review_returns": (q.REVIEW_RETURNS, a, b),
             "own": (q.OWN_DEMANDS, a, b),
         }  # fmt: skip
     else:
         jobs["received_total"] = (q.RECEIVED_TOTAL, a, b)
-    res = await _fetch(pool, jobs)
+    queried = asyncio.Event()
+
+    async def matters() -> dict[str, Any]:
+        try:
+            rows = (await _fetch(pool, {"matters": (q.MATTER_LINKS, a, b, mt.WINDOW)}))["matters"]
+        finally:  # failed, it raises where it is awaited
+            queried.set()
+        return await asyncio.to_thread(_repeats, rows, a)  # while the other queries run
+
+    # the matters first: the longest query (it takes the pool's first connection), then its
+    # Python part in a thread while the database answers the others
+    repeats = asyncio.ensure_future(matters()) if full else None
+    try:
+        res = await _fetch(pool, jobs)
+        if repeats is not None:
+            await queried.wait()
+    except BaseException:
+        if repeats is not None:
+            repeats.cancel()
+        raise
     if fetched is not None:  # the queries are done (others may use the database meanwhile)
         fetched()
     out: dict[str, Any] = {"period": {"from": p.first.isoformat(), "to": p.last.isoformat()}}
@@ -225,7 +245,8 @@ async def figures(
     if full:
         out["rehandled"] = res["rehandled"][0][0]
         out["handled_3_times"] = res["handled_3"][0][0]
-        out["repeats"] = await asyncio.to_thread(_repeats, res["matters"], a)  # the loop goes on
+        assert repeats is not None
+        out["repeats"] = await repeats
 
     disputes: dict[str, Any] = {"tickets": 0, "returns_by_unit": {}}
     for r in res["disputes"]:

@@ -84,26 +84,27 @@ WHERE type = 'returned' AND at >= $1 AND at < $2 GROUP BY 1
 # kinds has bit 1 (2) when that caller's (address's) tickets link any two, or one of them has two
 # grid keys (its two rows, linked to each other, linked that key in matters.group). The rows come
 # in the order of (created_at, ticket); matters.linked unions the links and compares the grids'
-# summaries, giving what matters.group gave from the rows alone.
+# summaries, giving what matters.group gave from the rows alone. The tickets with two grid keys
+# (dup, a few) are looked up in a hash of them, not joined to every ticket read.
 MATTER_LINKS = """
 WITH dup AS (
     SELECT ticket FROM matter_keys WHERE kind = 'grid' GROUP BY ticket HAVING count(*) > 1
 ), c AS (
     SELECT *, bool_or(near OR two) OVER (PARTITION BY caller_hash, category) AS linked
-    FROM (SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, d.ticket IS NOT NULL AS two,
+    FROM (SELECT s.ticket, s.created_at, s.category, s.caller_hash, s.address_key, s.ticket IN (SELECT ticket FROM dup) AS two,
                  CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
                  coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
                           OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
-          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          FROM stats_tickets s
           WHERE s.caller_hash <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
           WINDOW k AS (PARTITION BY s.caller_hash, s.category ORDER BY s.created_at)) x
 ), a AS (
     SELECT *, bool_or(near OR two) OVER (PARTITION BY address_key) AS linked
-    FROM (SELECT s.ticket, s.created_at, s.category, s.address_key, d.ticket IS NOT NULL AS two,
+    FROM (SELECT s.ticket, s.created_at, s.category, s.address_key, s.ticket IN (SELECT ticket FROM dup) AS two,
                  CASE WHEN s.created_at - lag(s.created_at) OVER k < $3::interval THEN lag(s.ticket) OVER k END AS cp,
                  coalesce(s.created_at - lag(s.created_at) OVER k < $3::interval
                           OR lead(s.created_at) OVER k - s.created_at < $3::interval, false) AS near
-          FROM stats_tickets s LEFT JOIN dup d ON d.ticket = s.ticket
+          FROM stats_tickets s
           WHERE s.address_key <> '' AND s.created_at >= $1::timestamptz - interval '30 days' AND s.created_at < $2
           WINDOW k AS (PARTITION BY s.address_key ORDER BY s.created_at)) x
 ), ca AS (  -- the tickets of a linked caller or address (a ticket of neither: only its grid links it)
@@ -165,25 +166,19 @@ SELECT unit, count(*) AS n FROM stats_tickets WHERE overdue_due < $1 GROUP BY un
 
 # 答复一次通过率: the first reply with text of each handling (a re-opening starts a new one) made
 # in the period, per unit; passed when no review sent it back, or the staff passed or accepted it.
-# One ordered pass over the replies with text and the re-openings of the tickets replied in the
-# period: a reply is its handling's first when the event just before it is no reply (in the order
-# of time, a re-opening before a reply of the same instant, then id).
+# The first replies are facts the refresh keeps (stats_first_replies, stats/refresh.py): counted
+# here, not found by ordering every reply and re-opening of the replied tickets. The ticket's unit
+# is looked up only for a reply that named none (COALESCE does not evaluate what it does not need).
 FIRST_PASS = """
-WITH r AS (
-    SELECT e.id, e.ticket, e.at, e.type, e.data->>'unit' AS unit,
-           lag(e.type) OVER (PARTITION BY e.ticket ORDER BY e.at, e.type <> 'reopened', e.id) AS before
-    FROM events e
-    WHERE ((e.type = 'replied' AND e.data ? 'text') OR e.type = 'reopened') AND e.at < $2
-      AND e.ticket IN (SELECT ticket FROM events WHERE type = 'replied' AND at >= $1 AND at < $2)
-), j AS (
-    SELECT coalesce(f.unit, t.unit) AS unit,
-           EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.id
+WITH j AS (
+    SELECT coalesce(f.unit, (SELECT t.unit FROM tickets t WHERE t.ticket = f.ticket)) AS unit,
+           EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.event_id
                    AND v.data->>'outcome' = 'returned')
            AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
-                           AND d.data->>'of' = f.id AND d.data->>'decision' IN ('pass', 'accept'))
+                           AND d.data->>'of' = f.event_id AND d.data->>'decision' IN ('pass', 'accept'))
            AS sent_back
-    FROM r f LEFT JOIN tickets t ON t.ticket = f.ticket
-    WHERE f.type = 'replied' AND f.before IS DISTINCT FROM 'replied' AND f.at >= $1
+    FROM stats_first_replies f
+    WHERE f.at >= $1 AND f.at < $2
 )
 SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
 FROM j GROUP BY GROUPING SETS ((unit), ())

@@ -29,6 +29,20 @@ SELECT DISTINCT ticket FROM events
 WHERE seq > $1 OR ($2::timestamptz IS NOT NULL AND received_at > $2::timestamptz)
 """
 _EVENTS = "SELECT id, ticket, type, at, data FROM events WHERE ticket = ANY($1::text[]) ORDER BY ticket, at, seq"
+# 答复一次通过率's facts (migration 024, which fills them for the events stored before it): the
+# first reply with text of each handling of the tickets, a re-opening starting a new one. In the
+# order of time, a re-opening before a reply of the same instant, then id; a reply is its
+# handling's first when the event just before it (of these two kinds) is no reply.
+FIRST_REPLIES = "stats_first_replies"
+_FIRST_REPLIES = """
+INSERT INTO stats_first_replies (event_id, ticket, at, unit)
+SELECT id, ticket, at, unit
+FROM (SELECT e.id, e.ticket, e.at, e.type, e.data->>'unit' AS unit,
+             lag(e.type) OVER (PARTITION BY e.ticket ORDER BY e.at, e.type <> 'reopened', e.id) AS before
+      FROM events e
+      WHERE ((e.type = 'replied' AND e.data ? 'text') OR e.type = 'reopened') AND e.ticket = ANY($1::text[])) r
+WHERE type = 'replied' AND before IS DISTINCT FROM 'replied'
+"""
 
 
 async def refresh(pool: asyncpg.Pool, policy: Policy, *, batch: int = BATCH) -> int:
@@ -42,7 +56,7 @@ async def refresh(pool: asyncpg.Pool, policy: Policy, *, batch: int = BATCH) -> 
             if row is None or row["policy"] != fp:
                 last_seq, since = 0, None
                 async with conn.transaction():
-                    for table in COLUMNS:
+                    for table in (*COLUMNS, FIRST_REPLIES):
                         await conn.execute(f"TRUNCATE {table}")
             else:
                 last_seq, since = row["last_seq"], row["refreshed_at"] - SLACK
@@ -71,8 +85,9 @@ async def _derive(conn: asyncpg.Connection, tickets: list[str], policy: Policy) 
         for table, table_rows in rows(ticket_facts(ticket, events, policy)).items():
             out[table].extend(table_rows)
     async with conn.transaction():
-        for table in COLUMNS:
+        for table in (*COLUMNS, FIRST_REPLIES):
             await conn.execute(f"DELETE FROM {table} WHERE ticket = ANY($1::text[])", tickets)
         for table, cols in COLUMNS.items():
             if out[table]:
                 await conn.copy_records_to_table(table, records=out[table], columns=list(cols))
+        await conn.execute(_FIRST_REPLIES, tickets)  # from the events (their order, as SQL sorts)

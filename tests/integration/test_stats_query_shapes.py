@@ -5,6 +5,8 @@ Random facts and events about October-November 2026, several seeds: the earlier 
 query that changed shape (kept here as the reference) and the current one run on the same
 database must return the same rows; the matters read through the narrower MATTER_ROWS and the
 current matters.group must be those that the earlier union-find made of every ticket's row.
+答复一次通过率 counts the first replies kept in stats_first_replies: filled by migration 024 on a
+database with data, and again by the refresh, they must give what the passes over the events gave.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from supervisor.desk.reviews import QUEUE
 from supervisor.stats import matters as mt
 from supervisor.stats import queries as q
 from supervisor.stats.monthly import ESCALATION_ROLES, REMINDER_ROLES, month
+from supervisor.stats.refresh import refresh
+from supervisor.storage.db import migrate
+from tests.helpers import runtime
 
 NOVEMBER = month(datetime(2026, 11, 1).date())
 A, B = NOVEMBER.start, NOVEMBER.end
@@ -79,6 +84,29 @@ WITH r AS (
            AS sent_back
     FROM f LEFT JOIN tickets t ON t.ticket = f.ticket
     WHERE f.at >= $1
+)
+SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
+FROM j GROUP BY GROUPING SETS ((unit), ())
+"""
+
+# the one ordered pass (lag) over the replies and re-openings, before the refresh kept the first
+# replies (stats_first_replies, migration 024)
+PREV_FIRST_PASS = """
+WITH r AS (
+    SELECT e.id, e.ticket, e.at, e.type, e.data->>'unit' AS unit,
+           lag(e.type) OVER (PARTITION BY e.ticket ORDER BY e.at, e.type <> 'reopened', e.id) AS before
+    FROM events e
+    WHERE ((e.type = 'replied' AND e.data ? 'text') OR e.type = 'reopened') AND e.at < $2
+      AND e.ticket IN (SELECT ticket FROM events WHERE type = 'replied' AND at >= $1 AND at < $2)
+), j AS (
+    SELECT coalesce(f.unit, t.unit) AS unit,
+           EXISTS (SELECT 1 FROM events v WHERE v.type = 'reviewed' AND v.data->>'of' = f.id
+                   AND v.data->>'outcome' = 'returned')
+           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.type = 'review_decided'
+                           AND d.data->>'of' = f.id AND d.data->>'decision' IN ('pass', 'accept'))
+           AS sent_back
+    FROM r f LEFT JOIN tickets t ON t.ticket = f.ticket
+    WHERE f.type = 'replied' AND f.before IS DISTINCT FROM 'replied' AND f.at >= $1
 )
 SELECT GROUPING(unit) AS total, unit, count(*) FILTER (WHERE NOT sent_back) AS num, count(*) AS den
 FROM j GROUP BY GROUPING SETS ((unit), ())
@@ -292,7 +320,7 @@ async def _fill(conn, rng: random.Random, n: int = 160) -> None:
             if rng.random() < 0.5:
                 outcome = rng.choice(["returned", "returned", "passed"])
                 await _event(conn, f"{t}-v{k}", t, "reviewed", at + timedelta(hours=1),
-                             {"of": eid, "outcome": outcome})  # fmt: skip
+                             {"of": eid, "kind": "replied", "outcome": outcome})  # fmt: skip
                 if outcome == "returned" and rng.random() < 0.5:
                     decision = rng.choice(["pass", "accept", "return"])
                     when = at + timedelta(hours=rng.choice([0, 2, 2]))  # some before the review
@@ -323,6 +351,13 @@ async def _fill(conn, rng: random.Random, n: int = 160) -> None:
                 )  # fmt: skip
 
 
+async def _backfill(conn) -> None:
+    """stats_first_replies as migration 024 fills it on a database with data."""
+    await conn.execute("DROP TABLE stats_first_replies")
+    await conn.execute("DELETE FROM schema_migrations WHERE version = 24")
+    assert await migrate(conn) == ["024_first_replies.sql"]
+
+
 async def _event(conn, eid: str, ticket: str, type_: str, at: datetime, data: dict) -> None:
     await conn.execute(
         "INSERT INTO events (id, ticket, type, at, data) VALUES ($1, $2, $3, $4, $5)",
@@ -339,6 +374,7 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
     rng = random.Random(seed)
     async with pool.acquire() as conn:
         await _fill(conn, rng)
+        await _backfill(conn)
         assert await conn.fetchval("SELECT count(*) FROM events WHERE type = 'replied'") > 50
         pairs = [
             (OLD_RECEIVED, q.RECEIVED, (A, B)),
@@ -349,6 +385,8 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
             (OLD_MESSAGES, q.MESSAGES, (A, B, ESCALATION_ROLES)),
             (OLD_FIRST_PASS, q.FIRST_PASS, (A, B)),
             (OLD_FIRST_PASS, q.FIRST_PASS, (A + timedelta(days=5), A + timedelta(days=12))),
+            (PREV_FIRST_PASS, q.FIRST_PASS, (A, B)),
+            (PREV_FIRST_PASS, q.FIRST_PASS, (A - timedelta(days=20), A + timedelta(days=3))),
         ]
         for old, new, args in pairs:
             before, after = _rows(await conn.fetch(old, *args)), _rows(await conn.fetch(new, *args))
@@ -399,6 +437,58 @@ async def test_the_reworked_queries_give_what_the_earlier_ones_gave(pool, seed):
     matters, count = mt.linked(later, start)
     assert sorted(matters, key=lambda m: m.tickets) == sorted(expected, key=lambda m: m.tickets)
     assert count == mt.linked_tickets(expected, everything, start)
+
+
+FIRST_REPLIES = "SELECT event_id, ticket, at, unit FROM stats_first_replies ORDER BY event_id"
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+async def test_first_replies_kept_by_the_migration_and_the_refresh_give_the_earlier_first_pass(pool, seed):
+    """答复一次通过率 from stats_first_replies: filled by migration 024 on a database with data,
+    derived again by the refresh (all tickets, then a few with new events), it gives what the
+    ordered passes over the events gave, for any period."""
+    rng = random.Random(seed)
+    periods = [(A, B), (A + timedelta(days=5), A + timedelta(days=12)), (A - timedelta(days=31), A),
+               (A - timedelta(days=400), A - timedelta(days=399))]  # fmt: skip
+
+    async def same(conn) -> None:
+        for args in periods:
+            want = _rows(await conn.fetch(OLD_FIRST_PASS, *args))
+            assert _rows(await conn.fetch(PREV_FIRST_PASS, *args)) == want
+            assert _rows(await conn.fetch(q.FIRST_PASS, *args)) == want
+
+    async with pool.acquire() as conn:
+        await _fill(conn, rng)
+        await _backfill(conn)  # the migration path
+        await same(conn)
+        migrated = [tuple(r) for r in await conn.fetch(FIRST_REPLIES)]
+        assert len(migrated) > 50
+        assert await conn.fetchval("SELECT count(*) FROM stats_refresh") == 0
+        await conn.execute("UPDATE events SET received_at = now() - interval '1 hour'")  # past the slack
+    policy = runtime().policy
+    assert await refresh(pool, policy, batch=37) == 160  # no facts yet: every ticket derived again
+    async with pool.acquire() as conn:
+        assert [tuple(r) for r in await conn.fetch(FIRST_REPLIES)] == migrated
+        await same(conn)
+        # new events on a few tickets: a re-opening, replies (one of the same instant), a review
+        touched = rng.sample(sorted({r[1] for r in migrated}), 12)
+        for k, t in enumerate(touched):
+            at = A + timedelta(days=rng.randrange(28), hours=6 * rng.randrange(4))
+            if k % 4 == 1:
+                await _event(conn, f"{t}-o9", t, "reopened", at, {})
+            await _event(conn, f"{t}-p9", t, "replied", at, {"unit": "U2", "text": "已处理"})
+            if k % 4 == 3:  # stored after the reply of its instant, its id after the reply's:
+                await _event(conn, f"{t}-z9", t, "reopened", at, {})  # still before it
+            await _event(conn, f"{t}-p8", t, "replied", at + timedelta(hours=k % 3), {"text": "补充"})
+            if k % 3 == 0:
+                await _event(conn, f"{t}-v9", t, "reviewed", at + timedelta(hours=1),
+                             {"of": f"{t}-p9", "kind": "replied", "outcome": "returned"})  # fmt: skip
+    assert await refresh(pool, policy) == 12
+    async with pool.acquire() as conn:
+        await same(conn)
+        refreshed = [tuple(r) for r in await conn.fetch(FIRST_REPLIES)]
+        await _backfill(conn)  # what the migration would fill from the same events
+        assert [tuple(r) for r in await conn.fetch(FIRST_REPLIES)] == refreshed != migrated
 
 
 def test_group_keeps_the_order_and_the_kinds_of_the_earlier_one():
