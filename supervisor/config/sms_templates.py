@@ -239,6 +239,11 @@ class SmsTemplates:
     def _error(self, path: tuple[Any, ...], message: str) -> ConfigError:
         return self._located.error(path, message)
 
+    def sources(self, template: str) -> list[str]:
+        """The Jinja sources of `template`'s parameters, every provider's (Templates.uses)."""
+        return [src for items in self._items.values() if template in items
+                for src in items[template].sources]  # fmt: skip
+
     def params(self, template: str, context: dict[str, Any]) -> dict[str, Any] | None:
         """{"template": name, provider: {"code", "sign_name", "params"}} for every provider that
         maps `template`; None when none does. Raises RenderError / PhoneNumberInText."""

@@ -229,7 +229,12 @@ def fire_step(
         units = [state.unit]
     # working time unless the rule counts natural time only (urgent tickets)
     working = step.offset.working or any(s.offset.working for s in rule.steps)
-    overdue = overdue_words(at, anchor_at, calendar, working)
+    # the words only when a text or parameter of the step's template reads them (most do not)
+    overdue = (
+        overdue_words(at, anchor_at, calendar, working)
+        if templates.uses(step.template, "overdue_by")
+        else ""
+    )
     out: list[Notification] = []
     for unit in units:
         # (role, person, texts' notes, reasons) in step order, one entry per person
