@@ -68,10 +68,11 @@ def speakable(text: str, ticket: str | None = None) -> str:
     key).
 
     Each step is skipped when the text holds nothing it could change (the same text, faster:
-    tests/unit/test_spoken.py compares it with the plain sequence of steps)."""
+    tests/unit/test_spoken_fast.py compares it with the plain sequence of steps)."""
     if "【" in text:
         text = _TAG.sub("", text)
-    text = text.replace("：工单", "工单")  # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
+    # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
+    text = text.replace("：工单", "工单")
     text = _LIST_MARK.sub(r"\1", text)  # "：1.联系诉求人；2.推诿用语" is said without its numbers
     if "确认" in text:
         for hint in ACK_HINTS:

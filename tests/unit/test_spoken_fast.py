@@ -67,8 +67,10 @@ _PIECES = st.sampled_from(
      "2026112500123", "T20261125-0001", "，，", "，。", "1.", "；2、", "【12345催办】", "..."]
 )  # fmt: skip
 texts = st.lists(st.text(alphabet=_ALPHABET, max_size=12) | _PIECES, max_size=10).map("".join)
-tickets = st.none() | st.sampled_from(["2026112500123", "T20261125-0001", "T1", "12345"]) | st.text(
-    alphabet="0123456789T-", max_size=14
+tickets = (
+    st.none()
+    | st.sampled_from(["2026112500123", "T20261125-0001", "T1", "12345"])
+    | st.text(alphabet="0123456789T-", max_size=14)
 )
 
 
