@@ -15,6 +15,11 @@ from supervisor.core import spoken
 from supervisor.core.spoken import speakable
 
 
+def ref_tail(ticket: str) -> str:
+    """spoken.tail as it was (a digit at a time)."""
+    return "".join(spoken._SPOKEN_DIGITS.get(c, c) for c in str(ticket)[-4:])
+
+
 def reference(text: str, ticket: str | None = None) -> str:
     """speakable as it was before the skips (every step on every text)."""
     text = spoken._TAG.sub("", text)
@@ -23,8 +28,8 @@ def reference(text: str, ticket: str | None = None) -> str:
     for hint in spoken.ACK_HINTS:
         text = text.replace(hint, "")
     if ticket and len(ticket) > 4:
-        text = text.replace(f"工单{ticket}", f"尾号{spoken.tail(ticket)}的工单").replace(
-            ticket, f"尾号{spoken.tail(ticket)}的工单"
+        text = text.replace(f"工单{ticket}", f"尾号{ref_tail(ticket)}的工单").replace(
+            ticket, f"尾号{ref_tail(ticket)}的工单"
         )
     text = spoken._BRACKETED.sub(r"，\1，", text)
     text = spoken._DROP.sub("", text)
@@ -32,7 +37,7 @@ def reference(text: str, ticket: str | None = None) -> str:
         lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text
     )
     text = text.replace("12345", spoken.HOTLINE)
-    text = spoken._LONG_RUN.sub(lambda m: f"尾号{spoken.tail(m.group())}", text)
+    text = spoken._LONG_RUN.sub(lambda m: f"尾号{ref_tail(m.group())}", text)
     text = re.sub(r"\s+", "", text)
     text = re.sub(r"，+([，。；])", r"\1", text)
     text = re.sub(r"，{2,}", "，", text)
@@ -59,7 +64,7 @@ def test_shipped_texts() -> None:
 
 
 _ALPHABET = (
-    "0123456789 　\t\n:：.、．…⋯,，，，；;。！？【】〖〗「」『』[]()（）〔〕<>《》★※•·→①⑳-"
+    "0123456789１２٣ 　\t\n:：.、．…⋯,，，，；;。！？【】〖〗「」『』[]()（）〔〕<>《》★※•·→①⑳-"
     "工单确认回复1您好幺二三四五热线督办ABCxyz"
 )
 _PIECES = st.sampled_from(
@@ -78,3 +83,8 @@ tickets = (
 @given(texts, tickets)
 def test_generated(text: str, ticket: str | None) -> None:
     assert speakable(text, ticket) == reference(text, ticket)
+
+
+@given(st.text(alphabet="0123456789１٣A-零", max_size=8))
+def test_tail(ticket: str) -> None:
+    assert spoken.tail(ticket) == ref_tail(ticket)
