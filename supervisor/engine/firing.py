@@ -4,6 +4,7 @@ templates in, Notification values out."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -78,9 +79,20 @@ def channel_for(rec: Recipient, wanted: str) -> str:
 
 
 def ticket_context(
-    state: TicketState, deadlines: Deadlines, directory: Directory
+    state: TicketState,
+    deadlines: Deadlines,
+    directory: Directory,
+    keys: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """What templates may see of a ticket. The caller's number is not in it, masked or not."""
+    """What templates may see of a ticket. The caller's number is not in it, masked or not.
+    With `keys` (Templates.ticket_keys: all a template reads of it), only those, and "id" and
+    "unit_name" (which firing itself reads), each the same value, in the same order."""
+    if keys is not None:
+        return {
+            key: get(state, deadlines, directory)
+            for key, get in _TICKET_FIELDS.items()
+            if key in keys or key in _ALWAYS
+        }
     return {
         "id": state.ticket,
         "category": state.category or "未分类",
@@ -110,6 +122,38 @@ def ticket_context(
         "review_note": state.review_note or "",
         "review_kind": _REVIEW_KIND_ZH.get(state.review_kind or "", "答复"),
     }
+
+
+# the same keys, in the same order, one at a time (tests/unit/test_template_uses.py compares)
+_Getter = Callable[[TicketState, Deadlines, Directory], Any]
+_TICKET_FIELDS: dict[str, _Getter] = {
+    "id": lambda s, d, dr: s.ticket,
+    "category": lambda s, d, dr: s.category or "未分类",
+    "kind": lambda s, d, dr: s.kind or "",
+    "urgent": lambda s, d, dr: s.urgent,
+    "unit": lambda s, d, dr: s.unit or "",
+    "unit_name": lambda s, d, dr: dr.unit_name(s.unit) if s.unit else "",
+    "status": lambda s, d, dr: s.status,
+    "summary": lambda s, d, dr: (s.summary or "")[:40],
+    "address": lambda s, d, dr: tidy_address(s.address or ""),
+    "grid": lambda s, d, dr: s.grid or "",
+    "dispatch_count": lambda s, d, dr: s.dispatch_count,
+    "returned_units": lambda s, d, dr: list(s.returned_units),
+    "commitment_due": lambda s, d, dr: d.commitment_due,
+    "satisfaction": lambda s, d, dr: s.satisfaction or "",
+    "dissatisfied_count": lambda s, d, dr: s.dissatisfied_count,
+    "sign_by": lambda s, d, dr: d.sign_by,
+    "reply_by": lambda s, d, dr: d.reply_by,
+    "reopened_count": lambda s, d, dr: s.reopened_count,
+    "extension_until": lambda s, d, dr: s.extension_requested_until,
+    "extension_reason": lambda s, d, dr: s.extension_reason or "",
+    "history": lambda s, d, dr: list(s.history),
+    "review_findings": lambda s, d, dr: list(s.review_findings),
+    "review_names": lambda s, d, dr: [f.split("：", 1)[0] for f in s.review_findings],
+    "review_note": lambda s, d, dr: s.review_note or "",
+    "review_kind": lambda s, d, dr: _REVIEW_KIND_ZH.get(s.review_kind or "", "答复"),
+}
+_ALWAYS = frozenset({"id", "unit_name"})
 
 
 _SPACES = re.compile(r"\s+")
@@ -218,7 +262,8 @@ def fire_step(
     role. A role without contacts falls back to the supervisor with a note saying why; when the
     supervisor is also a recipient of the step, that is one message, recorded as the
     supervisor's, carrying the note."""
-    ticket = ticket_context(state, deadlines, directory)
+    # only what the template reads of the ticket (all of it when unsure)
+    ticket = ticket_context(state, deadlines, directory, templates.ticket_keys(step.template))
     urgent = state.urgent if step.urgent is None else step.urgent
     units: list[str | None]
     if step.units == "co_unsigned":

@@ -54,3 +54,76 @@ def test_provider_parameters_count() -> None:
     templates.sms = None
     assert not templates.uses(name, "overdue_by")
     assert templates.uses("no such template", "overdue_by")
+
+
+def _outcome(f, *args, **kw):  # type: ignore[no-untyped-def]
+    try:
+        return ("ok", f(*args, **kw))
+    except Exception as exc:  # the same error either way
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_ticket_keys_are_all_a_template_reads() -> None:
+    """Every shipped template renders the same (text, call script, provider parameters, or the
+    same error) with only the ticket keys `ticket_keys` names as with the whole ticket."""
+    from supervisor.engine.firing import _ALWAYS
+
+    templates = _loaded()
+    base = sample_context()
+    variants = [base["ticket"], {**base["ticket"], "history": [], "review_findings": []},
+                {**base["ticket"], "category": "未分类", "address": "幸福路 12号"}]  # fmt: skip
+    for name in templates.names:
+        keys = templates.ticket_keys(name)
+        if keys is None:
+            continue
+        for ticket in variants:
+            part = {k: v for k, v in ticket.items() if k in keys or k in _ALWAYS}
+            full_ctx, part_ctx = {**base, "ticket": ticket}, {**base, "ticket": part}
+            for channel in ("sms", "voice"):
+                assert _outcome(templates.render, name, full_ctx, channel=channel) == _outcome(
+                    templates.render, name, part_ctx, channel=channel
+                ), name
+            assert _outcome(templates.sms_params, name, full_ctx) == _outcome(
+                templates.sms_params, name, part_ctx
+            ), name
+
+
+def test_ticket_keys_refuse_what_they_cannot_see() -> None:
+    from supervisor.config.templates import Templates, TemplatesFile
+
+    def keys(text: str):  # type: ignore[no-untyped-def]
+        model = TemplatesFile.model_validate({"templates": {"t": {"text": text}}})
+        return Templates(model).ticket_keys("t")
+
+    assert keys("{{ ticket.id }}{{ ticket['unit'] }}") == {"id", "unit"}
+    assert keys("{{ ticket }}") is None
+    assert keys("{{ ticket | length }}") is None
+    assert keys("{{ ticket[role] }}") is None
+    assert keys("{% for k in ticket %}{{ k }}{% endfor %}") is None
+    assert keys("{% set ticket = {} %}{{ ticket.id }}") is None
+    assert keys("{{ ticket.id") is None
+    assert keys("{% if ticket.urgent %}急{% endif %}{{ deadline }}") == {"urgent"}
+
+
+def test_partial_ticket_context_matches_the_whole() -> None:
+    """ticket_context with keys: the whole context's values for those keys, in its order."""
+    from dataclasses import replace
+
+    from supervisor.engine import deadlines as dl
+    from supervisor.engine.facts import state_fields
+    from supervisor.engine.firing import _ALWAYS, _TICKET_FIELDS, ticket_context
+    from tests.helpers import runtime
+    from tests.unit.test_notify import _state
+
+    rt = runtime()
+    states = [_state(), _state(unit="不存在的单位"), replace(_state(), unit=None, address=None),
+              replace(_state(), history=("a", "b"), review_findings=("名称：补充", "x"),
+                      review_kind="returned", address="幸福路  12号 502室 Block A")]  # fmt: skip
+    for state in states:
+        d = dl.compute(state, rt.policy.deadlines, rt.policy.calendar, state_fields(state))
+        whole = ticket_context(state, d, rt.directory)
+        assert list(whole) == list(_TICKET_FIELDS)
+        for keys in (frozenset(), frozenset(whole), frozenset({"summary", "history"})):
+            part = ticket_context(state, d, rt.directory, keys)
+            assert part == {k: v for k, v in whole.items() if k in keys or k in _ALWAYS}
+            assert list(part) == [k for k in whole if k in keys or k in _ALWAYS]
