@@ -88,11 +88,12 @@ def ticket_context(
     With `keys` (Templates.ticket_keys: all a template reads of it), only those, and "id" and
     "unit_name" (which firing itself reads), each the same value, in the same order."""
     if keys is not None:
-        return {
-            key: get(state, deadlines, directory)
-            for key, get in _TICKET_FIELDS.items()
-            if key in keys or key in _ALWAYS
-        }
+        getters = _GETTERS.get(keys)
+        if getters is None:
+            getters = _GETTERS[keys] = tuple(
+                (key, get) for key, get in _TICKET_FIELDS.items() if key in keys or key in _ALWAYS
+            )
+        return {key: get(state, deadlines, directory) for key, get in getters}
     return {
         "id": state.ticket,
         "category": state.category or "未分类",
@@ -154,6 +155,7 @@ _TICKET_FIELDS: dict[str, _Getter] = {
     "review_kind": lambda s, d, dr: _REVIEW_KIND_ZH.get(s.review_kind or "", "答复"),
 }
 _ALWAYS = frozenset({"id", "unit_name"})
+_GETTERS: dict[frozenset[str], tuple[tuple[str, _Getter], ...]] = {}  # per set of keys asked
 
 
 _SPACES = re.compile(r"\s+")
