@@ -357,15 +357,17 @@ class Templates:
                 return None  # assigned in the template: not only the context's
             read = 0
             for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
-                inner = node.node
+                inner = getattr(node, "node", None)
                 if not (isinstance(inner, jinja2.nodes.Name) and inner.name == variable):
                     continue
                 if isinstance(node, jinja2.nodes.Getattr):
                     keys.add(node.attr)
-                elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
-                    keys.add(node.arg.value)
-                else:
+                    read += 1
+                    continue
+                arg = getattr(node, "arg", None)
+                if not (isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str)):
                     return None
+                keys.add(arg.value)
                 read += 1
             if read != len(names):
                 return None  # `ticket` itself is used: all of it

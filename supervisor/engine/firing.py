@@ -125,6 +125,7 @@ def ticket_context(
     }
 
 
+_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
 # the same keys, in the same order, one at a time (tests/unit/test_template_uses.py compares)
 _Getter = Callable[[TicketState, Deadlines, Directory], Any]
 _TICKET_FIELDS: dict[str, _Getter] = {
@@ -166,9 +167,6 @@ def tidy_address(address: str) -> str:
     """An address as a text prints it: runs of spaces become one, and none is kept next to a
     Chinese character ("幸福路 12号 502室" -> "幸福路12号502室"; "Block A" keeps its space)."""
     return _CJK_SPACE.sub("", _SPACES.sub(" ", address).strip())
-
-
-_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
 
 
 def overdue_words(
