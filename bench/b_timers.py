@@ -10,11 +10,13 @@ batch were handled it asks next_due() and sleeps until then (at most max_sleep_s
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from datetime import timedelta
 
 import asyncpg
+import psutil
 from b_data import add_tickets, tpl
 from common import loaded, now_utc, pct, runtime
 
@@ -211,9 +213,17 @@ async def _catch_up_rows(conn, prefix: str, n_catch: int, T: dict) -> list:
     return timers
 
 
-async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int = 1) -> dict:
+async def catch_up_only(
+    n_pending: int, n_catch: int, profile: bool, loops: int = 1, gc_threshold: int | None = None
+) -> dict:
     """The catch-up part alone, on a database of its own: `n_pending` open tickets with a timer
-    days ahead, then `n_catch` due at once; beside the bare claim on the same rows."""
+    days ahead, then `n_catch` due at once; beside the bare claim on the same rows.
+
+    The collector is set as the daemon sets it after start-up (server/daemon.py: what is loaded
+    frozen, young generation threshold GC_GEN0_THRESHOLD); `gc_threshold` 0 leaves Python's
+    defaults (what this bench measured before 2026-12-06's third pass), another number is the
+    young threshold with the freeze. Reported: CPU of this process and of the database's
+    backends per timer, and the collector's passes and CPU."""
     from b_data import load_big
     from common import create_db, drop_db
 
@@ -232,6 +242,29 @@ async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int 
             store = PgStore(pool)
             sup = Supervisor(store, runtime(), SystemClock())
             await _catch_up_rows(conn, "C", n_catch, tpl())
+            from supervisor.server.daemon import GC_GEN0_THRESHOLD
+
+            if gc_threshold != 0:
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(gc_threshold or GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+            passes = [0, 0, 0]
+            in_gc = [0.0, 0.0]  # CPU seconds in the collector; when the running pass started
+
+            def on_gc(phase: str, info: dict) -> None:
+                if phase == "start":
+                    passes[info["generation"]] += 1
+                    in_gc[1] = time.process_time()
+                else:
+                    in_gc[0] += time.process_time() - in_gc[1]
+
+            gc.callbacks.append(on_gc)
+            async with pool.acquire() as c:  # the pool's backends (the loop uses one at a time)
+                await c.fetchval("SELECT 1")
+                pids = [r[0] for r in await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]  # fmt: skip
+            backends = [psutil.Process(p) for p in pids]
+            pg0 = sum(b.cpu_times().user + b.cpu_times().system for b in backends)
             t0 = time.perf_counter()
             cpu0 = time.process_time()
             runs = await asyncio.gather(*(scheduler_loop(sup, store, settings.scheduler.batch, settings.scheduler.max_sleep_s, None, True, [])
@@ -239,8 +272,13 @@ async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int 
             counts = {k: sum(r[k] for r in runs) for k in runs[0]}
             dt = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
+            pg_cpu = sum(b.cpu_times().user + b.cpu_times().system for b in backends) - pg0
+            gc.callbacks.remove(on_gc)
             out = {"pending": n_pending, "due": n_catch, "loops": loops, **counts, "seconds": round(dt, 2),
-                   "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6)}  # fmt: skip
+                   "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6),
+                   "postgres_cpu_us_per_timer": round(pg_cpu / counts["handled"] * 1e6),
+                   "gc": {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count(), "passes": passes,
+                          "cpu_us_per_timer": round(in_gc[0] / counts["handled"] * 1e6, 1)}}  # fmt: skip
             await conn.execute("""
                 CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
                 INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
@@ -293,19 +331,25 @@ async def catch_up_only(n_pending: int, n_catch: int, profile: bool, loops: int 
 
 
 if __name__ == "__main__":
-    # python bench/b_timers.py [PENDING] [DUE] [--profile]: the catch-up alone, with its baseline
+    # python bench/b_timers.py [PENDING] [DUE] [--profile] [--loops N] [--gc-threshold N]: the
+    # catch-up alone, with its baseline (--gc-threshold 0: Python's default collector)
     import json
     import sys
 
-    nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
-    loops = int(sys.argv[sys.argv.index("--loops") + 1]) if "--loops" in sys.argv else 1
-    nums = [n for n in nums if n != loops or "--loops" not in sys.argv]
+    argv = sys.argv[1:]
+    loops = int(argv[argv.index("--loops") + 1]) if "--loops" in argv else 1
+    gc_threshold = int(argv[argv.index("--gc-threshold") + 1]) if "--gc-threshold" in argv else None
+    for opt in ("--loops", "--gc-threshold"):
+        if opt in argv:
+            del argv[argv.index(opt) : argv.index(opt) + 2]
+    nums = [int(a) for a in argv if a.isdigit()]
     r = asyncio.run(
         catch_up_only(
             nums[0] if nums else 100_000,
             nums[1] if len(nums) > 1 else 100_000,
             "--profile" in sys.argv,
             loops,
+            gc_threshold,
         )
     )
     print(json.dumps(r, indent=1))

@@ -167,6 +167,8 @@ class _Compiled:
 # (a Jinja context per parameter was most of a fired step's cost). Not whitespace, so neither
 # `{{- -}}` nor the collapsing of spaces touches it; a private-use character no text holds.
 _SEP = "\ue000"
+# provider, code, sign name, parameter names (None: positional), rules, places in the joint parts
+_Plan = tuple[str, str, str, tuple[str, ...] | None, ParamRules, tuple[int, ...]]
 _FINISHED_MAX = 20_000  # values kept by SmsTemplates._finish_kept (cleared when full)
 
 
@@ -228,6 +230,19 @@ class SmsTemplates:
             simple = compile_simple(self._env, _SEP.join(distinct))
             if simple is not None:
                 self._simple[name] = simple
+        # per template with a joint render whose every provider's parameters all compiled: per
+        # provider, what `params` puts in its entry, the parameters as places in the joint parts
+        self._plans: dict[str, list[_Plan]] = {}
+        for name, (_, joint_sources) in self._joint.items():
+            place = {src: i for i, src in enumerate(joint_sources)}
+            mapped = [(provider, items[name]) for provider, items in self._items.items()
+                      if name in items]  # fmt: skip
+            if all(len(m.values) == len(m.sources) for _, m in mapped):
+                self._plans[name] = [
+                    (provider, m.code, m.sign_name, m.names, m.rules,
+                     tuple(place[src] for src in m.sources))
+                    for provider, m in mapped
+                ]  # fmt: skip
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -239,9 +254,29 @@ class SmsTemplates:
     def _error(self, path: tuple[Any, ...], message: str) -> ConfigError:
         return self._located.error(path, message)
 
+    def sources(self, template: str) -> list[str]:
+        """The Jinja sources of `template`'s parameters, every provider's (Templates.uses)."""
+        return [src for items in self._items.values() if template in items
+                for src in items[template].sources]  # fmt: skip
+
     def params(self, template: str, context: dict[str, Any]) -> dict[str, Any] | None:
         """{"template": name, provider: {"code", "sign_name", "params"}} for every provider that
         maps `template`; None when none does. Raises RenderError / PhoneNumberInText."""
+        plan = self._plans.get(template)
+        parts = self._joint_parts(template, context) if plan is not None else None
+        if plan is not None and parts is not None:  # the common case, `_finish_kept` inlined
+            done: dict[str, Any] = {"template": template}
+            finished = self._finished
+            for provider, code, sign_name, names, rules, places in plan:
+                values = []
+                for i in places:
+                    value = finished.get((provider, parts[i]))
+                    if value is None:
+                        value = self._finish_kept(template, provider, parts[i], rules)
+                    values.append(value)
+                named = dict(zip(names, values, strict=True)) if names is not None else values
+                done[provider] = {"code": code, "sign_name": sign_name, "params": named}
+            return done
         out: dict[str, Any] = {}
         joint = self._render_joint(template, context)
         for provider, items in self._items.items():
@@ -266,6 +301,11 @@ class SmsTemplates:
     def _render_joint(self, template: str, context: dict[str, Any]) -> dict[str, str] | None:
         """Every distinct parameter source of `template` rendered at once, or None (then each is
         rendered alone, which also names the failing one in an error)."""
+        parts = self._joint_parts(template, context)
+        return None if parts is None else dict(zip(self._joint[template][1], parts, strict=True))
+
+    def _joint_parts(self, template: str, context: dict[str, Any]) -> list[str] | None:
+        """`_render_joint`'s values, in the order of the template's distinct sources."""
         joint = self._joint.get(template)
         if joint is None:
             return None
@@ -276,9 +316,7 @@ class SmsTemplates:
             parts = (t.render(context) if rendered is None else rendered).split(_SEP)
         except (jinja2.TemplateError, TypeError, ValueError):
             return None
-        if len(parts) != len(sources):
-            return None
-        return dict(zip(sources, parts, strict=True))
+        return parts if len(parts) == len(sources) else None
 
     @classmethod
     def _render(

@@ -233,6 +233,11 @@ class Templates:
         # the templates that are text and plain outputs only, rendered without Jinja (fastrender)
         self._simple: dict[jinja2.Template, SimpleTemplate] = {}
         self.syntax_errors: list[ConfigError] = []
+        # (template, name) -> may the template (text, call script, provider parameters) read the
+        # context's `name`? See `uses`; filled on first ask, for the `sms` attached then
+        self._uses: dict[tuple[str, str], bool] = {}
+        self._uses_sms: Any = None
+        self._ticket_keys: dict[str, frozenset[str] | None] = {}  # see `ticket_keys`
         for name, tm in model.templates.items():
             limit = tm.max_segments or model.defaults.max_segments
             try:
@@ -278,6 +283,95 @@ class Templates:
 
     def __iter__(self) -> Iterator[str]:  # names, so a Templates can be passed to load_policy
         return iter(self._items)
+
+    def uses(self, name: str, variable: str) -> bool:
+        """May rendering template `name` read the context's `variable`, in its text, its call
+        script or any provider's parameters (sms_templates)? False only when none of them names
+        it (Jinja's own list of the names a template reads from its context); True when unsure
+        (an unknown template, a syntax error). Lets a caller skip a costly context value
+        nothing will read (firing.py: the overdue words)."""
+        if self._uses_sms is not self.sms:
+            self._uses.clear()
+            self._ticket_keys.clear()
+            self._uses_sms = self.sms
+        key = (name, variable)
+        found = self._uses.get(key)
+        if found is None:
+            found = self._uses[key] = self._reads(name, variable)
+        return found
+
+    def _reads(self, name: str, variable: str) -> bool:
+        item = self._items.get(name)
+        if item is None:
+            return True
+        sources = [item.source, item.voice_source]
+        if self.sms is not None:
+            sms_sources = getattr(self.sms, "sources", None)
+            if sms_sources is None:  # not an SmsTemplates: it may read anything
+                return True
+            sources += sms_sources(name)
+        for source in sources:
+            if source is None:
+                continue
+            try:
+                if variable in meta.find_undeclared_variables(self._env.parse(source)):
+                    return True
+            except jinja2.TemplateSyntaxError:
+                return True
+        return False
+
+    def ticket_keys(self, name: str) -> frozenset[str] | None:
+        """The keys of the context's `ticket` that template `name` (text, call script, every
+        provider's parameters) reads, when it reads `ticket` only as `ticket.key` or
+        `ticket["key"]`; None when it may read more (the whole dict, a key computed at render
+        time, a `ticket` of its own, a syntax error, an unknown template). Lets firing.py build
+        only those keys of the ticket's context."""
+        if self._uses_sms is not self.sms:
+            self._uses.clear()
+            self._ticket_keys.clear()
+            self._uses_sms = self.sms
+        if name not in self._ticket_keys:
+            self._ticket_keys[name] = self._keys_read(name, "ticket")
+        return self._ticket_keys[name]
+
+    def _keys_read(self, name: str, variable: str) -> frozenset[str] | None:
+        item = self._items.get(name)
+        if item is None:
+            return None
+        sources = [item.source, item.voice_source]
+        if self.sms is not None:
+            sms_sources = getattr(self.sms, "sources", None)
+            if sms_sources is None:
+                return None
+            sources += sms_sources(name)
+        keys: set[str] = set()
+        for source in sources:
+            if source is None:
+                continue
+            try:
+                tree = self._env.parse(source)
+            except jinja2.TemplateSyntaxError:
+                return None
+            names = [n for n in tree.find_all(jinja2.nodes.Name) if n.name == variable]
+            if any(n.ctx != "load" for n in names):
+                return None  # assigned in the template: not only the context's
+            read = 0
+            for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+                inner = getattr(node, "node", None)
+                if not (isinstance(inner, jinja2.nodes.Name) and inner.name == variable):
+                    continue
+                if isinstance(node, jinja2.nodes.Getattr):
+                    keys.add(node.attr)
+                    read += 1
+                    continue
+                arg = getattr(node, "arg", None)
+                if not (isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str)):
+                    return None
+                keys.add(arg.value)
+                read += 1
+            if read != len(names):
+                return None  # `ticket` itself is used: all of it
+        return frozenset(keys)
 
     def has_voice(self, name: str) -> bool:
         """Does the template have a call script of its own (`voice`)?"""

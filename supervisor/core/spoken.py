@@ -22,6 +22,7 @@ GREETING = f"您好，这里是{HOTLINE}热线督办。"
 CLOSING = "详情请查看短信。"
 ACK_HINTS = ("请回复1确认。", "回复1确认。", "请回复1确认", "回复1确认")
 _SPOKEN_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九", strict=True))
+_DIGITS_TABLE = str.maketrans(_SPOKEN_DIGITS)
 # an id-like token: more than four digits, with the letters and dashes around them
 _LONG_RUN = re.compile(r"[A-Za-z-]*\d{5,}[A-Za-z0-9]*")
 _HM = re.compile(r"(\d{1,2}):(\d{2})")
@@ -33,7 +34,7 @@ _DROP = re.compile(r"[…⋯]+|\.{2,}|[【】〖〗「」『』\[\]()（）<>《
 
 def digits(value: Any) -> str:
     """Every digit read on its own, 1 as 幺: "A2016" -> "A二零幺六"."""
-    return "".join(_SPOKEN_DIGITS.get(c, c) for c in str(value))
+    return str(value).translate(_DIGITS_TABLE)
 
 
 def tail(ticket: Any) -> str:
@@ -65,24 +66,35 @@ def speakable(text: str, ticket: str | None = None) -> str:
     """A text made fit to be read aloud: the greeting first, no 【】, brackets, list marks or
     ellipses; clock times as said; 12345 as 幺二三四五; the ticket, and anything else with more
     than four digits (other tickets' ids), named by its tail; no "回复1确认" (a call asks for a
-    key)."""
-    text = _TAG.sub("", text)
-    text = text.replace("：工单", "工单")  # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
-    text = _LIST_MARK.sub(r"\1", text)  # "：1.联系诉求人；2.推诿用语" is said without its numbers
-    for hint in ACK_HINTS:
-        text = text.replace(hint, "")
-    if ticket and len(ticket) > 4:
-        text = text.replace(f"工单{ticket}", f"尾号{tail(ticket)}的工单").replace(
-            ticket, f"尾号{tail(ticket)}的工单"
-        )
-    text = _BRACKETED.sub(r"，\1，", text)
+    key).
+
+    Each step is skipped when the text holds nothing it could change (the same text, faster:
+    tests/unit/test_spoken_fast.py compares it with the plain sequence of steps)."""
+    if "【" in text:
+        text = _TAG.sub("", text)
+    # "城管执法中队：工单T1" is said "城管执法中队尾号…的工单"
+    text = text.replace("：工单", "工单")
+    # "：1.联系诉求人；2.推诿用语" is said without its numbers (a list mark ends with . 、 or ．)
+    if "." in text or "、" in text or "．" in text:
+        text = _LIST_MARK.sub(_group, text)
+    if "确认" in text:
+        for hint in ACK_HINTS:
+            text = text.replace(hint, "")
+    if ticket and len(ticket) > 4 and ticket in text:
+        said = f"尾号{tail(ticket)}的工单"
+        text = text.replace(f"工单{ticket}", said).replace(ticket, said)
+    text = _BRACKETED.sub(_said_bracketed, text)
     text = _DROP.sub("", text)
-    text = _HM.sub(lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text)
+    if ":" in text:
+        text = _HM.sub(_said_hm, text)
     text = text.replace("12345", HOTLINE)
-    text = _LONG_RUN.sub(lambda m: f"尾号{tail(m.group())}", text)
-    text = re.sub(r"\s+", "", text)
-    text = re.sub(r"，+([，。；])", r"\1", text)
-    text = re.sub(r"，{2,}", "，", text)
+    if _FIVE_DIGITS.search(text):
+        text = _LONG_RUN.sub(_said_tail, text)
+    text = _SPACE.sub("", text)
+    if "，，" in text or "，。" in text or "，；" in text:  # what _COMMA_BEFORE finds
+        text = _COMMA_BEFORE.sub(_group, text)
+        if "，，" in text:
+            text = _COMMAS.sub("，", text)
     text = text.strip("，；")
     if text and not text.endswith(("。", "！", "？")):
         text += "。"
@@ -90,6 +102,28 @@ def speakable(text: str, ticket: str | None = None) -> str:
         text = text.removeprefix("您好，").removeprefix("您好")
         text = GREETING + text
     return text
+
+
+_SPACE = re.compile(r"\s+")
+_FIVE_DIGITS = re.compile(r"\d{5}")  # what every _LONG_RUN holds
+_COMMA_BEFORE = re.compile(r"，+([，。；])")
+_COMMAS = re.compile(r"，{2,}")
+
+
+def _group(m: re.Match[str]) -> str:  # r"\1" (the group always takes part in the match)
+    return m[1]
+
+
+def _said_bracketed(m: re.Match[str]) -> str:  # r"，\1，"
+    return f"，{m[1]}，"
+
+
+def _said_hm(m: re.Match[str]) -> str:
+    return f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分")
+
+
+def _said_tail(m: re.Match[str]) -> str:
+    return f"尾号{tail(m.group())}"
 
 
 def call_info(

@@ -4,6 +4,7 @@ templates in, Notification values out."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -78,9 +79,21 @@ def channel_for(rec: Recipient, wanted: str) -> str:
 
 
 def ticket_context(
-    state: TicketState, deadlines: Deadlines, directory: Directory
+    state: TicketState,
+    deadlines: Deadlines,
+    directory: Directory,
+    keys: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """What templates may see of a ticket. The caller's number is not in it, masked or not."""
+    """What templates may see of a ticket. The caller's number is not in it, masked or not.
+    With `keys` (Templates.ticket_keys: all a template reads of it), only those, and "id" and
+    "unit_name" (which firing itself reads), each the same value, in the same order."""
+    if keys is not None:
+        getters = _GETTERS.get(keys)
+        if getters is None:
+            getters = _GETTERS[keys] = tuple(
+                (key, get) for key, get in _TICKET_FIELDS.items() if key in keys or key in _ALWAYS
+            )
+        return {key: get(state, deadlines, directory) for key, get in getters}
     return {
         "id": state.ticket,
         "category": state.category or "未分类",
@@ -112,6 +125,40 @@ def ticket_context(
     }
 
 
+_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
+# the same keys, in the same order, one at a time (tests/unit/test_template_uses.py compares)
+_Getter = Callable[[TicketState, Deadlines, Directory], Any]
+_TICKET_FIELDS: dict[str, _Getter] = {
+    "id": lambda s, d, dr: s.ticket,
+    "category": lambda s, d, dr: s.category or "未分类",
+    "kind": lambda s, d, dr: s.kind or "",
+    "urgent": lambda s, d, dr: s.urgent,
+    "unit": lambda s, d, dr: s.unit or "",
+    "unit_name": lambda s, d, dr: dr.unit_name(s.unit) if s.unit else "",
+    "status": lambda s, d, dr: s.status,
+    "summary": lambda s, d, dr: (s.summary or "")[:40],
+    "address": lambda s, d, dr: tidy_address(s.address or ""),
+    "grid": lambda s, d, dr: s.grid or "",
+    "dispatch_count": lambda s, d, dr: s.dispatch_count,
+    "returned_units": lambda s, d, dr: list(s.returned_units),
+    "commitment_due": lambda s, d, dr: d.commitment_due,
+    "satisfaction": lambda s, d, dr: s.satisfaction or "",
+    "dissatisfied_count": lambda s, d, dr: s.dissatisfied_count,
+    "sign_by": lambda s, d, dr: d.sign_by,
+    "reply_by": lambda s, d, dr: d.reply_by,
+    "reopened_count": lambda s, d, dr: s.reopened_count,
+    "extension_until": lambda s, d, dr: s.extension_requested_until,
+    "extension_reason": lambda s, d, dr: s.extension_reason or "",
+    "history": lambda s, d, dr: list(s.history),
+    "review_findings": lambda s, d, dr: list(s.review_findings),
+    "review_names": lambda s, d, dr: [f.split("：", 1)[0] for f in s.review_findings],
+    "review_note": lambda s, d, dr: s.review_note or "",
+    "review_kind": lambda s, d, dr: _REVIEW_KIND_ZH.get(s.review_kind or "", "答复"),
+}
+_ALWAYS = frozenset({"id", "unit_name"})
+_GETTERS: dict[frozenset[str], tuple[tuple[str, _Getter], ...]] = {}  # per set of keys asked
+
+
 _SPACES = re.compile(r"\s+")
 _CJK_SPACE = re.compile(r" (?=[^\x00-\x7f])|(?<=[^\x00-\x7f]) ")
 
@@ -120,9 +167,6 @@ def tidy_address(address: str) -> str:
     """An address as a text prints it: runs of spaces become one, and none is kept next to a
     Chinese character ("幸福路 12号 502室" -> "幸福路12号502室"; "Block A" keeps its space)."""
     return _CJK_SPACE.sub("", _SPACES.sub(" ", address).strip())
-
-
-_REVIEW_KIND_ZH = {"replied": "答复", "returned": "退单申请", "extension_requested": "延期申请"}
 
 
 def overdue_words(
@@ -218,7 +262,8 @@ def fire_step(
     role. A role without contacts falls back to the supervisor with a note saying why; when the
     supervisor is also a recipient of the step, that is one message, recorded as the
     supervisor's, carrying the note."""
-    ticket = ticket_context(state, deadlines, directory)
+    # only what the template reads of the ticket (all of it when unsure)
+    ticket = ticket_context(state, deadlines, directory, templates.ticket_keys(step.template))
     urgent = state.urgent if step.urgent is None else step.urgent
     units: list[str | None]
     if step.units == "co_unsigned":
@@ -229,7 +274,12 @@ def fire_step(
         units = [state.unit]
     # working time unless the rule counts natural time only (urgent tickets)
     working = step.offset.working or any(s.offset.working for s in rule.steps)
-    overdue = overdue_words(at, anchor_at, calendar, working)
+    # the words only when a text or parameter of the step's template reads them (most do not)
+    overdue = (
+        overdue_words(at, anchor_at, calendar, working)
+        if templates.uses(step.template, "overdue_by")
+        else ""
+    )
     out: list[Notification] = []
     for unit in units:
         # (role, person, texts' notes, reasons) in step order, one entry per person
@@ -287,26 +337,21 @@ def fire_step(
                             spoken = speakable(text, state.ticket)
                         params["voice"] = with_spoken_notes(spoken, unique)
                     text = with_note(text, "".join(unique) or None)
-                out.append(
-                    Notification(
-                        at,
-                        state.ticket,
-                        rule.id,
-                        cycle,
-                        step.index,
-                        rep,
-                        role,
-                        rec.person,
-                        rec.name,
-                        rec.phone,
-                        ch,
-                        text,
-                        urgent,
-                        "; ".join(dict.fromkeys(reasons)) or None,
-                        params,
-                    )  # fmt: skip
-                )
+                n = _new(Notification)  # Notification(...) without the frozen __init__
+                n.__dict__.update(
+                    at=at, ticket=state.ticket, rule=rule.id, cycle=cycle, step=step.index,
+                    rep=rep, role=role, to=rec.person, name=rec.name, address=rec.phone,
+                    channel=ch, text=text, urgent=urgent,
+                    note="; ".join(dict.fromkeys(reasons)) or None, params=params,
+                )  # fmt: skip
+                out.append(n)
     return out
+
+
+# Notifications built without the frozen dataclass's generated __init__ (which sets each of
+# the 15 fields through object.__setattr__): every field is given, in field order, so the object
+# is the same (eq, repr, asdict); tests/unit/test_notify.py compares them.
+_new = object.__new__
 
 
 def stand_in_note(

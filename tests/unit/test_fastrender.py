@@ -33,6 +33,7 @@ def _jinja_only(templates: Any) -> Any:
         sms = copy.copy(templates.sms)
         sms._simple = {}
         sms._finished = {}
+        sms._plans = {}  # each provider's parameters through the general path
         ref.sms = sms
     return ref
 
