@@ -125,7 +125,9 @@ class PgStore(PgMatter, PgReads):
         tickets = sorted({e.ticket for e in batch})
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.LOCK_TICKETS, tickets)
-            stored = {r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_STORED, tickets)}
+            stored = {
+                r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets)
+            }
             new_ids = await _insert_events(conn, batch)
             outcome.accepted = [e.id for e in batch if e.id in new_ids]
             outcome.duplicates += [e.id for e in batch if e.id not in new_ids]
@@ -439,9 +441,6 @@ class PgStore(PgMatter, PgReads):
                 if not tickets:
                     return done
                 last = tickets[-1]
-                # the tickets' ingest locks, before anything of them is read: a batch ingesting
-                # one of them has committed, the next one waits for this replan
-                await conn.execute(q.LOCK_TICKETS, tickets)
                 evs: dict[str, list[Event]] = {t: [] for t in tickets}
                 for r in await conn.fetch(q.LOAD_EVENTS, tickets):
                     evs[r["ticket"]].append(

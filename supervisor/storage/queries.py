@@ -7,14 +7,15 @@ runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 
 # The batch's tickets, locked for the transaction in one order (hash order: no deadlock between
 # batches). An advisory lock, not a placeholder row: a new ticket's row is then written once (by
-# INSERT_TICKETS), not inserted empty and rewritten with its six indexes. Every writer of a
-# ticket's row, state, ladders and timers holds this lock first (ingest, and replan before it
-# reads anything), so the stored states are read without a row lock (SELECT_STORED): a row lock
-# there wrote every row (and a WAL record per row) once more before UPDATE_TICKETS rewrote it.
+# INSERT_TICKETS), not inserted empty and rewritten with its six indexes. SELECT_FOR_UPDATE still
+# row-locks the stored ones (replan locks those rows too, in ticket order), which UPDATE_TICKETS
+# rewrites; the new ones are inserted by INSERT_TICKETS.
 LOCK_TICKETS = """
 SELECT pg_advisory_xact_lock(7347, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
 """
-SELECT_STORED = "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[])"
+SELECT_FOR_UPDATE = (
+    "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
+)
 INSERT_EVENTS = """
 INSERT INTO events (id, ticket, type, at, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]::jsonb[])
@@ -166,8 +167,7 @@ ACK_ROLE_OUTBOX = "UPDATE outbox SET status = 'cancelled', last_error = 'acknowl
 # Who may acknowledge what: the ticket's state and its open rules (supervisor/acking.py).
 ACK_STATE = "SELECT state FROM tickets WHERE ticket = $1"
 ACK_OPEN_RULES = "SELECT DISTINCT rule FROM ladders WHERE ticket = $1 AND ($2::text IS NULL OR rule = $2) AND status = 'active' ORDER BY rule"
-# A replan's next batch of open tickets; it then takes their LOCK_TICKETS locks before reading them.
-OPEN_TICKETS = "SELECT ticket FROM tickets WHERE status <> 'closed' AND ticket > $1 ORDER BY ticket LIMIT $2"
+OPEN_TICKETS = "SELECT ticket FROM tickets WHERE status <> 'closed' AND ticket > $1 ORDER BY ticket LIMIT $2 FOR UPDATE"
 PENDING_TIMERS = "SELECT id, ticket, rule, cycle, step, rep FROM timers WHERE ticket = ANY($1::text[]) AND status = 'pending'"
 CANCEL_TIMER_IDS = "UPDATE timers SET status = 'cancelled' WHERE id = ANY($1::bigint[])"
 

@@ -1,6 +1,5 @@
-"""Who waits for whom on a ticket: ingest and replan take the same advisory lock per ticket
-(queries.LOCK_TICKETS) before reading it, and ingest reads the stored states without a row lock
-(queries.SELECT_STORED). A replan must therefore take the lock too, before it reads anything."""
+"""Ingest and replan on the same tickets at once: whatever the locks, each ticket must end as a
+replan of its stored events derives it (nothing folded onto a state or ladders read stale)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import asyncpg
 
 from supervisor.application import Supervisor
 from supervisor.core.clock import VirtualClock
-from supervisor.storage import queries as q
 from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh
 
@@ -24,30 +22,6 @@ def opened(t: str, minute: int) -> list[dict]:
         ev(t, 1, "created", at, kind="complaint", category="市容环境", grid="G01"),
         ev(t, 2, "dispatched", at, unit="城管执法中队"),
     ]
-
-
-async def test_a_replan_waits_for_a_batch_holding_its_ticket(pool: asyncpg.Pool) -> None:
-    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(START))
-    await sup.ingest(opened("T1", 0))
-    async with pool.acquire() as other, other.transaction():
-        await other.execute(q.LOCK_TICKETS, ["T1"])  # as a batch about T1 in flight
-        replan = asyncio.create_task(sup.replan())
-        await asyncio.sleep(0.3)
-        assert not replan.done()
-    assert await asyncio.wait_for(replan, 10) == 1
-
-
-async def test_a_batch_waits_for_a_replan_holding_its_ticket(pool: asyncpg.Pool) -> None:
-    sup = Supervisor(PgStore(pool), runtime(), VirtualClock(START))
-    await sup.ingest(opened("T1", 0))
-    async with pool.acquire() as other, other.transaction():
-        await other.execute(q.LOCK_TICKETS, ["T1"])  # as a replan of T1 in flight
-        ingest = asyncio.create_task(
-            sup.ingest([ev("T1", 3, "signed", START + timedelta(minutes=5), unit="城管执法中队")])
-        )
-        await asyncio.sleep(0.3)
-        assert not ingest.done()
-    assert (await asyncio.wait_for(ingest, 10)).accepted == ["T1-3"]
 
 
 async def test_batches_and_replans_at_once_leave_what_a_replan_derives(pool: asyncpg.Pool) -> None:
