@@ -12,10 +12,13 @@ store writes holds floats (states and event data are validated text, booleans an
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
+from supervisor.core.clock import SHANGHAI
 from supervisor.core.state import TicketState
 
 # what json.dumps refuses, orjson must refuse too (then json.dumps raises its own error)
@@ -72,3 +75,42 @@ def has_float(value: Any) -> bool:
             if (tx is dict or tx is list) and x:
                 stack.append(x)
     return False
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(TicketState))
+_STATE_DATETIMES = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
+_STATE_TUPLES = frozenset(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+_PLAIN = (str, int, bool, type(None))
+
+
+def read_back(state: TicketState) -> TicketState | None:
+    """What `TicketState.from_json(loads(state_text(state)))` gives, without the text: the
+    datetimes in Shanghai time with the fixed offset `fromisoformat` gives (fold 0), the tuple
+    fields as tuples. None for a state holding anything else (a float, a list, a type JSON does
+    not keep): only the caller's cache misses it, it is read back from the table as before."""
+    values: dict[str, Any] = {}
+    d = state.__dict__
+    for name in _STATE_FIELDS:
+        v = d[name]
+        t = type(v)
+        if name in _STATE_DATETIMES:
+            if v is None:
+                values[name] = v
+                continue
+            if t is not datetime or v.tzinfo is None:
+                return None
+            local = v.astimezone(SHANGHAI)
+            offset = local.utcoffset()
+            assert offset is not None
+            v = local.replace(tzinfo=timezone(offset), fold=0)
+        elif name in _STATE_TUPLES:
+            if t is not tuple or any(type(x) is not str for x in v):
+                return None
+        elif t not in _PLAIN:
+            return None
+        values[name] = v
+    if len(d) != len(values):
+        return None  # an attribute of no field: from_json would not keep it
+    new = object.__new__(TicketState)
+    new.__dict__.update(values)
+    return new
