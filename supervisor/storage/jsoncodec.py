@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -78,39 +79,60 @@ def has_float(value: Any) -> bool:
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(TicketState))
-_STATE_DATETIMES = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
-_STATE_TUPLES = frozenset(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
-_PLAIN = (str, int, bool, type(None))
+_DATETIME_FIELDS = tuple(f.name for f in fields(TicketState) if f.type == "datetime | None")
+_TUPLE_FIELDS = tuple(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+_OTHER_FIELDS = tuple(n for n in _STATE_FIELDS if n not in _DATETIME_FIELDS + _TUPLE_FIELDS)
+_datetimes = itemgetter(*_DATETIME_FIELDS)
+_tuples = itemgetter(*_TUPLE_FIELDS)
+_others = itemgetter(*_OTHER_FIELDS)
+_PLAIN = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
+# what `fromisoformat` gives for "+08:00": Shanghai's offset at every instant from 1992 on
+_CST = timezone(timedelta(hours=8))
 
 
 def read_back(state: TicketState) -> TicketState | None:
     """What `TicketState.from_json(loads(state_text(state)))` gives, without the text: the
-    datetimes in Shanghai time with the fixed offset `fromisoformat` gives (fold 0), the tuple
-    fields as tuples. None for a state holding anything else (a float, a list, a type JSON does
-    not keep): only the caller's cache misses it, it is read back from the table as before."""
-    values: dict[str, Any] = {}
+    datetimes in Shanghai time at the fixed offset `fromisoformat` gives (fold 0), the tuple
+    fields as tuples of text (the state itself when it is so already, as usual). None for a
+    state holding anything else (a float, a list, a type JSON does not keep): the caller's
+    cache does not hold it, it is read back from the table as before."""
     d = state.__dict__
-    for name in _STATE_FIELDS:
-        v = d[name]
-        t = type(v)
-        if name in _STATE_DATETIMES:
-            if v is None:
-                values[name] = v
-                continue
-            if t is not datetime or v.tzinfo is None:
-                return None
-            local = v.astimezone(SHANGHAI)
-            offset = local.utcoffset()
-            assert offset is not None
-            v = local.replace(tzinfo=timezone(offset), fold=0)
-        elif name in _STATE_TUPLES:
-            if t is not tuple or any(type(x) is not str for x in v):
-                return None
-        elif t not in _PLAIN:
-            return None
-        values[name] = v
-    if len(d) != len(values):
+    if len(d) != len(_STATE_FIELDS):
         return None  # an attribute of no field: from_json would not keep it
+    try:
+        others, times, tuples = _others(d), _datetimes(d), _tuples(d)
+    except KeyError:
+        return None
+    if not _PLAIN.issuperset(map(type, others)):
+        return None
+    for tup in tuples:
+        if type(tup) is not tuple or not _STR.issuperset(map(type, tup)):
+            return None
+    moved: dict[str, datetime] = {}
+    for name, v in zip(_DATETIME_FIELDS, times, strict=True):
+        if v is None:
+            continue
+        if type(v) is not datetime:
+            return None
+        tz = v.tzinfo
+        if (
+            type(tz) is timezone
+            and tz == _CST
+            and v.fold == 0
+            and v.year >= 1992
+            and tz.tzname(None) == "UTC+08:00"
+        ):
+            continue  # as read back already
+        if tz is None:
+            return None
+        local = v.astimezone(SHANGHAI)
+        offset = local.utcoffset()
+        assert offset is not None
+        moved[name] = local.replace(tzinfo=timezone(offset), fold=0)
+    if not moved:
+        return state
     new = object.__new__(TicketState)
-    new.__dict__.update(values)
+    new.__dict__.update(d)
+    new.__dict__.update(moved)
     return new
