@@ -118,7 +118,7 @@ async def _explain(pool, tickets: list[str]) -> None:
         await c.execute("SET plan_cache_mode = force_generic_plan")
         for name, args in (
             ("LOAD_LADDERS", (tickets,)),
-            ("SELECT_FOR_UPDATE", (tickets,)),
+            ("SELECT_FOR_UPDATE", (tickets, [None] * len(tickets))),
             ("CANCEL_TIMERS", (tickets[:50], ["sign-off"] * 50, [1] * 50)),
         ):
             sql = getattr(q, name)
