@@ -308,11 +308,16 @@ _SATISFACTION_ZH = {
 }
 
 
+_HISTORY_TYPES = frozenset(["dispatched", "returned", "replied", "visited", "reopened", "reviewed"])
+
+
 def _history_entry(s: TicketState, event: Event) -> str | None:
     """One short line of history (Chinese: it goes into texts), or None for minor events."""
+    d = event.data
+    if event.type not in _HISTORY_TYPES:
+        return None  # most events: no line, no date to format
     local = event.at.astimezone(SHANGHAI)
     when = f"{local.month}月{local.day}日"
-    d = event.data
     if event.type == "dispatched":
         return f"{when}派{d['unit']}"
     if event.type == "returned":
