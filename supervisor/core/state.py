@@ -136,6 +136,15 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def initial_state(ticket: str) -> TicketState:
+    """TicketState(ticket=ticket), built without the frozen dataclass's __init__ (which sets each
+    of its 44 fields through object.__setattr__): the state every new ticket folds from."""
+    new = object.__new__(TicketState)
+    new.__dict__.update(_DEFAULTS)
+    new.__dict__["ticket"] = ticket
+    return new
+
+
 def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
     return seq if item is None or item in seq else (*seq, item)
 

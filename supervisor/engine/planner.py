@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.core.events import Event
-from supervisor.core.state import TicketState, apply
+from supervisor.core.state import TicketState, apply, initial_state
 from supervisor.engine import deadlines as dl
 from supervisor.engine.facts import event_fields, state_fields
 from supervisor.engine.policy import Policy
@@ -216,9 +216,9 @@ def plan(
         first_new = next(
             (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
         )
-    state = start or TicketState(ticket=ticket)
+    state = start or initial_state(ticket)
     msg: dict[str, Any] = {}
-    deadlines = dl.Deadlines()
+    deadlines = _NO_DEADLINES
     matched: set[str] = set()
     event_rules = static.event_rules
     event_keys = static.event_keys
@@ -246,7 +246,7 @@ def plan(
             open_ladder(rule, ev.at, ev.id)
 
     if not ordered:
-        return Plan(state, deadlines, (), (), (), policy.fingerprint)
+        return _plan(state, deadlines, (), (), (), policy.fingerprint)
 
     known = static.known
     for rule_id, lads in list(by_rule.items()):
@@ -307,9 +307,29 @@ def plan(
     ]
     # a ladder opened and stopped in the same plan (several events at once) needs no timers
     timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
-    return Plan(
+    return _plan(
         state, deadlines, tuple(opened), tuple(stopped), tuple(timers), policy.fingerprint
     )
+
+
+_NO_DEADLINES = dl.Deadlines()  # frozen: one instance serves every plan without a message
+
+
+def _plan(
+    state: TicketState,
+    deadlines: dl.Deadlines,
+    opened: tuple[Ladder, ...],
+    stopped: tuple[Ladder, ...],
+    timers: tuple[TimerSpec, ...],
+    policy: str,
+) -> Plan:
+    """Plan(...), built as `ladder` builds a Ladder (one per planned ticket)."""
+    p = _new(Plan)
+    p.__dict__.update(
+        state=state, deadlines=deadlines, opened=opened, stopped=stopped, timers=timers,
+        policy=policy,
+    )  # fmt: skip
+    return p
 
 
 def _at(event: Event) -> datetime:
