@@ -213,8 +213,10 @@ def plan(
     # (a late event changes the states after it); the last message also serves state rules.
     first_new = None  # None: every event is new; len(ordered): none is (a replan)
     if new_event_ids is not None:
-        first_new = next(
-            (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
+        first_new = (
+            0
+            if ordered and ordered[0].id in new_event_ids  # the usual case: all of them are new
+            else next((i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered))
         )
     state = start or initial_state(ticket)
     msg: dict[str, Any] = {}
@@ -300,13 +302,13 @@ def plan(
             and lad.rule in rules_by_id
         ]
     )
+    # a ladder opened and stopped in the same plan (several events at once) needs no timers
     timers = [
         t
         for lad in timer_ladders
+        if (lad.rule, lad.cycle) not in stopped_keys
         for t in step_times(rules_by_id[lad.rule], lad.anchor_at, policy, ticket, lad.cycle)
     ]
-    # a ladder opened and stopped in the same plan (several events at once) needs no timers
-    timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
     return _plan(
         state, deadlines, tuple(opened), tuple(stopped), tuple(timers), policy.fingerprint
     )
