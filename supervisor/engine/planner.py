@@ -224,11 +224,11 @@ def plan(
     matched: set[str] = set()
     event_rules = static.event_rules
     event_keys = static.event_keys
-    last = len(ordered) - 1
+    last_index = len(ordered) - 1
     counts = windows or {}
     for i, ev in enumerate(ordered):
         state = apply(state, ev)
-        evaluate_here = i == last or (event_rules and (first_new is None or i >= first_new))
+        evaluate_here = i == last_index or (event_rules and (first_new is None or i >= first_new))
         if not evaluate_here:
             continue
         msg, deadlines = message_for(state, ev, policy, counts.get(ev.id))
