@@ -61,7 +61,7 @@ def compute(
     return hit
 
 
-DEADLINE_MEMO_SIZE = 16_384  # Deadlines kept per (defaults, calendar)
+DEADLINE_MEMO_SIZE = 8_192  # Deadlines kept per (defaults, calendar): about 900 bytes each, 7 MB
 # the state's datetimes _compute returns as they are (so their zone is part of the key)
 _PASSED = ("platform_sign_by", "extension_until", "platform_reply_by")
 _READ = ("dispatched_at", "commitment_due")  # read by _compute besides _PASSED and the starts
