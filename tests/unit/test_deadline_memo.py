@@ -84,3 +84,14 @@ def test_a_message_without_the_read_fields_is_computed_not_keyed():
     got = dl.compute(state, policy.deadlines, policy.calendar, {})
     _exactly(got, dl._compute(state, policy.deadlines, policy.calendar, {}))
     assert not dl._deadline_memo(policy.deadlines, policy.calendar).answers
+
+
+def test_the_memo_is_bounded(monkeypatch):
+    policy = _shipped()
+    dl._deadline_memos.clear()
+    monkeypatch.setattr(dl, "DEADLINE_MEMO_SIZE", 50)
+    for i in range(120):
+        state = TicketState(ticket="T1", dispatched_at=datetime(2026, 3, 2, 9, i % 60, tzinfo=UTC)
+                            + timedelta(hours=i // 60))  # fmt: skip
+        dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
+    assert 0 < len(dl._deadline_memo(policy.deadlines, policy.calendar).answers) <= 50
