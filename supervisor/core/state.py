@@ -81,7 +81,7 @@ class TicketState:
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict (it deep-copies every value) nor a getattr per field: a copy of
         # the instance dict, then only the datetime and tuple fields converted. Runs per ingest.
-        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        out = _fields_of(self)
         for name in _DATETIME_FIELDS_ORDERED:
             value = out[name]
             if value is not None:
@@ -96,7 +96,7 @@ class TicketState:
         the datetimes in Shanghai time but not yet text, the tuples as they are. orjson writes
         such a datetime exactly as `isoformat` does, except an offset with seconds (Shanghai's
         local mean time, until 1901): those are text already."""
-        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        out = _fields_of(self)
         for name in _DATETIME_FIELDS_ORDERED:
             value = out[name]
             if value is not None:
@@ -130,6 +130,19 @@ _FIELD_NAMES = tuple(f.name for f in fields(TicketState))
 _DATETIME_FIELDS = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
 _DATETIME_FIELDS_ORDERED = tuple(n for n in _FIELD_NAMES if n in _DATETIME_FIELDS)
 _TUPLE_FIELDS = tuple(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+_FIELD_LIST = list(_FIELD_NAMES)
+
+
+def _fields_of(state: TicketState) -> dict[str, Any]:
+    """The fields as a new dict, in field order. Every way a state is made (__init__, from_json,
+    initial_state, the fold's _evolve) fills its instance dict with exactly the fields in that
+    order, so the copy is it (a C copy); anything else is rebuilt field by field."""
+    d = state.__dict__
+    if len(d) == len(_FIELD_LIST) and list(d) == _FIELD_LIST:
+        return d.copy()
+    return {name: d[name] for name in _FIELD_NAMES}
+
+
 # every field's default; `ticket` has none: a stored state always carries it
 _DEFAULTS: dict[str, Any] = {
     f.name: (None if f.default is MISSING else f.default) for f in fields(TicketState)
