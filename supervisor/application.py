@@ -108,12 +108,16 @@ class Supervisor:
         events = validate_batch(raws, self.runtime.caller_key)
         return await self.ingest_events(events)
 
-    async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
+    async def ingest_events(
+        self, events: Sequence[Event], *, planning: Callable[[], None] | None = None
+    ) -> IngestOutcome:
+        """`planning`: called as the batch's planning starts (its locks held, its cross-ticket
+        counts read), for a caller that orders batches (imports/command.py)."""
         rt = self.runtime
         reviews: dict[str, ReviewResult] = {}
         outcome = await self.store.ingest(
             events,
-            self._plan_fn(rt, replan=False, reviews=reviews),
+            self._plan_fn(rt, replan=False, reviews=reviews, planning=planning),
             rt.policy.windows,
             matter=self._matter(rt),
         )
@@ -132,7 +136,12 @@ class Supervisor:
         return spec if spec.active else None
 
     def _plan_fn(
-        self, rt: Runtime, *, replan: bool, reviews: dict[str, ReviewResult] | None = None
+        self,
+        rt: Runtime,
+        *,
+        replan: bool,
+        reviews: dict[str, ReviewResult] | None = None,
+        planning: Callable[[], None] | None = None,
     ) -> PlanFn:
         def plan_fn(
             *,
@@ -143,6 +152,8 @@ class Supervisor:
             repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
+            if planning is not None:
+                planning()
             if reviews is not None and rt.policy.review.active:
                 for r in self.reviewer.review_ticket(
                     events, new_ids, start, rt.policy, rt.directory, rt.caller_key
