@@ -129,6 +129,9 @@ class Reviewer:
                 out.append(Result(ev, text, review(subject, config)))
                 if ev.type == "replied" and text.strip():
                     self.remember(subject.unit or "", ev.ticket, text.strip())
+                wanted.discard(ev.id)
+                if not wanted:  # the state after the last reviewed event is not needed
+                    break
             try:
                 state = apply(state, ev)
             except (ValueError, KeyError):
@@ -169,7 +172,20 @@ class Reviewer:
         )
 
 
+_UNIT_NAMES: dict[int, tuple[Directory, tuple[str, ...]]] = {}
+
+
 def _unit_names(directory: Directory) -> tuple[str, ...]:
+    """Every unit's id and name (the directory's), once per directory loaded."""
+    hit = _UNIT_NAMES.get(id(directory))
+    if hit is None or hit[0] is not directory:
+        if len(_UNIT_NAMES) > 16:
+            _UNIT_NAMES.clear()
+        hit = _UNIT_NAMES[id(directory)] = (directory, _all_unit_names(directory))
+    return hit[1]
+
+
+def _all_unit_names(directory: Directory) -> tuple[str, ...]:
     names: list[str] = []
     for uid, unit in directory.model.units.items():
         names.append(uid)
