@@ -335,7 +335,7 @@ def match_batch(
         else:
             grids[k.key] = _Grid.of(rows)
         seen.update(c.ticket for c in rows)
-    for k, (index, tickets) in (built or {}).items():
+    for k, (index, members) in (built or {}).items():
         if k.kind == ADDRESS:
             assert isinstance(index, _Run)
             addresses[k.key] = index
@@ -343,7 +343,7 @@ def match_batch(
             assert isinstance(index, _Grid)
             grids[k.key] = index
         shared.add(k)
-        held[k] = tickets
+        held[k] = members
     out: dict[str, dict[str, int]] = {}
     stored: list[tuple[MatterKey, Candidate]] = []
     for ev in sorted(created, key=lambda e: (e.at, e.ticket)):
