@@ -291,7 +291,9 @@ async def _import_file(
             # Supervisor.ingest's own validation (parse, then redact the caller), with the parse
             # row_events already did: each event is parsed once
             batch = [redact(e, key) for e in fresh]
-            out = await _patient(lambda: sup.ingest_events(batch, planning=planning.set))
+            out = await _patient(
+                lambda: sup.ingest_events(batch, planning=planning.set, retry=_patient)
+            )
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)
 
