@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from supervisor.config.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
-# runs a store call, again while the database refuses it (imports/command.py's `_patient`)
-Retry = Callable[[Callable[[], Awaitable[IngestOutcome]]], Awaitable[IngestOutcome]]
 
 
 @dataclass(frozen=True)
@@ -111,35 +109,28 @@ class Supervisor:
         return await self.ingest_events(events)
 
     async def ingest_events(
-        self,
-        events: Sequence[Event],
-        *,
-        planning: Callable[[], None] | None = None,
-        retry: Retry | None = None,
+        self, events: Sequence[Event], *, planning: Callable[[], None] | None = None
     ) -> IngestOutcome:
         """`planning`: called as the batch's planning starts (its locks held, its cross-ticket
-        counts read), for a caller that orders batches (imports/command.py). `retry`: runs the
-        second step (the reviews' `reviewed` events, after the batch has committed) again while
-        the database refuses it, so that a caller retrying the whole batch does not find its
-        events stored and their reviews lost (imports/command.py's `_patient`)."""
+        counts read), for a caller that orders batches (imports/command.py). The reviews'
+        findings (`reviewed` events) are stored, folded and texted like any event, in the batch's
+        own transaction: a batch is never stored without them."""
         rt = self.runtime
         reviews: dict[str, ReviewResult] = {}
+
+        def findings() -> tuple[Sequence[Event], PlanFn]:
+            derived = reviewed_events(reviews.values())
+            if derived:
+                log.debug("review: %d sent back", len(derived))
+            return derived, self._plan_fn(rt, replan=False)
+
         outcome = await self.store.ingest(
             events,
             self._plan_fn(rt, replan=False, reviews=reviews, planning=planning),
             rt.policy.windows,
             matter=self._matter(rt),
+            follow_up=findings,
         )
-        derived = reviewed_events(reviews.values())
-        if derived:  # the reviews' findings: stored, folded and texted like any event
-
-            def second() -> Awaitable[IngestOutcome]:
-                return self.store.ingest(
-                    derived, self._plan_fn(rt, replan=False), rt.policy.windows, matter=None
-                )
-
-            more = await (retry(second) if retry is not None else second())
-            log.debug("review: %d sent back (%d new)", len(derived), len(more.accepted))
         return outcome
 
     @staticmethod

@@ -292,7 +292,7 @@ async def _import_file(
             # row_events already did: each event is parsed once
             batch = [redact(e, key) for e in fresh]
             out = await _patient(
-                lambda: sup.ingest_events(batch, planning=planning.set, retry=_patient)
+                lambda: sup.ingest_events(batch, planning=planning.set)
             )
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)

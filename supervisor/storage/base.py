@@ -112,6 +112,12 @@ class FirePolicy:
     workday: Workday | None = None  # the office calendar: non-working days are quiet all day
 
 
+# Events a batch's planning found to add (the reply review's `reviewed` events), asked for after
+# the batch is planned, with the plan function for them: stored, folded and planned in the
+# batch's own transaction, so that no outage between the two can store the one without the other.
+FollowUp = Callable[[], "tuple[Sequence[Event], PlanFn]"]
+
+
 @dataclass
 class IngestOutcome:
     accepted: list[str] = field(default_factory=list)
@@ -231,6 +237,7 @@ class Store(Protocol):
         plan_fn: PlanFn,
         windows: frozenset[int],
         matter: MatterSpec | None = None,
+        follow_up: FollowUp | None = None,
     ) -> IngestOutcome: ...
     async def fire_due(
         self, now: datetime, limit: int, fire_fn: FireFn, policy: FirePolicy, lane: Lane = None

@@ -24,6 +24,7 @@ from supervisor.storage.base import (
     FireFn,
     FireOutcome,
     FirePolicy,
+    FollowUp,
     IngestOutcome,
     Lane,
     LinkedTicket,
@@ -62,6 +63,7 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
         plan_fn: PlanFn,
         windows: frozenset[int],
         matter: MatterSpec | None = None,
+        follow_up: FollowUp | None = None,
     ) -> IngestOutcome:
         out = IngestOutcome()
         new: list[Event] = []
@@ -98,6 +100,9 @@ class MemoryStore(MemoryMatter, MemoryOutbox):
             )  # fmt: skip
             self._apply(p)
             out.plans[ticket] = p
+        more, more_plan = follow_up() if follow_up is not None else ((), plan_fn)
+        if more:  # the review's findings (base.FollowUp)
+            await self.ingest(more, more_plan, windows)
         return out
 
     def _linked(self, ticket: str, window: timedelta) -> list[LinkedTicket]:

@@ -25,6 +25,7 @@ from supervisor.storage.base import (
     FireFn,
     FireOutcome,
     FirePolicy,
+    FollowUp,
     IngestOutcome,
     Lane,
     LinkedTicket,
@@ -155,10 +156,37 @@ class PgStore(PgMatter, PgReads):
         plan_fn: PlanFn,
         windows: frozenset[int],
         matter: MatterSpec | None = None,
+        follow_up: FollowUp | None = None,
     ) -> IngestOutcome:
         outcome = IngestOutcome()
         if not events:
             return outcome
+        async with self.pool.acquire() as conn, conn.transaction():
+            xid = await conn.fetchval(q.CURRENT_XID)
+            plans = await self._ingest_on(conn, xid, events, plan_fn, windows, matter, outcome)
+            outcome.plans = plans
+            written = dict(plans)
+            more, more_plan = follow_up() if follow_up is not None else ((), plan_fn)
+            if more:  # the review's findings, in this transaction (base.FollowUp)
+                written |= await self._ingest_on(
+                    conn, xid, more, more_plan, windows, None, IngestOutcome()
+                )
+        # committed: the states this transaction wrote are what the rows hold, until changed
+        self.states.store([p.state for p in written.values()], xid)
+        return outcome
+
+    async def _ingest_on(
+        self,
+        conn: asyncpg.Connection,
+        xid: int,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None,
+        outcome: IngestOutcome,
+    ) -> dict[str, Plan]:
+        """One batch in transaction `xid`: its events stored, its changed tickets planned and
+        written; `outcome` told what was new. Returns the plans written."""
         unique: dict[str, Event] = {}
         for ev in events:
             if ev.id in unique:
@@ -167,95 +195,90 @@ class PgStore(PgMatter, PgReads):
                 unique[ev.id] = ev
         batch = list(unique.values())
         tickets = sorted({e.ticket for e in batch})
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q.LOCK_TICKETS, tickets)
-            xid = await conn.fetchval(q.CURRENT_XID)
-            held = self.states.lookup(tickets, xid)
-            versions = [held[t][0] & 0xFFFFFFFF if t in held else None for t in tickets]
-            # the row's state, or None where this process holds what the row has (`held`)
-            stored = {
-                r["ticket"]: r["state"]
-                for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets, versions)
-            }
-            new_ids = await _insert_events(conn, batch)
-            outcome.accepted = [e.id for e in batch if e.id in new_ids]
-            outcome.duplicates += [e.id for e in batch if e.id not in new_ids]
-            changed = sorted({e.ticket for e in batch if e.id in new_ids})
-            if not changed:
-                return outcome
-            # Events in order after what is stored (the usual case) fold onto the stored state;
-            # a late event (earlier than the last one folded) re-folds the ticket's whole history.
-            new_by_ticket: dict[str, list[Event]] = {t: [] for t in changed}
-            for e in batch:
-                if e.id in new_ids:
-                    new_by_ticket[e.ticket].append(e)
-            # A ticket with no folded state has no events stored before this batch (state and
-            # events change in one transaction): its history is the new events, nothing to load.
-            starts: dict[str, TicketState | None] = {}
-            refold: list[str] = []
-            for t in changed:
-                state = stored.get(t)
-                if state is None and t in stored:  # the row has what this process holds
-                    start: TicketState | None = held[t][1]
-                elif state and state.get("event_count"):
-                    start = TicketState.from_json(state)
-                else:
-                    start = None
-                if start is not None and not start.event_count:
-                    start = None
-                if start is None:
-                    starts[t] = None
-                elif (
-                    start.last_event_at is not None
-                    and min(e.at for e in new_by_ticket[t]) >= start.last_event_at
-                ):
-                    starts[t] = start
-                else:
-                    starts[t] = None
-                    refold.append(t)
-            refolding = set(refold)
-            all_events: dict[str, list[Event]] = {
-                t: ([] if t in refolding else new_by_ticket[t]) for t in changed
-            }
-            if refold:
-                for r in await conn.fetch(q.LOAD_EVENTS, refold):
-                    all_events[r["ticket"]].append(
-                        event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
-                    )
-            ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
-            for r in await conn.fetch(q.LOAD_LADDERS, changed):
-                ladders[r["ticket"]].append(_ladder(r))
-            created = [
-                e
-                for e in batch
-                if e.id in new_ids and e.type == "created" and e.data.get("caller_hash")
-            ]
-            if windows and created:
-                # Two batches with calls from one caller must see each other: the second waits for
-                # the first to commit. Taken after every ticket lock, in one order: no deadlock.
-                await conn.execute(q.LOCK_CALLERS, [e.data["caller_hash"] for e in created])
-            counts = await _repeat_counts(conn, created, windows) if windows and created else {}
-            if matter is not None and matter.active:  # same matter: pg_matter.py, migration 008
-                new_events = [e for e in batch if e.id in new_ids]
-                found = await match_created(conn, new_events, matter, self.matter_cache)
-                for eid, fields in found.items():
-                    counts.setdefault(eid, {}).update(fields)
-            plans = {
-                t: plan_fn(
-                    ticket=t,
-                    events=all_events[t],
-                    ladders=ladders[t],
-                    new_ids=new_ids,
-                    repeat_counts=counts,
-                    start=starts[t],
-                )  # fmt: skip
-                for t in changed
-            }
-            await self._apply(conn, plans, stored)
-            outcome.plans = plans
-        # committed: the states this transaction wrote are what the rows hold, until changed
-        self.states.store([p.state for p in plans.values()], xid)
-        return outcome
+        await conn.execute(q.LOCK_TICKETS, tickets)
+        held = self.states.lookup(tickets, xid)
+        versions = [held[t][0] & 0xFFFFFFFF if t in held else None for t in tickets]
+        # the row's state, or None where this process holds what the row has (`held`)
+        stored = {
+            r["ticket"]: r["state"]
+            for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets, versions)
+        }
+        new_ids = await _insert_events(conn, batch)
+        outcome.accepted = [e.id for e in batch if e.id in new_ids]
+        outcome.duplicates += [e.id for e in batch if e.id not in new_ids]
+        changed = sorted({e.ticket for e in batch if e.id in new_ids})
+        if not changed:
+            return {}
+        # Events in order after what is stored (the usual case) fold onto the stored state;
+        # a late event (earlier than the last one folded) re-folds the ticket's whole history.
+        new_by_ticket: dict[str, list[Event]] = {t: [] for t in changed}
+        for e in batch:
+            if e.id in new_ids:
+                new_by_ticket[e.ticket].append(e)
+        # A ticket with no folded state has no events stored before this batch (state and
+        # events change in one transaction): its history is the new events, nothing to load.
+        starts: dict[str, TicketState | None] = {}
+        refold: list[str] = []
+        for t in changed:
+            state = stored.get(t)
+            if state is None and t in stored:  # the row has what this process holds
+                start: TicketState | None = held[t][1]
+            elif state and state.get("event_count"):
+                start = TicketState.from_json(state)
+            else:
+                start = None
+            if start is not None and not start.event_count:
+                start = None
+            if start is None:
+                starts[t] = None
+            elif (
+                start.last_event_at is not None
+                and min(e.at for e in new_by_ticket[t]) >= start.last_event_at
+            ):
+                starts[t] = start
+            else:
+                starts[t] = None
+                refold.append(t)
+        refolding = set(refold)
+        all_events: dict[str, list[Event]] = {
+            t: ([] if t in refolding else new_by_ticket[t]) for t in changed
+        }
+        if refold:
+            for r in await conn.fetch(q.LOAD_EVENTS, refold):
+                all_events[r["ticket"]].append(
+                    event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
+                )
+        ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
+        for r in await conn.fetch(q.LOAD_LADDERS, changed):
+            ladders[r["ticket"]].append(_ladder(r))
+        created = [
+            e
+            for e in batch
+            if e.id in new_ids and e.type == "created" and e.data.get("caller_hash")
+        ]
+        if windows and created:
+            # Two batches with calls from one caller must see each other: the second waits for
+            # the first to commit. Taken after every ticket lock, in one order: no deadlock.
+            await conn.execute(q.LOCK_CALLERS, [e.data["caller_hash"] for e in created])
+        counts = await _repeat_counts(conn, created, windows) if windows and created else {}
+        if matter is not None and matter.active:  # same matter: pg_matter.py, migration 008
+            new_events = [e for e in batch if e.id in new_ids]
+            found = await match_created(conn, new_events, matter, self.matter_cache)
+            for eid, fields in found.items():
+                counts.setdefault(eid, {}).update(fields)
+        plans = {
+            t: plan_fn(
+                ticket=t,
+                events=all_events[t],
+                ladders=ladders[t],
+                new_ids=new_ids,
+                repeat_counts=counts,
+                start=starts[t],
+            )  # fmt: skip
+            for t in changed
+        }
+        await self._apply(conn, plans, stored)
+        return plans
 
     async def _apply(
         self,

@@ -76,29 +76,30 @@ async def _reviewed(pool, prefix: str) -> int:
         )
 
 
-async def test_a_review_step_refused_after_its_batch_committed_is_tried_again(
+async def test_a_review_step_refused_rolls_its_batch_back_and_the_retry_makes_the_reviews(
     pool, tmp_path, monkeypatch
 ):
-    """The reviews' `reviewed` events are stored after their batch commits: refused then, that
-    step alone is tried again (retrying the whole batch would find its events stored and its
-    reviews gone)."""
+    """The reviews' `reviewed` events are stored in their batch's transaction (base.FollowUp):
+    refused there, the whole batch rolls back, so the import's retry finds its events new and
+    reviews them again (a batch stored without its reviews would never get them)."""
     monkeypatch.setattr(command, "BUSY_RETRY_S", (0.05, 0.05))
     for prefix, refuse in (("BV", False), ("BU", True)):
         store = PgStore(pool)
         refused = []
-        ingest = store.ingest
+        ingest_on = store._ingest_on
 
-        async def flaky(events, *a, _ingest=ingest, _refuse=refuse, _refused=refused, **kw):
+        async def flaky(conn, xid, events, *a, _on=ingest_on, _refuse=refuse, _refused=refused):
             if _refuse and not _refused and events and events[0].type == "reviewed":
                 _refused.append(1)
                 raise asyncpg.exceptions.InsufficientResourcesError("out of shared memory")
-            return await _ingest(events, *a, **kw)
+            return await _on(conn, xid, events, *a)
 
-        monkeypatch.setattr(store, "ingest", flaky)
+        monkeypatch.setattr(store, "_ingest_on", flaky)
         sup = Supervisor(store, runtime(), VirtualClock(sh(2026, 11, 30, 12)))
         path = tmp_path / f"{prefix}.xlsx"
         write_export(path, prefix)
         summary = await import_file(sup, path, MAPPING)
+        # nothing of the refused batch was kept: the retry stored every event as new
         assert summary.stored and (summary.events_new, summary.events_known) == (13, 0)
         assert refused == ([1] if refuse else [])
     assert await _reviewed(pool, "BU") == await _reviewed(pool, "BV") > 0
