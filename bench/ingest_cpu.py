@@ -60,7 +60,7 @@ def _timed_stages() -> None:
 
     import supervisor.application as app
     import supervisor.server.body as body
-    import supervisor.storage.db as db
+    import supervisor.storage.jsoncodec as jsoncodec
     import supervisor.storage.pg as pg
 
     def wrap(owner: object, attr: str, stage: str) -> None:
@@ -93,7 +93,7 @@ def _timed_stages() -> None:
     wrap(app, "validate_batch", "validate + redact")
     wrap(app, "plan", "plan (fold, messages, deadlines, ladders, timers)")
     wrap(app.Reviewer, "review_ticket", "review")
-    wrap(db, "_loads", "jsonb decode (stored states)")
+    wrap(jsoncodec, "loads", "jsonb decode (stored states)")
     wrap(pg, "_insert_events", "insert events")
     wrap(pg, "match_created", "same matter")
     wrap(pg, "_repeat_counts", "repeat callers")

@@ -4,7 +4,7 @@ time is its own): the SQL statements by name, the commit, and the Python between
     python bench/stage_sql.py [TICKETS]
 
 A proxy around the pool's connections times every statement (by the queries.py name of its SQL)
-and the transaction's commit; the rest of Supervisor.ingest is Python (validate, fold, plan,
+and the transaction's commit, wall time and the PostgreSQL backend's CPU (its schedstat); the rest of Supervisor.ingest is Python (validate, fold, plan,
 serialise). Prints ms per 500-event batch and µs per event.
 """
 
@@ -21,6 +21,18 @@ from datetime import datetime
 from common import SH, create_db, drop_db, event_stream, runtime
 
 SPENT: dict[str, float] = defaultdict(float)
+# the PostgreSQL backend's CPU per stage (/proc/PID/schedstat: nanoseconds on a CPU, exact)
+PG_CPU: dict[str, float] = defaultdict(float)
+# this process's CPU in each statement's call (encoding the arguments, sending, decoding the rows)
+PY_CPU: dict[str, float] = defaultdict(float)
+
+
+def _backend_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except OSError:  # not on Linux, or another host: no backend figures
+        return 0.0
 
 
 def _name(sql: str) -> str:
@@ -33,8 +45,9 @@ def _name(sql: str) -> str:
 
 
 class _Tx:
-    def __init__(self, tx) -> None:
+    def __init__(self, tx, pid: int) -> None:
         self.tx = tx
+        self.pid = pid
 
     async def __aenter__(self):
         t0 = time.perf_counter()
@@ -43,9 +56,10 @@ class _Tx:
         return self
 
     async def __aexit__(self, *exc):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _backend_cpu(self.pid)
         out = await self.tx.__aexit__(*exc)
         SPENT["commit"] += time.perf_counter() - t0
+        PG_CPU["commit"] += _backend_cpu(self.pid) - c0
         return out
 
 
@@ -54,7 +68,7 @@ class _Conn:
         self.conn = conn
 
     def transaction(self):
-        return _Tx(self.conn.transaction())
+        return _Tx(self.conn.transaction(), self.conn.get_server_pid())
 
     def __getattr__(self, attr):
         real = getattr(self.conn, attr)
@@ -69,12 +83,15 @@ class _Conn:
             return real
 
         async def timed(*args, **kw):
-            t0 = time.perf_counter()
+            pid = self.conn.get_server_pid()
+            t0, c0, p0 = time.perf_counter(), _backend_cpu(pid), time.process_time()
             try:
                 return await real(*args, **kw)
             finally:
-                key = _name(args[0]) if args and isinstance(args[0], str) else attr
-                SPENT["sql " + key] += time.perf_counter() - t0
+                key = "sql " + (_name(args[0]) if args and isinstance(args[0], str) else attr)
+                SPENT[key] += time.perf_counter() - t0
+                PG_CPU[key] += _backend_cpu(pid) - c0
+                PY_CPU[key] += time.process_time() - p0
 
         return timed
 
@@ -101,7 +118,7 @@ async def _explain(pool, tickets: list[str]) -> None:
         await c.execute("SET plan_cache_mode = force_generic_plan")
         for name, args in (
             ("LOAD_LADDERS", (tickets,)),
-            ("SELECT_FOR_UPDATE", (tickets,)),
+            ("SELECT_FOR_UPDATE", (tickets, [None] * len(tickets))),
             ("CANCEL_TIMERS", (tickets[:50], ["sign-off"] * 50, [1] * 50)),
         ):
             sql = getattr(q, name)
@@ -134,6 +151,8 @@ async def main(n_tickets: int) -> None:
         async with pool.acquire() as c:
             await c.execute("ANALYZE tickets, events, ladders, timers")
         SPENT.clear()
+        PG_CPU.clear()
+        PY_CPU.clear()
         t_all = time.perf_counter()
         analyzed = 0.0
         for i, body in enumerate(bodies[4:]):
@@ -154,9 +173,15 @@ async def main(n_tickets: int) -> None:
     sql = sum(SPENT.values())
     SPENT["python (validate, fold, plan, serialise, asyncpg encode)"] = total - sql
     print(f"{n} events in {batches} batches, {total:.2f} s: {n / total:,.0f} events/s, one client")
-    print("| stage | ms per batch | µs per event | share |\n|---|---|---|---|")
+    pg = sum(PG_CPU.values())
+    print(f"PostgreSQL backend CPU in the statements and commits: {pg / n * 1e6:.1f} µs per event")
+    print(f"this process's CPU in the statements' calls: {sum(PY_CPU.values()) / n * 1e6:.1f} µs per event")
+    print("| stage | ms per batch | µs per event | share | backend CPU µs per event | our CPU µs per event |")
+    print("|---|---|---|---|---|---|")
     for k, v in sorted(SPENT.items(), key=lambda kv: -kv[1]):
-        print(f"| {k} | {v / batches * 1e3:.1f} | {v / n * 1e6:.1f} | {v / total:.1%} |")
+        cpu = f"{PG_CPU[k] / n * 1e6:.1f}" if k in PG_CPU else ""
+        py = f"{PY_CPU[k] / n * 1e6:.1f}" if k in PY_CPU else ""
+        print(f"| {k} | {v / batches * 1e3:.1f} | {v / n * 1e6:.1f} | {v / total:.1%} | {cpu} | {py} |")
 
 
 if __name__ == "__main__":

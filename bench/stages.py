@@ -25,7 +25,7 @@ MARKERS: list[tuple[str, str, str]] = [
     ("ingest other (SQL round trips, asyncpg)", "ingest", "storage/"),
     ("lock", "_lock", "storage/"),
     ("insert", "_insert_events", "storage/"),
-    ("load (stored states, ladders)", "_loads", "storage/db.py"),
+    ("load (stored states, ladders)", "loads", "storage/jsoncodec.py"),
     ("load (stored states, ladders)", "_ladder", "storage/"),
     ("repeat callers", "_repeat_counts", "storage/"),
     ("same matter", "match_created", "storage/pg_matter.py"),

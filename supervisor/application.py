@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from supervisor.config.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
+# runs a store call, again while the database refuses it (imports/command.py's `_patient`)
+Retry = Callable[[Callable[[], Awaitable[IngestOutcome]]], Awaitable[IngestOutcome]]
 
 
 @dataclass(frozen=True)
@@ -108,20 +110,35 @@ class Supervisor:
         events = validate_batch(raws, self.runtime.caller_key)
         return await self.ingest_events(events)
 
-    async def ingest_events(self, events: Sequence[Event]) -> IngestOutcome:
+    async def ingest_events(
+        self,
+        events: Sequence[Event],
+        *,
+        planning: Callable[[], None] | None = None,
+        retry: Retry | None = None,
+    ) -> IngestOutcome:
+        """`planning`: called as the batch's planning starts (its locks held, its cross-ticket
+        counts read), for a caller that orders batches (imports/command.py). `retry`: runs the
+        second step (the reviews' `reviewed` events, after the batch has committed) again while
+        the database refuses it, so that a caller retrying the whole batch does not find its
+        events stored and their reviews lost (imports/command.py's `_patient`)."""
         rt = self.runtime
         reviews: dict[str, ReviewResult] = {}
         outcome = await self.store.ingest(
             events,
-            self._plan_fn(rt, replan=False, reviews=reviews),
+            self._plan_fn(rt, replan=False, reviews=reviews, planning=planning),
             rt.policy.windows,
             matter=self._matter(rt),
         )
         derived = reviewed_events(reviews.values())
         if derived:  # the reviews' findings: stored, folded and texted like any event
-            more = await self.store.ingest(
-                derived, self._plan_fn(rt, replan=False), rt.policy.windows, matter=None
-            )
+
+            def second() -> Awaitable[IngestOutcome]:
+                return self.store.ingest(
+                    derived, self._plan_fn(rt, replan=False), rt.policy.windows, matter=None
+                )
+
+            more = await (retry(second) if retry is not None else second())
             log.debug("review: %d sent back (%d new)", len(derived), len(more.accepted))
         return outcome
 
@@ -132,7 +149,12 @@ class Supervisor:
         return spec if spec.active else None
 
     def _plan_fn(
-        self, rt: Runtime, *, replan: bool, reviews: dict[str, ReviewResult] | None = None
+        self,
+        rt: Runtime,
+        *,
+        replan: bool,
+        reviews: dict[str, ReviewResult] | None = None,
+        planning: Callable[[], None] | None = None,
     ) -> PlanFn:
         def plan_fn(
             *,
@@ -143,6 +165,8 @@ class Supervisor:
             repeat_counts: dict[str, dict[str, int]],
             start: TicketState | None,
         ) -> Plan:
+            if planning is not None:
+                planning()
             if reviews is not None and rt.policy.review.active:
                 for r in self.reviewer.review_ticket(
                     events, new_ids, start, rt.policy, rt.directory, rt.caller_key

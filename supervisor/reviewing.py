@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from supervisor.config.contacts import Directory
 from supervisor.core.events import Event
 from supervisor.core.privacy import caller_hash
-from supervisor.core.review import Finding, Subject, reply_text, review
+from supervisor.core.review import NEAR_IDENTICAL_MIN_CHARS, Finding, Subject, reply_text, review
 from supervisor.core.state import TicketState, apply
 from supervisor.engine import deadlines as dl
 from supervisor.engine.facts import state_fields
@@ -57,27 +57,38 @@ class Result:
 class Reviewer:
     """One per Supervisor: remembers recent replies (for near-identical text)."""
 
-    # per unit, its recent replies (ticket, text): a copied reply is most often the unit's own
-    # from another ticket, and comparing within the unit keeps the check cheap at any scale
-    recent: dict[str, deque[tuple[str, str]]] = field(default_factory=dict)
+    # per unit, its recent replies (ticket, text, its length): a copied reply is most often the
+    # unit's own from another ticket, and comparing within the unit keeps the check cheap at any
+    # scale
+    recent: dict[str, deque[tuple[str, str, int]]] = field(default_factory=dict)
 
     def remember(self, unit: str, ticket: str, text: str) -> None:
         window = self.recent.get(unit)
         if window is None:
             window = self.recent[unit] = deque(maxlen=RECENT_REPLIES)
-        window.append((ticket, text))
+        window.append((ticket, text, len(text)))
 
-    def others(self, unit: str | None, ticket: str, text: str, config: ReviewConfig) -> list[str]:
+    def others(
+        self, unit: str | None, ticket: str, text: str, config: ReviewConfig, event: str = ""
+    ) -> list[str]:
         """The unit's recent replies of other tickets that could reach the near-identical
         threshold: rapidfuzz's ratio is at most 2·min/(la+lb), so a length further off than that
-        allows cannot match and is not compared (the check's answer is the same, cheaper)."""
-        sims = [c.similarity for c in config.checks if c.kind == "near_identical"]
+        allows cannot match and is not compared (the check's answer is the same, cheaper). None
+        for a text the check does not compare (too short; with `event`, an event it skips)."""
+        sims = [
+            c.similarity
+            for c in config.checks
+            if c.kind == "near_identical" and (not event or event in c.events)
+        ]
         window = self.recent.get(unit or "")
         if not sims or not window:
             return []
         n = len(text.strip())
+        if n < NEAR_IDENTICAL_MIN_CHARS:
+            return []
         spread = n * (200 / min(sims) - 2) + 1
-        return [t for tk, t in window if tk != ticket and abs(len(t) - n) <= spread]
+        lo, hi = n - spread, n + spread
+        return [t for tk, t, m in window if lo <= m <= hi and tk != ticket]
 
     def wants(self, event: Event, config: ReviewConfig) -> str | None:
         """The text to review, or None when the event is not reviewed."""
@@ -118,6 +129,9 @@ class Reviewer:
                 out.append(Result(ev, text, review(subject, config)))
                 if ev.type == "replied" and text.strip():
                     self.remember(subject.unit or "", ev.ticket, text.strip())
+                wanted.discard(ev.id)
+                if not wanted:  # the state after the last reviewed event is not needed
+                    break
             try:
                 state = apply(state, ev)
             except (ValueError, KeyError):
@@ -153,12 +167,25 @@ class Reviewer:
             commitment_open=state.commitment_due is not None and state.commitment_kept_at is None,
             unresolved=state.resolved is False,
             caller_hash=state.caller_hash,
-            others=self.others(unit, ev.ticket, text, policy.review),
+            others=self.others(unit, ev.ticket, text, policy.review, ev.type),
             hash_number=hasher,
         )
 
 
+_UNIT_NAMES: dict[int, tuple[Directory, tuple[str, ...]]] = {}
+
+
 def _unit_names(directory: Directory) -> tuple[str, ...]:
+    """Every unit's id and name (the directory's), once per directory loaded."""
+    hit = _UNIT_NAMES.get(id(directory))
+    if hit is None or hit[0] is not directory:
+        if len(_UNIT_NAMES) > 16:
+            _UNIT_NAMES.clear()
+        hit = _UNIT_NAMES[id(directory)] = (directory, _all_unit_names(directory))
+    return hit[1]
+
+
+def _all_unit_names(directory: Directory) -> tuple[str, ...]:
     names: list[str] = []
     for uid, unit in directory.model.units.items():
         names.append(uid)

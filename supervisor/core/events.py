@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -365,8 +365,7 @@ def _text_problems(value: Any) -> list[FieldProblem]:
 
 def parse_event(raw: Any) -> Event:
     """Validate one raw JSON value against the contract. Raises EventInvalid naming each field."""
-    from supervisor.core.fastevents import fast_body  # a valid body without pydantic
-
+    fast_body = _fast_body or _load_fast_body()  # a valid body without pydantic
     if not isinstance(raw, dict):
         raise EventInvalid([FieldProblem("(event)", "must be a JSON object")])
     problems: list[FieldProblem] = _bad_text(raw)
@@ -428,6 +427,17 @@ def parse_event(raw: Any) -> Event:
 
 
 _new = object.__new__
+# fastevents.fast_body, imported on first use (fastevents imports this module): an import
+# statement in parse_event would cost about 2 µs per event (importlib's fromlist handling)
+_fast_body: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
+
+
+def _load_fast_body() -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    global _fast_body
+    from supervisor.core.fastevents import fast_body
+
+    _fast_body = fast_body
+    return fast_body
 
 
 def event_from_store(id: str, ticket: str, type: str, at: datetime, data: dict[str, Any]) -> Event:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
@@ -194,6 +196,15 @@ class _Run:
         self.tickets.insert(i, c.ticket)
         self.who.insert(i, c.who)
 
+    def copy(self) -> _Run:
+        run = _Run()
+        run.ats, run.tickets, run.who = self.ats[:], self.tickets[:], self.who[:]
+        return run
+
+    def forget(self, rows: Sequence[Candidate]) -> None:
+        """Drop `rows`, this run's oldest (every row created up to some time, ties together)."""
+        del self.ats[: len(rows)], self.tickets[: len(rows)], self.who[: len(rows)]
+
     def window(self, lo: datetime, hi: datetime) -> slice:
         ats = self.ats
         if ats and ats[0] > lo and ats[-1] <= hi:  # the usual case: all of it
@@ -202,13 +213,16 @@ class _Run:
 
 
 class _Grid:
-    """A grid's candidates, one run per distinct summary; `names` for rapidfuzz's batch scorer."""
+    """A grid's candidates, one run per distinct summary; `names` for rapidfuzz's batch scorer.
+    A copy shares its runs with the original until it adds to one (`mine`: the runs it owns;
+    None: all of them)."""
 
-    __slots__ = ("runs", "names")
+    __slots__ = ("runs", "names", "mine")
 
     def __init__(self) -> None:
         self.runs: dict[str, _Run] = {}
         self.names: list[str] = []
+        self.mine: set[str] | None = None
 
     @classmethod
     def of(cls, rows: Iterable[Candidate]) -> _Grid:
@@ -223,13 +237,37 @@ class _Grid:
         return grid
 
     def add(self, c: Candidate) -> None:
-        if not c.summary_key:
+        name = c.summary_key
+        if not name:
             return
-        run = self.runs.get(c.summary_key)
+        run = self.runs.get(name)
         if run is None:
-            run = self.runs[c.summary_key] = _Run()
-            self.names.append(c.summary_key)
+            run = self.runs[name] = _Run()
+            self.names.append(name)
+            if self.mine is not None:
+                self.mine.add(name)
+        elif self.mine is not None and name not in self.mine:
+            run = self.runs[name] = run.copy()
+            self.mine.add(name)
         run.add(c)
+
+    def copy(self) -> _Grid:
+        grid = _Grid()
+        grid.runs, grid.names, grid.mine = dict(self.runs), self.names[:], set()
+        return grid
+
+    def forget(self, rows: Sequence[Candidate]) -> None:
+        """Drop `rows`, the grid's oldest (every row created up to some time, ties together): in
+        each run they are its oldest. Only on a grid that owns its runs."""
+        emptied = False
+        for name, n in Counter(c.summary_key for c in rows if c.summary_key).items():
+            run = self.runs[name]
+            del run.ats[:n], run.tickets[:n], run.who[:n]
+            if not run.ats:
+                del self.runs[name]
+                emptied = True
+        if emptied:
+            self.names = list(self.runs)
 
     def alike(self, summary: str, threshold: int) -> list[_Run]:
         hits = process.extract(
@@ -238,44 +276,82 @@ class _Grid:
         return [self.runs[self.names[i]] for _, _, i in hits]
 
 
+Built = _Run | _Grid
+
+
+def build(kind: str, rows: Iterable[Candidate]) -> Built:
+    """A key's candidates grouped as `match_batch` groups them. A store may keep it across batches
+    (`add` what is stored later, `forget` what the window leaves) and hand it in as `built`."""
+    return _Run.of(rows) if kind == ADDRESS else _Grid.of(rows)
+
+
 def match_batch(
     spec: MatterSpec,
     created: Iterable[NewTicket],
     found: dict[MatterKey, list[Candidate]],
+    built: Mapping[MatterKey, tuple[Built, Container[str]]] | None = None,
 ) -> tuple[dict[str, dict[str, int]], list[tuple[MatterKey, Candidate]]]:
     """One ingest batch's new tickets against the stored index: the message fields per event id
     (what `counts(matches(...))` gives each, the property test's reference) and the (key,
     candidate) rows to store. `found` is what the store holds under the batch's keys, created up
     to the batch's last ticket, at most `max_candidates` per key, in any order. The batch's
     tickets are matched in time order, each one then joining the candidates, so a batch's earlier
-    tickets count for its later ones, as if they had arrived one by one."""
+    tickets count for its later ones, as if they had arrived one by one.
+
+    `built`: keys whose candidates the store keeps grouped already (`build`), with their tickets;
+    each may also hold rows created after the batch's last ticket (no window reaches them). They
+    are not changed: a key the batch's tickets join is copied first (its runs when they change)."""
     config = spec.config
     threshold = config.summary_similarity
     same_windows = sorted(m for name, m in spec.windows if name == "same_matter")
     caller_windows = sorted(m for name, m in spec.windows if name == "matter_callers")
     addresses: dict[str, _Run] = {}
     grids: dict[str, _Grid] = {}
+    shared: set[MatterKey] = set()  # keys of `built` not copied yet
+    held: dict[MatterKey, Container[str]] = {}  # their tickets
 
     def join(k: MatterKey, c: Candidate) -> None:
         if k.kind == ADDRESS:
-            addresses.setdefault(k.key, _Run()).add(c)
+            run = addresses.get(k.key)
+            if run is None:
+                run = addresses[k.key] = _Run()
+            elif k in shared:
+                run = addresses[k.key] = run.copy()
+                shared.discard(k)
+            run.add(c)
         else:
-            grids.setdefault(k.key, _Grid()).add(c)
+            grid = grids.get(k.key)
+            if grid is None:
+                grid = grids[k.key] = _Grid()
+            elif k in shared:
+                grid = grids[k.key] = grid.copy()
+                shared.discard(k)
+            grid.add(c)
 
-    seen: set[str] = set()  # every ticket among the candidates
+    seen: set[str] = set()  # every ticket among the candidates (and under `held`)
     for k, rows in found.items():
         if k.kind == ADDRESS:
             addresses[k.key] = _Run.of(rows)
         else:
             grids[k.key] = _Grid.of(rows)
         seen.update(c.ticket for c in rows)
+    for k, (index, members) in (built or {}).items():
+        if k.kind == ADDRESS:
+            assert isinstance(index, _Run)
+            addresses[k.key] = index
+        else:
+            assert isinstance(index, _Grid)
+            grids[k.key] = index
+        shared.add(k)
+        held[k] = members
     out: dict[str, dict[str, int]] = {}
     stored: list[tuple[MatterKey, Candidate]] = []
     for ev in sorted(created, key=lambda e: (e.at, e.ticket)):
-        keys = spec.keys(ev.data)
+        keys, address_key, summary_key = spec.index(ev.data)
         if not keys:
             continue
-        me = spec.candidate(ev.ticket, ev.at, ev.data)
+        caller = ev.data.get("caller_hash")
+        me = Candidate(ev.ticket, ev.at, caller, address_key, summary_key)
         runs: list[_Run] = []
         for k in keys:
             if k.kind == ADDRESS:
@@ -295,9 +371,10 @@ def match_batch(
         for m in caller_windows:
             lo = ev.at - timedelta(minutes=m)
             who: set[str] = set()
+            twice = ev.ticket in seen or any(ev.ticket in held[k] for k in keys if k in held)
             for run in runs:
                 w = run.window(lo, ev.at)
-                if ev.ticket in seen:  # created twice (rare): leave its own earlier entry out
+                if twice:  # created twice (rare): leave its own earlier entry out
                     who.update(
                         x for x, t in zip(run.who[w], run.tickets[w], strict=True) if t != ev.ticket
                     )
@@ -335,16 +412,35 @@ class MatterSpec:
 
     def keys(self, data: dict) -> tuple[MatterKey, ...]:
         """A `created` event's keys (its data: address, grid, summary)."""
-        return keys_for(data.get("address"), data.get("grid"), data.get("summary"), self.config)
+        return self.index(data)[0]
+
+    def index(self, data: dict) -> tuple[tuple[MatterKey, ...], str | None, str | None]:
+        """A `created` event's keys, address key and summary key (as its candidate has them)."""
+        parts = data.get("address"), data.get("grid"), data.get("summary")
+        try:
+            return _index(*parts, self.config)
+        except TypeError:  # a value that is not hashable (the contract checks types elsewhere)
+            return _index.__wrapped__(*parts, self.config)
 
     def candidate(self, ticket: str, at: datetime, data: dict) -> Candidate:
-        return Candidate(
-            ticket,
-            at,
-            data.get("caller_hash"),
-            normalise_address(data.get("address"), self.config),
-            normalise_summary(data.get("summary"), self.config) if data.get("grid") else None,
-        )
+        _, address_key, summary_key = self.index(data)
+        return Candidate(ticket, at, data.get("caller_hash"), address_key, summary_key)
+
+
+@lru_cache(maxsize=8192)
+def _index(
+    address: str | None, grid: str | None, summary: str | None, config: MatterConfig
+) -> tuple[tuple[MatterKey, ...], str | None, str | None]:
+    """keys_for and the candidate's keys at once; memoised (a store asks for a batch's keys, then
+    matches the batch)."""
+    addr = normalise_address(address, config)
+    summ = normalise_summary(summary, config) if grid else None
+    keys = []
+    if addr:
+        keys.append(MatterKey(ADDRESS, addr))
+    if grid and summ:
+        keys.append(MatterKey(GRID, grid))
+    return tuple(keys), addr, summ
 
 
 def matter_context(

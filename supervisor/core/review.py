@@ -35,6 +35,8 @@ from supervisor.vocabulary.review import Check, ReviewConfig
 
 PASSED = "passed"
 RETURNED = "returned"
+# near_identical compares texts of at least this many characters (shorter ones say too little)
+NEAR_IDENTICAL_MIN_CHARS = 20
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def _run(check: Check, s: Subject, text: str) -> tuple[tuple[int, int], ...] | N
         return tuple(found) or None
     if kind == "near_identical":
         body = text.strip()
-        if len(body) < 20 or not s.others:
+        if len(body) < NEAR_IDENTICAL_MIN_CHARS or not s.others:
             return None
         hit = process.extractOne(body, s.others, scorer=fuzz.ratio, score_cutoff=check.similarity)
         return () if hit is not None else None

@@ -81,7 +81,7 @@ class TicketState:
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict (it deep-copies every value) nor a getattr per field: a copy of
         # the instance dict, then only the datetime and tuple fields converted. Runs per ingest.
-        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        out = _fields_of(self)
         for name in _DATETIME_FIELDS_ORDERED:
             value = out[name]
             if value is not None:
@@ -96,7 +96,7 @@ class TicketState:
         the datetimes in Shanghai time but not yet text, the tuples as they are. orjson writes
         such a datetime exactly as `isoformat` does, except an offset with seconds (Shanghai's
         local mean time, until 1901): those are text already."""
-        out = {name: self.__dict__[name] for name in _FIELD_NAMES}
+        out = _fields_of(self)
         for name in _DATETIME_FIELDS_ORDERED:
             value = out[name]
             if value is not None:
@@ -130,10 +130,32 @@ _FIELD_NAMES = tuple(f.name for f in fields(TicketState))
 _DATETIME_FIELDS = frozenset(f.name for f in fields(TicketState) if f.type == "datetime | None")
 _DATETIME_FIELDS_ORDERED = tuple(n for n in _FIELD_NAMES if n in _DATETIME_FIELDS)
 _TUPLE_FIELDS = tuple(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+_FIELD_LIST = list(_FIELD_NAMES)
+
+
+def _fields_of(state: TicketState) -> dict[str, Any]:
+    """The fields as a new dict, in field order. Every way a state is made (__init__, from_json,
+    initial_state, the fold's _evolve) fills its instance dict with exactly the fields in that
+    order, so the copy is it (a C copy); anything else is rebuilt field by field."""
+    d = state.__dict__
+    if len(d) == len(_FIELD_LIST) and list(d) == _FIELD_LIST:
+        return d.copy()
+    return {name: d[name] for name in _FIELD_NAMES}
+
+
 # every field's default; `ticket` has none: a stored state always carries it
 _DEFAULTS: dict[str, Any] = {
     f.name: (None if f.default is MISSING else f.default) for f in fields(TicketState)
 }
+
+
+def initial_state(ticket: str) -> TicketState:
+    """TicketState(ticket=ticket), built without the frozen dataclass's __init__ (which sets each
+    of its 44 fields through object.__setattr__): the state every new ticket folds from."""
+    new = object.__new__(TicketState)
+    new.__dict__.update(_DEFAULTS)
+    new.__dict__["ticket"] = ticket
+    return new
 
 
 def _add(seq: tuple[str, ...], item: str | None) -> tuple[str, ...]:
@@ -308,11 +330,16 @@ _SATISFACTION_ZH = {
 }
 
 
+_HISTORY_TYPES = frozenset(["dispatched", "returned", "replied", "visited", "reopened", "reviewed"])
+
+
 def _history_entry(s: TicketState, event: Event) -> str | None:
     """One short line of history (Chinese: it goes into texts), or None for minor events."""
+    d = event.data
+    if event.type not in _HISTORY_TYPES:
+        return None  # most events: no line, no date to format
     local = event.at.astimezone(SHANGHAI)
     when = f"{local.month}月{local.day}日"
-    d = event.data
     if event.type == "dispatched":
         return f"{when}派{d['unit']}"
     if event.type == "returned":

@@ -9,9 +9,10 @@ bare date means the end of that day's office hours
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.state import TicketState
@@ -36,6 +37,91 @@ class Deadlines:
 
 
 def compute(
+    state: TicketState,
+    defaults: Mapping[str, Sequence[DeadlineDefault]],
+    calendar: WorkCalendar,
+    state_message: dict[str, Any],
+) -> Deadlines:
+    """The ticket's deadlines. Memoised per (defaults, calendar) on exactly what `_compute` reads:
+    the state's deadline fields and the defaults' start fields (the datetimes passed through
+    as they are with their tzinfo too), and the values and types of the message fields the
+    defaults' conditions read. A ticket's deadlines are asked again for each of its events
+    with the same inputs; the answer is the same (frozen) Deadlines object."""
+    memo = _deadline_memo(defaults, calendar)
+    try:
+        key = memo.key(state, state_message)
+    except (KeyError, TypeError):  # a field the conditions read is missing, or unhashable
+        return _compute(state, defaults, calendar, state_message)
+    hit = memo.answers.get(key)
+    if hit is None:
+        hit = _compute(state, defaults, calendar, state_message)
+        if len(memo.answers) >= DEADLINE_MEMO_SIZE:
+            memo.answers.clear()  # bounded: cleared when full, like WorkCalendar.add's memo
+        memo.answers[key] = hit
+    return hit
+
+
+DEADLINE_MEMO_SIZE = 8_192  # Deadlines kept per (defaults, calendar): about 900 bytes each, 7 MB
+# the state's datetimes _compute returns as they are (so their zone is part of the key)
+_PASSED = ("platform_sign_by", "extension_until", "platform_reply_by")
+_READ = ("dispatched_at", "commitment_due")  # read by _compute besides _PASSED and the starts
+
+
+class _DeadlineMemo:
+    def __init__(
+        self, defaults: Mapping[str, Sequence[DeadlineDefault]], calendar: WorkCalendar
+    ) -> None:
+        self.defaults, self.calendar = defaults, calendar
+        starts: list[str] = []
+        fields: list[str] = []
+        for target in ("sign_by", "reply_by"):
+            entries = defaults.get(target, ())
+            starts += [e.start for e in entries]
+            fields += _memo(entries).reads
+        attrs = list(dict.fromkeys([*_READ, *starts]))
+        self._attrs: Callable[[TicketState], Any] = attrgetter(
+            *[a for a in attrs if a not in _PASSED]
+        )
+        self._passed = attrgetter(*_PASSED)
+        names = sorted(set(fields))
+        self._fields: Callable[[dict[str, Any]], Any] = (
+            itemgetter(*names) if names else (lambda message: ())
+        )
+        self._one_field = len(names) == 1  # itemgetter of one name gives the value, not a tuple
+        self.answers: dict[tuple[Any, ...], Deadlines] = {}
+
+    def key(self, state: TicketState, message: dict[str, Any]) -> tuple[Any, ...]:
+        values = self._fields(message)
+        if self._one_field:
+            values = (values,)
+        sign_by, until, reply_by = passed = self._passed(state)
+        return (
+            self._attrs(state),
+            passed,
+            sign_by and sign_by.tzinfo,  # datetimes are true; None stays None
+            until and until.tzinfo,
+            reply_by and reply_by.tzinfo,
+            values,
+            tuple(map(type, values)),  # True == 1 in Python, not in a condition
+        )
+
+
+_deadline_memos: dict[tuple[int, int], _DeadlineMemo] = {}
+
+
+def _deadline_memo(
+    defaults: Mapping[str, Sequence[DeadlineDefault]], calendar: WorkCalendar
+) -> _DeadlineMemo:
+    hit = _deadline_memos.get((id(defaults), id(calendar)))
+    if hit is not None and hit.defaults is defaults and hit.calendar is calendar:
+        return hit
+    if len(_deadline_memos) >= 8:  # a few policies at once (reloads, tests): keep it small
+        _deadline_memos.clear()
+    memo = _deadline_memos[(id(defaults), id(calendar))] = _DeadlineMemo(defaults, calendar)
+    return memo
+
+
+def _compute(
     state: TicketState,
     defaults: Mapping[str, Sequence[DeadlineDefault]],
     calendar: WorkCalendar,

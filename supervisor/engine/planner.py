@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.core.events import Event
-from supervisor.core.state import TicketState, apply
+from supervisor.core.state import TicketState, apply, initial_state
 from supervisor.engine import deadlines as dl
 from supervisor.engine.facts import event_fields, state_fields
 from supervisor.engine.policy import Policy
@@ -126,7 +126,11 @@ class _Static:
     """What plan() needs of a policy that does not change between calls: worked out once."""
 
     event_rules: tuple[tuple[Rule, str], ...]  # (rule, its match key)
-    rules: tuple[tuple[Rule, str, str], ...]  # every rule in order: (rule, match key, stop key)
+    event_keys: frozenset[str]  # the event rules' match keys
+    # the rules the after-fold pass can act on, in rule order: every state rule, and the event
+    # rules with a stop condition (rule, match key, stop key, event-triggered); the other
+    # event rules only open ladders in the fold
+    settled: tuple[tuple[Rule, str, str, bool], ...]
     known: frozenset[str]
     rules_by_id: dict[str, Rule]
     window_keys: tuple[str, ...]  # the messages' window counts, in message_for's order
@@ -140,9 +144,15 @@ def _static(policy: Policy) -> _Static:
     if hit is not None and hit[0] is policy:
         return hit[1]
     rules = policy.rules
+    event_rules = tuple((r, f"rule:{r.id}") for r in rules if r.event_triggered)
     st = _Static(
-        event_rules=tuple((r, f"rule:{r.id}") for r in rules if r.event_triggered),
-        rules=tuple((r, f"rule:{r.id}", f"stop:{r.id}") for r in rules),
+        event_rules=event_rules,
+        event_keys=frozenset(key for _, key in event_rules),
+        settled=tuple(
+            (r, f"rule:{r.id}", f"stop:{r.id}", r.event_triggered)
+            for r in rules
+            if not r.event_triggered or r.stop_when is not None
+        ),
         known=frozenset(r.id for r in rules),
         rules_by_id=policy.rules_by_id,
         window_keys=(
@@ -174,7 +184,7 @@ def plan(
     active ladder (after a rules edit) instead of only those of ladders opened now. With `start`
     (the stored state), `events` are only those that fold onto it, all later than its last one.
     """
-    ordered = sorted(events, key=lambda e: e.at)
+    ordered = sorted(events, key=_at) if len(events) > 1 else list(events)
     static = _static(policy)
     ladders = list(ladders)
     by_rule: dict[str, list[Ladder]] = {}
@@ -203,24 +213,29 @@ def plan(
     # (a late event changes the states after it); the last message also serves state rules.
     first_new = None  # None: every event is new; len(ordered): none is (a replan)
     if new_event_ids is not None:
-        first_new = next(
-            (i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered)
+        first_new = (
+            0
+            if ordered and ordered[0].id in new_event_ids  # the usual case: all of them are new
+            else next((i for i, ev in enumerate(ordered) if ev.id in new_event_ids), len(ordered))
         )
-    state = start or TicketState(ticket=ticket)
+    state = start or initial_state(ticket)
     msg: dict[str, Any] = {}
-    deadlines = dl.Deadlines()
+    deadlines = _NO_DEADLINES
     matched: set[str] = set()
     event_rules = static.event_rules
+    event_keys = static.event_keys
+    last_index = len(ordered) - 1
+    counts = windows or {}
     for i, ev in enumerate(ordered):
         state = apply(state, ev)
-        evaluate_here = i == len(ordered) - 1 or (
-            event_rules and (first_new is None or i >= first_new)
-        )
+        evaluate_here = i == last_index or (event_rules and (first_new is None or i >= first_new))
         if not evaluate_here:
             continue
-        msg, deadlines = message_for(state, ev, policy, (windows or {}).get(ev.id))
+        msg, deadlines = message_for(state, ev, policy, counts.get(ev.id))
         matched = policy.matcher.match(msg)
         if first_new is not None and i < first_new:
+            continue
+        if event_keys.isdisjoint(matched):  # the usual case: no event rule matches
             continue
         for rule, key in event_rules:
             if key not in matched:
@@ -233,16 +248,16 @@ def plan(
             open_ladder(rule, ev.at, ev.id)
 
     if not ordered:
-        return Plan(state, deadlines, (), (), (), policy.fingerprint)
+        return _plan(state, deadlines, (), (), (), policy.fingerprint)
 
     known = static.known
     for rule_id, lads in list(by_rule.items()):
         if rule_id not in known:  # a rules edit removed or disabled it
             for lad in [x for x in lads if x.status == ACTIVE]:
                 stop(lad, "rule removed")
-    for rule, key, stop_key in static.rules:
+    for rule, key, stop_key, event_triggered in static.settled:
         history = by_rule.get(rule.id)
-        if rule.event_triggered:
+        if event_triggered:
             if history and rule.stop_when is not None and stop_key in matched:
                 for lad in [x for x in history if x.status == ACTIVE]:
                     stop(lad, "stop condition holds")
@@ -287,16 +302,40 @@ def plan(
             and lad.rule in rules_by_id
         ]
     )
+    # a ladder opened and stopped in the same plan (several events at once) needs no timers
     timers = [
         t
         for lad in timer_ladders
+        if (lad.rule, lad.cycle) not in stopped_keys
         for t in step_times(rules_by_id[lad.rule], lad.anchor_at, policy, ticket, lad.cycle)
     ]
-    # a ladder opened and stopped in the same plan (several events at once) needs no timers
-    timers = [t for t in timers if (t.rule, t.cycle) not in stopped_keys]
-    return Plan(
+    return _plan(
         state, deadlines, tuple(opened), tuple(stopped), tuple(timers), policy.fingerprint
     )
+
+
+_NO_DEADLINES = dl.Deadlines()  # frozen: one instance serves every plan without a message
+
+
+def _plan(
+    state: TicketState,
+    deadlines: dl.Deadlines,
+    opened: tuple[Ladder, ...],
+    stopped: tuple[Ladder, ...],
+    timers: tuple[TimerSpec, ...],
+    policy: str,
+) -> Plan:
+    """Plan(...), built as `ladder` builds a Ladder (one per planned ticket)."""
+    p = _new(Plan)
+    p.__dict__.update(
+        state=state, deadlines=deadlines, opened=opened, stopped=stopped, timers=timers,
+        policy=policy,
+    )  # fmt: skip
+    return p
+
+
+def _at(event: Event) -> datetime:
+    return event.at
 
 
 def _anchor(name: str, state: TicketState, deadlines: dl.Deadlines) -> datetime | None:

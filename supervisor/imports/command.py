@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
@@ -37,11 +38,19 @@ BATCH_ROWS = 1000
 CHECK_ROWS = 5000
 PROBE_ROWS = 200
 # Batches stored at once: while one waits on PostgreSQL, the next is read, mapped and planned.
+# A batch starts once the one before holds its locks and plans (or is done), so counts that look
+# at other tickets (repeat callers, same matter) see every earlier row of the file, as when the
+# batches are stored one by one.
 IN_FLIGHT = 2
 # A batch refused because the database is busy (its lock table full: SQLSTATE 53200, a deadlock
 # or a serialization failure: class 40) rolled back whole; it is tried again after these pauses
 # (seconds), then the import stops with DatabaseBusy (what is stored stays; run it again).
 BUSY_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+# The collector's young-generation threshold while importing (Python's default: 700), as the daemon
+# runs with (server/daemon.py): a 1,000-row batch allocates a few hundred thousand short-lived
+# containers that reference counting frees; at 700 the collector ran thousands of times per
+# import, a quarter of its CPU, its full passes over a heap that grows with the matter cache.
+GC_GEN0_THRESHOLD = 20_000
 
 
 class DatabaseBusy(Exception):
@@ -221,6 +230,35 @@ async def import_file(
     name: str | None = None,
 ) -> Summary:
     """Import one export. `sup` is a supervisor.application.Supervisor on a PgStore."""
+    with _fewer_collections():
+        return await _import_file(sup, path, mapping, dry_run, strict, data, name)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The collector's young generation at GC_GEN0_THRESHOLD at least, for the import's
+    duration (the threshold is the process's: a daemon's, already as high, stays)."""
+    before = gc.get_threshold()
+    if before[0] >= GC_GEN0_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(GC_GEN0_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        if gc.get_threshold()[0] == GC_GEN0_THRESHOLD:  # unless someone changed it meanwhile
+            gc.set_threshold(*before)
+
+
+async def _import_file(
+    sup: Any,
+    path: Path | str,
+    mapping: Mapping,
+    dry_run: bool,
+    strict: bool,
+    data: bytes | None,
+    name: str | None,
+) -> Summary:
     name = name or str(path)
     summary = Summary(file=name)
     units = set(sup.runtime.directory.model.units)
@@ -243,7 +281,7 @@ async def import_file(
         summary = Summary(file=name)
     key = sup.runtime.caller_key
 
-    async def store(b: _Batch) -> None:
+    async def store(b: _Batch, planning: asyncio.Event) -> None:
         # what is stored already is not sent through the rules again (a re-import is cheap);
         # the ingest still refuses anything stored meanwhile as a duplicate
         known = await _known_of(pool, b)
@@ -253,16 +291,24 @@ async def import_file(
             # Supervisor.ingest's own validation (parse, then redact the caller), with the parse
             # row_events already did: each event is parsed once
             batch = [redact(e, key) for e in fresh]
-            out = await _patient(lambda: sup.ingest_events(batch))
+            out = await _patient(
+                lambda: sup.ingest_events(batch, planning=planning.set, retry=_patient)
+            )
             summary.events_new += len(out.accepted)
             summary.events_known += len(out.duplicates)
 
     pending: set[asyncio.Task[None]] = set()
+    last: tuple[asyncio.Task[None], asyncio.Event] | None = None
     try:
         async with contextlib.aclosing(_batches(rows(), mapping, name, summary, pool)) as batches:
             async for b in batches:
                 summary.unknown_units |= (_units(b.raw) | b.units) - units
-                pending.add(asyncio.create_task(store(b)))
+                if last is not None:
+                    await _planning_or_done(*last)
+                planning = asyncio.Event()
+                task = asyncio.create_task(store(b, planning))
+                last = (task, planning)
+                pending.add(task)
                 if len(pending) >= IN_FLIGHT:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
@@ -275,6 +321,18 @@ async def import_file(
             task.cancel()
     summary.stored = True
     return summary
+
+
+async def _planning_or_done(task: asyncio.Task[None], planning: asyncio.Event) -> None:
+    """Until the batch plans (its locks are held: a later batch about the same callers or
+    matters waits for it to commit) or is done (with nothing to plan, or failed)."""
+    if task.done() or planning.is_set():
+        return
+    waiter = asyncio.create_task(planning.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 def _units(batch: list[dict[str, Any]]) -> set[str]:

@@ -82,6 +82,7 @@ class MemoMatcher:
         self._get_plain = _getter(self._plain)
         self._get_numeric = _getter(list(self._numeric))
         self._bounds = list(self._numeric.values())
+        self.reads: tuple[str, ...] = (*self._plain, *self._numeric)  # every field a key reads
         self._memo: dict[tuple[Any, ...], frozenset[str]] = {}
         self.hits = 0
         self.misses = 0

@@ -78,19 +78,9 @@ class EmbeddedPostgres:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=_loads, schema="pg_catalog")
+    from supervisor.storage.jsoncodec import dumps, loads  # once per connection, not per value
 
-
-def _dumps(value: Any) -> str:
-    from supervisor.storage.jsoncodec import dumps
-
-    return dumps(value)
-
-
-def _loads(text: str) -> Any:
-    from supervisor.storage.jsoncodec import loads
-
-    return loads(text)
+    await conn.set_type_codec("jsonb", encoder=dumps, decoder=loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

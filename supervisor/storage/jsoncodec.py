@@ -12,10 +12,14 @@ store writes holds floats (states and event data are validated text, booleans an
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
+from supervisor.core.clock import SHANGHAI
 from supervisor.core.state import TicketState
 
 # what json.dumps refuses, orjson must refuse too (then json.dumps raises its own error)
@@ -72,3 +76,63 @@ def has_float(value: Any) -> bool:
             if (tx is dict or tx is list) and x:
                 stack.append(x)
     return False
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(TicketState))
+_DATETIME_FIELDS = tuple(f.name for f in fields(TicketState) if f.type == "datetime | None")
+_TUPLE_FIELDS = tuple(f.name for f in fields(TicketState) if f.type.startswith("tuple["))
+_OTHER_FIELDS = tuple(n for n in _STATE_FIELDS if n not in _DATETIME_FIELDS + _TUPLE_FIELDS)
+_datetimes = itemgetter(*_DATETIME_FIELDS)
+_tuples = itemgetter(*_TUPLE_FIELDS)
+_others = itemgetter(*_OTHER_FIELDS)
+_PLAIN = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
+# what `fromisoformat` gives for "+08:00": Shanghai's offset at every instant from 1992 on
+_CST = timezone(timedelta(hours=8))
+
+
+def read_back(state: TicketState) -> TicketState | None:
+    """What `TicketState.from_json(loads(state_text(state)))` gives, without the text: the
+    datetimes in Shanghai time at the fixed offset `fromisoformat` gives (fold 0), the tuple
+    fields as tuples of text (the state itself when it is so already, as usual). None for a
+    state holding anything else (a float, a list, a type JSON does not keep): the caller's
+    cache does not hold it, it is read back from the table as before."""
+    d = state.__dict__
+    if len(d) != len(_STATE_FIELDS):
+        return None  # an attribute of no field: from_json would not keep it
+    try:
+        others, times, tuples = _others(d), _datetimes(d), _tuples(d)
+    except KeyError:
+        return None
+    if not _PLAIN.issuperset(map(type, others)):
+        return None
+    for tup in tuples:
+        if type(tup) is not tuple or not _STR.issuperset(map(type, tup)):
+            return None
+    moved: dict[str, datetime] = {}
+    for name, v in zip(_DATETIME_FIELDS, times, strict=True):
+        if v is None:
+            continue
+        if type(v) is not datetime:
+            return None
+        tz = v.tzinfo
+        if (
+            type(tz) is timezone
+            and tz == _CST
+            and v.fold == 0
+            and v.year >= 1992
+            and tz.tzname(None) == "UTC+08:00"
+        ):
+            continue  # as read back already
+        if tz is None:
+            return None
+        local = v.astimezone(SHANGHAI)
+        offset = local.utcoffset()
+        assert offset is not None
+        moved[name] = local.replace(tzinfo=timezone(offset), fold=0)
+    if not moved:
+        return state
+    new = object.__new__(TicketState)
+    new.__dict__.update(d)
+    new.__dict__.update(moved)
+    return new

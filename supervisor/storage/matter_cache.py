@@ -16,6 +16,14 @@ wholly inside what it holds; otherwise the key is read from the table again (a b
 from long ago, a busy key trimmed). Rows the window has left behind (created before the asking
 batch's window) are dropped. Bounded: at most MAX_ROWS rows, least recently used keys go.
 
+A key's rows are also kept grouped as same-matter matching groups them (core.matter's `build`),
+made when a batch first matches against the key and then kept in step with the rows (what is
+added, what is dropped), so a batch does not regroup its keys' candidates (about 90 per grid on a
+city's stream, every grid touched by every batch). A batch is handed the group only when the
+cache's answer is every row it holds up to the batch's last ticket (rows after that are no
+window's); match_batch copies what its own tickets join, so a batch that rolls back leaves the
+group as it was, and its rows, once committed, come back with the next catch-up like any other.
+
 Not seen: rows deleted while the daemon runs (only the offline demo-data tool deletes any).
 """
 
@@ -28,7 +36,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from supervisor.core.matter import Candidate, MatterKey
+from supervisor.core.matter import Built, Candidate, MatterKey, build
 from supervisor.storage import queries as q
 
 MAX_ROWS = 200_000
@@ -41,11 +49,13 @@ def _order(c: Candidate) -> tuple[datetime, str]:
 
 
 class _Entry:
-    __slots__ = ("floor", "ceiling", "rows", "ats", "tickets", "since")
+    __slots__ = ("kind", "floor", "ceiling", "rows", "ats", "tickets", "since", "built")
 
     def __init__(
-        self, floor: datetime, ceiling: datetime, rows: Iterable[Candidate], since: str
+        self, kind: str, floor: datetime, ceiling: datetime, rows: Iterable[Candidate], since: str
     ) -> None:
+        self.kind = kind
+        self.built: Built | None = None  # the rows grouped (core.matter's build), once asked
         self.since = since  # xid8 (text): rows of transactions from this one on are read again
         self.floor = floor
         self.ceiling = ceiling
@@ -60,7 +70,23 @@ class _Entry:
         self.rows.insert(i, c)
         self.ats.insert(i, c.at)
         self.tickets.add(c.ticket)
+        if self.built is not None:
+            self.built.add(c)
         return True
+
+    def grouped(self) -> Built:
+        if self.built is None:
+            self.built = build(self.kind, self.rows)
+        return self.built
+
+    def _forget(self, drop: int) -> None:
+        """Drop the `drop` oldest rows (every row created up to some time, ties together)."""
+        gone = self.rows[:drop]
+        for c in gone:
+            self.tickets.discard(c.ticket)
+        if self.built is not None:
+            self.built.forget(gone)
+        del self.rows[:drop], self.ats[:drop]
 
     def answer(self, lo: datetime, hi: datetime, limit: int) -> list[Candidate] | None:
         """The most recent `limit` rows created in (lo, hi], or None when they may lie outside."""
@@ -80,9 +106,7 @@ class _Entry:
         if lo <= self.floor:
             return 0
         drop = bisect_right(self.ats, lo)
-        for c in self.rows[:drop]:
-            self.tickets.discard(c.ticket)
-        del self.rows[:drop], self.ats[:drop]
+        self._forget(drop)
         self.floor = lo
         return drop
 
@@ -94,9 +118,7 @@ class _Entry:
         self.floor = self.ats[drop - 1]
         while drop < len(self.rows) and self.ats[drop] <= self.floor:  # ties go together
             drop += 1
-        for c in self.rows[:drop]:
-            self.tickets.discard(c.ticket)
-        del self.rows[:drop], self.ats[:drop]
+        self._forget(drop)
         return drop
 
 
@@ -121,12 +143,28 @@ class MatterCache:
     ) -> dict[MatterKey, list[Candidate]]:
         """What pg_matter.lookup returns, from memory where it can. Call with the keys' advisory
         locks held, inside the transaction."""
+        found, _ = await self.lookup_grouped(conn, keys, lo, hi, limit, grouped=False)
+        return found
+
+    async def lookup_grouped(
+        self,
+        conn: asyncpg.Connection,
+        keys: Iterable[MatterKey],
+        lo: datetime,
+        hi: datetime,
+        limit: int,
+        grouped: bool = True,
+    ) -> tuple[dict[MatterKey, list[Candidate]], dict[MatterKey, tuple[Built, set[str]]]]:
+        """`lookup`'s answer in two parts: keys whose answer is every row held up to `hi` come
+        grouped (core.matter's `built`: not to be changed), with their tickets; the others as
+        rows (what `lookup` gives)."""
         from supervisor.storage.pg_matter import lookup
 
         keys = sorted(set(keys), key=lambda k: (k.kind, k.key))
         self.limit = limit
         xmin = await self._catch_up(conn, [k for k in keys if k in self.entries])
         out: dict[MatterKey, list[Candidate]] = {}
+        built: dict[MatterKey, tuple[Built, set[str]]] = {}
         missing = []
         for k in keys:
             e = self.entries.get(k)
@@ -137,7 +175,9 @@ class MatterCache:
                 self.hits += 1
                 self.entries.move_to_end(k)
                 self.rows -= e.forget_until(lo)  # what the window has left behind
-                if got:
+                if grouped and got and len(got) == bisect_right(e.ats, hi):
+                    built[k] = (e.grouped(), e.tickets)  # every row held up to hi
+                elif got:
                     out[k] = got
         if missing:
             self.loads += len(missing)
@@ -145,7 +185,7 @@ class MatterCache:
             for k in missing:
                 rows = loaded.get(k, [])
                 floor = lo if len(rows) < limit else min(c.at for c in rows)
-                e = _Entry(floor, hi + _CEILING, rows, xmin)
+                e = _Entry(k.kind, floor, hi + _CEILING, rows, xmin)
                 got = e.answer(lo, hi, limit)
                 if got is None:  # later rows fill the limit (events from long ago): not kept
                     self._drop(k)
@@ -155,7 +195,7 @@ class MatterCache:
                     self._put(k, e)
                 if got:
                     out[k] = got
-        return out
+        return out, built
 
     async def _catch_up(self, conn: asyncpg.Connection, held: list[MatterKey]) -> str:
         """Read, for the held keys, the rows written since each last read; returns the oldest

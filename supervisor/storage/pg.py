@@ -4,6 +4,7 @@ SQL is in queries.py; the decisions come from the core (see base.py)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
-from supervisor.storage.jsoncodec import dumps, state_text
+from supervisor.storage.jsoncodec import dumps, read_back, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
@@ -62,6 +63,48 @@ async def _repeat_counts(
             in_batch = {o.ticket for o in group if o.ticket != e.ticket and lo < o.at <= e.at}
             counts[e.id][key] = 1 + stored.get(e.id, 0) + len(in_batch)
     return counts
+
+
+class StateCache:
+    """The ticket states this process wrote, each with the id (xid8) of the transaction that
+    wrote it, most recently used last. A batch asks the table for a held ticket's state only if
+    another transaction wrote the row since (its xmin differs): another daemon, a replan, a
+    rolled-back write here never counts. Held as `jsoncodec.read_back` gives them, so a batch
+    folds onto exactly what reading the row would give. At most `limit` tickets (about 3 KB
+    each)."""
+
+    # an xmin is 32 bits: a held version is compared only while fewer transactions than that
+    # have begun since, so that no later writer can carry the same number
+    SPAN = 1 << 31
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._held: OrderedDict[str, tuple[int, TicketState]] = OrderedDict()
+
+    def lookup(self, tickets: Sequence[str], xid: int) -> dict[str, tuple[int, TicketState]]:
+        """The held (xid, state) of `tickets` still comparable in transaction `xid`."""
+        held = self._held
+        out = {}
+        for t in tickets:
+            entry = held.get(t)
+            if entry is not None and xid - entry[0] < self.SPAN:
+                out[t] = entry
+        return out
+
+    def store(self, states: Sequence[TicketState], xid: int) -> None:
+        """States transaction `xid` wrote and committed."""
+        held = self._held
+        for state in states:
+            back = read_back(state)
+            if back is None:
+                held.pop(state.ticket, None)
+                continue
+            old = held.get(state.ticket)
+            if old is None or old[0] < xid:
+                held[state.ticket] = (xid, back)
+                held.move_to_end(state.ticket)
+        while len(held) > self.limit:
+            held.popitem(last=False)
 
 
 # From this many events a batch is staged with COPY (imports); below, one INSERT of arrays.
@@ -104,6 +147,7 @@ class PgStore(PgMatter, PgReads):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.matter_cache = MatterCache()
+        self.states = StateCache()
 
     async def ingest(
         self,
@@ -125,8 +169,13 @@ class PgStore(PgMatter, PgReads):
         tickets = sorted({e.ticket for e in batch})
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q.LOCK_TICKETS, tickets)
+            xid = await conn.fetchval(q.CURRENT_XID)
+            held = self.states.lookup(tickets, xid)
+            versions = [held[t][0] & 0xFFFFFFFF if t in held else None for t in tickets]
+            # the row's state, or None where this process holds what the row has (`held`)
             stored = {
-                r["ticket"]: r["state"] for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets)
+                r["ticket"]: r["state"]
+                for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets, versions)
             }
             new_ids = await _insert_events(conn, batch)
             outcome.accepted = [e.id for e in batch if e.id in new_ids]
@@ -145,8 +194,15 @@ class PgStore(PgMatter, PgReads):
             starts: dict[str, TicketState | None] = {}
             refold: list[str] = []
             for t in changed:
-                state = stored.get(t) or {}
-                start = TicketState.from_json(state) if state.get("event_count") else None
+                state = stored.get(t)
+                if state is None and t in stored:  # the row has what this process holds
+                    start: TicketState | None = held[t][1]
+                elif state and state.get("event_count"):
+                    start = TicketState.from_json(state)
+                else:
+                    start = None
+                if start is not None and not start.event_count:
+                    start = None
                 if start is None:
                     starts[t] = None
                 elif (
@@ -197,6 +253,8 @@ class PgStore(PgMatter, PgReads):
             }
             await self._apply(conn, plans, stored)
             outcome.plans = plans
+        # committed: the states this transaction wrote are what the rows hold, until changed
+        self.states.store([p.state for p in plans.values()], xid)
         return outcome
 
     async def _apply(

@@ -50,7 +50,8 @@ async def match_created(
 ) -> dict[str, dict[str, int]]:
     """For the new `created` events: the same-matter counts per event id, and their keys stored.
     Three statements per batch: lock the keys, look them up (in `cache`, which reads only what
-    was written since it last asked), store the new rows (core.matter's `match_batch` matches in
+    was written since it last asked, and which keeps its keys' candidates grouped for matching
+    across batches), store the new rows (core.matter's `match_batch` matches in
     between, in time order)."""
     created = [NewTicket(e.id, e.ticket, e.at, e.data) for e in events if e.type == "created"]
     keys = {k for e in created for k in spec.keys(e.data)}
@@ -60,12 +61,11 @@ async def match_created(
     lo = min(e.at for e in created) - spec.horizon
     hi = max(e.at for e in created)
     limit = spec.config.max_candidates
-    found = (
-        await cache.lookup(conn, keys, lo, hi, limit)
-        if cache is not None
-        else await lookup(conn, keys, lo, hi, limit)
-    )
-    out, rows = match_batch(spec, created, found)
+    if cache is not None:  # keys the cache holds grouped come as they are (`built`)
+        found, built = await cache.lookup_grouped(conn, keys, lo, hi, limit)
+    else:
+        found, built = await lookup(conn, keys, lo, hi, limit), {}
+    out, rows = match_batch(spec, created, found, built)
     if rows:
         await conn.execute(
             q.MATTER_INSERT,

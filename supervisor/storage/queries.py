@@ -13,9 +13,16 @@ runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 LOCK_TICKETS = """
 SELECT pg_advisory_xact_lock(7347, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
 """
-SELECT_FOR_UPDATE = (
-    "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[]) ORDER BY ticket FOR UPDATE"
-)
+# $2: per ticket, the id (the low 32 bits of its xid8) of the transaction whose state this process
+# holds (pg.StateCache), or NULL. A row that transaction wrote last (its xmin) comes without its
+# state (NULL: the process has it); any other comes with it.
+SELECT_FOR_UPDATE = """
+SELECT t.ticket, CASE WHEN t.xmin::text::bigint = k.xmin THEN NULL ELSE t.state END AS state
+FROM unnest($1::text[], $2::bigint[]) AS k(ticket, xmin) JOIN tickets t ON t.ticket = k.ticket
+ORDER BY t.ticket FOR UPDATE OF t
+"""
+# This transaction's id (assigned now if it has none yet): the version of the states it writes.
+CURRENT_XID = "SELECT pg_current_xact_id()::text::bigint"
 INSERT_EVENTS = """
 INSERT INTO events (id, ticket, type, at, data)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]::jsonb[])

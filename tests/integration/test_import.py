@@ -380,3 +380,38 @@ async def test_a_reimport_counts_known_rows_unchecked_and_still_names_the_bad_on
     calls.clear()
     out = await import_file(sup, mixed, MAPPING)
     assert (out.rows_read, out.events_new, out.events_known, calls) == (2, 1, 3, [2, 3])
+
+
+async def test_batches_in_flight_count_other_tickets_as_one_at_a_time(pool, tmp_path, monkeypatch):
+    """Two batches stored at once: the later starts once the earlier plans, so repeat callers and
+    same matter count every earlier row of the file, as one batch at a time does (before, the
+    later batch could take its locks first and neither counted the other)."""
+    from datetime import timedelta
+
+    from supervisor.imports import command
+
+    first = tickets()[0]
+    rows = [
+        {**first, "no": f"{i:03d}", **{k: first[k] + timedelta(hours=2 * i) for k in
+           ("created", "dispatched", "signed", "sign_by", "reply_by", "replied", "visited", "closed")}}
+        for i in range(12)
+    ]  # fmt: skip
+    monkeypatch.setattr(command, "BATCH_ROWS", 1)
+    got = {}
+    for prefix, in_flight, n in (("BS", 1, 1), ("BT", 2, 2)):
+        monkeypatch.setattr(command, "IN_FLIGHT", in_flight)
+        sup = Supervisor(PgStore(pool), runtime(), VirtualClock(sh(2026, 11, 30, 12)))
+        path = tmp_path / f"{prefix}.xlsx"
+        own = [{**r, "caller": f"138123456{n}{i % 5}", "address": f"幸福路8{n}号"}
+               for i, r in enumerate(rows)]  # fmt: skip
+        write_export(path, prefix, own)
+        assert (await import_file(sup, path, MAPPING)).events_new > 0
+        async with pool.acquire() as conn:
+            got[prefix] = sorted(
+                (r["ticket"][2:], r["rule"], r["cycle"], r["anchor_at"], r["status"])
+                for r in await conn.fetch(
+                    "SELECT * FROM ladders WHERE ticket LIKE $1", prefix + "%"
+                )
+            )
+    assert got["BT"] == got["BS"]
+    assert {r[1] for r in got["BS"]} >= {"repeat-caller", "same-matter", "group-complaint"}

@@ -67,3 +67,38 @@ async def test_a_database_that_stays_busy_stops_the_import_clearly(
     assert await _events(pool) == 0  # the refused batches rolled back whole
     again = await import_file(sup, path, MAPPING)  # run again: everything stored, once
     assert (again.events_new, again.events_known) == (13, 0) and await _events(pool) == 13
+
+
+async def _reviewed(pool, prefix: str) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'reviewed' AND ticket LIKE $1", prefix + "%"
+        )
+
+
+async def test_a_review_step_refused_after_its_batch_committed_is_tried_again(
+    pool, tmp_path, monkeypatch
+):
+    """The reviews' `reviewed` events are stored after their batch commits: refused then, that
+    step alone is tried again (retrying the whole batch would find its events stored and its
+    reviews gone)."""
+    monkeypatch.setattr(command, "BUSY_RETRY_S", (0.05, 0.05))
+    for prefix, refuse in (("BV", False), ("BU", True)):
+        store = PgStore(pool)
+        refused = []
+        ingest = store.ingest
+
+        async def flaky(events, *a, _ingest=ingest, _refuse=refuse, _refused=refused, **kw):
+            if _refuse and not _refused and events and events[0].type == "reviewed":
+                _refused.append(1)
+                raise asyncpg.exceptions.InsufficientResourcesError("out of shared memory")
+            return await _ingest(events, *a, **kw)
+
+        monkeypatch.setattr(store, "ingest", flaky)
+        sup = Supervisor(store, runtime(), VirtualClock(sh(2026, 11, 30, 12)))
+        path = tmp_path / f"{prefix}.xlsx"
+        write_export(path, prefix)
+        summary = await import_file(sup, path, MAPPING)
+        assert summary.stored and (summary.events_new, summary.events_known) == (13, 0)
+        assert refused == ([1] if refuse else [])
+    assert await _reviewed(pool, "BU") == await _reviewed(pool, "BV") > 0

@@ -21,7 +21,9 @@ async def _insert(conn, rows) -> None:
     await conn.execute(
         q.MATTER_INSERT,
         [k.kind for k, _, _ in rows], [k.key for k, _, _ in rows], [t for _, t, _ in rows],
-        [at for _, _, at in rows], [None] * len(rows), [None] * len(rows), [None] * len(rows),
+        [at for _, _, at in rows], [None] * len(rows), [None] * len(rows),
+        # a grid's rows have a summary (core.matter.keys_for): a few, so a grid has several runs
+        [f"摘要{int(t[1:]) % 3}" if k.kind == "grid" else None for k, t, _ in rows],
     )  # fmt: skip
 
 
@@ -70,3 +72,50 @@ async def test_two_caches_agree_with_the_table_on_random_interleavings(pool):
             assert _names(got) == _names(want), (step, lo, hi, limit)
     assert caches[0].rows <= 60
     assert caches[1].hits > 0 and caches[1].loads > 0
+
+
+def _grouped_names(built, hi) -> dict:
+    out = {}
+    for k, (grouped, _) in built.items():
+        runs = grouped.runs.values() if hasattr(grouped, "runs") else [grouped]
+        pairs = (p for r in runs for p in zip(r.ats, r.tickets, strict=True))
+        names = sorted(t for a, t in pairs if a <= hi)  # every one > lo
+        if names:
+            out[k] = names
+    return out
+
+
+async def test_grouped_candidates_follow_the_table_on_random_interleavings(pool):
+    """The grouped candidates a cache keeps across batches (`lookup_grouped`) hold what the
+    table holds, as commits from other connections arrive out of order, rows are added, the
+    window moves on and back, and the cache evicts."""
+    rnd = random.Random(23)
+    caches = [MatterCache(max_rows=40), MatterCache()]
+    n = 0
+    grouped_seen = 0
+    async with pool.acquire() as w, pool.acquire() as x, pool.acquire() as r:
+        for step in range(80):
+            late = x.transaction()  # a writer whose commit comes after the next read
+            await late.start()
+            for conn in (w, x):
+                rows = []
+                for _ in range(rnd.randint(0, 4)):
+                    n += 1
+                    at = T0 + timedelta(hours=step * 6 + rnd.randint(-24 * 3, 24))
+                    rows.append((rnd.choice(KEYS), f"T{n:04d}", at))
+                if rows:
+                    await _insert(conn, rows)
+            hi = T0 + timedelta(hours=step * 6 + rnd.choice([0, 0, 0, -24 * 20]))
+            lo = hi - timedelta(days=rnd.choice([7, 30]))
+            limit = rnd.choice([8, 500, 500])
+            keys = rnd.sample(KEYS, rnd.randint(1, len(KEYS)))
+            cache = caches[step % 2]
+            async with r.transaction():
+                found, built = await cache.lookup_grouped(r, keys, lo, hi, limit)
+                want = await lookup(r, keys, lo, hi, limit)
+            await late.commit()
+            got = _names(found) | _grouped_names(built, hi)
+            assert got == _names(want), (step, lo, hi, limit)
+            assert not set(_names(found)) & set(built)
+            grouped_seen += len(built)
+    assert grouped_seen > 20

@@ -190,3 +190,81 @@ def test_a_busy_key_is_compared_with_its_most_recent_tickets_only():
     fields, rows = match_batch(spec, [new_ticket(99, 2, "幸福路12号", None, "c99")], found)
     assert fields["e99"]["same_matter__43200m"] == 11
     assert [(k.kind, c.ticket) for k, c in rows] == [("address", "T99")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 200),
+            st.sampled_from(ADDRESSES),
+            st.sampled_from(SUMMARIES),
+            st.sampled_from(["c1", "c2", "c3", None]),
+            st.integers(0, 30),  # the ticket: a few are created twice
+        ),
+        max_size=30,
+    ),
+    st.lists(st.integers(0, 30), max_size=3),
+    st.randoms(use_true_random=False),
+)
+def test_candidates_kept_grouped_across_batches_count_as_rows_do(rows, cuts, rnd):
+    """A store keeping each key's candidates grouped (`build`, then `add` what is stored and
+    `forget` what the window leaves, as storage/matter_cache.py does) and handing them in as
+    `built` gets what handing the rows in gives, for batches in any order, tickets created
+    twice, and rows created after a batch's last ticket; match_batch leaves them unchanged."""
+    from supervisor.core.matter import build
+
+    news = [
+        NewTicket(f"e{i}", f"T{r[4]}", at(1) + timedelta(hours=r[0] * 7), {
+            "grid": "G01", "caller_hash": r[3],
+            **({"address": r[1]} if r[1] else {}), **({"summary": r[2]} if r[2] else {}),
+        })
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
+    edges = sorted({0, len(news), *(min(c, len(news)) for c in cuts)})
+    parts = [news[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    rnd.shuffle(parts)
+    index: dict[MatterKey, list[Candidate]] = {}
+    kept: dict[MatterKey, tuple[object, set[str], datetime]] = {}  # grouped, tickets, floor
+    for part in parts:
+        if not part:
+            continue
+        lo = min(n.at for n in part) - SPEC.horizon
+        hi = max(n.at for n in part)
+        found = {k: [c for c in cs if lo < c.at <= hi] for k, cs in index.items()}
+        want, stored = match_batch(SPEC, part, {k: v for k, v in found.items() if v})
+        as_rows: dict[MatterKey, list[Candidate]] = {}
+        built = {}
+        for k, cs in index.items():
+            if k in kept and kept[k][2] > lo:  # forgotten what this batch needs: regroup
+                del kept[k]
+            if k not in kept or rnd.random() < 0.3:  # some keys come as rows
+                if found[k]:
+                    as_rows[k] = found[k]
+                continue
+            grouped, tickets, floor = kept[k]
+            gone = sorted((c for c in cs if floor < c.at <= lo), key=lambda c: c.at)
+            grouped.forget(gone)  # type: ignore[attr-defined]
+            tickets.difference_update(c.ticket for c in gone)
+            kept[k] = (grouped, tickets, max(floor, lo))
+            built[k] = (grouped, tickets)
+        before = {k: _shape(g) for k, (g, _) in built.items()}
+        got, stored2 = match_batch(SPEC, part, as_rows, built)  # type: ignore[arg-type]
+        assert got == want
+        assert stored2 == stored
+        assert {k: _shape(g) for k, (g, _) in built.items()} == before
+        for k, c in stored:  # committed: the store keeps the rows, and the groups follow
+            index.setdefault(k, []).append(c)
+            if k in kept:
+                kept[k][0].add(c)  # type: ignore[attr-defined]
+                kept[k][1].add(c.ticket)
+        for k, cs in index.items():
+            if k not in kept:
+                floor = at(1) - timedelta(days=400)
+                kept[k] = (build(k.kind, cs), {c.ticket for c in cs}, floor)
+
+
+def _shape(grouped) -> object:
+    runs = grouped.runs if hasattr(grouped, "runs") else {"": grouped}
+    names = sorted(getattr(grouped, "names", [""]))
+    return names, {n: (r.ats[:], sorted(r.tickets), sorted(r.who)) for n, r in runs.items()}

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.core.state import TicketState
+from supervisor.core.state import TicketState, initial_state
 from supervisor.core.workcal import WorkCalendar
 from supervisor.engine import deadlines as dl
-from supervisor.engine.planner import Ladder, TimerSpec, _timer, ladder
+from supervisor.engine.planner import Ladder, Plan, TimerSpec, _plan, _timer, ladder
 
 MOMENTS = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 12, 1)).map(
     lambda d: d.replace(tzinfo=UTC)
@@ -44,6 +44,20 @@ def test_deadlines(dispatched, platform_sign, platform_reply, extension):
     )  # fmt: skip
     got = dl.compute(state, {}, WorkCalendar(), {})
     _same(got, dl.Deadlines(**{f.name: getattr(got, f.name) for f in fields(dl.Deadlines)}))
+
+
+@given(TEXT)
+def test_initial_state(ticket):
+    _same(initial_state(ticket), TicketState(ticket=ticket))
+
+
+@given(TEXT, st.lists(MOMENTS, max_size=3), TEXT)
+def test_plan(ticket, dues, fingerprint):
+    state = TicketState(ticket=ticket)
+    lads = tuple(Ladder(ticket, "r", i, at) for i, at in enumerate(dues))
+    timers = tuple(TimerSpec(ticket, "r", i, 0, 0, at) for i, at in enumerate(dues))
+    args = (state, dl.Deadlines(), lads, lads[:1], timers, fingerprint)
+    _same(_plan(*args), Plan(*args))
 
 
 def test_parsed_event_is_the_dataclass():

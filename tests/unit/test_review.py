@@ -159,3 +159,35 @@ def test_a_reply_sent_back_is_no_reply_until_passed():
                                                   of="T-4", decision="accept", note="已电话核实"))])  # fmt: skip
     assert accepted.status == "replied" and accepted.replied_at == sh(2026, 11, 25, 15)
     assert accepted.review_outcome == "passed" and accepted.review_note == "已电话核实"
+
+
+def test_the_recent_replies_offered_for_comparison_decide_as_all_of_them_would():
+    """Reviewer.others leaves out what cannot reach the threshold (lengths too far apart, texts
+    the check does not compare, events it skips): the near-identical finding is the same as
+    against every remembered reply of other tickets."""
+    import random
+
+    from supervisor.reviewing import Reviewer
+
+    rnd = random.Random(7)
+    base = "经现场核实，该路段路灯线路老化已更换，已电话告知诉求人，诉求人表示满意。"
+    cfg = ReviewConfig((
+        Check("same", "near_identical", "答复雷同", "针对本诉求答复", similarity=90,
+              events=("replied",)),
+        Check("same2", "near_identical", "答复雷同", "针对本诉求答复", similarity=70,
+              events=("returned",)),
+    ))  # fmt: skip
+    reviewer = Reviewer()
+
+    def text() -> str:
+        cut = rnd.randint(0, len(base))
+        return base[:cut] + "".join(rnd.choice("已处理完毕。") for _ in range(rnd.randint(0, 12)))
+
+    for i in range(400):
+        t, ticket, event = text(), f"T{rnd.randint(0, 60)}", rnd.choice(["replied", "returned"])
+        every = [x for tk, x, _ in reviewer.recent.get("U", ()) if tk != ticket]
+        offered = reviewer.others("U", ticket, t, cfg, event)
+        assert set(offered) <= set(every)
+        want = review(subject(t, event=event, others=every), cfg)
+        assert review(subject(t, event=event, others=offered), cfg) == want, (i, t)
+        reviewer.remember("U", ticket, t.strip())

@@ -60,3 +60,21 @@ def test_timestamps_read_as_asia_shanghai_whatever_their_offset(stamp):
     at = datetime.fromisoformat(stamp)
     data = TicketState(ticket="T1", created_at=at).to_json()
     assert data["created_at"] == at.astimezone(SHANGHAI).isoformat()
+
+
+def test_the_fields_copy_is_in_field_order_however_a_state_was_made():
+    from dataclasses import replace
+
+    from supervisor.core.state import _FIELD_NAMES, _fields_of, initial_state
+
+    made = [*_states(), initial_state("T2"), TicketState.from_json({"ticket": "T3"})]
+    made += [TicketState.from_json(s.to_json()) for s in _states()]
+    made.append(replace(made[-1], status="closed"))
+    for state in made:
+        want = {name: getattr(state, name) for name in _FIELD_NAMES}
+        got = _fields_of(state)
+        assert list(got) == list(want) and got == want
+        assert got is not state.__dict__
+    odd = TicketState(ticket="T4")
+    object.__setattr__(odd, "extra", 1)  # not a field: left out, the order kept
+    assert list(_fields_of(odd)) == list(_FIELD_NAMES)
