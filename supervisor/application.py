@@ -212,11 +212,18 @@ class Supervisor:
             rule = rules.get(timer.rule)
             if rule is None or state is None or timer.step >= len(rule.steps):
                 return []
-            deadlines = known.get(state.ticket)
-            if deadlines is None:  # several steps of one ticket often fire together
-                deadlines = known[state.ticket] = dl.compute(
-                    state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
-                )
+
+            def deadlines() -> dl.Deadlines:
+                # only when the step's templates read a deadline (fire_step asks); once a ticket:
+                # several steps of one ticket often fire together
+                assert state is not None
+                found = known.get(state.ticket)
+                if found is None:
+                    found = known[state.ticket] = dl.compute(
+                        state, rt.policy.deadlines, rt.policy.calendar, state_fields(state)
+                    )
+                return found
+
             extra = None
             if rule.lists_matter and state.created_at is not None:
                 extra = matter_context(linked, state.created_at, rule.matter_window_m)

@@ -156,6 +156,8 @@ _TICKET_FIELDS: dict[str, _Getter] = {
     "review_kind": lambda s, d, dr: _REVIEW_KIND_ZH.get(s.review_kind or "", "答复"),
 }
 _ALWAYS = frozenset({"id", "unit_name"})
+# the keys read from the deadlines (the only ones; tests/unit/test_template_uses.py checks)
+DEADLINE_KEYS = frozenset({"commitment_due", "sign_by", "reply_by"})
 _GETTERS: dict[frozenset[str], tuple[tuple[str, _Getter], ...]] = {}  # per set of keys asked
 
 
@@ -251,7 +253,7 @@ def fire_step(
     cycle: int,
     anchor_at: datetime,
     state: TicketState,
-    deadlines: Deadlines,
+    deadlines: Deadlines | Callable[[], Deadlines],
     directory: Directory,
     templates: Templates,
     at: datetime,
@@ -261,9 +263,14 @@ def fire_step(
     """One message per role and person: each role of the step gets its own text under its own
     role. A role without contacts falls back to the supervisor with a note saying why; when the
     supervisor is also a recipient of the step, that is one message, recorded as the
-    supervisor's, carrying the note."""
+    supervisor's, carrying the note. `deadlines` may be a function computing them: it is called
+    only when the step's templates read a deadline of the ticket (or may read anything)."""
     # only what the template reads of the ticket (all of it when unsure)
-    ticket = ticket_context(state, deadlines, directory, templates.ticket_keys(step.template))
+    keys = templates.ticket_keys(step.template)
+    if not isinstance(deadlines, Deadlines):
+        # the deadlines feed only the ticket's context (ticket_context), and only these keys
+        deadlines = deadlines() if keys is None or not keys.isdisjoint(DEADLINE_KEYS) else _UNREAD
+    ticket = ticket_context(state, deadlines, directory, keys)
     urgent = state.urgent if step.urgent is None else step.urgent
     units: list[str | None]
     if step.units == "co_unsigned":
@@ -352,6 +359,8 @@ def fire_step(
 # the 15 fields through object.__setattr__): every field is given, in field order, so the object
 # is the same (eq, repr, asdict); tests/unit/test_notify.py compares them.
 _new = object.__new__
+# what ticket_context is given when it reads no deadline (ticket_keys said so): never read
+_UNREAD = Deadlines()
 
 
 def stand_in_note(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
+import orjson
 
 from supervisor.engine.firing import Notification
 from supervisor.storage import queries as q
@@ -45,6 +46,44 @@ def _json(params: Mapping[str, Any] | None) -> str | None:
     return None if params is None else dumps(params)
 
 
+def _outbox_rows(notes: Sequence[Notification], not_before: Sequence[datetime]) -> str | None:
+    """`notes` as INSERT_OUTBOX_ROWS_MARK_TIMERS reads them: one JSON array of rows, each
+    INSERT_OUTBOX's sixteen columns in order, the times as ISO text in UTC and params as a JSON
+    value (null for none). None when that could store anything other than what the arrays of
+    INSERT_OUTBOX store (a time without a zone; anything orjson would not write as `dumps`
+    does, whose params go through json.dumps; a NUL character, which PostgreSQL refuses in
+    either form): the caller then sends the arrays."""
+    times: dict[datetime, str] = {}  # a batch's notes share `at` and a few release times
+
+    def utc(when: datetime) -> str:
+        text = times.get(when)
+        if text is None:
+            if when.tzinfo is None or when.utcoffset() is None:
+                raise TypeError("a time without a zone")
+            text = times[when] = when.astimezone(UTC).isoformat()
+        return text
+
+    try:
+        rows = [
+            (n.ticket, n.rule, n.cycle, n.step, n.rep, n.role, n.to or "-", n.name, n.address,
+             n.channel, n.text, n.urgent, n.note, utc(nb), utc(n.at), n.params)
+            for n, nb in zip(notes, not_before, strict=True)
+        ]  # fmt: skip
+        doc = orjson.dumps(rows, option=_ROWS).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return None
+    return None if "\\u0000" in doc else doc
+
+
+# as jsoncodec.dumps: whatever it leaves to json.dumps (a subclass, a dataclass, a datetime in
+# params) makes orjson refuse the rows, and the arrays go instead
+_ROWS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
 class PgOutbox:
     pool: asyncpg.Pool
 
@@ -66,6 +105,11 @@ class PgOutbox:
             if when is None:
                 when = released[key] = release_time(n, delivery, workday)
             not_before.append(when)
+        if marks is not None:
+            doc = _outbox_rows(notes, not_before)
+            if doc is not None:
+                await conn.execute(q.INSERT_OUTBOX_ROWS_MARK_TIMERS, doc, *marks)
+                return
         await conn.execute(
             q.INSERT_OUTBOX if marks is None else q.INSERT_OUTBOX_MARK_TIMERS,
             [n.ticket for n in notes], [n.rule for n in notes], [n.cycle for n in notes], [n.step for n in notes],

@@ -93,3 +93,41 @@ def test_built_notifications_equal_constructed_ones():
                 assert type(n) is Notification
                 built += 1
     assert built > 10
+
+
+def test_deadlines_given_as_a_function_are_computed_only_when_read():
+    """fire_step with `deadlines` as a function: the same notifications as with the deadlines,
+    for every step of every rule; the function called only for steps whose templates read a
+    deadline of the ticket (Templates.ticket_keys), or may read anything."""
+    from supervisor.engine.firing import DEADLINE_KEYS
+
+    rt = runtime()
+    state = _state()
+    d = dl.compute(state, rt.policy.deadlines, rt.policy.calendar, state_fields(state))
+    asked = skipped = 0
+    for rule in rt.policy.rules:
+        for step in rule.steps:
+            calls: list[int] = []
+
+            def later(calls=calls):
+                calls.append(1)
+                return d
+
+            kw = dict(rule=rule, step=step, rep=0, cycle=1, anchor_at=d.sign_by, state=state,
+                      directory=rt.directory, templates=rt.templates, at=sh(2026, 11, 30, 10, 30),
+                      calendar=rt.policy.calendar)  # fmt: skip
+            try:
+                eager = fire_step(deadlines=d, **kw)
+            except Exception as exc:  # a template this state cannot fill: the same error
+                try:
+                    fire_step(deadlines=later, **kw)
+                except Exception as again:
+                    assert type(again) is type(exc) and str(again) == str(exc)
+                continue
+            assert fire_step(deadlines=later, **kw) == eager
+            keys = rt.templates.ticket_keys(step.template)
+            reads = keys is None or bool(keys & DEADLINE_KEYS)
+            assert len(calls) == (1 if reads else 0)
+            asked += reads
+            skipped += not reads
+    assert asked and skipped

@@ -127,3 +127,22 @@ def test_partial_ticket_context_matches_the_whole() -> None:
             part = ticket_context(state, d, rt.directory, keys)
             assert part == {k: v for k, v in whole.items() if k in keys or k in _ALWAYS}
             assert list(part) == [k for k in whole if k in keys or k in _ALWAYS]
+
+
+def test_only_the_deadline_keys_read_the_deadlines() -> None:
+    """fire_step computes a ticket's deadlines only when the template reads one of DEADLINE_KEYS:
+    no other key of the ticket's context may read them."""
+    from supervisor.engine.firing import _TICKET_FIELDS, DEADLINE_KEYS
+    from tests.helpers import runtime
+    from tests.unit.test_notify import _state
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"read deadlines.{name}")
+
+    rt = runtime()
+    state = _state()
+    for key, get in _TICKET_FIELDS.items():
+        if key not in DEADLINE_KEYS:
+            get(state, Untouchable(), rt.directory)  # type: ignore[arg-type]
+    assert DEADLINE_KEYS <= set(_TICKET_FIELDS)
