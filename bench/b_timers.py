@@ -4,7 +4,9 @@ catch-up rate with 100,000 due at once; beside a bare FOR UPDATE SKIP LOCKED cla
 
 The loop is the daemon's scheduler loop (daemon._scheduler_loop), re-stated here without its
 metrics: Supervisor.fire_due(limit=settings.scheduler.batch) on a real clock; when fewer than a
-batch were handled it asks next_due() and sleeps until then (at most max_sleep_s).
+batch were handled it asks next_due() and sleeps until then (at most max_sleep_s). The catch-up
+alone (`catch_up_only`, run as a script) runs it as the daemon's ordinary lane does while behind:
+daemon.CATCH_UP_CLAIMERS such loops at once (`--loops N` to change).
 """
 
 from __future__ import annotations
@@ -273,6 +275,12 @@ async def catch_up_only(
             dt = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
             pg_cpu = sum(b.cpu_times().user + b.cpu_times().system for b in backends) - pg0
+            # and the backends the pool opened since (more loops, more connections): all theirs
+            for (pid,) in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"):  # fmt: skip
+                if pid not in pids:
+                    t = psutil.Process(pid).cpu_times()
+                    pg_cpu += t.user + t.system
             gc.callbacks.remove(on_gc)
             out = {"pending": n_pending, "due": n_catch, "loops": loops, **counts, "seconds": round(dt, 2),
                    "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6),
@@ -337,7 +345,10 @@ if __name__ == "__main__":
     import sys
 
     argv = sys.argv[1:]
-    loops = int(argv[argv.index("--loops") + 1]) if "--loops" in argv else 1
+    from supervisor.server.daemon import CATCH_UP_CLAIMERS
+
+    # the daemon's ordinary lane runs CATCH_UP_CLAIMERS claimers while it is behind
+    loops = int(argv[argv.index("--loops") + 1]) if "--loops" in argv else CATCH_UP_CLAIMERS
     gc_threshold = int(argv[argv.index("--gc-threshold") + 1]) if "--gc-threshold" in argv else None
     for opt in ("--loops", "--gc-threshold"):
         if opt in argv:

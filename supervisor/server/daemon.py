@@ -51,6 +51,11 @@ GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (Python's de
 log = logging.getLogger("hotline.daemon")
 
 URGENT_BATCH = 20  # due steps of urgent tickets claimed at a time by the urgent lane
+# Claimers of the ordinary lane while it is behind (a pass came back full: more is due at once,
+# after an outage or a holiday). Each claims a batch of its own (FOR UPDATE SKIP LOCKED, as several
+# daemons do), so one batch's Python runs while another's statements run in PostgreSQL. Once a
+# pass comes back short, the lane is one claimer again.
+CATCH_UP_CLAIMERS = 2
 OUTAGE_ALIVE = timedelta(seconds=60)  # a daemon's outage counts while its heartbeat is this fresh
 
 
@@ -351,18 +356,28 @@ class Daemon:
 
     async def _scheduler_lane(self, lane: Lane, batch: int, wake: asyncio.Event) -> None:
         while not self.stop_event.is_set():
-            try:
-                delay = await self._scheduler_pass(lane, batch, wake)
-            except Exception:
-                # a failed pass is logged and the lane goes on; handled here, not by _guard,
-                # which would restart both lanes while the other one still runs
-                self.metrics.loop_errors.labels("scheduler").inc()
-                log.exception(
-                    "loop iteration failed; going on", extra={"loop": f"scheduler-{lane}"}
+            delay = await self._guarded_pass(lane, batch, wake)
+            if delay == 0.0 and lane == "ordinary" and CATCH_UP_CLAIMERS > 1:
+                await asyncio.gather(
+                    *(self._catch_up(lane, batch, wake) for _ in range(CATCH_UP_CLAIMERS))
                 )
-                delay = 1.0
-            if delay > 0:
+            elif delay > 0:
                 await self._sleep(delay, wake)
+
+    async def _catch_up(self, lane: Lane, batch: int, wake: asyncio.Event) -> None:
+        """One claimer of a lane that is behind: passes while they come back full."""
+        while not self.stop_event.is_set() and await self._guarded_pass(lane, batch, wake) == 0.0:
+            pass
+
+    async def _guarded_pass(self, lane: Lane, batch: int, wake: asyncio.Event) -> float:
+        try:
+            return await self._scheduler_pass(lane, batch, wake)
+        except Exception:
+            # a failed pass is logged and the lane goes on; handled here, not by _guard,
+            # which would restart both lanes while the other one still runs
+            self.metrics.loop_errors.labels("scheduler").inc()
+            log.exception("loop iteration failed; going on", extra={"loop": f"scheduler-{lane}"})
+            return 1.0
 
     async def _scheduler_pass(self, lane: Lane, batch: int, wake: asyncio.Event) -> float:
         """Fire what is due in this lane; returns how long to sleep (0: more may be due)."""

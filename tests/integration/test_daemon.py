@@ -192,3 +192,69 @@ def test_structured_log_lines_carry_no_phone_numbers():
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["msg"] == "sent" and line["recipient"] == "wang-qiang" and line["level"] == "info"
     logging.getLogger().handlers.clear()
+
+
+async def test_a_lane_behind_catches_up_with_two_claimers_and_fires_each_step_once(
+    tmp_path, pg_url, monkeypatch
+):
+    """Many steps due at once (after an outage): the ordinary lane's passes come back full, so
+    it runs CATCH_UP_CLAIMERS claimers (FOR UPDATE SKIP LOCKED keeps their batches apart); every
+    due step is handled once, as one claimer would, and the lane is one claimer again after."""
+    import asyncio
+
+    import asyncpg
+
+    from supervisor.server import daemon as daemon_mod
+    from tests.helpers import ev
+
+    lo = make_loaded(tmp_path)
+    lo = replace(lo, settings=lo.settings.model_copy(update={
+        "scheduler": lo.settings.scheduler.model_copy(update={"batch": 4, "max_sleep_s": 0.2}),
+    }))  # fmt: skip
+    created = sh(2026, 11, 23, 9, 0)
+    events = []
+    for i in range(30):
+        t = f"C{i:02d}"
+        events += [
+            ev(t, 1, "created", created, kind="complaint", category="市容环境", grid="G01"),
+            ev(t, 2, "dispatched", created, unit="城管执法中队"),
+        ]
+    claimers: list[int] = []
+    catch_up = daemon_mod.Daemon._catch_up
+
+    async def counted(self, *a):
+        claimers.append(1)
+        await catch_up(self, *a)
+
+    monkeypatch.setattr(daemon_mod.Daemon, "_catch_up", counted)
+    clock = VirtualClock(sh(2026, 11, 23, 9, 30))
+    daemon = Daemon(lo, env={"DATABASE_URL": pg_url, "HOTLINE_API_TOKENS": TOKEN}, clock=clock)
+    await daemon.start()
+    try:
+        assert (await _post(daemon.port, events))["accepted"] == 60
+        conn = await asyncpg.connect(pg_url)
+        try:
+            pending = "SELECT count(*) FROM timers WHERE status = 'pending' AND due_at <= $1"
+            clock.set(sh(2026, 11, 24, 17, 0))  # a day later: every ticket's first steps are due
+            due = await conn.fetchval(pending, clock.now())
+            assert due > 2 * 4  # more than a batch: the lane falls behind
+            daemon.wake_scheduler.set()
+            for _ in range(200):
+                if not await conn.fetchval(pending, clock.now()):
+                    break
+                await asyncio.sleep(0.05)
+            assert await conn.fetchval(pending, clock.now()) == 0
+            # each step once: one outbox row per (step, recipient), no step handled twice
+            assert await conn.fetchval(
+                "SELECT count(*) FROM (SELECT ticket, rule, cycle, step, rep, recipient, channel"
+                " FROM outbox GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING count(*) > 1) AS d"
+            ) == 0
+            handled = await conn.fetchval(
+                "SELECT count(*) FROM timers WHERE status IN ('fired', 'superseded')"
+            )
+            assert handled >= due
+        finally:
+            await conn.close()
+    finally:
+        await daemon.stop()
+    assert len(claimers) >= daemon_mod.CATCH_UP_CLAIMERS  # the catch-up ran its claimers
