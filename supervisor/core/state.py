@@ -149,29 +149,6 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def state_for_firing(data: dict[str, Any]) -> TicketState:
-    """`TicketState.from_json(data)`, the same state, for firing (storage/pg.py fire_due): a
-    stored state carries every field, so `data` itself (taken over: converted in place) becomes
-    the instance dict, with no merge over the defaults. Its keys are then in the stored order
-    (jsonb's), not the fields' (eq, repr and every field read are the same; `to_json` copies it
-    field by field). Anything else (a key missing or of no field) goes through from_json."""
-    if len(data) != len(_DEFAULTS) or data.keys() != _DEFAULTS.keys():
-        return TicketState.from_json(data)
-    for name in _DATETIME_FIELDS_ORDERED:
-        value = data[name]
-        if value is not None:
-            data[name] = datetime.fromisoformat(value)
-    for name in _TUPLE_FIELDS:
-        value = data[name]
-        if isinstance(value, list):
-            data[name] = tuple(value)
-    if not isinstance(data["ticket"], str):
-        raise TypeError("a stored ticket state needs its ticket id")
-    new = object.__new__(TicketState)
-    object.__setattr__(new, "__dict__", data)
-    return new
-
-
 def initial_state(ticket: str) -> TicketState:
     """TicketState(ticket=ticket), built without the frozen dataclass's __init__ (which sets each
     of its 44 fields through object.__setattr__): the state every new ticket folds from."""

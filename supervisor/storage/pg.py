@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from dataclasses import fields
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 import asyncpg
-import orjson
 
 from supervisor.core.acks import AckScope
 from supervisor.core.events import Event, event_from_store
 from supervisor.core.matter import MatterSpec
-from supervisor.core.state import TicketState, state_for_firing
+from supervisor.core.state import TicketState
 from supervisor.engine import timers as timer_rules
 from supervisor.engine.firing import Notification
 from supervisor.engine.planner import Ladder, Plan, TimerSpec, ladder
@@ -34,7 +31,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
-from supervisor.storage.jsoncodec import dumps, loads, read_back, state_text
+from supervisor.storage.jsoncodec import dumps, read_back, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
@@ -160,44 +157,6 @@ def _due_timer(row: Any, superseded: bool) -> DueTimer:
 
 
 _new = object.__new__
-
-
-def _fired_state(text: str) -> TicketState:
-    """`TicketState.from_json(loads(text))` (jsoncodec.loads: the jsonb codec's decoder), the
-    same state, cheaper: orjson's value is kept when it holds no float (then json.loads would
-    read the same), which for a stored state's scalars and lists of text is seen from their
-    types at once (jsoncodec.has_float walks every value); anything else the usual way."""
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return TicketState.from_json(loads(text))
-    if type(data) is not dict or not _no_float(data):
-        return TicketState.from_json(loads(text))
-    return state_for_firing(data)
-
-
-def _no_float(data: dict[str, Any]) -> bool:
-    """True only when `data` holds no float anywhere (False may also mean: not sure): no float
-    or dict among its values, and its lists, all of them state tuple fields, hold text only."""
-    kinds = list(map(type, data.values()))
-    if float in kinds or dict in kinds:
-        return False
-    n = kinds.count(list)
-    if n:
-        try:
-            lists = [v for v in _TUPLE_VALUES(data) if type(v) is list]
-        except KeyError:
-            return False
-        if len(lists) != n:
-            return False
-        for v in lists:
-            if v and not _TEXT_ONLY.issuperset(map(type, v)):
-                return False
-    return True
-
-
-_TUPLE_VALUES = itemgetter(*(f.name for f in fields(TicketState) if f.type.startswith("tuple[")))
-_TEXT_ONLY = frozenset({str})
 
 
 class PgStore(PgMatter, PgReads):
@@ -434,8 +393,8 @@ class PgStore(PgMatter, PgReads):
             )
             states = (
                 {
-                    r["ticket"]: _fired_state(r["state"])
-                    for r in await conn.fetch(q.LOAD_STATES_TEXT, firing)
+                    r["ticket"]: TicketState.from_json(r["state"])
+                    for r in await conn.fetch(q.LOAD_STATES, firing)
                 }
                 if firing
                 else {}

@@ -124,8 +124,6 @@ _TIMER_LANES = {None: "", "urgent": "AND t.urgent", "ordinary": "AND NOT t.urgen
 CLAIM_DUE_LANES = {lane: CLAIM_DUE.format(lane=cond) for lane, cond in _TIMER_LANES.items()}
 CLAIM_DUE = CLAIM_DUE_LANES[None]
 LOAD_STATES = "SELECT ticket, state FROM tickets WHERE ticket = ANY($1::text[])"
-# fire_due's: the stored text itself (pg.py _fired_state decodes it)
-LOAD_STATES_TEXT = "SELECT ticket, state::text AS state FROM tickets WHERE ticket = ANY($1::text[])"
 MARK_TIMERS = """
 UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
 FROM unnest($2::bigint[], $3::text[], $4::float8[]) AS v(id, status, late_s)
