@@ -303,10 +303,11 @@ def fire_step(
                 note = stand_in_note(rec, role, unit, state.grid, directory)
                 notes = [note] if note else []
                 reasons = [rec.fallback_reason] if rec.fallback_reason else []
-                i = next(
-                    (i for i, m in enumerate(merged)
-                     if rec.person is not None and m[1].person == rec.person), None,
-                )  # fmt: skip
+                i = (
+                    next((i for i, m in enumerate(merged) if m[1].person == rec.person), None)
+                    if merged and rec.person is not None
+                    else None
+                )
                 if i is None:
                     merged.append((role, rec, notes, reasons))
                     continue
@@ -317,7 +318,9 @@ def fire_step(
                 merged[i] = (*keep, o_notes + notes, o_reasons + reasons)
         for role, rec, notes, reasons in merged:
             seen: set[str] = set()
-            wanted = {channel_for(rec, c) for c in step.channels}
+            wanted: set[str] | None = None  # the channels this person gets, when asked
+            unique = list(dict.fromkeys(notes)) if notes else []
+            why = "; ".join(dict.fromkeys(reasons)) if reasons else None
             for channel in step.channels:
                 ch = channel_for(rec, channel)
                 if ch in seen:
@@ -325,7 +328,6 @@ def fire_step(
                 seen.add(ch)
                 text, params = _text(rule, step, templates, directory, ticket, rec, role, unit,
                                      anchor_at, overdue, extra, ch)  # fmt: skip
-                unique = list(dict.fromkeys(notes))
                 if ch in ("sms", "voice") and "voice" in rec.channels:
                     # what a call about this says when it counts several items (core/spoken.py)
                     call = call_info(ticket=state.ticket, item=templates.call_item(step.template),
@@ -334,7 +336,9 @@ def fire_step(
                 if ch == "voice":  # spoken: the greeting first, then why this person is called
                     text = with_spoken_notes(text, unique)
                 else:
-                    if params is not None and "call" in params and "voice" not in wanted:
+                    if params is not None and "call" in params and wanted is None:
+                        wanted = {channel_for(rec, c) for c in step.channels}
+                    if params is not None and "call" in params and "voice" not in (wanted or ()):
                         # an SMS that may fall back to a call: the call reads its own script (a
                         # template without one: this very text made speakable, no second render)
                         if templates.has_voice(step.template):
@@ -349,7 +353,7 @@ def fire_step(
                     at=at, ticket=state.ticket, rule=rule.id, cycle=cycle, step=step.index,
                     rep=rep, role=role, to=rec.person, name=rec.name, address=rec.phone,
                     channel=ch, text=text, urgent=urgent,
-                    note="; ".join(dict.fromkeys(reasons)) or None, params=params,
+                    note=why or None, params=params,
                 )  # fmt: skip
                 out.append(n)
     return out

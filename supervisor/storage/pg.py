@@ -144,6 +144,21 @@ def _ladder(row: Any) -> Ladder:
     )
 
 
+def _due_timer(row: Any, superseded: bool) -> DueTimer:
+    """DueTimer(...) of a claimed row, built without the frozen dataclass's __init__ (which sets
+    each of its 8 fields through object.__setattr__): every field, in field order, so the object
+    is the same (eq, repr)."""
+    t = _new(DueTimer)
+    t.__dict__.update(
+        id=row["id"], ticket=row["ticket"], rule=row["rule"], cycle=row["cycle"],
+        step=row["step"], rep=row["rep"], due_at=row["due_at"], superseded=superseded,
+    )  # fmt: skip
+    return t
+
+
+_new = object.__new__
+
+
 class PgStore(PgMatter, PgReads):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -355,18 +370,20 @@ class PgStore(PgMatter, PgReads):
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
-            ladders = {
-                (r["ticket"], r["rule"], r["cycle"]): _ladder(r)
-                for r in await conn.fetch(q.LOAD_LADDERS, tickets)
-            }
+            # only the claimed timers' ladders are built (a ticket has ladders of other rules
+            # and cycles too; the statement returns them all)
+            claimed = {(r["ticket"], r["rule"], r["cycle"]) for r in rows}
+            ladders: dict[tuple[str, str, int], Ladder] = {}
+            for r in await conn.fetch(q.LOAD_LADDERS, tickets):
+                which = (r["ticket"], r["rule"], r["cycle"])
+                if which in claimed:
+                    ladders[which] = _ladder(r)
             # each timer's fate first: only the tickets of timers that fire need their state
+            grace = policy.grace
             timers = [
-                DueTimer(
-                    r["id"], r["ticket"], r["rule"], r["cycle"], r["step"], r["rep"], r["due_at"],
-                    bool(r["later_due"]) and timer_rules.past_grace(now, r["due_at"], policy.grace),
-                )  # fmt: skip
+                _due_timer(r, bool(r["later_due"]) and timer_rules.past_grace(now, r["due_at"], grace))
                 for r in rows
-            ]
+            ]  # fmt: skip
             verdicts = [
                 timer_rules.verdict(ladders.get((t.ticket, t.rule, t.cycle)), t.superseded)
                 for t in timers

@@ -31,3 +31,15 @@ def test_grace_before_a_late_step_may_be_superseded() -> None:
     assert not past_grace(AT + grace, AT, grace)
     assert past_grace(AT + grace + timedelta(seconds=1), AT, grace)
     assert lateness_s(AT + timedelta(seconds=90), AT) == 90.0
+
+
+def test_a_claimed_row_makes_the_same_due_timer_as_its_init() -> None:
+    from supervisor.storage.base import DueTimer
+    from supervisor.storage.pg import _due_timer
+
+    row = {"id": 7, "ticket": "T1", "rule": "sign-off", "cycle": 2, "step": 1, "rep": 0,
+           "due_at": AT, "later_due": True}  # fmt: skip
+    built = _due_timer(row, True)
+    made = DueTimer(7, "T1", "sign-off", 2, 1, 0, AT, True)
+    assert built == made and repr(built) == repr(made)
+    assert list(vars(built).items()) == list(vars(made).items())
