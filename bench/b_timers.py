@@ -20,7 +20,7 @@ from datetime import timedelta
 import asyncpg
 import psutil
 from b_data import add_tickets, tpl
-from common import loaded, now_utc, pct, runtime
+from common import GcMeter, loaded, now_utc, pct, runtime
 
 
 async def scheduler_loop(
@@ -250,17 +250,7 @@ async def catch_up_only(
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(gc_threshold or GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-            passes = [0, 0, 0]
-            in_gc = [0.0, 0.0]  # CPU seconds in the collector; when the running pass started
-
-            def on_gc(phase: str, info: dict) -> None:
-                if phase == "start":
-                    passes[info["generation"]] += 1
-                    in_gc[1] = time.process_time()
-                else:
-                    in_gc[0] += time.process_time() - in_gc[1]
-
-            gc.callbacks.append(on_gc)
+            meter = GcMeter().start()
             async with pool.acquire() as c:  # the pool's backends (the loop uses one at a time)
                 await c.fetchval("SELECT 1")
                 pids = [r[0] for r in await conn.fetch(
@@ -281,12 +271,12 @@ async def catch_up_only(
                 if pid not in pids:
                     t = psutil.Process(pid).cpu_times()
                     pg_cpu += t.user + t.system
-            gc.callbacks.remove(on_gc)
+            meter.stop()
             out = {"pending": n_pending, "due": n_catch, "loops": loops, **counts, "seconds": round(dt, 2),
                    "handled_per_s": round(counts["handled"] / dt), "python_cpu_us_per_timer": round(cpu / counts["handled"] * 1e6),
                    "postgres_cpu_us_per_timer": round(pg_cpu / counts["handled"] * 1e6),
-                   "gc": {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count(), "passes": passes,
-                          "cpu_us_per_timer": round(in_gc[0] / counts["handled"] * 1e6, 1)}}  # fmt: skip
+                   "gc": {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count(), "passes": meter.passes,
+                          "cpu_us_per_timer": round(meter.cpu_s / counts["handled"] * 1e6, 1)}}  # fmt: skip
             await conn.execute("""
                 CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
                 INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';

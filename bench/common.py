@@ -7,6 +7,7 @@ Every database made here is named bench_<purpose>_<random> and dropped by `drop_
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -256,6 +257,29 @@ def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     k = min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))
     return s[k]
+
+
+class GcMeter:
+    """The collector's passes per generation and its CPU seconds while started."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.cpu_s = 0.0
+        self._since = 0.0  # when the running pass started (CPU clock)
+
+    def _on(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.passes[info["generation"]] += 1
+            self._since = time.process_time()
+        else:
+            self.cpu_s += time.process_time() - self._since
+
+    def start(self) -> GcMeter:
+        gc.callbacks.append(self._on)
+        return self
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._on)
 
 
 class Timer:

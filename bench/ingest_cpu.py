@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import psutil
-from common import SH, create_db, drop_db, event_stream, runtime
+from common import SH, GcMeter, create_db, drop_db, event_stream, runtime
 
 START = datetime(2026, 11, 2, 9, tzinfo=SH)
 
@@ -133,17 +133,7 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
         gc.collect()
         gc.freeze()
         gc.set_threshold(threshold if threshold is not None else GC_GEN0_THRESHOLD)
-        passes = [0, 0, 0]
-        in_gc = [0.0, 0.0]  # CPU seconds in the collector; when the running pass started
-
-        def on_gc(phase: str, info: dict) -> None:
-            if phase == "start":
-                passes[info["generation"]] += 1
-                in_gc[1] = time.process_time()
-            else:
-                in_gc[0] += time.process_time() - in_gc[1]
-
-        gc.callbacks.append(on_gc)
+        meter = GcMeter().start()
         prof = cProfile.Profile() if profile else None
         me = psutil.Process()
         cpu_py = cpu_pg = 0.0
@@ -176,8 +166,8 @@ async def main(n_tickets: int, profile: str | None, threshold: int | None) -> di
         "python_cpu_us_per_event": round(cpu_py / n * 1e6, 1),
         "postgresql_cpu_us_per_event": round(cpu_pg / n * 1e6, 1),
         "wall_s": round(wall, 2),
-        "gc_cpu_us_per_event": round(in_gc[0] / n * 1e6, 1),
-        "gc_passes": passes,
+        "gc_cpu_us_per_event": round(meter.cpu_s / n * 1e6, 1),
+        "gc_passes": meter.passes,
         "gc_threshold": gc.get_threshold(),
         "load_avg": [round(x, 1) for x in psutil.getloadavg()],
         "md5": digests,

@@ -132,6 +132,22 @@ async def _insert_events(conn: asyncpg.Connection, batch: Sequence[Event]) -> se
     return {r["id"] for r in rows}
 
 
+async def _events_of(conn: asyncpg.Connection, tickets: list[str]) -> dict[str, list[Event]]:
+    """The stored events of `tickets`, each ticket's in order."""
+    out: dict[str, list[Event]] = {t: [] for t in tickets}
+    for r in await conn.fetch(q.LOAD_EVENTS, tickets):
+        out[r["ticket"]].append(event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"]))
+    return out
+
+
+async def _ladders_of(conn: asyncpg.Connection, tickets: list[str]) -> dict[str, list[Ladder]]:
+    """The ladders of `tickets`."""
+    out: dict[str, list[Ladder]] = {t: [] for t in tickets}
+    for r in await conn.fetch(q.LOAD_LADDERS, tickets):
+        out[r["ticket"]].append(_ladder(r))
+    return out
+
+
 def _ladder(row: Any) -> Ladder:
     return ladder(
         row["ticket"],
@@ -259,13 +275,8 @@ class PgStore(PgMatter, PgReads):
             t: ([] if t in refolding else new_by_ticket[t]) for t in changed
         }
         if refold:
-            for r in await conn.fetch(q.LOAD_EVENTS, refold):
-                all_events[r["ticket"]].append(
-                    event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
-                )
-        ladders: dict[str, list[Ladder]] = {t: [] for t in changed}
-        for r in await conn.fetch(q.LOAD_LADDERS, changed):
-            ladders[r["ticket"]].append(_ladder(r))
+            all_events |= await _events_of(conn, refold)
+        ladders = await _ladders_of(conn, changed)
         created = [
             e
             for e in batch
@@ -539,14 +550,8 @@ class PgStore(PgMatter, PgReads):
                 if not tickets:
                     return done
                 last = tickets[-1]
-                evs: dict[str, list[Event]] = {t: [] for t in tickets}
-                for r in await conn.fetch(q.LOAD_EVENTS, tickets):
-                    evs[r["ticket"]].append(
-                        event_from_store(r["id"], r["ticket"], r["type"], r["at"], r["data"])
-                    )
-                lads: dict[str, list[Ladder]] = {t: [] for t in tickets}
-                for r in await conn.fetch(q.LOAD_LADDERS, tickets):
-                    lads[r["ticket"]].append(_ladder(r))
+                evs = await _events_of(conn, tickets)
+                lads = await _ladders_of(conn, tickets)
                 plans = {
                     t: plan_fn(
                         ticket=t,
