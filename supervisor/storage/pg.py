@@ -35,6 +35,7 @@ from supervisor.storage.jsoncodec import dumps, read_back, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
+from supervisor.storage.turns import TicketTurns, Turn
 
 
 async def _repeat_counts(
@@ -106,6 +107,35 @@ class StateCache:
                 held.move_to_end(state.ticket)
         while len(held) > self.limit:
             held.popitem(last=False)
+
+
+# How long the second half of a batch waits for this process's earlier batches (turns.py).
+# They end in well under a second; a longer wait means a circle through another daemon or a
+# replan (which PostgreSQL cannot see), broken by rolling back and storing in one step.
+TURN_WAIT_S = 3.0
+
+
+class _Taken(Exception):
+    """A lock the second half of a batch needs is held by another transaction."""
+
+
+def _halves(
+    events: Sequence[Event], contended: frozenset[str]
+) -> tuple[list[Event], list[Event]] | None:
+    """The batch split for `PgStore.ingest`: the events of the tickets no earlier batch of this
+    process holds, then the others; None when there is nothing to split. A ticket with a
+    `created` event goes second: the repeat-call counts and same-matter matching of new
+    tickets lock callers and matter keys (queries.LOCK_CALLERS, MATTER_LOCK_KEYS), which every
+    transaction takes after all of its tickets' locks (so no two wait for each other)."""
+    if not contended:
+        return None
+    late = set(contended)
+    late.update(e.ticket for e in events if e.type == "created")
+    first: list[Event] = []
+    second: list[Event] = []
+    for e in events:
+        (second if e.ticket in late else first).append(e)
+    return (first, second) if first and second else None
 
 
 # From this many events a batch is staged with COPY (imports); below, one INSERT of arrays.
@@ -180,6 +210,8 @@ class PgStore(PgMatter, PgReads):
         self.pool = pool
         self.matter_cache = MatterCache()
         self.states = StateCache()
+        self.turns = TicketTurns()
+        self.fallbacks = 0  # split batches stored in one step after all (_Taken)
 
     async def ingest(
         self,
@@ -189,12 +221,59 @@ class PgStore(PgMatter, PgReads):
         matter: MatterSpec | None = None,
         follow_up: FollowUp | None = None,
     ) -> IngestOutcome:
-        outcome = IngestOutcome()
         if not events:
-            return outcome
+            return IngestOutcome()
+        turn = self.turns.enter({e.ticket for e in events})
+        try:
+            halves = _halves(events, turn.contended)
+            if halves is not None:
+                try:
+                    return await self._ingest_tx(
+                        events, plan_fn, windows, matter, follow_up, turn, halves
+                    )
+                except _Taken:
+                    self.fallbacks += 1  # stored below in one step, as if never split
+            # in one step: after this process's earlier batches about these tickets (holding no
+            # lock while it waits, it is in no one's way), so that they are stored in the order
+            # they came (PostgreSQL's lock queues alone may let a later batch overtake)
+            await turn.wait(None)
+            return await self._ingest_tx(events, plan_fn, windows, matter, follow_up, turn, None)
+        finally:
+            self.turns.leave(turn)
+
+    async def _ingest_tx(
+        self,
+        events: Sequence[Event],
+        plan_fn: PlanFn,
+        windows: frozenset[int],
+        matter: MatterSpec | None,
+        follow_up: FollowUp | None,
+        turn: Turn,
+        halves: tuple[list[Event], list[Event]] | None,
+    ) -> IngestOutcome:
+        """The batch in one transaction. With `halves` (turns.py), the tickets no earlier batch
+        of this process has in flight are stored and planned first, while those batches run;
+        then, once they have ended, the rest. Holding the first half's locks, the batch never
+        waits for PostgreSQL: the rest's locks must be free (else `_Taken`, the transaction is
+        rolled back and the caller stores the batch in one step), and the wait for the earlier
+        batches is bounded (TURN_WAIT_S), so no wait that PostgreSQL cannot see closes a
+        circle for long."""
+        outcome = IngestOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
             xid = await conn.fetchval(q.CURRENT_XID)
-            plans = await self._ingest_on(conn, xid, events, plan_fn, windows, matter, outcome)
+            if halves is None:
+                plans = await self._ingest_on(conn, xid, events, plan_fn, windows, matter, outcome)
+            else:
+                first, second = halves
+                plans = await self._ingest_on(conn, xid, first, plan_fn, windows, matter, outcome)
+                if not await turn.wait(TURN_WAIT_S):
+                    raise _Taken
+                later = IngestOutcome()
+                plans |= await self._ingest_on(
+                    conn, xid, second, plan_fn, windows, matter, later, wait=False
+                )
+                outcome.accepted += later.accepted
+                outcome.duplicates += later.duplicates
             outcome.plans = plans
             written = dict(plans)
             more, more_plan = follow_up() if follow_up is not None else ((), plan_fn)
@@ -215,9 +294,11 @@ class PgStore(PgMatter, PgReads):
         windows: frozenset[int],
         matter: MatterSpec | None,
         outcome: IngestOutcome,
+        wait: bool = True,
     ) -> dict[str, Plan]:
         """One batch in transaction `xid`: its events stored, its changed tickets planned and
-        written; `outcome` told what was new. Returns the plans written."""
+        written; `outcome` told what was new. Returns the plans written. `wait=False`: raise
+        `_Taken` rather than wait for a ticket's lock."""
         unique: dict[str, Event] = {}
         for ev in events:
             if ev.id in unique:
@@ -226,14 +307,20 @@ class PgStore(PgMatter, PgReads):
                 unique[ev.id] = ev
         batch = list(unique.values())
         tickets = sorted({e.ticket for e in batch})
-        await conn.execute(q.LOCK_TICKETS, tickets)
+        if wait:
+            await conn.execute(q.LOCK_TICKETS, tickets)
+        elif not await conn.fetchval(q.TRY_LOCK_TICKETS, tickets):
+            raise _Taken
         held = self.states.lookup(tickets, xid)
         versions = [held[t][0] & 0xFFFFFFFF if t in held else None for t in tickets]
         # the row's state, or None where this process holds what the row has (`held`)
-        stored = {
-            r["ticket"]: r["state"]
-            for r in await conn.fetch(q.SELECT_FOR_UPDATE, tickets, versions)
-        }
+        try:
+            rows = await conn.fetch(
+                q.SELECT_FOR_UPDATE if wait else q.SELECT_FOR_UPDATE_NOWAIT, tickets, versions
+            )
+        except asyncpg.exceptions.LockNotAvailableError:
+            raise _Taken from None
+        stored = {r["ticket"]: r["state"] for r in rows}
         new_ids = await _insert_events(conn, batch)
         outcome.accepted = [e.id for e in batch if e.id in new_ids]
         outcome.duplicates += [e.id for e in batch if e.id not in new_ids]

@@ -13,6 +13,11 @@ runs these and nothing else; bench/ reads them to EXPLAIN the hot ones."""
 LOCK_TICKETS = """
 SELECT pg_advisory_xact_lock(7347, k) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
 """
+# The same without waiting (the second half of a batch, pg.py `PgStore.ingest`): true when every
+# lock was free; the transaction is rolled back otherwise, which releases those it took.
+TRY_LOCK_TICKETS = """
+SELECT coalesce(bool_and(pg_try_advisory_xact_lock(7347, k)), true) FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS s
+"""
 # $2: per ticket, the id (the low 32 bits of its xid8) of the transaction whose state this process
 # holds (pg.StateCache), or NULL. A row that transaction wrote last (its xmin) comes without its
 # state (NULL: the process has it); any other comes with it.
@@ -21,6 +26,7 @@ SELECT t.ticket, CASE WHEN t.xmin::text::bigint = k.xmin THEN NULL ELSE t.state 
 FROM unnest($1::text[], $2::bigint[]) AS k(ticket, xmin) JOIN tickets t ON t.ticket = k.ticket
 ORDER BY t.ticket FOR UPDATE OF t
 """
+SELECT_FOR_UPDATE_NOWAIT = SELECT_FOR_UPDATE.replace("FOR UPDATE OF t", "FOR UPDATE OF t NOWAIT")
 # This transaction's id (assigned now if it has none yet): the version of the states it writes.
 CURRENT_XID = "SELECT pg_current_xact_id()::text::bigint"
 INSERT_EVENTS = """
