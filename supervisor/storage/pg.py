@@ -31,7 +31,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
-from supervisor.storage.jsoncodec import dumps, loads, read_back, state_text
+from supervisor.storage.jsoncodec import dumps, loads_jsonb, read_back, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
@@ -405,7 +405,7 @@ class PgStore(PgMatter, PgReads):
             states = (
                 {
                     # the state's text as UTF-8 bytes, decoded as the jsonb codec decodes it
-                    r["ticket"]: TicketState.from_json(loads(r["state"]))
+                    r["ticket"]: TicketState.from_json(loads_jsonb(r["state"]))
                     for r in await conn.fetch(q.LOAD_STATES, firing)
                 }
                 if firing

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
@@ -66,16 +67,18 @@ def _outbox_rows(notes: Sequence[Notification], not_before: Sequence[datetime]) 
 
     try:
         rows = [
-            (n.ticket, n.rule, n.cycle, n.step, n.rep, n.role, n.to or "-", n.name, n.address,
-             n.channel, n.text, n.urgent, n.note, utc(nb), utc(n.at), n.params)
+            (*_HEAD(n), n.to or "-", *_MIDDLE(n), utc(nb), utc(n.at), n.params)
             for n, nb in zip(notes, not_before, strict=True)
-        ]  # fmt: skip
+        ]
         doc = orjson.dumps(rows, option=_ROWS)
     except TypeError:  # orjson.JSONEncodeError is one
         return None
     return None if b"\\u0000" in doc else doc
 
 
+# a row's columns around `recipient` (n.to or "-"), each group read in one call
+_HEAD = attrgetter("ticket", "rule", "cycle", "step", "rep", "role")
+_MIDDLE = attrgetter("name", "address", "channel", "text", "urgent", "note")
 # as jsoncodec.dumps: whatever it leaves to json.dumps (a subclass, a dataclass, a datetime in
 # params) makes orjson refuse the rows, and the arrays go instead
 _ROWS = (

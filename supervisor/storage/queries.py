@@ -124,8 +124,8 @@ _TIMER_LANES = {None: "", "urgent": "AND t.urgent", "ordinary": "AND NOT t.urgen
 CLAIM_DUE_LANES = {lane: CLAIM_DUE.format(lane=cond) for lane, cond in _TIMER_LANES.items()}
 CLAIM_DUE = CLAIM_DUE_LANES[None]
 # fire_due: the firing tickets' states as the UTF-8 bytes of jsonb's text (bytea), which
-# jsoncodec.loads decodes as they come; a jsonb value reaches the client as a str, decoded from
-# those bytes, that orjson then encodes back to UTF-8 (about 2.7 us a state).
+# jsoncodec.loads_jsonb decodes as they come; a jsonb value reaches the client as a str,
+# decoded from those bytes, that orjson then encodes back to UTF-8 (about 2.7 us a state).
 LOAD_STATES = "SELECT ticket, convert_to(state::text, 'UTF8') AS state FROM tickets WHERE ticket = ANY($1::text[])"
 MARK_TIMERS = """
 UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
