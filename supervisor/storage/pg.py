@@ -381,11 +381,11 @@ class PgStore(PgMatter, PgReads):
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
-            # only the claimed timers' ladders are built (a ticket has ladders of other rules
-            # and cycles too; the statement returns them all)
+            # only the claimed timers' active ladders are built (a ticket has ladders of other
+            # rules and cycles too; the statement returns all its active ones)
             claimed = {(r["ticket"], r["rule"], r["cycle"]) for r in rows}
             ladders: dict[tuple[str, str, int], Ladder] = {}
-            for r in await conn.fetch(q.LOAD_LADDERS, tickets):
+            for r in await conn.fetch(q.LOAD_ACTIVE_LADDERS, tickets):
                 which = (r["ticket"], r["rule"], r["cycle"])
                 if which in claimed:
                     ladders[which] = _ladder(r)

@@ -44,6 +44,13 @@ LOAD_LADDERS = """
 SELECT ticket, rule, cycle, anchor_at, trigger_event, status, reason FROM ladders
 WHERE ticket = ANY($1::text[]) ORDER BY ticket, rule, cycle
 """
+# fire_due: the active ladders of the claimed timers' tickets. A claimed timer of any other ladder
+# (stopped, acknowledged, gone) is cancelled all the same (engine/timers.verdict), and only a firing
+# timer's ladder is read further; on varied data about a third of a batch's ladder rows are stopped.
+LOAD_ACTIVE_LADDERS = """
+SELECT ticket, rule, cycle, anchor_at, trigger_event, status, reason FROM ladders
+WHERE ticket = ANY($1::text[]) AND status = 'active' ORDER BY ticket, rule, cycle
+"""
 # For each new `created` event: the caller's other tickets in that category within the window.
 COUNT_REPEATS = """
 SELECT e.id, count(t.ticket) AS n
