@@ -65,18 +65,22 @@ _LONG_RUN = b"0" * 19
 
 
 def loads_jsonb(data: bytes) -> Any:
-    """`loads(data)` for the UTF-8 text PostgreSQL writes for a jsonb value
-    (`convert_to(value::text, 'UTF8')`), without has_float's walk where the text shows that no
-    float can be in it. orjson reads a number as a float only if it has a fraction or an
-    exponent, or is an integer outside 64 bits (at least 19 digits); jsonb writes its numbers in
-    plain notation, never with an exponent. So no "." and no run of 19 digits anywhere (strings
-    included) means no float: the value is orjson's. Otherwise as `loads`."""
-    if b"." in data or _LONG_RUN in data.translate(_DIGITS):
-        return loads(data)
+    """`loads` of a jsonb value as `jsonb_send` gives it to a client whose encoding is UTF-8 (as
+    asyncpg's always is): a version byte (1), then the value's text. Without has_float's walk
+    where the text shows that no float can be in it: orjson reads a number as a float only if it
+    has a fraction or an exponent, or is an integer outside 64 bits (at least 19 digits), and
+    jsonb writes its numbers in plain notation, never with an exponent. So no "." and no run of
+    19 digits anywhere (strings included) means no float: the value is orjson's. Otherwise as
+    `loads`."""
+    if data[:1] != b"\x01":
+        raise ValueError("not jsonb_send's format 1")
+    text = data[1:]
+    if b"." in text or _LONG_RUN in text.translate(_DIGITS):
+        return loads(text)
     try:
-        return orjson.loads(data)
+        return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return json.loads(text)
 
 
 def has_float(value: Any) -> bool:

@@ -404,7 +404,7 @@ class PgStore(PgMatter, PgReads):
             )
             states = (
                 {
-                    # the state's text as UTF-8 bytes, decoded as the jsonb codec decodes it
+                    # jsonb_send's bytes, decoded as the jsonb codec decodes the value
                     r["ticket"]: TicketState.from_json(loads_jsonb(r["state"]))
                     for r in await conn.fetch(q.LOAD_STATES, firing)
                 }

@@ -130,10 +130,11 @@ FOR UPDATE SKIP LOCKED
 _TIMER_LANES = {None: "", "urgent": "AND t.urgent", "ordinary": "AND NOT t.urgent"}
 CLAIM_DUE_LANES = {lane: CLAIM_DUE.format(lane=cond) for lane, cond in _TIMER_LANES.items()}
 CLAIM_DUE = CLAIM_DUE_LANES[None]
-# fire_due: the firing tickets' states as the UTF-8 bytes of jsonb's text (bytea), which
-# jsoncodec.loads_jsonb decodes as they come; a jsonb value reaches the client as a str,
-# decoded from those bytes, that orjson then encodes back to UTF-8 (about 2.7 us a state).
-LOAD_STATES = "SELECT ticket, convert_to(state::text, 'UTF8') AS state FROM tickets WHERE ticket = ANY($1::text[])"
+# fire_due: the firing tickets' states in jsonb's binary form (jsonb_send: a version byte, then
+# the text in the client's encoding, UTF-8), as bytea, which jsoncodec.loads_jsonb decodes as
+# they come; through the jsonb codec a state reaches the client as a str, decoded from those
+# bytes, that orjson then encodes back to UTF-8 (about 2.7 us a state).
+LOAD_STATES = "SELECT ticket, jsonb_send(state) AS state FROM tickets WHERE ticket = ANY($1::text[])"
 MARK_TIMERS = """
 UPDATE timers AS t SET status = v.status, fired_at = $1, late_s = v.late_s
 FROM unnest($2::bigint[], $3::text[], $4::float8[]) AS v(id, status, late_s)
