@@ -59,6 +59,30 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text) if has_float(value) else value
 
 
+# bytes.translate table: each digit stays a "0", anything else becomes a space
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def loads_jsonb(data: bytes) -> Any:
+    """`loads` of a jsonb value as `jsonb_send` gives it to a client whose encoding is UTF-8 (as
+    asyncpg's always is): a version byte (1), then the value's text. Without has_float's walk
+    where the text shows that no float can be in it: orjson reads a number as a float only if it
+    has a fraction or an exponent, or is an integer outside 64 bits (at least 19 digits), and
+    jsonb writes its numbers in plain notation, never with an exponent. So no "." and no run of
+    19 digits anywhere (strings included) means no float: the value is orjson's. Otherwise as
+    `loads`."""
+    if data[:1] != b"\x01":
+        raise ValueError("not jsonb_send's format 1")
+    text = data[1:]
+    if b"." in text or _LONG_RUN in text.translate(_DIGITS):
+        return loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def has_float(value: Any) -> bool:
     """Whether a decoded JSON value holds a float anywhere (cheaper than a regex over the text).
     Only non-empty containers go on the stack; scalars are looked at where they are (a stored

@@ -31,7 +31,7 @@ from supervisor.storage.base import (
     LinkedTicket,
     PlanFn,
 )
-from supervisor.storage.jsoncodec import dumps, read_back, state_text
+from supervisor.storage.jsoncodec import dumps, loads_jsonb, read_back, state_text
 from supervisor.storage.matter_cache import MatterCache
 from supervisor.storage.pg_matter import PgMatter, match_created, matter_linked
 from supervisor.storage.pg_reads import PgReads
@@ -468,11 +468,11 @@ class PgStore(PgMatter, PgReads):
             if not rows:
                 return out
             tickets = sorted({r["ticket"] for r in rows})
-            # only the claimed timers' ladders are built (a ticket has ladders of other rules
-            # and cycles too; the statement returns them all)
+            # only the claimed timers' active ladders are built (a ticket has ladders of other
+            # rules and cycles too; the statement returns all its active ones)
             claimed = {(r["ticket"], r["rule"], r["cycle"]) for r in rows}
             ladders: dict[tuple[str, str, int], Ladder] = {}
-            for r in await conn.fetch(q.LOAD_LADDERS, tickets):
+            for r in await conn.fetch(q.LOAD_ACTIVE_LADDERS, tickets):
                 which = (r["ticket"], r["rule"], r["cycle"])
                 if which in claimed:
                     ladders[which] = _ladder(r)
@@ -491,7 +491,8 @@ class PgStore(PgMatter, PgReads):
             )
             states = (
                 {
-                    r["ticket"]: TicketState.from_json(r["state"])
+                    # jsonb_send's bytes, decoded as the jsonb codec decodes the value
+                    r["ticket"]: TicketState.from_json(loads_jsonb(r["state"]))
                     for r in await conn.fetch(q.LOAD_STATES, firing)
                 }
                 if firing

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
@@ -46,13 +47,14 @@ def _json(params: Mapping[str, Any] | None) -> str | None:
     return None if params is None else dumps(params)
 
 
-def _outbox_rows(notes: Sequence[Notification], not_before: Sequence[datetime]) -> str | None:
+def _outbox_rows(notes: Sequence[Notification], not_before: Sequence[datetime]) -> bytes | None:
     """`notes` as INSERT_OUTBOX_ROWS_MARK_TIMERS reads them: one JSON array of rows, each
     INSERT_OUTBOX's sixteen columns in order, the times as ISO text in UTC and params as a JSON
-    value (null for none). None when that could store anything other than what the arrays of
-    INSERT_OUTBOX store (a time without a zone; anything orjson would not write as `dumps`
-    does, whose params go through json.dumps; a NUL character, which PostgreSQL refuses in
-    either form): the caller then sends the arrays."""
+    value (null for none), as the UTF-8 bytes orjson writes (a str decoded from them, for the
+    client to encode back, cost more than writing them). None when that could store anything
+    other than what the arrays of INSERT_OUTBOX store (a time without a zone; anything orjson
+    would not write as `dumps` does, whose params go through json.dumps; a NUL character, which
+    PostgreSQL refuses in either form): the caller then sends the arrays."""
     times: dict[datetime, str] = {}  # a batch's notes share `at` and a few release times
 
     def utc(when: datetime) -> str:
@@ -65,16 +67,18 @@ def _outbox_rows(notes: Sequence[Notification], not_before: Sequence[datetime]) 
 
     try:
         rows = [
-            (n.ticket, n.rule, n.cycle, n.step, n.rep, n.role, n.to or "-", n.name, n.address,
-             n.channel, n.text, n.urgent, n.note, utc(nb), utc(n.at), n.params)
+            (*_HEAD(n), n.to or "-", *_MIDDLE(n), utc(nb), utc(n.at), n.params)
             for n, nb in zip(notes, not_before, strict=True)
-        ]  # fmt: skip
-        doc = orjson.dumps(rows, option=_ROWS).decode()
+        ]
+        doc = orjson.dumps(rows, option=_ROWS)
     except TypeError:  # orjson.JSONEncodeError is one
         return None
-    return None if "\\u0000" in doc else doc
+    return None if b"\\u0000" in doc else doc
 
 
+# a row's columns around `recipient` (n.to or "-"), each group read in one call
+_HEAD = attrgetter("ticket", "rule", "cycle", "step", "rep", "role")
+_MIDDLE = attrgetter("name", "address", "channel", "text", "urgent", "note")
 # as jsoncodec.dumps: whatever it leaves to json.dumps (a subclass, a dataclass, a datetime in
 # params) makes orjson refuse the rows, and the arrays go instead
 _ROWS = (

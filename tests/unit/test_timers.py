@@ -21,6 +21,14 @@ def test_a_step_of_a_stopped_or_missing_ladder_is_cancelled() -> None:
     assert verdict(ladder("stopped"), True) == "cancelled"
 
 
+def test_any_ladder_not_active_decides_as_no_ladder() -> None:
+    # fire_due reads only the active ladders (LOAD_ACTIVE_LADDERS): a ladder of any other status
+    # must decide its timers exactly as a missing one does
+    for status in ("acked", "stopped", "cancelled", "", "Active"):
+        for superseded in (False, True):
+            assert verdict(ladder(status), superseded) == verdict(None, superseded)
+
+
 def test_an_overtaken_step_is_superseded_else_it_fires() -> None:
     assert verdict(ladder(), True) == "superseded"
     assert verdict(ladder(), False) == "fired"
