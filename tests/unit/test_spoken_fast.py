@@ -88,3 +88,17 @@ def test_generated(text: str, ticket: str | None) -> None:
 @given(st.text(alphabet="0123456789１٣A-零", max_size=8))
 def test_tail(ticket: str) -> None:
     assert spoken.tail(ticket) == ref_tail(ticket)
+
+
+def test_clock_times_are_found_as_the_regex_finds_them() -> None:
+    """_say_times against _HM.sub on every string of up to 6 characters of an alphabet with
+    ASCII, Arabic-Indic and other digits (① and ² are digits, not decimals: \\d takes neither)."""
+    import itertools
+
+    alphabet = ["1", "0", "٣", "①", "²", ":", "a"]
+    for n in range(7):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            assert spoken._say_times(text) == spoken._HM.sub(spoken._said_hm, text), text
+    for text in ("14:30", "9:00:00", "12:3456:78", "１４:３０", "at 7:05, 23:59 and 24:00"):
+        assert spoken._say_times(text) == spoken._HM.sub(spoken._said_hm, text), text
