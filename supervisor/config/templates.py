@@ -162,8 +162,8 @@ speakable = spoken.speakable  # the whole text made fit to be read aloud (core/s
 
 def _mask_numbers(value: Any) -> Any:
     if isinstance(value, str):
-        if _PHONE_CORE.search(value) is None:  # no number to mask (see phone_like)
-            return value
+        if type(value) is str and _PHONE_CORE.search(value) is None:
+            return value  # no number to mask (see phone_like); sub would give an equal str
         return PHONE_LIKE.sub(lambda m: _mask(m.group()), value)
     return value
 

@@ -320,10 +320,14 @@ def test_planned_parameters_are_the_general_ones(tid: str, limit: Any, forbidden
 
 def test_a_joint_render_keeps_each_output_its_own() -> None:
     """Outputs are shared only when name, keys, filters and the constants' types are the same:
-    short(3) and short(True) are two outputs (3 == True is False, but 1 == True is not)."""
+    short(1) and short(True) are two outputs (1 == True, yet they are not the same argument);
+    the literal braces of a text stay as they are."""
     from supervisor.config.fastrender import JointRender
 
-    sources = ["a{{ x | short(1) }}{ {{ x }} }", "{{ x | short(True) }}|{{ x | short(1) }}{{ y.z }}"]
+    sources = [
+        "a{{ x | short(1) }}{ {{ x }} }",
+        "{{ x | short(True) }}|{{ x | short(1) }}{{ y.z }}",
+    ]
     fast = [compile_simple(ENV, s) for s in sources]
     assert all(f is not None for f in fast)
     joint = JointRender(fast)  # type: ignore[arg-type]
@@ -339,7 +343,9 @@ def test_a_joint_render_keeps_each_output_its_own() -> None:
 _PHONE_ALPHABET = "0123456789１٣ \t\u3000-+86()（）号电话"
 phoneish = st.lists(
     st.text(alphabet=_PHONE_ALPHABET, max_size=8)
-    | st.sampled_from(["13812345678", "+86 138-1234-5678", "8613912345678", "1381234567", "11月25日14:30"]),
+    | st.sampled_from(
+        ["13812345678", "+86 138-1234-5678", "8613912345678", "1381234567", "11月25日14:30"]
+    ),
     max_size=6,
 ).map("".join)
 
@@ -352,3 +358,19 @@ def test_phone_like_is_the_regex_search(text: str) -> None:
 
     assert m.phone_like(text) == (m.PHONE_LIKE.search(text) is not None)
     assert m._mask_numbers(text) == m.PHONE_LIKE.sub(lambda x: m._mask(x.group()), text)
+
+
+def test_masking_gives_a_plain_str_for_a_str_subclass() -> None:
+    """The masking finalize's shortcut is for plain strings: a str subclass (an Enum mixing in
+    str prints as "Kind.X") still comes back as re.sub gives it, a plain str."""
+    import enum
+
+    from supervisor.config import templates as m
+
+    class Kind(str, enum.Enum):  # noqa: UP042 (the point: not a StrEnum)
+        X = "complaint"
+
+    for value in (Kind.X, Kind.X.value):
+        got = m._mask_numbers(value)
+        assert type(got) is str and got == "complaint"
+        assert ENV.from_string("{{ v }}").render(v=value) == str(m.PHONE_LIKE.sub("", value))
