@@ -125,6 +125,9 @@ class Recipient:
     fallback_reason: str | None = None  # set when this recipient stands in for a missing role
 
 
+_RESOLVED_MAX = 4_096  # Directory.resolve's answers kept (cleared when full)
+
+
 class Directory:
     """Who to send to, built from a validated DirectoryModel."""
 
@@ -133,6 +136,9 @@ class Directory:
         if problems:  # load_directory reports these with lines; this guards hand-built models
             raise ValueError("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
         self.model = model
+        # (role, unit, grid) -> what `resolve` gives (the model is frozen; a new directory is a
+        # new Directory): a fired step asks the same few questions again and again
+        self._resolved: dict[tuple[str, str | None, str | None], tuple[Recipient, ...]] = {}
 
     def person(self, pid: str) -> Person:
         return self.model.people[pid]
@@ -172,6 +178,16 @@ class Directory:
         """The people to tell for `role`. A role without contacts falls back to the supervisors,
         with `fallback_reason` set; [] only when the street has no supervisor at all (the caller
         must then report the message as undeliverable, never drop it quietly)."""
+        key = (role, unit, grid)
+        found = self._resolved.get(key)
+        if found is None:
+            found = tuple(self._resolve(role, unit, grid))
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[key] = found
+        return list(found)
+
+    def _resolve(self, role: str, unit: str | None, grid: str | None) -> list[Recipient]:
         pids, why_none = self._people_for(role, unit, grid)
         if pids:
             return self._recipients(pids, role)

@@ -170,3 +170,79 @@ def _output(env: jinja2.Environment, node: nodes.Node, slot: int) -> _Part | Non
     assert isinstance(node, nodes.Name)
     chain = tuple(reversed(filters))
     return (node.name, tuple(reversed(keys)), chain, slot if _pure(chain) else -1)
+
+
+class JointRender:
+    """Several SimpleTemplates rendered together (a message's text and its provider
+    parameters read the same values): each distinct output (the same name, keys, filters and
+    constant arguments) is looked up, filtered and finalized once, and each template's text is
+    put together from its literal text and those values. `render` gives every template's text,
+    exactly what each SimpleTemplate.render gives, or None when any of them would give None
+    (then render each the usual way)."""
+
+    __slots__ = ("_outputs", "_formats", "_finalize", "_memo")
+
+    def __init__(self, templates: list[SimpleTemplate]) -> None:
+        finalize = templates[0]._finalize
+        if any(t._finalize is not finalize for t in templates):
+            raise ValueError("templates with different finalize functions")
+        self._finalize = finalize
+        self._memo: dict[Any, str] = {}
+        outputs: list[tuple[str, tuple[str, ...], tuple[_Filter, ...], bool]] = []
+        seen: dict[Any, int] = {}
+        formats = []
+        for t in templates:
+            # literal text as a format string ("{" doubled), each output as "{i}": str.format
+            # puts a template together in one call
+            pieces = []
+            for part in t._parts:
+                if isinstance(part, str):
+                    pieces.append(part.replace("{", "{{").replace("}", "}}"))
+                    continue
+                name, keys, filters, slot = part
+                # filters are the same function with the same constants (of the same types:
+                # 1, 1.0 and True are equal, not the same argument)
+                key = (name, keys, tuple((f, tuple((type(a), a) for a in args))
+                                         for f, args in filters), slot >= 0)  # fmt: skip
+                i = seen.get(key)
+                if i is None:
+                    i = seen[key] = len(outputs)
+                    outputs.append((name, keys, filters, slot >= 0))
+                pieces.append(f"{{{i}}}")
+            formats.append("".join(pieces))
+        self._outputs = tuple(outputs)
+        self._formats = tuple(formats)
+
+    def render(self, context: dict[str, Any]) -> list[str] | None:
+        """Each template's text, in the order given, or None (see SimpleTemplate.render)."""
+        done_values: list[str] = []
+        finalize, memo = self._finalize, self._memo
+        try:
+            for slot, (name, keys, filters, pure) in enumerate(self._outputs):
+                value = context.get(name, _MISSING)
+                if value is _MISSING:
+                    return None
+                for key in keys:
+                    if type(value) is not dict or key not in value:
+                        return None
+                    value = value[key]
+                if filters:
+                    held = _held(slot, value) if pure else None
+                    done = memo.get(held) if held is not None else None
+                    if done is None:
+                        for func, args in filters:
+                            value = func(value, *args)
+                        done = str(finalize(value)) if finalize is not None else str(value)
+                        if held is not None:
+                            _keep(memo, held, done)
+                elif type(value) is str:
+                    done = memo.get(value)
+                    if done is None:
+                        done = str(finalize(value)) if finalize is not None else value
+                        _keep(memo, value, done)
+                else:
+                    done = str(finalize(value) if finalize is not None else value)
+                done_values.append(done)
+        except Exception:  # a filter refusing a value: Jinja says so, in its own words
+            return None
+        return [f.format(*done_values) for f in self._formats]

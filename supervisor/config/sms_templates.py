@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.config.fastrender import SimpleTemplate, compile_simple
 from supervisor.config.templates import (
-    PHONE_LIKE,
     PhoneNumberInText,
     RenderError,
     _environment,
+    phone_like,
     sample_context,
 )
 from supervisor.config.yamlconf import ConfigError, ConfigInvalid, Located, load_yaml, validate
@@ -264,19 +264,8 @@ class SmsTemplates:
         maps `template`; None when none does. Raises RenderError / PhoneNumberInText."""
         plan = self._plans.get(template)
         parts = self._joint_parts(template, context) if plan is not None else None
-        if plan is not None and parts is not None:  # the common case, `_finish_kept` inlined
-            done: dict[str, Any] = {"template": template}
-            finished = self._finished
-            for provider, code, sign_name, names, rules, places in plan:
-                values = []
-                for i in places:
-                    value = finished.get((provider, parts[i]))
-                    if value is None:
-                        value = self._finish_kept(template, provider, parts[i], rules)
-                    values.append(value)
-                named = dict(zip(names, values, strict=True)) if names is not None else values
-                done[provider] = {"code": code, "sign_name": sign_name, "params": named}
-            return done
+        if plan is not None and parts is not None:  # the common case
+            return self._planned(template, plan, parts)
         out: dict[str, Any] = {}
         joint = self._render_joint(template, context)
         for provider, items in self._items.items():
@@ -297,6 +286,46 @@ class SmsTemplates:
             )
             out[provider] = {"code": item.code, "sign_name": item.sign_name, "params": rendered}
         return {"template": template, **out} if out else None
+
+    def joint_simple(self, template: str) -> SimpleTemplate | None:
+        """The joint render of `template`'s parameters without Jinja, when `params` takes its
+        common path (`params_of_joint` then gives what `params` gives); None otherwise."""
+        return self._simple.get(template) if template in self._plans else None
+
+    def params_of_joint(
+        self, template: str, rendered: str, context: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """`params(template, context)`, given what `joint_simple(template)` renders for
+        `context` (Templates.render_sms renders it with the text, in one pass)."""
+        parts = rendered.split(_SEP)
+        if len(parts) != len(self._joint[template][1]):
+            return self.params(template, context)  # a value holding _SEP: one by one
+        return self._planned(template, self._plans[template], parts)
+
+    def _planned(self, template: str, plan: list[_Plan], parts: list[str]) -> dict[str, Any]:
+        """The parameters from the joint render's parts, `_finish_kept` inlined."""
+        done: dict[str, Any] = {"template": template}
+        finished = self._finished
+        for provider, code, sign_name, names, rules, places in plan:
+            values = []
+            for i in places:
+                part = parts[i]
+                value = finished.get((provider, part))
+                if value is None:
+                    limit = rules.max_chars
+                    if (  # letters and digits only (a ticket id): `_finish` keeps it as it is
+                        part.isascii() and part.isalnum()
+                        and (limit is None or len(part) <= limit)
+                        and rules.forbidden.isdisjoint(part)
+                        and not phone_like(part)
+                    ):  # fmt: skip
+                        value = part  # not kept: such values (ticket ids) seldom repeat
+                    else:
+                        value = self._finish_kept(template, provider, part, rules)
+                values.append(value)
+            named = dict(zip(names, values, strict=True)) if names is not None else values
+            done[provider] = {"code": code, "sign_name": sign_name, "params": named}
+        return done
 
     def _render_joint(self, template: str, context: dict[str, Any]) -> dict[str, str] | None:
         """Every distinct parameter source of `template` rendered at once, or None (then each is
@@ -346,7 +375,7 @@ class SmsTemplates:
 
     @staticmethod
     def _finish(template: str, provider: str, value: str, rules: ParamRules) -> str:
-        if PHONE_LIKE.search(" ".join(value.split())):
+        if phone_like(" ".join(value.split())):
             raise PhoneNumberInText(
                 f"sms_templates {provider}.{template}: a phone number; not sent"
             )

@@ -279,11 +279,12 @@ def fire_step(
             return []
     else:
         units = [state.unit]
-    # working time unless the rule counts natural time only (urgent tickets)
-    working = step.offset.working or any(s.offset.working for s in rule.steps)
-    # the words only when a text or parameter of the step's template reads them (most do not)
+    # the words only when a text or parameter of the step's template reads them (most do not);
+    # in working time unless the rule counts natural time only (urgent tickets)
     overdue = (
-        overdue_words(at, anchor_at, calendar, working)
+        overdue_words(
+            at, anchor_at, calendar, step.offset.working or any(s.offset.working for s in rule.steps)
+        )
         if templates.uses(step.template, "overdue_by")
         else ""
     )
@@ -300,6 +301,10 @@ def fire_step(
                               f"no contact for {role} and no supervisor")
                 ]  # fmt: skip
             for rec in recipients:
+                if rec.fallback_reason is None and (not merged or rec.person is None):
+                    # (the common case: nobody stands in, nobody is asked twice)
+                    merged.append((role, rec, [], []))
+                    continue
                 note = stand_in_note(rec, role, unit, state.grid, directory)
                 notes = [note] if note else []
                 reasons = [rec.fallback_reason] if rec.fallback_reason else []
@@ -407,6 +412,6 @@ def _text(
         "target_unit_name": directory.unit_name(unit) if unit else "",
         **(extra or {}),
     }
-    text = templates.render(step.template, context, channel=channel)
-    params = templates.sms_params(step.template, context) if channel == "sms" else None
-    return text, params
+    if channel == "sms":  # the text and the provider parameters, in one pass when they can be
+        return templates.render_sms(step.template, context)
+    return templates.render(step.template, context, channel=channel), None

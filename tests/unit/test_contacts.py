@@ -133,3 +133,28 @@ def test_mask_phone():
     assert mask_phone("+8613812341234") == "138****1234"
     assert mask_phone("+861065123456") == "106****3456"
     assert mask_phone("123") == "****"
+
+
+def test_resolve_answers_are_remembered_as_they_were_given():
+    """Directory.resolve keeps its answers: asked again (after the caller changed the list it
+    got), it gives what a directory asking afresh gives, for every role, unit and grid."""
+    from supervisor.config import contacts
+
+    directory = load_directory("c.yaml", SMALL)
+    questions = [(role, unit, grid) for role in ("liaison", "head", "supervisor", "leader", "grid")
+                 for unit in (None, "城管执法中队", "无此单位") for grid in (None, "G01", "G02", "G09")]  # fmt: skip
+    for _ in range(3):
+        for role, unit, grid in questions:
+            got = directory.resolve(role, unit=unit, grid=grid)
+            fresh = load_directory("c.yaml", SMALL).resolve(role, unit=unit, grid=grid)
+            assert got == fresh, (role, unit, grid)
+            got.append(None)  # type: ignore[arg-type]  # the caller's list, not the memo's
+    with pytest.raises(ValueError, match="unknown role"):
+        directory.resolve("mayor")
+    # bounded: cleared when full, still right
+    for k in range(contacts._RESOLVED_MAX + 10):
+        directory.resolve("grid", grid=f"G{k}")
+    assert len(directory._resolved) <= contacts._RESOLVED_MAX
+    fresh = load_directory("c.yaml", SMALL)
+    for grid in ("G01", "G5", f"G{contacts._RESOLVED_MAX + 5}"):
+        assert directory.resolve("grid", grid=grid) == fresh.resolve("grid", grid=grid)

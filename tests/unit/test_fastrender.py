@@ -254,3 +254,123 @@ def test_the_memo_stays_bounded_and_right_when_it_clears() -> None:
         if i % 97 == 0 or i % fastrender._MEMO_MAX in (0, 1):
             assert got == jinja.render(ctx)
         assert len(fast._memo) <= fastrender._MEMO_MAX
+
+
+# --- the text and the provider parameters in one pass (Templates.render_sms) -------------------
+
+
+def _text_and_params(templates: Any, name: str, ctx: dict[str, Any]) -> tuple[str, Any]:
+    """What firing did before render_sms: the SMS text, then its provider parameters."""
+    return templates.render(name, ctx, channel="sms"), templates.sms_params(name, ctx)
+
+
+def test_the_shipped_sign_and_reply_templates_take_the_one_pass() -> None:
+    ctx = sample_context()
+    for name in TEMPLATES.names:
+        assert TEMPLATES.render_sms(name, ctx) == _text_and_params(REFERENCE, name, ctx), name
+    for name in ("sign_reminder", "sign_escalation", "reply_reminder", "reply_urgent"):
+        assert TEMPLATES._joints[name] is not None, name
+    assert TEMPLATES._joints["dispute"] is None  # {% if %}: two renders, as before
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ctx=contexts())
+def test_one_pass_is_the_text_and_the_parameters(ctx: dict[str, Any]) -> None:
+    """The same text, parameters and errors (the text's first) as rendering each alone, on
+    generated contexts: odd values, phone-like numbers, missing keys, other types."""
+    for name in TEMPLATES.names:
+        want = _outcome(_text_and_params, REFERENCE, name, ctx)
+        assert _outcome(TEMPLATES.render_sms, name, ctx) == want, name
+        assert _outcome(_text_and_params, TEMPLATES, name, ctx) == want, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tid=st.from_regex(r"\A[A-Za-z0-9]{1,40}\Z")
+    | st.sampled_from(["13812345678", "8613812345678", "A13812345678", "1381234567", "\ue000"])
+    | texts,
+    limit=st.none() | st.integers(1, 40),
+    forbidden=st.sets(st.sampled_from("★【】a0Z1"), max_size=3),
+)
+def test_planned_parameters_are_the_general_ones(tid: str, limit: Any, forbidden: Any) -> None:
+    """The planned parameters (letters-and-digits values taken as they are) against each value
+    rendered and cleaned alone, under any provider limits and refused symbols."""
+    from supervisor.config.sms_templates import SmsTemplates, SmsTemplatesFile
+
+    model = SmsTemplatesFile.model_validate({
+        "aliyun": {"sign_name": "热线", "max_param_chars": limit or 35,
+                   "forbidden_chars": "".join(forbidden),
+                   "templates": {"t": {"code": "SMS_1", "params": {
+                       "a": "{{ ticket.id }}", "b": "x{{ ticket.id }}", "c": "{{ ticket.unit_name }}"}}}},
+        "tencent": {"sign_name": "热线", "max_param_chars": limit, "account": "enterprise",
+                    "forbidden_chars": "".join(forbidden),
+                    "templates": {"t": {"code": "1", "params": ["{{ ticket.id }}", "{{ deadline | hm }}"]}}},
+    })  # fmt: skip
+    sms = SmsTemplates(model)
+    ref = copy.copy(sms)
+    ref._simple, ref._finished, ref._plans = {}, {}, {}
+    ctx = sample_context()
+    ctx["ticket"] = {**ctx["ticket"], "id": tid}
+    assert sms._plans and sms.joint_simple("t") is not None
+    assert _outcome(sms.params, "t", ctx) == _outcome(ref.params, "t", ctx)
+    rendered = sms.joint_simple("t").render(ctx)  # type: ignore[union-attr]
+    assert rendered is not None
+    assert _outcome(sms.params_of_joint, "t", rendered, ctx) == _outcome(ref.params, "t", ctx)
+
+
+def test_a_joint_render_keeps_each_output_its_own() -> None:
+    """Outputs are shared only when name, keys, filters and the constants' types are the same:
+    short(1) and short(True) are two outputs (1 == True, yet they are not the same argument);
+    the literal braces of a text stay as they are."""
+    from supervisor.config.fastrender import JointRender
+
+    sources = [
+        "a{{ x | short(1) }}{ {{ x }} }",
+        "{{ x | short(True) }}|{{ x | short(1) }}{{ y.z }}",
+    ]
+    fast = [compile_simple(ENV, s) for s in sources]
+    assert all(f is not None for f in fast)
+    joint = JointRender(fast)  # type: ignore[arg-type]
+    assert len(joint._outputs) == 4
+    for ctx in ({"x": "abcdef", "y": {"z": 1}}, {"x": "13812345678", "y": {"z": "{0}"}},
+                {"x": 5, "y": {"z": None}}):  # fmt: skip
+        want = [ENV.from_string(s).render(ctx) for s in sources]
+        assert joint.render(ctx) == want == [f.render(ctx) for f in fast]  # type: ignore[union-attr]
+    for ctx in ({"x": "a"}, {"x": "a", "y": 3}, {"y": {"z": 1}}):  # any part missing: None
+        assert joint.render(ctx) is None
+
+
+_PHONE_ALPHABET = "0123456789１٣ \t\u3000-+86()（）号电话"
+phoneish = st.lists(
+    st.text(alphabet=_PHONE_ALPHABET, max_size=8)
+    | st.sampled_from(
+        ["13812345678", "+86 138-1234-5678", "8613912345678", "1381234567", "11月25日14:30"]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=phoneish)
+def test_phone_like_is_the_regex_search(text: str) -> None:
+    """phone_like (and the masking finalize) look for the match's core first: the same answer."""
+    from supervisor.config import templates as m
+
+    assert m.phone_like(text) == (m.PHONE_LIKE.search(text) is not None)
+    assert m._mask_numbers(text) == m.PHONE_LIKE.sub(lambda x: m._mask(x.group()), text)
+
+
+def test_masking_gives_a_plain_str_for_a_str_subclass() -> None:
+    """The masking finalize's shortcut is for plain strings: a str subclass (an Enum mixing in
+    str prints as "Kind.X") still comes back as re.sub gives it, a plain str."""
+    import enum
+
+    from supervisor.config import templates as m
+
+    class Kind(str, enum.Enum):  # noqa: UP042 (the point: not a StrEnum)
+        X = "complaint"
+
+    for value in (Kind.X, Kind.X.value):
+        got = m._mask_numbers(value)
+        assert type(got) is str and got == "complaint"
+        assert ENV.from_string("{{ v }}").render(v=value) == str(m.PHONE_LIKE.sub("", value))

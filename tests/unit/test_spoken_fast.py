@@ -32,7 +32,7 @@ def reference(text: str, ticket: str | None = None) -> str:
             ticket, f"尾号{ref_tail(ticket)}的工单"
         )
     text = spoken._BRACKETED.sub(r"，\1，", text)
-    text = spoken._DROP.sub("", text)
+    text = re.sub(r"[…⋯]+|\.{2,}|[【】〖〗「」『』\[\]()（）<>《》★※•·→①-⑳]", "", text)
     text = spoken._HM.sub(
         lambda m: f"{int(m[1])}点" + ("整" if m[2] == "00" else f"{int(m[2])}分"), text
     )
@@ -65,11 +65,11 @@ def test_shipped_texts() -> None:
 
 _ALPHABET = (
     "0123456789１２٣ 　\t\n:：.、．…⋯,，，，；;。！？【】〖〗「」『』[]()（）〔〕<>《》★※•·→①⑳-"
-    "工单确认回复1您好幺二三四五热线督办ABCxyz"
+    "工单确认回复1您好幺二三四五热线督办ABCxyz\x1c\x85\u2028\xa0\u200b②"
 )
 _PIECES = st.sampled_from(
     ["回复1确认。", "请回复1确认", "：工单", "12345", "您好，", spoken.GREETING, "14:05", "9:00",
-     "2026112500123", "T20261125-0001", "，，", "，。", "1.", "；2、", "【12345催办】", "..."]
+     "2026112500123", "T20261125-0001", "，，", "，。", "1.", "；2、", "【12345催办】", "...", "．．", "…...…"]
 )  # fmt: skip
 texts = st.lists(st.text(alphabet=_ALPHABET, max_size=12) | _PIECES, max_size=10).map("".join)
 tickets = (
@@ -88,3 +88,17 @@ def test_generated(text: str, ticket: str | None) -> None:
 @given(st.text(alphabet="0123456789１٣A-零", max_size=8))
 def test_tail(ticket: str) -> None:
     assert spoken.tail(ticket) == ref_tail(ticket)
+
+
+def test_clock_times_are_found_as_the_regex_finds_them() -> None:
+    """_say_times against _HM.sub on every string of up to 6 characters of an alphabet with
+    ASCII, Arabic-Indic and other digits (① and ² are digits, not decimals: \\d takes neither)."""
+    import itertools
+
+    alphabet = ["1", "0", "٣", "①", "²", ":", "a"]
+    for n in range(7):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            assert spoken._say_times(text) == spoken._HM.sub(spoken._said_hm, text), text
+    for text in ("14:30", "9:00:00", "12:3456:78", "１４:３０", "at 7:05, 23:59 and 24:00"):
+        assert spoken._say_times(text) == spoken._HM.sub(spoken._said_hm, text), text
