@@ -45,22 +45,39 @@ def state_fields(state: TicketState) -> dict[str, Any]:
 def event_fields(
     state: TicketState, event: Event, deadlines: Deadlines, calendar: WorkCalendar
 ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    add_event_fields(out, state, event, deadlines, calendar)
+    return out
+
+
+def add_event_fields(
+    msg: dict[str, Any],
+    state: TicketState,
+    event: Event,
+    deadlines: Deadlines,
+    calendar: WorkCalendar,
+) -> None:
+    """The event's fields, set in `msg` (the planner's message: no dict to build and merge)."""
     d = event.data
+    at = event.at
     since_wm = since_m = NO_DURATION
-    if state.dispatched_at is not None and event.at >= state.dispatched_at:
-        since_m = int((event.at - state.dispatched_at).total_seconds() // 60)
-        since_wm = calendar.working_minutes_between(state.dispatched_at, event.at)
-    return {
-        "event": event.type,
-        "event_unit": d.get("unit", "") or "",
-        "event_approved": bool(d.get("approved", False)),
-        "event_satisfaction": d.get("satisfaction", "") or "",
-        "event_review": _review(event),
-        "event_after_sign_by": _after(event.at, deadlines.sign_by),
-        "event_after_reply_by": _after(event.at, deadlines.reply_by),
-        duration_key("since_dispatch", True): since_wm,
-        duration_key("since_dispatch", False): since_m,
-    }
+    dispatched_at = state.dispatched_at
+    if dispatched_at is not None and at >= dispatched_at:
+        since_m = int((at - dispatched_at).total_seconds() // 60)
+        since_wm = calendar.working_minutes_between(dispatched_at, at)
+    msg["event"] = event.type
+    msg["event_unit"] = d.get("unit", "") or ""
+    msg["event_approved"] = bool(d.get("approved", False))
+    msg["event_satisfaction"] = d.get("satisfaction", "") or ""
+    msg["event_review"] = _review(event)
+    msg["event_after_sign_by"] = _after(at, deadlines.sign_by)
+    msg["event_after_reply_by"] = _after(at, deadlines.reply_by)
+    msg[_SINCE_WM] = since_wm
+    msg[_SINCE_M] = since_m
+
+
+_SINCE_WM = duration_key("since_dispatch", True)
+_SINCE_M = duration_key("since_dispatch", False)
 
 
 def _review(event: Event) -> str:
