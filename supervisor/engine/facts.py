@@ -30,7 +30,7 @@ def state_fields(state: TicketState) -> dict[str, Any]:
         "return_count": state.return_count,
         "returned_unit_count": len(state.returned_units),
         "co_unit_count": len(state.co_units),
-        "unsigned_co_unit_count": len([u for u in state.co_units if u not in state.signed_units]),
+        "unsigned_co_unit_count": _unsigned(state.co_units, state.signed_units),
         "dissatisfied_count": state.dissatisfied_count,
         "reopened_count": state.reopened_count,
         "extension_count": state.extension_count,
@@ -40,6 +40,12 @@ def state_fields(state: TicketState) -> dict[str, Any]:
         "commitment_kept": state.commitment_kept_at is not None,
         "resolved": bool(state.resolved),
     }
+
+
+def _unsigned(co_units: tuple[str, ...], signed: tuple[str, ...]) -> int:
+    if not co_units:  # most tickets: no co-handling unit
+        return 0
+    return len([u for u in co_units if u not in signed])
 
 
 def event_fields(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from supervisor.core.events import Event
@@ -370,6 +371,7 @@ def plan(
     )
 
 
+_at = attrgetter("at")  # events are ordered by time (a stable sort: ties keep arrival order)
 _NO_DEADLINES = dl.Deadlines()  # frozen: one instance serves every plan without a message
 
 
@@ -388,10 +390,6 @@ def _plan(
         policy=policy,
     )  # fmt: skip
     return p
-
-
-def _at(event: Event) -> datetime:
-    return event.at
 
 
 def _anchor(name: str, state: TicketState, deadlines: dl.Deadlines) -> datetime | None:
