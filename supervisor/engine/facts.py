@@ -62,15 +62,19 @@ def add_event_fields(
     event: Event,
     deadlines: Deadlines,
     calendar: WorkCalendar,
+    working_minutes: bool = True,
 ) -> None:
-    """The event's fields, set in `msg` (the planner's message: no dict to build and merge)."""
+    """The event's fields, set in `msg` (the planner's message: no dict to build and merge).
+    Without `working_minutes`, `since_dispatch` in working minutes is left at NO_DURATION (the
+    planner asks so where no condition reading it can hold)."""
     d = event.data
     at = event.at
     since_wm = since_m = NO_DURATION
     dispatched_at = state.dispatched_at
     if dispatched_at is not None and at >= dispatched_at:
         since_m = int((at - dispatched_at).total_seconds() // 60)
-        since_wm = calendar.working_minutes_between(dispatched_at, at)
+        if working_minutes:
+            since_wm = calendar.working_minutes_between(dispatched_at, at)
     msg["event"] = event.type
     msg["event_unit"] = d.get("unit", "") or ""
     msg["event_approved"] = bool(d.get("approved", False))

@@ -23,7 +23,8 @@ from supervisor.core.state import TicketState, apply, initial_state
 from supervisor.engine import deadlines as dl
 from supervisor.engine.facts import add_event_fields, state_fields
 from supervisor.engine.policy import Policy
-from supervisor.policy.conditions import pinned
+from supervisor.policy.conditions import fields_read, pinned
+from supervisor.policy.facts import duration_key
 from supervisor.policy.rulebook import Rule
 
 ACTIVE = "active"
@@ -114,7 +115,7 @@ def step_times(
 def message_for(
     state: TicketState, event: Event, policy: Policy, windows: Mapping[str, int] | None
 ) -> tuple[dict[str, Any], dl.Deadlines]:
-    return _message(state, event, policy, windows, _static(policy).window_keys)
+    return _message(state, event, policy, windows, _static(policy).window_keys, True, True)
 
 
 def _message(
@@ -123,12 +124,22 @@ def _message(
     policy: Policy,
     windows: Mapping[str, int] | None,
     window_keys: tuple[str, ...],
+    with_deadlines: bool,
+    working_minutes: bool,
 ) -> tuple[dict[str, Any], dl.Deadlines]:
+    """The message and the deadlines. Without `with_deadlines`, no deadline is computed (the
+    `event_after_…` fields are false); without `working_minutes`, `since_dispatch` in working
+    minutes is not counted (NO_DURATION): plan() asks so only where no condition reading them
+    can hold (_Static.after_types, wm_types), so the matcher's answer is the same."""
     # the state's fields, then (the deadlines computed from those) the event's, then the windows:
     # one dict filled in that order, as {**state_fields, **event_fields, windows} was
     msg = state_fields(state)
-    deadlines = dl.compute(state, policy.deadlines, policy.calendar, msg)
-    add_event_fields(msg, state, event, deadlines, policy.calendar)
+    deadlines = (
+        dl.compute(state, policy.deadlines, policy.calendar, msg)
+        if with_deadlines
+        else _NO_DEADLINES
+    )
+    add_event_fields(msg, state, event, deadlines, policy.calendar, working_minutes)
     if window_keys:
         counts = windows or {}
         for key in window_keys:  # repeat_calls, then same_matter, matter_callers
@@ -145,6 +156,12 @@ class _Static:
     # the event types at which some event rule's condition can hold (conditions.pinned); None:
     # any type. The fold matches a message only at these events (and at the last one)
     triggers: frozenset[str] | None
+    # the event types at which some condition reading `event_after_sign_by`/`_reply_by` (the
+    # deadlines), or `since_dispatch` in working minutes, can hold; None: any type. At another
+    # type the field's value changes no condition's outcome, so it is not worked out (the
+    # deadlines still are at the last event: they are the plan's)
+    after_types: frozenset[str] | None
+    wm_types: frozenset[str] | None
     # the rules the after-fold pass can act on, in rule order: every state rule, and the event
     # rules with a stop condition (rule, match key, stop key, event-triggered); the other
     # event rules only open ladders in the fold
@@ -177,6 +194,8 @@ def _static(policy: Policy) -> _Static:
         event_rules=event_rules,
         event_keys=frozenset(key for _, key in event_rules),
         triggers=_triggers(rule.when for rule, _ in event_rules),
+        after_types=_types_reading(policy, {"event_after_sign_by", "event_after_reply_by"}),
+        wm_types=_types_reading(policy, {duration_key("since_dispatch", True)}),
         settled=settled,
         settled_by_id={r.id: j for j, (r, _, _, _) in enumerate(settled)},
         settled_by_key={key: j for j, (_, key, _, ev) in enumerate(settled) if not ev},
@@ -204,6 +223,20 @@ def _triggers(conditions: Iterable[dict[str, Any]]) -> frozenset[str] | None:
             return None
         out |= types
     return frozenset(out)
+
+
+def _types_reading(policy: Policy, names: set[str]) -> frozenset[str] | None:
+    """The event types at which a condition the matcher evaluates (every rule's `when` and
+    `stop_when`, every deadline default's `when`: rulebook.py) reading one of `names` can hold;
+    None: any type."""
+    conditions: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        conditions.append(rule.when)
+        if rule.stop_when is not None:
+            conditions.append(rule.stop_when)
+    for entries in policy.deadlines.values():
+        conditions.extend(entry.when for entry in entries)
+    return _triggers(c for c in conditions if not names.isdisjoint(fields_read(c)))
 
 
 def plan(
@@ -265,6 +298,8 @@ def plan(
     event_rules = static.event_rules
     event_keys = static.event_keys
     triggers = static.triggers
+    after_types = static.after_types
+    wm_types = static.wm_types
     window_keys = static.window_keys
     match = policy.matcher.match
     last_index = len(ordered) - 1
@@ -279,7 +314,16 @@ def plan(
             or (triggers is not None and ev.type not in triggers)
         ):
             continue
-        msg, deadlines = _message(state, ev, policy, counts.get(ev.id), window_keys)
+        etype = ev.type
+        msg, deadlines = _message(
+            state,
+            ev,
+            policy,
+            counts.get(ev.id),
+            window_keys,
+            i == last_index or after_types is None or etype in after_types,
+            wm_types is None or etype in wm_types,
+        )
         matched = match(msg)
         if first_new is not None and i < first_new:
             continue

@@ -263,3 +263,18 @@ def pinned(cond: Compiled, name: str) -> frozenset[str] | None:
     if key == name and type(value) is str:
         return frozenset((value,))
     return None
+
+
+def fields_read(cond: Compiled) -> set[str]:
+    """The message fields a compiled condition reads (its keys: `since_dispatch__wm`, ...)."""
+    out: set[str] = set()
+    stack = [cond]
+    while stack:
+        ((key, value),) = stack.pop().items()
+        if key in ("$and", "$or"):
+            stack.extend(value)
+        elif key in _DR_OP.values():
+            out.update(value)
+        else:
+            out.add(key)
+    return out

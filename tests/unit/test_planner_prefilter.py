@@ -45,6 +45,7 @@ from supervisor.engine.policy import Policy, load_policy
 from supervisor.policy.conditions import compile_condition, evaluate, pinned
 from supervisor.vocabulary import EVENT_TYPES
 from tests.helpers import ROOT, every_type, loaded, sh
+from tests.unit.test_matcher import needs_durable
 
 # --- the reference: plan() before the prefilter -------------------------------------------------
 
@@ -420,12 +421,12 @@ def histories(draw) -> list[dict[str, Any]]:
     return out
 
 
-_policies: dict[str, Policy | None] = {}
+_policies: dict[tuple[str, str], Policy | None] = {}
 
 
-def _policy(rules: list[dict[str, Any]]) -> Policy | None:
+def _policy(rules: list[dict[str, Any]], matcher: str = "python") -> Policy | None:
     text = yaml.safe_dump({"rules": rules}, allow_unicode=True, sort_keys=False)
-    if text not in _policies:
+    if (text, matcher) not in _policies:
         lo = loaded()
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -434,13 +435,13 @@ def _policy(rules: list[dict[str, Any]]) -> Policy | None:
             )
             (folder / "custom.yaml").write_text(text, encoding="utf-8")
             try:
-                _policies[text] = load_policy(
+                _policies[text, matcher] = load_policy(
                     sorted(folder.glob("*.yaml")), lo.calendar, templates=lo.templates,
-                    matcher="python",
+                    matcher=matcher,
                 )  # fmt: skip
             except ConfigInvalid:  # a condition that can never hold, say
-                _policies[text] = None
-    return _policies[text]
+                _policies[text, matcher] = None
+    return _policies[text, matcher]
 
 
 @cache
@@ -466,9 +467,24 @@ def _same(got: Plan, want: Plan) -> None:
     st.data(),
 )
 def test_plans_equal_the_walk_that_matches_at_every_event(rules, raws, data):
+    _compare(_policy(rules), raws, data)
+
+
+@needs_durable
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(rule_files(), histories(), st.data())
+def test_plans_equal_the_walk_with_durable_rules(rules, raws, data):
+    """The same with the durable_rules matcher (a ruleset per rule file drawn: few examples)."""
+    _compare(_policy(rules, "durable_rules"), raws, data)
+
+
+def _compare(policy: Policy | None, raws: list[dict[str, Any]], data: Any) -> None:
     import json
 
-    policy = _policy(rules)
     assume(policy is not None)
     assert policy is not None
     events = list(_events(json.dumps(raws, ensure_ascii=False)))
@@ -522,3 +538,40 @@ def test_the_shipped_rules_pin_their_event_rules_types():
     for rule in policy.rules:
         if rule.event_triggered:
             assert pinned(rule.when, "event") is not None, rule.id
+
+
+def test_the_deadline_and_working_minute_fields_are_worked_out_where_a_rule_reads_them():
+    """An event rule reading `event_after_sign_by`, another `since_dispatch` in working minutes,
+    both matching at an event in the middle of a batch: the planner computes those fields there
+    (and skips them at the events no such rule can match) and opens both ladders."""
+    rules = [
+        {"id": "late-sign", "description": "x", "anchor": "event",
+         "when": {"event": "signed", "event_after_sign_by": True},
+         "steps": [{"at": "0", "notify": ["supervisor"], "template": "return_late"}]},
+        {"id": "late-return", "description": "x", "anchor": "event",
+         "when": {"event": {"in": ["returned", "closed"]},
+                  "since_dispatch": {"gt": "1 working hour"}},
+         "steps": [{"at": "0", "notify": ["supervisor"], "template": "return_late"}]},
+    ]  # fmt: skip
+    policy = _policy(rules)
+    assert policy is not None
+    static = planner._static(policy)
+    assert static.after_types == {"signed"} and static.wm_types == {"returned", "closed"}
+    raws = [
+        {**_TEMPLATES["created"], "id": "T1-1", "at": sh(2026, 11, 23, 9).isoformat()},
+        {**_TEMPLATES["dispatched"], "id": "T1-2", "at": sh(2026, 11, 23, 9, 5).isoformat()},
+        {**_TEMPLATES["signed"], "id": "T1-3", "unit": "城管执法中队",
+         "at": sh(2026, 11, 24, 15).isoformat()},
+        {**_TEMPLATES["returned"], "id": "T1-4", "unit": "城管执法中队",
+         "at": sh(2026, 11, 25, 15).isoformat()},
+        {**_TEMPLATES["contacted"], "id": "T1-5", "at": sh(2026, 11, 26, 9).isoformat()},
+    ]  # fmt: skip
+    import json
+
+    events = list(_events(json.dumps(raws, ensure_ascii=False)))
+    got = plan("T1", events, [], policy)
+    _same(got, reference_plan("T1", events, [], policy))
+    assert [(lad.rule, lad.trigger_event) for lad in got.opened] == [
+        ("late-sign", "T1-3"),
+        ("late-return", "T1-4"),
+    ]
