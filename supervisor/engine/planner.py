@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from supervisor.core.events import Event
 from supervisor.core.state import TicketState, apply, initial_state
 from supervisor.engine import deadlines as dl
-from supervisor.engine.facts import event_fields, state_fields
+from supervisor.engine.facts import add_event_fields, state_fields
 from supervisor.engine.policy import Policy
+from supervisor.policy.conditions import fields_read, pinned
+from supervisor.policy.facts import duration_key
 from supervisor.policy.rulebook import Rule
 
 ACTIVE = "active"
@@ -112,12 +115,35 @@ def step_times(
 def message_for(
     state: TicketState, event: Event, policy: Policy, windows: Mapping[str, int] | None
 ) -> tuple[dict[str, Any], dl.Deadlines]:
-    sf = state_fields(state)
-    deadlines = dl.compute(state, policy.deadlines, policy.calendar, sf)
-    msg = {**sf, **event_fields(state, event, deadlines, policy.calendar)}
-    counts = windows or {}
-    for key in _static(policy).window_keys:  # repeat_calls, then same_matter, matter_callers
-        msg[key] = counts.get(key, 0)
+    return _message(state, event, policy, windows, _static(policy).window_keys, True, True)
+
+
+def _message(
+    state: TicketState,
+    event: Event,
+    policy: Policy,
+    windows: Mapping[str, int] | None,
+    window_keys: tuple[str, ...],
+    with_deadlines: bool,
+    working_minutes: bool,
+) -> tuple[dict[str, Any], dl.Deadlines]:
+    """The message and the deadlines. Without `with_deadlines`, no deadline is computed (the
+    `event_after_…` fields are false); without `working_minutes`, `since_dispatch` in working
+    minutes is not counted (NO_DURATION): plan() asks so only where no condition reading them
+    can hold (_Static.after_types, wm_types), so the matcher's answer is the same."""
+    # the state's fields, then (the deadlines computed from those) the event's, then the windows:
+    # one dict filled in that order, as {**state_fields, **event_fields, windows} was
+    msg = state_fields(state)
+    deadlines = (
+        dl.compute(state, policy.deadlines, policy.calendar, msg)
+        if with_deadlines
+        else _NO_DEADLINES
+    )
+    add_event_fields(msg, state, event, deadlines, policy.calendar, working_minutes)
+    if window_keys:
+        counts = windows or {}
+        for key in window_keys:  # repeat_calls, then same_matter, matter_callers
+            msg[key] = counts.get(key, 0)
     return msg, deadlines
 
 
@@ -127,10 +153,24 @@ class _Static:
 
     event_rules: tuple[tuple[Rule, str], ...]  # (rule, its match key)
     event_keys: frozenset[str]  # the event rules' match keys
+    # the event types at which some event rule's condition can hold (conditions.pinned); None:
+    # any type. The fold matches a message only at these events (and at the last one)
+    triggers: frozenset[str] | None
+    # the event types at which some condition reading `event_after_sign_by`/`_reply_by` (the
+    # deadlines), or `since_dispatch` in working minutes, can hold; None: any type. At another
+    # type the field's value changes no condition's outcome, so it is not worked out (the
+    # deadlines still are at the last event: they are the plan's)
+    after_types: frozenset[str] | None
+    wm_types: frozenset[str] | None
     # the rules the after-fold pass can act on, in rule order: every state rule, and the event
     # rules with a stop condition (rule, match key, stop key, event-triggered); the other
     # event rules only open ladders in the fold
     settled: tuple[tuple[Rule, str, str, bool], ...]
+    # where each of them is in `settled`: by rule id, and the state rules by their match key.
+    # The pass visits only the rules with a ladder or a matching condition: another rule has
+    # nothing to stop and nothing to open
+    settled_by_id: dict[str, int]
+    settled_by_key: dict[str, int]
     known: frozenset[str]
     rules_by_id: dict[str, Rule]
     window_keys: tuple[str, ...]  # the messages' window counts, in message_for's order
@@ -145,14 +185,20 @@ def _static(policy: Policy) -> _Static:
         return hit[1]
     rules = policy.rules
     event_rules = tuple((r, f"rule:{r.id}") for r in rules if r.event_triggered)
+    settled = tuple(
+        (r, f"rule:{r.id}", f"stop:{r.id}", r.event_triggered)
+        for r in rules
+        if not r.event_triggered or r.stop_when is not None
+    )
     st = _Static(
         event_rules=event_rules,
         event_keys=frozenset(key for _, key in event_rules),
-        settled=tuple(
-            (r, f"rule:{r.id}", f"stop:{r.id}", r.event_triggered)
-            for r in rules
-            if not r.event_triggered or r.stop_when is not None
-        ),
+        triggers=_triggers(rule.when for rule, _ in event_rules),
+        after_types=_types_reading(policy, {"event_after_sign_by", "event_after_reply_by"}),
+        wm_types=_types_reading(policy, {duration_key("since_dispatch", True)}),
+        settled=settled,
+        settled_by_id={r.id: j for j, (r, _, _, _) in enumerate(settled)},
+        settled_by_key={key: j for j, (_, key, _, ev) in enumerate(settled) if not ev},
         known=frozenset(r.id for r in rules),
         rules_by_id=policy.rules_by_id,
         window_keys=(
@@ -164,6 +210,33 @@ def _static(policy: Policy) -> _Static:
         _statics.clear()
     _statics[id(policy)] = (policy, st)
     return st
+
+
+def _triggers(conditions: Iterable[dict[str, Any]]) -> frozenset[str] | None:
+    """The event types at which one of these (compiled) conditions can hold; None: any type.
+    Each rule's `when` as compiled is what the matcher evaluates for its `rule:` key
+    (rulebook.py), so an event of another type matches no event rule."""
+    out: set[str] = set()
+    for cond in conditions:
+        types = pinned(cond, "event")
+        if types is None:
+            return None
+        out |= types
+    return frozenset(out)
+
+
+def _types_reading(policy: Policy, names: set[str]) -> frozenset[str] | None:
+    """The event types at which a condition the matcher evaluates (every rule's `when` and
+    `stop_when`, every deadline default's `when`: rulebook.py) reading one of `names` can hold;
+    None: any type."""
+    conditions: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        conditions.append(rule.when)
+        if rule.stop_when is not None:
+            conditions.append(rule.stop_when)
+    for entries in policy.deadlines.values():
+        conditions.extend(entry.when for entry in entries)
+    return _triggers(c for c in conditions if not names.isdisjoint(fields_read(c)))
 
 
 def plan(
@@ -224,15 +297,34 @@ def plan(
     matched: set[str] = set()
     event_rules = static.event_rules
     event_keys = static.event_keys
+    triggers = static.triggers
+    after_types = static.after_types
+    wm_types = static.wm_types
+    window_keys = static.window_keys
+    match = policy.matcher.match
     last_index = len(ordered) - 1
     counts = windows or {}
     for i, ev in enumerate(ordered):
         state = apply(state, ev)
-        evaluate_here = i == last_index or (event_rules and (first_new is None or i >= first_new))
-        if not evaluate_here:
+        # the message is built and matched at the last event (state rules, stop conditions),
+        # and from the first new event on where an event rule can match this type of event
+        if i != last_index and (
+            not event_rules
+            or (first_new is not None and i < first_new)
+            or (triggers is not None and ev.type not in triggers)
+        ):
             continue
-        msg, deadlines = message_for(state, ev, policy, counts.get(ev.id))
-        matched = policy.matcher.match(msg)
+        etype = ev.type
+        msg, deadlines = _message(
+            state,
+            ev,
+            policy,
+            counts.get(ev.id),
+            window_keys,
+            i == last_index or after_types is None or etype in after_types,
+            wm_types is None or etype in wm_types,
+        )
+        matched = match(msg)
         if first_new is not None and i < first_new:
             continue
         if event_keys.isdisjoint(matched):  # the usual case: no event rule matches
@@ -255,7 +347,16 @@ def plan(
         if rule_id not in known:  # a rules edit removed or disabled it
             for lad in [x for x in lads if x.status == ACTIVE]:
                 stop(lad, "rule removed")
-    for rule, key, stop_key, event_triggered in static.settled:
+    # only the rules with a ladder or whose condition holds, in rule order (the others would
+    # be skipped below: no ladder to stop, none to open). Each turn changes only its own rule's
+    # ladders, so the set is the same worked out here as turn by turn.
+    settled = static.settled
+    by_id = static.settled_by_id
+    by_key = static.settled_by_key
+    visit = {by_id[rule_id] for rule_id in by_rule if rule_id in by_id}
+    visit.update(by_key[key] for key in matched if key in by_key)
+    for j in sorted(visit):
+        rule, key, stop_key, event_triggered = settled[j]
         history = by_rule.get(rule.id)
         if event_triggered:
             if history and rule.stop_when is not None and stop_key in matched:
@@ -314,6 +415,7 @@ def plan(
     )
 
 
+_at = attrgetter("at")  # events are ordered by time (a stable sort: ties keep arrival order)
 _NO_DEADLINES = dl.Deadlines()  # frozen: one instance serves every plan without a message
 
 
@@ -332,10 +434,6 @@ def _plan(
         policy=policy,
     )  # fmt: skip
     return p
-
-
-def _at(event: Event) -> datetime:
-    return event.at
 
 
 def _anchor(name: str, state: TicketState, deadlines: dl.Deadlines) -> datetime | None:

@@ -225,3 +225,56 @@ def evaluate(cond: Compiled, msg: dict[str, Any]) -> bool:
             return actual > operand
         return actual >= operand
     return msg[key] == value
+
+
+def pinned(cond: Compiled, name: str) -> frozenset[str] | None:
+    """The text values of message field `name` at which the compiled `cond` can hold, or None
+    when it can hold at any value (as far as this says: None is always a safe answer).
+
+    Exact for the compiled form's semantics (`evaluate`, durable_rules alike): an equality leaf on
+    `name` with a text operand holds only where the field has that value; `$and` holds only where
+    every part holds, so only at values every part allows (their intersection, the parts that
+    allow any value left out); `$or` holds only where some part holds (the union, and any value
+    as soon as one part allows any). Every other leaf (another field, `$neq`, an order, `_`) says
+    nothing of `name`. `not` was pushed down to the leaves by the compiler, so a negated equality
+    is a `$neq` here and pins nothing. Anything not of the compiled form: None."""
+    if not isinstance(cond, dict) or len(cond) != 1:
+        return None
+    ((key, value),) = cond.items()
+    if key == "$and":
+        if not isinstance(value, list):
+            return None
+        out: frozenset[str] | None = None
+        for part in value:
+            values = pinned(part, name)
+            if values is not None:
+                out = values if out is None else out & values
+        return out
+    if key == "$or":
+        if not isinstance(value, list):
+            return None
+        union: set[str] = set()
+        for part in value:
+            values = pinned(part, name)
+            if values is None:
+                return None
+            union |= values
+        return frozenset(union)
+    if key == name and type(value) is str:
+        return frozenset((value,))
+    return None
+
+
+def fields_read(cond: Compiled) -> set[str]:
+    """The message fields a compiled condition reads (its keys: `since_dispatch__wm`, ...)."""
+    out: set[str] = set()
+    stack = [cond]
+    while stack:
+        ((key, value),) = stack.pop().items()
+        if key in ("$and", "$or"):
+            stack.extend(value)
+        elif key in _DR_OP.values():
+            out.update(value)
+        else:
+            out.add(key)
+    return out

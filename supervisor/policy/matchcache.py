@@ -94,7 +94,7 @@ class MemoMatcher:
             plain = self._get_plain(message)
             out: list[Any] = [plain, tuple(map(type, plain))]  # True == 1 in Python, not in JSON
             for v, (ordered, consts) in zip(self._get_numeric(message), self._bounds, strict=True):
-                if type(v) is not int and type(v) is not float:
+                if type(v) is not int and (type(v) is not float or v != v):  # nor NaN
                     return None
                 out.append(bisect_left(ordered, v) * 2 + (v in consts))
         except (KeyError, TypeError):

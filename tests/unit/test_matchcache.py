@@ -91,3 +91,23 @@ def test_an_always_true_condition_does_not_defeat_the_memo():
     assert memo.key({"urgent": False}) is not None
     assert memo.match({"urgent": False}) == {"always"}
     assert memo.match({"urgent": False}) == {"always"} and memo.hits == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.integers(-2, 5) | st.floats(-2, 5) | st.just(float("nan")) | st.booleans(),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_numbers_of_every_type_get_the_evaluators_answer(values):
+    """ints, floats on and between the constants, NaN and booleans (True == 1 in Python): the
+    memo never lets two of them share an answer the evaluator would tell apart."""
+    compiled = _compiled(
+        [{"dispatch_count": {"gte": 3}}, {"dispatch_count": 1}, {"dispatch_count": {"lt": 2}}]
+    )
+    plain = PythonMatcher(compiled)
+    memo = MemoMatcher(PythonMatcher(compiled), compiled)
+    for v in values + values:
+        assert memo.match({"dispatch_count": v}) == plain.match({"dispatch_count": v}), v
