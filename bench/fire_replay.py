@@ -225,6 +225,10 @@ def _compare(calls: list[tuple], other_root: str, reps: int, root: Path) -> None
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
+    if len(argv) < 2 or argv[0] not in ("record", "replay", "compare") or (
+        argv[0] == "compare" and len(argv) < 3
+    ):
+        sys.exit(__doc__)
     if argv[0] == "record":
         record(argv[1], int(argv[2]) if len(argv) > 2 else 3000)
     elif argv[0] == "compare":
