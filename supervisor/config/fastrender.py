@@ -61,35 +61,52 @@ class SimpleTemplate:
                     out.append(part)
                     continue
                 name, keys, filters, slot = part
-                value = context.get(name, _MISSING)
-                if value is _MISSING:
+                done = _text_of(context, name, keys, filters, slot, finalize, memo)
+                if done is None:
                     return None
-                for key in keys:
-                    if type(value) is not dict or key not in value:
-                        return None
-                    value = value[key]
-                if filters:
-                    # our filters are pure: the same value, filtered before, gives the same text
-                    held = _held(slot, value) if slot >= 0 else None
-                    done = memo.get(held) if held is not None else None
-                    if done is None:
-                        for func, args in filters:
-                            value = func(value, *args)
-                        done = str(finalize(value)) if finalize is not None else str(value)
-                        if held is not None:
-                            _keep(memo, held, done)
-                    out.append(done)
-                elif type(value) is str:
-                    done = memo.get(value)
-                    if done is None:
-                        done = str(finalize(value)) if finalize is not None else value
-                        _keep(memo, value, done)
-                    out.append(done)
-                else:
-                    out.append(str(finalize(value) if finalize is not None else value))
+                out.append(done)
         except Exception:  # a filter refusing a value: Jinja says so, in its own words
             return None
         return "".join(out)
+
+
+def _text_of(
+    context: dict[str, Any],
+    name: str,
+    keys: tuple[str, ...],
+    filters: tuple[_Filter, ...],
+    slot: int,
+    finalize: Callable[[Any], Any] | None,
+    memo: dict[Any, str],
+) -> str | None:
+    """One output's text, as Jinja writes it (the value looked up, filtered, finalized), or
+    None when the context lacks it (then Jinja renders). `slot` >= 0: its filters are pure, so
+    the same value filtered before gives the same text (memoised under the slot); -1: not.
+    A filter that refuses a value raises (the caller hands the render to Jinja)."""
+    value = context.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    for key in keys:
+        if type(value) is not dict or key not in value:
+            return None
+        value = value[key]
+    if filters:
+        held = _held(slot, value) if slot >= 0 else None
+        done = memo.get(held) if held is not None else None
+        if done is None:
+            for func, args in filters:
+                value = func(value, *args)
+            done = str(finalize(value)) if finalize is not None else str(value)
+            if held is not None:
+                _keep(memo, held, done)
+        return done
+    if type(value) is str:
+        done = memo.get(value)
+        if done is None:
+            done = str(finalize(value)) if finalize is not None else value
+            _keep(memo, value, done)
+        return done
+    return str(finalize(value) if finalize is not None else value)
 
 
 def _held(slot: int, value: Any) -> Any:
@@ -219,29 +236,9 @@ class JointRender:
         finalize, memo = self._finalize, self._memo
         try:
             for slot, (name, keys, filters, pure) in enumerate(self._outputs):
-                value = context.get(name, _MISSING)
-                if value is _MISSING:
+                done = _text_of(context, name, keys, filters, slot if pure else -1, finalize, memo)
+                if done is None:
                     return None
-                for key in keys:
-                    if type(value) is not dict or key not in value:
-                        return None
-                    value = value[key]
-                if filters:
-                    held = _held(slot, value) if pure else None
-                    done = memo.get(held) if held is not None else None
-                    if done is None:
-                        for func, args in filters:
-                            value = func(value, *args)
-                        done = str(finalize(value)) if finalize is not None else str(value)
-                        if held is not None:
-                            _keep(memo, held, done)
-                elif type(value) is str:
-                    done = memo.get(value)
-                    if done is None:
-                        done = str(finalize(value)) if finalize is not None else value
-                        _keep(memo, value, done)
-                else:
-                    done = str(finalize(value) if finalize is not None else value)
                 done_values.append(done)
         except Exception:  # a filter refusing a value: Jinja says so, in its own words
             return None

@@ -341,29 +341,41 @@ class Templates:
         it (Jinja's own list of the names a template reads from its context); True when unsure
         (an unknown template, a syntax error). Lets a caller skip a costly context value
         nothing will read (firing.py: the overdue words)."""
-        if self._uses_sms is not self.sms:
-            self._uses.clear()
-            self._ticket_keys.clear()
-            self._uses_sms = self.sms
+        self._fresh_uses()
         key = (name, variable)
         found = self._uses.get(key)
         if found is None:
             found = self._uses[key] = self._reads(name, variable)
         return found
 
-    def _reads(self, name: str, variable: str) -> bool:
+    def _fresh_uses(self) -> None:
+        """What `uses` and `ticket_keys` remember holds for the SMS templates it was worked out
+        with: another set (a reload) forgets it."""
+        if self._uses_sms is not self.sms:
+            self._uses.clear()
+            self._ticket_keys.clear()
+            self._uses_sms = self.sms
+
+    def _sources(self, name: str) -> list[str] | None:
+        """The Jinja sources of template `name`: its text, its call script and every provider's
+        parameters; None when they cannot be known (an unknown template, SMS templates that
+        are not an SmsTemplates): then it may read anything."""
         item = self._items.get(name)
         if item is None:
-            return True
+            return None
         sources = [item.source, item.voice_source]
         if self.sms is not None:
             sms_sources = getattr(self.sms, "sources", None)
-            if sms_sources is None:  # not an SmsTemplates: it may read anything
-                return True
+            if sms_sources is None:
+                return None
             sources += sms_sources(name)
+        return [x for x in sources if x is not None]
+
+    def _reads(self, name: str, variable: str) -> bool:
+        sources = self._sources(name)
+        if sources is None:
+            return True
         for source in sources:
-            if source is None:
-                continue
             try:
                 if variable in meta.find_undeclared_variables(self._env.parse(source)):
                     return True
@@ -377,28 +389,17 @@ class Templates:
         `ticket["key"]`; None when it may read more (the whole dict, a key computed at render
         time, a `ticket` of its own, a syntax error, an unknown template). Lets firing.py build
         only those keys of the ticket's context."""
-        if self._uses_sms is not self.sms:
-            self._uses.clear()
-            self._ticket_keys.clear()
-            self._uses_sms = self.sms
+        self._fresh_uses()
         if name not in self._ticket_keys:
             self._ticket_keys[name] = self._keys_read(name, "ticket")
         return self._ticket_keys[name]
 
     def _keys_read(self, name: str, variable: str) -> frozenset[str] | None:
-        item = self._items.get(name)
-        if item is None:
+        sources = self._sources(name)
+        if sources is None:
             return None
-        sources = [item.source, item.voice_source]
-        if self.sms is not None:
-            sms_sources = getattr(self.sms, "sources", None)
-            if sms_sources is None:
-                return None
-            sources += sms_sources(name)
         keys: set[str] = set()
         for source in sources:
-            if source is None:
-                continue
             try:
                 tree = self._env.parse(source)
             except jinja2.TemplateSyntaxError:

@@ -22,6 +22,7 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from rapidfuzz import fuzz, process
 
@@ -311,22 +312,14 @@ def match_batch(
     held: dict[MatterKey, Container[str]] = {}  # their tickets
 
     def join(k: MatterKey, c: Candidate) -> None:
-        if k.kind == ADDRESS:
-            run = addresses.get(k.key)
-            if run is None:
-                run = addresses[k.key] = _Run()
-            elif k in shared:
-                run = addresses[k.key] = run.copy()
-                shared.discard(k)
-            run.add(c)
-        else:
-            grid = grids.get(k.key)
-            if grid is None:
-                grid = grids[k.key] = _Grid()
-            elif k in shared:
-                grid = grids[k.key] = grid.copy()
-                shared.discard(k)
-            grid.add(c)
+        groups: dict[str, Any] = addresses if k.kind == ADDRESS else grids
+        group = groups.get(k.key)
+        if group is None:
+            group = groups[k.key] = _Run() if k.kind == ADDRESS else _Grid()
+        elif k in shared:  # the store's (built): copied before this batch changes it
+            group = groups[k.key] = group.copy()
+            shared.discard(k)
+        group.add(c)
 
     seen: set[str] = set()  # every ticket among the candidates (and under `held`)
     for k, rows in found.items():

@@ -45,7 +45,9 @@ def stream() -> list[list[dict[str, Any]]]:
     for b in range(6):
         new = range(b * 8, b * 8 + 8)
         batch = [e for i in new for e in opened(i)]
-        batch += [later(i, 3, "signed", 1, unit="城管执法中队") for i in range(max(0, b * 8 - 8), b * 8)]
+        batch += [
+            later(i, 3, "signed", 1, unit="城管执法中队") for i in range(max(0, b * 8 - 8), b * 8)
+        ]
         batch += [
             later(i, 4, "replied", 30, unit="城管执法中队", result="已处理")
             for i in range(max(0, b * 8 - 16), max(0, b * 8 - 8))
@@ -55,7 +57,9 @@ def stream() -> list[list[dict[str, Any]]]:
                   resolved=i % 4 != 0)
             for i in range(max(0, b * 8 - 24), max(0, b * 8 - 16))
         ]  # fmt: skip
-        batch += [later(i, 3, "signed", 1, unit="城管执法中队") for i in range(50 + b * 8, 58 + b * 8)]
+        batch += [
+            later(i, 3, "signed", 1, unit="城管执法中队") for i in range(50 + b * 8, 58 + b * 8)
+        ]
         batches.append(batch)
     return batches
 
@@ -67,6 +71,20 @@ async def one_by_one(pool: asyncpg.Pool, batches: list[list[dict[str, Any]]]) ->
     out = await stored(pool)
     await clear(pool)
     return out
+
+
+async def two_stored(
+    pool: asyncpg.Pool,
+) -> tuple[list[list[dict[str, Any]]], list[tuple], PgStore, Supervisor]:
+    """The stream's first three batches, what storing them one by one stores, and a store with
+    the first two stored (the third is the test's)."""
+    batches = stream()[:3]
+    expected = await one_by_one(pool, batches)
+    store = PgStore(pool)
+    sup = Supervisor(store, runtime(), VirtualClock(START))
+    await sup.ingest(batches[0])
+    await sup.ingest(batches[1])
+    return batches, expected, store, sup
 
 
 class Calls:
@@ -132,12 +150,7 @@ async def test_batches_at_once_store_what_one_by_one_stores(
 async def test_a_ticket_locked_elsewhere_sends_the_batch_the_one_step_way(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches = stream()[:3]
-    expected = await one_by_one(pool, batches)
-    store = PgStore(pool)
-    sup = Supervisor(store, runtime(), VirtualClock(START))
-    await sup.ingest(batches[0])
-    await sup.ingest(batches[1])
+    batches, expected, store, sup = await two_stored(pool)
     calls = Calls(monkeypatch)
     # an earlier batch of this process holds T03 (signed in batches[1]); another daemon takes
     # T03's lock just as that batch ends
@@ -165,12 +178,7 @@ async def test_an_earlier_batch_that_does_not_end_is_waited_for_without_holding_
 ) -> None:
     """The second half waits for the earlier batch a bounded time: past it, the batch rolls back
     (its first half's locks released, for whoever waits for them) and waits holding nothing."""
-    batches = stream()[:3]
-    expected = await one_by_one(pool, batches)
-    store = PgStore(pool)
-    sup = Supervisor(store, runtime(), VirtualClock(START))
-    await sup.ingest(batches[0])
-    await sup.ingest(batches[1])
+    batches, expected, store, sup = await two_stored(pool)
     monkeypatch.setattr(pg, "TURN_WAIT_S", 0.2)
     earlier = store.turns.enter({"T03"})  # an earlier batch that does not end for a while
     task = asyncio.create_task(sup.ingest(batches[2]))
