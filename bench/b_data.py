@@ -80,7 +80,7 @@ async def load_big(url: str, n: int) -> dict:
     conn = await asyncpg.connect(url)
     try:
         # drop the secondary indexes while loading; build them after (as a restore would)
-        await conn.execute("DROP INDEX IF EXISTS events_ticket; DROP INDEX IF EXISTS tickets_caller; DROP INDEX IF EXISTS tickets_open; DROP INDEX IF EXISTS timers_due")
+        await conn.execute("DROP INDEX IF EXISTS events_ticket; DROP INDEX IF EXISTS tickets_caller; DROP INDEX IF EXISTS tickets_open;")
         base = now_utc() + timedelta(days=1)
         steps = tpl()["steps"]
         chunk = 100_000
@@ -91,7 +91,6 @@ async def load_big(url: str, n: int) -> dict:
             CREATE INDEX IF NOT EXISTS events_ticket ON events (ticket, at, seq);
             CREATE INDEX IF NOT EXISTS tickets_caller ON tickets (caller_hash, category, created_at) WHERE caller_hash IS NOT NULL;
             CREATE INDEX IF NOT EXISTS tickets_open ON tickets (status) WHERE status <> 'closed';
-            CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at) WHERE status = 'pending';
         """)
         await conn.execute("VACUUM ANALYZE")
         sizes = {r["t"]: r["n"] for r in await conn.fetch(

@@ -120,16 +120,21 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6
 ON CONFLICT (ticket, rule, cycle, step, rep) DO UPDATE SET due_at = EXCLUDED.due_at, urgent = EXCLUDED.urgent
 WHERE timers.status = 'pending' AND (timers.due_at <> EXCLUDED.due_at OR timers.urgent <> EXCLUDED.urgent)
 """
+# `later_due` (a later step of the same ladder is due too: this one may be superseded) is asked
+# of the claimed rows only: in the claim's own select list it was asked of every row the scan
+# met, also those another claimer holds and SKIP LOCKED passes over (several claimers at once,
+# daemon.CATCH_UP_CLAIMERS). A subquery scan keeps the claim's order.
 CLAIM_DUE = """
-SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at,
+SELECT c.id, c.ticket, c.rule, c.cycle, c.step, c.rep, c.due_at,
        EXISTS (SELECT 1 FROM timers l
-               WHERE l.ticket = t.ticket AND l.rule = t.rule AND l.cycle = t.cycle
-                 AND (l.step, l.rep) > (t.step, t.rep) AND l.status = 'pending' AND l.due_at <= $1) AS later_due
-FROM timers t
-WHERE t.status = 'pending' AND t.due_at <= $1 {lane}
-ORDER BY t.urgent DESC, t.due_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED
+               WHERE l.ticket = c.ticket AND l.rule = c.rule AND l.cycle = c.cycle
+                 AND (l.step, l.rep) > (c.step, c.rep) AND l.status = 'pending' AND l.due_at <= $1) AS later_due
+FROM (SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at
+      FROM timers t
+      WHERE t.status = 'pending' AND t.due_at <= $1 {lane}
+      ORDER BY t.urgent DESC, t.due_at
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED) AS c
 """
 # The scheduler's lanes (issue 23): the urgent lane claims only urgent timers, the ordinary lane
 # only the others (index timers_due_urgent, migration 005, serves all three).
@@ -181,12 +186,16 @@ FROM jsonb_array_elements(convert_from($1::bytea, 'UTF8')::jsonb) WITH ORDINALIT
 ORDER BY i
 ON CONFLICT DO NOTHING
 """
-NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
+# The earliest pending timer: index timers_due_urgent (urgent DESC, due_at) gives each lane's
+# first in one step; over both lanes, the earlier of the two (migration 025 dropped the index
+# on due_at alone).
+_NEXT_DUE = "SELECT min(due_at) FROM timers WHERE status = 'pending'"
 NEXT_DUE_LANES = {
-    None: NEXT_DUE,
-    "urgent": NEXT_DUE + " AND urgent",
-    "ordinary": NEXT_DUE + " AND NOT urgent",
+    None: f"SELECT least(({_NEXT_DUE} AND urgent), ({_NEXT_DUE} AND NOT urgent))",
+    "urgent": _NEXT_DUE + " AND urgent",
+    "ordinary": _NEXT_DUE + " AND NOT urgent",
 }
+NEXT_DUE = NEXT_DUE_LANES[None]
 
 # --- acknowledgement, replanning ---------------------------------------------------------------
 
@@ -332,11 +341,13 @@ _COLUMNS = (
 )
 # Messages of ladders acknowledged or stopped since they were queued are not sent. (PgStore.ack
 # cancels pending rows itself; this catches rows that came back to pending from a retry.)
+# `urgent IN (true, false)`, always true, lets index outbox_ready_urgent (urgent DESC,
+# not_before, id) read only the ready rows of each value, not the held ones too.
 CANCEL_STOPPED = """
 WITH s AS (
     SELECT o.id, l.status FROM outbox o
     JOIN ladders l ON l.ticket = o.ticket AND l.rule = o.rule AND l.cycle = o.cycle
-    WHERE o.status = 'pending' AND o.not_before <= $1 AND l.status <> 'active'
+    WHERE o.status = 'pending' AND o.urgent IN (true, false) AND o.not_before <= $1 AND l.status <> 'active'
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox SET status = 'cancelled', last_error = 'ladder ' || s.status FROM s
@@ -510,8 +521,10 @@ WHERE address IS NOT DISTINCT FROM $1 AND channel = $2 AND provider_id IS NOT NU
 ATTEMPT_STARTED = """
 SELECT max(started_at) FROM outbox_attempts WHERE lead = $1 AND outcome IS DISTINCT FROM 'callback'
 """
+# The earliest pending message: per value of `urgent`, the first of index outbox_ready_urgent.
 NEXT_READY = """
-SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending'),
+SELECT least((SELECT min(not_before) FROM outbox WHERE status = 'pending' AND urgent),
+             (SELECT min(not_before) FROM outbox WHERE status = 'pending' AND NOT urgent),
              (SELECT min(claimed_at) FROM outbox WHERE status = 'sending') + $1::interval)
 """
 # The urgent lane reconciles nothing (stale claims are the ordinary lane's): its next row only.
