@@ -187,6 +187,7 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
             ),
             now_utc(),
             batch,
+            timedelta(seconds=settings.scheduler.catch_up_grace_s),
         )
         result["claim_explain_idle"] = [r[0] for r in plan][-3:]
     finally:

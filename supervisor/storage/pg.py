@@ -190,6 +190,19 @@ def _ladder(row: Any) -> Ladder:
     )
 
 
+def _claimed_ladder(row: Any) -> Ladder:
+    """The active ladder of a claimed timer's row (CLAIM_DUE's ladder columns)."""
+    return ladder(
+        row["ticket"],
+        row["rule"],
+        row["cycle"],
+        row["anchor_at"],
+        row["trigger_event"],
+        row["ladder_status"],
+        row["reason"],
+    )
+
+
 def _due_timer(row: Any, superseded: bool) -> DueTimer:
     """DueTimer(...) of a claimed row, built without the frozen dataclass's __init__ (which sets
     each of its 8 fields through object.__setattr__): every field, in field order, so the object
@@ -212,6 +225,7 @@ class PgStore(PgMatter, PgReads):
         self.states = StateCache()
         self.turns = TicketTurns()
         self.fallbacks = 0  # split batches stored in one step after all (_Taken)
+        self.state_reads = 0  # fire_due batches that read firing states apart from the claim
 
     async def ingest(
         self,
@@ -464,20 +478,19 @@ class PgStore(PgMatter, PgReads):
     ) -> FireOutcome:
         out = FireOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(q.CLAIM_DUE_LANES[lane], now, limit)
+            grace = policy.grace
+            # the claimed timers, each with its active ladder and, where it will fire, its
+            # ticket's state (queries.py: CLAIM_DUE)
+            rows = await conn.fetch(q.CLAIM_DUE_LANES[lane], now, limit, grace)
             if not rows:
                 return out
-            tickets = sorted({r["ticket"] for r in rows})
-            # only the claimed timers' active ladders are built (a ticket has ladders of other
-            # rules and cycles too; the statement returns all its active ones)
-            claimed = {(r["ticket"], r["rule"], r["cycle"]) for r in rows}
             ladders: dict[tuple[str, str, int], Ladder] = {}
-            for r in await conn.fetch(q.LOAD_ACTIVE_LADDERS, tickets):
-                which = (r["ticket"], r["rule"], r["cycle"])
-                if which in claimed:
-                    ladders[which] = _ladder(r)
-            # each timer's fate first: only the tickets of timers that fire need their state
-            grace = policy.grace
+            raw: dict[str, bytes] = {}
+            for r in rows:
+                if r["ladder_status"] is not None:
+                    ladders[(r["ticket"], r["rule"], r["cycle"])] = _claimed_ladder(r)
+                    if r["state"] is not None:
+                        raw[r["ticket"]] = r["state"]
             timers = [
                 _due_timer(r, bool(r["later_due"]) and timer_rules.past_grace(now, r["due_at"], grace))
                 for r in rows
@@ -486,18 +499,13 @@ class PgStore(PgMatter, PgReads):
                 timer_rules.verdict(ladders.get((t.ticket, t.rule, t.cycle)), t.superseded)
                 for t in timers
             ]
-            firing = sorted(
-                {t.ticket for t, v in zip(timers, verdicts, strict=True) if v == "fired"}
-            )
-            states = (
-                {
-                    # jsonb_send's bytes, decoded as the jsonb codec decodes the value
-                    r["ticket"]: TicketState.from_json(loads_jsonb(r["state"]))
-                    for r in await conn.fetch(q.LOAD_STATES, firing)
-                }
-                if firing
-                else {}
-            )
+            firing = {t.ticket for t, v in zip(timers, verdicts, strict=True) if v == "fired"}
+            missing = sorted(firing - raw.keys())
+            if missing:  # not judged firing by the claim (or no state stored): read here
+                self.state_reads += 1
+                raw.update((r["ticket"], r["state"]) for r in await conn.fetch(q.LOAD_STATES, missing))
+            # decoded once a ticket, as the jsonb codec decodes the value
+            states = {t: TicketState.from_json(loads_jsonb(raw[t])) for t in firing if t in raw}
             # per (ticket, kind): the same-matter tickets, or the caller's (repeat callers)
             linked: dict[tuple[str, str], list[LinkedTicket]] = {}
             matter = policy.matter

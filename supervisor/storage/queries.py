@@ -50,13 +50,6 @@ LOAD_LADDERS = """
 SELECT ticket, rule, cycle, anchor_at, trigger_event, status, reason FROM ladders
 WHERE ticket = ANY($1::text[]) ORDER BY ticket, rule, cycle
 """
-# fire_due: the active ladders of the claimed timers' tickets. A claimed timer of any other ladder
-# (stopped, acknowledged, gone) is cancelled all the same (engine/timers.verdict), and only a firing
-# timer's ladder is read further; on varied data about a third of a batch's ladder rows are stopped.
-LOAD_ACTIVE_LADDERS = """
-SELECT ticket, rule, cycle, anchor_at, trigger_event, status, reason FROM ladders
-WHERE ticket = ANY($1::text[]) AND status = 'active' ORDER BY ticket, rule, cycle
-"""
 # For each new `created` event: the caller's other tickets in that category within the window.
 COUNT_REPEATS = """
 SELECT e.id, count(t.ticket) AS n
@@ -120,21 +113,37 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6
 ON CONFLICT (ticket, rule, cycle, step, rep) DO UPDATE SET due_at = EXCLUDED.due_at, urgent = EXCLUDED.urgent
 WHERE timers.status = 'pending' AND (timers.due_at <> EXCLUDED.due_at OR timers.urgent <> EXCLUDED.urgent)
 """
-# `later_due` (a later step of the same ladder is due too: this one may be superseded) is asked
-# of the claimed rows only: in the claim's own select list it was asked of every row the scan
-# met, also those another claimer holds and SKIP LOCKED passes over (several claimers at once,
-# daemon.CATCH_UP_CLAIMERS). A subquery scan keeps the claim's order.
+# The claim, and what firing the claimed timers needs, in one statement (one round trip, not
+# three): each claimed timer with
+# - `later_due`: a later step of the same ladder is pending and due too, so this one may be
+#   superseded (engine/timers.py); asked of the claimed rows only, not of every row the scan
+#   meets (also those another claimer holds and SKIP LOCKED passes over);
+# - its ladder when it is active (NULL columns otherwise: the timer is cancelled);
+# - its ticket's state in jsonb's binary form (jsonb_send: a version byte, then the text in the
+#   client's encoding, UTF-8; jsoncodec.loads_jsonb decodes it), only where the timer will fire
+#   as far as this statement can tell: active ladder, and not (later_due and past the grace $3).
+#   engine.timers.verdict decides; a firing ticket whose state did not come (none stored) is
+#   read with LOAD_STATES (PgStore.fire_due).
+# LATERAL joins are nested loops over the claimed rows, in the claim's order. (OFFSET 0 keeps the
+# subquery `c` a subquery: pulled up, its `later_due` would be asked twice a row, once per use.)
 CLAIM_DUE = """
-SELECT c.id, c.ticket, c.rule, c.cycle, c.step, c.rep, c.due_at,
-       EXISTS (SELECT 1 FROM timers l
-               WHERE l.ticket = c.ticket AND l.rule = c.rule AND l.cycle = c.cycle
-                 AND (l.step, l.rep) > (c.step, c.rep) AND l.status = 'pending' AND l.due_at <= $1) AS later_due
-FROM (SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at
-      FROM timers t
-      WHERE t.status = 'pending' AND t.due_at <= $1 {lane}
-      ORDER BY t.urgent DESC, t.due_at
-      LIMIT $2
-      FOR UPDATE SKIP LOCKED) AS c
+SELECT c.id, c.ticket, c.rule, c.cycle, c.step, c.rep, c.due_at, c.later_due,
+       l.anchor_at, l.trigger_event, l.status AS ladder_status, l.reason,
+       CASE WHEN l.status IS NOT NULL AND NOT (c.later_due AND $1 - c.due_at > $3::interval)
+            THEN (SELECT jsonb_send(k.state) FROM tickets k WHERE k.ticket = c.ticket) END AS state
+FROM (SELECT t.*,
+             EXISTS (SELECT 1 FROM timers n
+                     WHERE n.ticket = t.ticket AND n.rule = t.rule AND n.cycle = t.cycle
+                       AND (n.step, n.rep) > (t.step, t.rep) AND n.status = 'pending' AND n.due_at <= $1) AS later_due
+      FROM (SELECT t.id, t.ticket, t.rule, t.cycle, t.step, t.rep, t.due_at
+            FROM timers t
+            WHERE t.status = 'pending' AND t.due_at <= $1 {lane}
+            ORDER BY t.urgent DESC, t.due_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED) AS t
+      OFFSET 0) AS c
+LEFT JOIN LATERAL (SELECT anchor_at, trigger_event, status, reason FROM ladders
+                   WHERE ticket = c.ticket AND rule = c.rule AND cycle = c.cycle AND status = 'active') AS l ON true
 """
 # The scheduler's lanes (issue 23): the urgent lane claims only urgent timers, the ordinary lane
 # only the others (index timers_due_urgent, migration 005, serves all three).

@@ -22,7 +22,7 @@ def test_a_step_of_a_stopped_or_missing_ladder_is_cancelled() -> None:
 
 
 def test_any_ladder_not_active_decides_as_no_ladder() -> None:
-    # fire_due reads only the active ladders (LOAD_ACTIVE_LADDERS): a ladder of any other status
+    # fire_due reads only the active ladders (CLAIM_DUE's ladder columns): a ladder of any other status
     # must decide its timers exactly as a missing one does
     for status in ("acked", "stopped", "cancelled", "", "Active"):
         for superseded in (False, True):
