@@ -2,8 +2,15 @@
 # The whole test suite on a fresh Linux machine with Python 3.11+: the README's second command and
 # what .ci/run calls. First what the suite needs from the system (Debian packages: installed when
 # missing and we are root, else one line naming the apt-get command, and a stop), then the
-# virtualenv .venv with the project and its `test` extra, then every test (pytest; arguments to
-# this script, and PYTEST_ADDOPTS, go to pytest).
+# virtualenv .venv with the project and its `test` extra, then every test: one pytest run on
+# TEST_SH_WORKERS pytest-xdist workers at once (default 4: many slow tests wait on daemons,
+# sleeps and timeouts rather than compute, so more workers than cores pays). Tests marked `serial`
+# (tests/parallel.py) run alone within that same run, no other test beside them. Arguments to this
+# script go to pytest after those options, so they can override them (PYTEST_ADDOPTS goes to
+# pytest too, but before them: it cannot change -n; TEST_SH_WORKERS can):
+#   bash scripts/test.sh tests/unit        a part of the suite, in parallel
+#   bash scripts/test.sh -n 0 -x -k name   in one process (collection order, pdb works), stopping
+#                                          at the first failure
 #
 #   chromium, fonts-noto-cjk    the browser tests (real Chromium; Chinese in screenshots and PDFs)
 #   libreoffice-calc-nogui      soffice opens the statistics workbooks and converts imports
@@ -74,4 +81,4 @@ fi
 
 "$python" -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
-exec .venv/bin/pytest "$@"
+exec .venv/bin/pytest -n "${TEST_SH_WORKERS:-4}" --dist load --maxschedchunk 1 "$@"

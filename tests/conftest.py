@@ -14,6 +14,8 @@ import pytest
 
 from supervisor.storage.db import create_pool, migrate
 
+pytest_plugins = ["tests.parallel"]  # the suite on xdist workers: `serial` tests alone, the longest first
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _embedded = None

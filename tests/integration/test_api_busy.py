@@ -6,6 +6,7 @@ nothing, and the same batch is accepted once the locks are free. Real PostgreSQL
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.application import Supervisor
@@ -14,6 +15,9 @@ from supervisor.server.api import make_app
 from supervisor.server.metrics import Metrics
 from supervisor.storage.pg import PgStore
 from tests.helpers import ev, runtime, sh
+
+# the whole server's lock table: nothing else may run on the server meanwhile
+pytestmark = pytest.mark.serial
 
 TOKEN = "busy-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

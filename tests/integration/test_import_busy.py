@@ -18,6 +18,8 @@ from tests.helpers import runtime, sh
 from tests.integration.test_api_busy import _fill_lock_table
 from tests.integration.test_import import MAPPING, write_export
 
+pytestmark = pytest.mark.serial  # fills the whole server's lock table (test_api_busy.py)
+
 
 async def _events(pool) -> int:  # the import's own (not the service's 答复审核 `reviewed`)
     async with pool.acquire() as conn:
