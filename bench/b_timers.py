@@ -136,6 +136,9 @@ async def bench(url: str, quick: bool, profile: bool = True) -> dict:
         # --- baseline: a bare claim loop, batches of 100, same table shape and rows ----------
         await conn.execute("""
             CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
+            -- the claim below orders by due_at alone: its index, as timers had it until
+            -- migration 025 (the daemon's claim uses timers_due_urgent, copied above)
+            CREATE INDEX ON bare_timers (due_at) WHERE status = 'pending';
             INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
             INSERT INTO bare_timers (ticket, rule, cycle, step, rep, due_at)
               SELECT ticket, rule, cycle, step, rep, due_at FROM timers WHERE ticket LIKE 'C%';
@@ -280,6 +283,9 @@ async def catch_up_only(
                           "cpu_us_per_timer": round(meter.cpu_s / counts["handled"] * 1e6, 1)}}  # fmt: skip
             await conn.execute("""
                 CREATE TABLE bare_timers (LIKE timers INCLUDING ALL);
+                -- the claim below orders by due_at alone: its index, as timers had it until
+                -- migration 025 (the daemon's claim uses timers_due_urgent, copied above)
+                CREATE INDEX ON bare_timers (due_at) WHERE status = 'pending';
                 INSERT INTO bare_timers SELECT * FROM timers WHERE status = 'pending';
                 INSERT INTO bare_timers (ticket, rule, cycle, step, rep, due_at)
                   SELECT ticket, rule, cycle, step, rep, due_at FROM timers WHERE ticket LIKE 'C%';
