@@ -190,19 +190,6 @@ def _ladder(row: Any) -> Ladder:
     )
 
 
-def _claimed_ladder(row: Any) -> Ladder:
-    """The active ladder of a claimed timer's row (CLAIM_DUE's ladder columns)."""
-    return ladder(
-        row["ticket"],
-        row["rule"],
-        row["cycle"],
-        row["anchor_at"],
-        row["trigger_event"],
-        row["ladder_status"],
-        row["reason"],
-    )
-
-
 def _due_timer(row: Any, superseded: bool) -> DueTimer:
     """DueTimer(...) of a claimed row, built without the frozen dataclass's __init__ (which sets
     each of its 8 fields through object.__setattr__): every field, in field order, so the object
@@ -487,8 +474,8 @@ class PgStore(PgMatter, PgReads):
             ladders: dict[tuple[str, str, int], Ladder] = {}
             raw: dict[str, bytes] = {}
             for r in rows:
-                if r["ladder_status"] is not None:
-                    ladders[(r["ticket"], r["rule"], r["cycle"])] = _claimed_ladder(r)
+                if r["status"] is not None:  # the ladder's: active, or none (NULL)
+                    ladders[(r["ticket"], r["rule"], r["cycle"])] = _ladder(r)
                     if r["state"] is not None:
                         raw[r["ticket"]] = r["state"]
             timers = [

@@ -118,7 +118,8 @@ WHERE timers.status = 'pending' AND (timers.due_at <> EXCLUDED.due_at OR timers.
 # - `later_due`: a later step of the same ladder is pending and due too, so this one may be
 #   superseded (engine/timers.py); asked of the claimed rows only, not of every row the scan
 #   meets (also those another claimer holds and SKIP LOCKED passes over);
-# - its ladder when it is active (NULL columns otherwise: the timer is cancelled);
+# - its ladder when it is active (NULL columns otherwise: the timer is cancelled); `status` is
+#   the ladder's (pg._ladder reads the row);
 # - its ticket's state in jsonb's binary form (jsonb_send: a version byte, then the text in the
 #   client's encoding, UTF-8; jsoncodec.loads_jsonb decodes it), only where the timer will fire
 #   as far as this statement can tell: active ladder, and not (later_due and past the grace $3).
@@ -128,7 +129,7 @@ WHERE timers.status = 'pending' AND (timers.due_at <> EXCLUDED.due_at OR timers.
 # subquery `c` a subquery: pulled up, its `later_due` would be asked twice a row, once per use.)
 CLAIM_DUE = """
 SELECT c.id, c.ticket, c.rule, c.cycle, c.step, c.rep, c.due_at, c.later_due,
-       l.anchor_at, l.trigger_event, l.status AS ladder_status, l.reason,
+       l.anchor_at, l.trigger_event, l.status, l.reason,
        CASE WHEN l.status IS NOT NULL AND NOT (c.later_due AND $1 - c.due_at > $3::interval)
             THEN (SELECT jsonb_send(k.state) FROM tickets k WHERE k.ticket = c.ticket) END AS state
 FROM (SELECT t.*,
