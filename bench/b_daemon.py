@@ -2,7 +2,7 @@
 reports, watcher, heartbeat) as a subprocess, 4 clients posting 500-event batches of realistic
 ticket lives; beside asyncpg executemany of the same rows into a bare table, in the same run.
 
-    python bench/b_daemon.py [--quick] [--workers N] [--pyspy FILE] [--tickets N]
+    python bench/b_daemon.py [--quick] [--workers N] [--pyspy FILE] [--tickets N] [--clients N]
 
 Reports events/s, the ratio to executemany, p50/p99 request latency, nothing lost (every event
 stored once, counted in the database), the daemon's RSS at the start and the end of the measured
@@ -176,9 +176,10 @@ async def bench(
     pyspy: str | None = None,
     n_tickets: int | None = None,
     start_at: datetime | None = None,
+    clients: int = 4,
 ) -> dict:
     n_tickets = n_tickets or (4_000 if quick else 25_000)
-    batch, clients = 500, 4
+    batch = 500
     # live: the first ticket opens now, so the scheduler works on what comes due during the run
     # (start=past makes every ladder due at once: a catch-up competing with the ingest)
     start = datetime.now(SH).replace(microsecond=0) if start_at is None else start_at
@@ -298,9 +299,10 @@ if __name__ == "__main__":
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--pyspy")
     ap.add_argument("--tickets", type=int)
+    ap.add_argument("--clients", type=int, default=4, help="requests in flight (the target is for 4)")
     a = ap.parse_args()
     print(
         json.dumps(
-            asyncio.run(bench(a.quick, a.workers, a.pyspy, a.tickets)), indent=1, ensure_ascii=False
+            asyncio.run(bench(a.quick, a.workers, a.pyspy, a.tickets, clients=a.clients)), indent=1, ensure_ascii=False
         )
     )
