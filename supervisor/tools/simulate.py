@@ -197,7 +197,7 @@ def plan_deliveries(
                 "to": n.to,
                 "channel": n.channel,
                 "urgent": n.urgent,
-                "tickets": [r["ticket"] for r in part],
+                "tickets": list(dict.fromkeys(r["ticket"] for r in part)),  # each once
                 "rules": sorted({g.rule for g in group if g.ticket in {r["ticket"] for r in part}}),
                 "held": when != n.at,
                 # why it waited: quiet hours (22:00-07:30, non-working days) or grouping

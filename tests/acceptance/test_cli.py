@@ -250,3 +250,26 @@ def test_simulate_deliveries_applies_quiet_hours_and_grouping(tmp_path: Path):
     for d in out:
         if not d["urgent"]:
             assert not ("T22:" <= d["at"][10:14] or d["at"][11:16] < "07:30"), d
+
+
+def test_simulate_deliveries_name_each_ticket_once(tmp_path: Path):
+    """A unit missing from the directory: at the reply deadline the supervisor stands in for the
+    head and is also the step's own recipient, so one SMS goes; it names its ticket once."""
+    events = tmp_path / "events.jsonl"
+    rows = [
+        {"id": "1", "ticket": "M1", "type": "created", "at": "2026-12-30T09:10:00+08:00",
+         "kind": "complaint", "category": "物业管理"},
+        {"id": "2", "ticket": "M1", "type": "dispatched", "at": "2026-12-30T10:00:00+08:00",
+         "unit": "没有登记的单位"},
+        {"id": "3", "ticket": "M1", "type": "signed", "at": "2026-12-30T10:30:00+08:00",
+         "unit": "没有登记的单位"},
+    ]  # fmt: skip
+    events.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    proc = run("simulate", str(events), "--until", "2027-01-08T12:00:00+08:00", "--deliveries")
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    due = [d for d in out if d["at"].startswith("2027-01-07T10:0") and d["channel"] == "sms"]
+    assert len(due) == 1 and due[0]["to"] == "zhang-min", due
+    assert due[0]["tickets"] == ["M1"]
+    assert due[0]["text"].count("工单M1") == 1
+    assert all(len(d["tickets"]) == len(set(d["tickets"])) for d in out)
