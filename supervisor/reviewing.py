@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from supervisor.config.contacts import Directory
 from supervisor.core.events import Event
@@ -148,7 +149,7 @@ class Reviewer:
         caller_key: bytes,
     ) -> Subject:
         reply_by = None
-        if any(c.kind == "before_deadline" and ev.type in c.events for c in policy.review.checks):
+        if any(c.kind in _NEED_DEADLINE and ev.type in c.events for c in policy.review.checks):
             deadlines = dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
             reply_by = deadlines.reply_by
         unit = ev.data.get("unit") or state.unit
@@ -164,12 +165,23 @@ class Reviewer:
             other_units=others_units,
             dispatched_at=state.dispatched_at,
             reply_by=reply_by,
+            until=_timestamp(ev.data.get("until")) if ev.type == "extension_requested" else None,
             commitment_open=state.commitment_due is not None and state.commitment_kept_at is None,
             unresolved=state.resolved is False,
             caller_hash=state.caller_hash,
             others=self.others(unit, ev.ticket, text, policy.review, ev.type),
             hash_number=hasher,
         )
+
+
+# the kinds that need the reply deadline the event found
+_NEED_DEADLINE = frozenset(["before_deadline", "extension_date"])
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 _UNIT_NAMES: dict[int, tuple[Directory, tuple[str, ...]]] = {}

@@ -18,7 +18,9 @@ rules/review.yaml and docs/rules.md). Kinds:
 - resolved_claim: "已解决" while a commitment is open or the last callback said unresolved;
 - other_unit: another unit's name at the head or foot (落款) of the text;
 - near_identical: the same text as another ticket's reply (rapidfuzz ratio >= `similarity`);
-- before_deadline: the event came after the reply deadline (a 延期 request must come before).
+- before_deadline: the event came after the reply deadline (a 延期 request must come before);
+- extension_date: a 延期 request whose new date (its `until`) is no later than the reply deadline
+  it would move, or than the request itself (the date is the event's field, not its text).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Subject:
     other_units: tuple[str, ...] = ()  # every other unit's names (the directory's)
     dispatched_at: datetime | None = None
     reply_by: datetime | None = None
+    until: datetime | None = None  # a 延期 request's new date
     commitment_open: bool = False
     unresolved: bool = False  # the last callback said not resolved
     caller_hash: str | None = None
@@ -181,6 +184,11 @@ def _run(check: Check, s: Subject, text: str) -> tuple[tuple[int, int], ...] | N
         return () if hit is not None else None
     if kind == "before_deadline":
         return () if s.reply_by is not None and s.at > s.reply_by else None
+    if kind == "extension_date":
+        if s.until is None:
+            return ()
+        late = s.until <= s.at or (s.reply_by is not None and s.until <= s.reply_by)
+        return () if late else None
     raise ValueError(f"unknown review check kind {kind!r}")
 
 

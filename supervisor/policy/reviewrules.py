@@ -14,7 +14,7 @@ from supervisor.vocabulary.review import KINDS, REVIEWED_EVENTS, Check, ReviewCo
 Word = Annotated[str, Field(min_length=1, max_length=200)]
 Kind = Literal[
     "require", "forbid", "min_length", "caller_number", "phone_format", "dates",
-    "resolved_claim", "other_unit", "near_identical", "before_deadline",
+    "resolved_claim", "other_unit", "near_identical", "before_deadline", "extension_date",
 ]  # fmt: skip
 ReviewedEvent = Literal["replied", "returned", "extension_requested"]
 assert set(KINDS) == set(Kind.__args__) and set(REVIEWED_EVENTS) == set(ReviewedEvent.__args__)  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 REVIEWED_EVENTS = ("replied", "returned", "extension_requested")
 KINDS = (
     "require", "forbid", "min_length", "caller_number", "phone_format", "dates",
-    "resolved_claim", "other_unit", "near_identical", "before_deadline",
+    "resolved_claim", "other_unit", "near_identical", "before_deadline", "extension_date",
 )  # fmt: skip
 
 

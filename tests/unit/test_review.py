@@ -77,6 +77,29 @@ def test_phone_numbers_and_deadlines():
     assert [f.check for f in review(late, cfg)] == ["late"]
 
 
+def test_an_extension_date_is_its_until_field_later_than_the_deadline():
+    cfg = ReviewConfig((
+        Check("date", "extension_date", "延期日期", "须晚于现办理时限", events=("extension_requested",)),
+    ))  # fmt: skip
+    deadline = datetime(2026, 11, 30, 9, 10, tzinfo=SHANGHAI)
+
+    def ask(until: datetime | None, text: str = "需协调多个部门") -> list[str]:
+        s = subject(text, event="extension_requested", reply_by=deadline, until=until)
+        return [f.check for f in review(s, cfg)]
+
+    # the date is the event's field: a reason that does not repeat it passes
+    assert ask(datetime(2026, 12, 8, 17, 30, tzinfo=SHANGHAI)) == []
+    assert ask(deadline) == ["date"]  # extends nothing
+    assert ask(datetime(2026, 11, 27, tzinfo=SHANGHAI)) == ["date"]  # earlier than the deadline
+    assert ask(datetime(2026, 11, 25, 14, tzinfo=SHANGHAI)) == ["date"]  # before the request
+    assert ask(None) == ["date"]
+    # a date written in the reason does not stand in for the field
+    assert ask(deadline, "需协调，申请延期至12月8日") == ["date"]
+    # not for replies
+    replied = subject("已处理", until=deadline)
+    assert review(replied, cfg) == ()
+
+
 def test_near_identical_replies_of_other_tickets():
     text = "经核实，已到现场查看并责令整改，现已整改完毕，已电话告知诉求人，诉求人表示满意。"
     cfg = ReviewConfig(
