@@ -100,6 +100,14 @@ def _parse_date_or_timestamp(value: Any) -> date | datetime:
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
         _check_range(value, day)
         return day
+    if not isinstance(value, str):
+        raise ValueError("must be a date (YYYY-MM-DD) or an RFC 3339 timestamp string")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"
+        ) from None
     return _parse_timestamp(value)
 
 

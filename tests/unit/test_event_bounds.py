@@ -95,3 +95,20 @@ def test_commitment_kept_is_in_the_contract():
     assert "is not a field of a commitment_kept event" in _problem(
         {"id": "x", "ticket": "T", "type": "commitment_kept", "at": "2026-11-25T10:00:00+08:00", "due": "x"}
     )
+
+
+@pytest.mark.parametrize(
+    ("due", "expected"),
+    [
+        ("明天", "due: '明天' is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"),
+        ("2026-13-01", "due: '2026-13-01' is not a date (YYYY-MM-DD)"),
+        ("2026-12-12T17:00:00", "due: '2026-12-12T17:00:00' has no UTC offset"),
+        (20261212, "due: must be a date (YYYY-MM-DD) or an RFC 3339 timestamp string"),
+    ],
+)
+def test_a_commitments_due_that_is_no_date_says_both_forms(due: object, expected: str):
+    raw = {"id": "x", "ticket": "T", "type": "commitment_made", "at": "2026-12-08T09:10:00+08:00",
+           "due": due}  # fmt: skip
+    assert _problem(raw).startswith(expected)
+    ok = parse_event({**raw, "due": "2026-12-12"})
+    assert str(ok.data["due"]) == "2026-12-12"
