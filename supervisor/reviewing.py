@@ -153,6 +153,7 @@ class Reviewer:
             deadlines = dl.compute(state, policy.deadlines, policy.calendar, state_fields(state))
             reply_by = deadlines.reply_by
         unit = ev.data.get("unit") or state.unit
+        until = ev.data.get("until") if ev.type == "extension_requested" else None  # validated
         own = (unit, directory.unit_name(unit)) if unit else ()
         others_units = _unit_names(directory)
         hasher: Callable[[str], str] = lambda n: caller_hash(n, caller_key)  # noqa: E731
@@ -165,7 +166,7 @@ class Reviewer:
             other_units=others_units,
             dispatched_at=state.dispatched_at,
             reply_by=reply_by,
-            until=_timestamp(ev.data.get("until")) if ev.type == "extension_requested" else None,
+            until=datetime.fromisoformat(until) if isinstance(until, str) else None,
             commitment_open=state.commitment_due is not None and state.commitment_kept_at is None,
             unresolved=state.resolved is False,
             caller_hash=state.caller_hash,
@@ -176,12 +177,6 @@ class Reviewer:
 
 # the kinds that need the reply deadline the event found
 _NEED_DEADLINE = frozenset(["before_deadline", "extension_date"])
-
-
-def _timestamp(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 _UNIT_NAMES: dict[int, tuple[Directory, tuple[str, ...]]] = {}
